@@ -1,0 +1,388 @@
+//! Turns tick snapshots into time: per-thread and whole-tree thread-seconds, and the wall-clock view.
+//!
+//! Pure: fed the snapshots the sampler read (or recorded ones, in tests), it does no I/O.
+
+use std::collections::HashMap;
+
+use super::wait_kind::{classify, WaitKind};
+use crate::sampler::observation::{ProcessInfo, Sighting, TickSnapshot};
+
+/// Nanoseconds on the CPU, waiting for a CPU, and off the CPU by wait kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TimeSplit {
+    pub cpu_ns: f64,
+    pub runqueue_ns: f64,
+    pub waits_ns: [f64; WaitKind::COUNT],
+}
+
+impl TimeSplit {
+    /// A split with this CPU time and these waits (nanoseconds); no run-queue time.
+    pub fn with_waits(cpu_ns: f64, waits: &[(WaitKind, f64)]) -> Self {
+        let mut split = TimeSplit {
+            cpu_ns,
+            ..TimeSplit::default()
+        };
+        for (kind, ns) in waits {
+            split.waits_ns[kind.index()] += ns;
+        }
+        split
+    }
+
+    pub fn wait(&self, kind: WaitKind) -> f64 {
+        self.waits_ns[kind.index()]
+    }
+
+    pub fn add(&mut self, other: &TimeSplit) {
+        self.cpu_ns += other.cpu_ns;
+        self.runqueue_ns += other.runqueue_ns;
+        for (mine, theirs) in self.waits_ns.iter_mut().zip(other.waits_ns) {
+            *mine += theirs;
+        }
+    }
+
+    pub fn total_ns(&self) -> f64 {
+        self.cpu_ns + self.runqueue_ns + self.waits_ns.iter().sum::<f64>()
+    }
+
+    /// The wait kind with the most time, if any wait has time at all.
+    pub fn dominant_wait(&self) -> Option<WaitKind> {
+        WaitKind::ALL
+            .into_iter()
+            .filter(|kind| self.wait(*kind) > 0.0)
+            .max_by(|a, b| self.wait(*a).total_cmp(&self.wait(*b)))
+    }
+}
+
+/// One thread's account over the measurement.
+#[derive(Debug, Clone)]
+pub struct ThreadAccount {
+    pub pid: i32,
+    pub tid: i32,
+    pub name: String,
+    pub time: TimeSplit,
+    prev_at_ns: u64,
+    prev_cpu_ns: u64,
+    prev_runqueue_ns: u64,
+    prev_wait: Option<WaitKind>,
+    /// The last wait this thread was seen in, however long ago.
+    last_wait: Option<WaitKind>,
+    /// Off-CPU time not yet attributed: negative when counters ran ahead of the clock
+    /// (schedstat is updated at scheduler ticks), positive while the thread was seen running
+    /// at both ends of its intervals.
+    pending_off_ns: i64,
+}
+
+/// One process's account: what it runs and the CPU its threads used.
+#[derive(Debug, Clone)]
+pub struct ProcessAccount {
+    pub info: ProcessInfo,
+    pub cpu_ns: f64,
+    pub threads: u64,
+}
+
+/// Groups of wait kinds, in the order they explain wall time when nothing computes:
+/// a thread waiting on I/O explains the wall better than a pool thread parked on a futex.
+const WALL_PRIORITY: [&[WaitKind]; 5] = [
+    &[
+        WaitKind::Disk,
+        WaitKind::Network,
+        WaitKind::Ipc,
+        WaitKind::Paging,
+    ],
+    &[WaitKind::Lock],
+    &[WaitKind::Other, WaitKind::Unknown],
+    &[WaitKind::Sleep, WaitKind::EventWait, WaitKind::Input],
+    &[WaitKind::Child],
+];
+
+#[derive(Debug, Default)]
+pub struct Accountant {
+    threads: HashMap<(i32, i32), ThreadAccount>,
+    finished_threads: Vec<ThreadAccount>,
+    processes: HashMap<i32, ProcessAccount>,
+    last_tick_ns: Option<u64>,
+    /// Thread-seconds over the whole tree.
+    pub tree: TimeSplit,
+    /// Wall-clock time, each interval split once: computing, else the most telling wait.
+    pub wall: TimeSplit,
+    /// The wall split since `take_recent` was last called (for live progress).
+    recent: TimeSplit,
+    recent_cpu_ns: f64,
+    pub ticks: u64,
+}
+
+impl Accountant {
+    pub fn ingest(&mut self, snapshot: &TickSnapshot) {
+        for info in &snapshot.new_processes {
+            let account = self
+                .processes
+                .entry(info.pid)
+                .or_insert_with(|| ProcessAccount {
+                    info: info.clone(),
+                    cpu_ns: 0.0,
+                    threads: 0,
+                });
+            account.info = info.clone();
+        }
+        let mut interval = TimeSplit::default();
+        let mut interval_busy_ns = 0.0;
+        for observation in &snapshot.threads {
+            let key = (observation.pid, observation.tid);
+            let wait = classify(&observation.state);
+            let fresh = |prev_at_ns, prev_cpu_ns, prev_runqueue_ns| ThreadAccount {
+                pid: observation.pid,
+                tid: observation.tid,
+                name: String::new(),
+                time: TimeSplit::default(),
+                prev_at_ns,
+                prev_cpu_ns,
+                prev_runqueue_ns,
+                prev_wait: wait,
+                last_wait: wait,
+                pending_off_ns: 0,
+            };
+            let account = match observation.sighting {
+                Sighting::Continuing if self.threads.contains_key(&key) => {
+                    self.threads.get_mut(&key)
+                }
+                Sighting::Continuing | Sighting::Baseline => {
+                    let baseline = fresh(
+                        observation.at_ns,
+                        observation.cpu_ns,
+                        observation.runqueue_ns,
+                    );
+                    self.start_thread(key, baseline);
+                    self.threads.get_mut(&key)
+                }
+                Sighting::BornAt(born_ns) => {
+                    self.start_thread(key, fresh(born_ns.min(observation.at_ns), 0, 0));
+                    self.threads.get_mut(&key)
+                }
+            };
+            let Some(account) = account else { continue };
+            if let Some(name) = &observation.comm {
+                account.name.clone_from(name);
+            }
+            let (split, busy_ns) = account.advance(
+                observation.at_ns,
+                observation.cpu_ns,
+                observation.runqueue_ns,
+                wait,
+            );
+            account.time.add(&split);
+            interval_busy_ns += busy_ns;
+            if let Some(process) = self.processes.get_mut(&observation.pid) {
+                process.cpu_ns += split.cpu_ns;
+            }
+            interval.add(&split);
+        }
+        self.tree.add(&interval);
+        let tick_ns = match self.last_tick_ns {
+            Some(last) => snapshot.at_ns.saturating_sub(last) as f64,
+            None => 0.0,
+        };
+        self.last_tick_ns = Some(snapshot.at_ns);
+        let wall = wall_split(tick_ns, &interval, interval_busy_ns);
+        self.wall.add(&wall);
+        self.recent.add(&wall);
+        self.recent_cpu_ns += interval.cpu_ns;
+        self.ticks += 1;
+    }
+
+    fn start_thread(&mut self, key: (i32, i32), account: ThreadAccount) {
+        if let Some(old) = self.threads.insert(key, account) {
+            self.finished_threads.push(old);
+        }
+        if let Some(process) = self.processes.get_mut(&key.0) {
+            process.threads += 1;
+        }
+    }
+
+    /// The wall split and tree CPU since the last call, for a live display.
+    pub fn take_recent(&mut self) -> (TimeSplit, f64) {
+        let recent = std::mem::take(&mut self.recent);
+        (recent, std::mem::take(&mut self.recent_cpu_ns))
+    }
+
+    pub fn threads(&self) -> impl Iterator<Item = &ThreadAccount> {
+        self.threads.values().chain(self.finished_threads.iter())
+    }
+
+    pub fn processes(&self) -> impl Iterator<Item = &ProcessAccount> {
+        self.processes.values()
+    }
+
+    /// Sampled span: the wall time the ticks covered.
+    pub fn span_ns(&self) -> f64 {
+        self.wall.total_ns()
+    }
+}
+
+impl ThreadAccount {
+    /// Accounts the interval from the previous reading to this one. Also returns how much of
+    /// the interval the thread was busy (on a CPU or queued for one), smoothed for counter lag:
+    /// the part of the interval not attributed to a wait.
+    fn advance(
+        &mut self,
+        at_ns: u64,
+        cpu_ns: u64,
+        runqueue_ns: u64,
+        wait: Option<WaitKind>,
+    ) -> (TimeSplit, f64) {
+        let mut split = TimeSplit::default();
+        let elapsed = at_ns.saturating_sub(self.prev_at_ns) as i64;
+        let cpu = cpu_ns.saturating_sub(self.prev_cpu_ns);
+        let runqueue = runqueue_ns.saturating_sub(self.prev_runqueue_ns);
+        split.cpu_ns = cpu as f64;
+        split.runqueue_ns = runqueue as f64;
+        let off = elapsed - cpu as i64 - runqueue as i64 + self.pending_off_ns;
+        self.pending_off_ns = 0;
+        if off < 0 {
+            self.pending_off_ns = off;
+        } else {
+            match (self.prev_wait, wait) {
+                (Some(before), Some(now)) if before != now => {
+                    split.waits_ns[before.index()] += off as f64 / 2.0;
+                    split.waits_ns[now.index()] += off as f64 / 2.0;
+                }
+                (Some(kind), _) | (None, Some(kind)) => split.waits_ns[kind.index()] += off as f64,
+                // Running at both ends: waits too short to be seen (a thread doing many quick
+                // fsyncs) or counter lag, which the next interval takes back. Give it to the
+                // wait this thread was last seen in; with none seen yet, keep it for later,
+                // unless it grows past the interval itself.
+                (None, None) => match self.last_wait {
+                    Some(kind) => split.waits_ns[kind.index()] += off as f64,
+                    None if off > elapsed => split.waits_ns[WaitKind::Other.index()] += off as f64,
+                    None => self.pending_off_ns = off,
+                },
+            }
+        }
+        if wait.is_some() {
+            self.last_wait = wait;
+        }
+        self.prev_at_ns = at_ns;
+        self.prev_cpu_ns = cpu_ns;
+        self.prev_runqueue_ns = runqueue_ns;
+        self.prev_wait = wait;
+        let busy = (elapsed as f64 - split.waits_ns.iter().sum::<f64>()).max(0.0);
+        (split, busy)
+    }
+}
+
+/// Splits one tick's wall time: the share the tree computed (or queued for a CPU) first, then
+/// what is left by the wait groups in priority order, proportionally within a group.
+/// `busy_ns` is the threads' busy time in the tick (thread-seconds, lag-smoothed).
+pub fn wall_split(tick_ns: f64, interval: &TimeSplit, busy_ns: f64) -> TimeSplit {
+    let mut wall = TimeSplit::default();
+    if tick_ns <= 0.0 {
+        return wall;
+    }
+    let computing = busy_ns.min(tick_ns);
+    let counted = interval.cpu_ns + interval.runqueue_ns;
+    if counted > 0.0 {
+        wall.cpu_ns = computing * interval.cpu_ns / counted;
+        wall.runqueue_ns = computing * interval.runqueue_ns / counted;
+    } else {
+        wall.cpu_ns = computing;
+    }
+    let mut left = tick_ns - computing;
+    for group in WALL_PRIORITY {
+        if left <= 0.0 {
+            break;
+        }
+        let total: f64 = group.iter().map(|kind| interval.wait(*kind)).sum();
+        if total <= 0.0 {
+            continue;
+        }
+        let take = total.min(left);
+        for kind in group {
+            wall.waits_ns[kind.index()] += take * interval.wait(*kind) / total;
+        }
+        left -= take;
+    }
+    // Nothing observed explains the rest (between processes, or before the first thread).
+    wall.waits_ns[WaitKind::Other.index()] += left.max(0.0);
+    wall
+}
+
+/// Feeds recorded snapshots (JSON lines, as written by `--record-samples`) to a new accountant.
+pub fn replay(recording: &str) -> Result<Accountant, serde_json::Error> {
+    let mut accountant = Accountant::default();
+    for line in recording.lines().filter(|line| !line.trim().is_empty()) {
+        accountant.ingest(&serde_json::from_str::<TickSnapshot>(line)?);
+    }
+    Ok(accountant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn computing_explains_the_wall_before_any_wait() {
+        // One thread computing all the tick, seven pool threads parked on futexes.
+        let interval = TimeSplit::with_waits(10.0, &[(WaitKind::Lock, 70.0)]);
+        let wall = wall_split(10.0, &interval, 10.0);
+        assert_eq!(wall.cpu_ns, 10.0);
+        assert_eq!(wall.wait(WaitKind::Lock), 0.0);
+    }
+
+    #[test]
+    fn io_outranks_idle_waits_and_the_rest_is_shared_in_group() {
+        let interval = TimeSplit::with_waits(
+            2.0,
+            &[
+                (WaitKind::Network, 6.0),
+                (WaitKind::Disk, 2.0),
+                (WaitKind::Sleep, 10.0),
+            ],
+        );
+        let wall = wall_split(10.0, &interval, 2.0);
+        assert_eq!(wall.cpu_ns, 2.0);
+        assert_eq!(wall.wait(WaitKind::Network), 6.0);
+        assert_eq!(wall.wait(WaitKind::Disk), 2.0);
+        assert_eq!(wall.wait(WaitKind::Sleep), 0.0);
+        assert_eq!(wall.total_ns(), 10.0);
+    }
+
+    #[test]
+    fn a_parent_waiting_on_its_child_explains_only_what_nothing_else_does() {
+        let interval = TimeSplit::with_waits(10.0, &[(WaitKind::Child, 10.0)]);
+        let wall = wall_split(10.0, &interval, 10.0);
+        assert_eq!(wall.wait(WaitKind::Child), 0.0);
+        let idle = wall_split(
+            10.0,
+            &TimeSplit::with_waits(0.0, &[(WaitKind::Child, 10.0)]),
+            0.0,
+        );
+        assert_eq!(idle.wait(WaitKind::Child), 10.0);
+    }
+
+    #[test]
+    fn off_cpu_time_goes_half_and_half_across_a_change_of_wait() {
+        let mut account = ThreadAccount {
+            pid: 1,
+            tid: 1,
+            name: String::new(),
+            time: TimeSplit::default(),
+            prev_at_ns: 0,
+            prev_cpu_ns: 0,
+            prev_runqueue_ns: 0,
+            prev_wait: Some(WaitKind::Disk),
+            last_wait: Some(WaitKind::Disk),
+            pending_off_ns: 0,
+        };
+        let (s, busy) = account.advance(100, 20, 0, Some(WaitKind::Sleep));
+        assert_eq!(s.cpu_ns, 20.0);
+        assert_eq!(busy, 20.0);
+        assert_eq!(s.wait(WaitKind::Disk), 40.0);
+        assert_eq!(s.wait(WaitKind::Sleep), 40.0);
+        // Counters ahead of the clock: nothing negative, the excess is settled next time,
+        // and the thread counts as busy for the whole interval.
+        let (s, busy) = account.advance(110, 35, 0, None);
+        assert_eq!(s.wait(WaitKind::Sleep), 0.0);
+        assert_eq!(busy, 10.0);
+        let (s, _) = account.advance(200, 40, 0, Some(WaitKind::Disk));
+        assert_eq!(s.wait(WaitKind::Disk), 80.0);
+    }
+}

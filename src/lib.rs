@@ -1,0 +1,16 @@
+//! concadvise: measure where a program's time goes and advise processes, threads, async or nothing.
+//!
+//! The pipeline, one folder each: `target` (launch or attach) -> `sampler` (read /proc) ->
+//! `analysis` (wait kinds, time accounting, verdict) -> `advice` (concurrency model) ->
+//! `report` (TOML/JSON and the terminal summary).
+
+pub mod advice;
+pub mod analysis;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod machine;
+pub mod progress;
+pub mod report;
+pub mod sampler;
+pub mod target;

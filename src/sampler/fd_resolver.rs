@@ -1,0 +1,339 @@
+//! Finds which descriptors a blocked syscall waits on and what each one is (file, socket, pipe, tty...).
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::FileTypeExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use syscalls::Sysno;
+
+use super::observation::FdKind;
+use super::proc_file::{read_once, ProcFile, ReadFailure};
+
+/// At most this many descriptors are resolved for one wait (poll/select/epoll sets can be large).
+const MAX_FDS_PER_WAIT: usize = 32;
+/// Socket tables are re-read at most this often when an unknown socket shows up.
+const SOCKET_TABLE_REFRESH: Duration = Duration::from_millis(200);
+
+/// Which arguments of a blocked syscall name descriptors.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FdSpec {
+    None,
+    Fds(Vec<i32>),
+    /// epoll_wait on this epoll descriptor: the watched set is in /proc/PID/fdinfo/EPFD.
+    Epoll(i32),
+    /// poll/ppoll: an array of `struct pollfd` in the process's memory.
+    PollArray {
+        address: u64,
+        count: u64,
+    },
+    /// select/pselect6: up to three fd_set bitmaps in the process's memory.
+    SelectSets {
+        nfds: u64,
+        sets: [u64; 3],
+    },
+}
+
+pub fn fd_spec(call: Sysno, args: &[u64; 6]) -> FdSpec {
+    use Sysno::*;
+    let fd = |i: usize| args[i] as i64 as i32;
+    match call {
+        read | write | readv | writev | pread64 | pwrite64 | preadv | pwritev | preadv2
+        | pwritev2 | recvfrom | recvmsg | recvmmsg | sendto | sendmsg | sendmmsg | accept
+        | accept4 | connect | fsync | fdatasync | sync_file_range | fallocate | ftruncate
+        | flock | fcntl | getdents64 | ioctl | io_uring_enter | shutdown => {
+            FdSpec::Fds(vec![fd(0)])
+        }
+        sendfile => FdSpec::Fds(vec![fd(0), fd(1)]),
+        splice | copy_file_range => FdSpec::Fds(vec![fd(0), fd(2)]),
+        tee => FdSpec::Fds(vec![fd(0), fd(1)]),
+        epoll_wait | epoll_pwait | epoll_pwait2 => FdSpec::Epoll(fd(0)),
+        poll | ppoll => FdSpec::PollArray {
+            address: args[0],
+            count: args[1],
+        },
+        select | pselect6 => FdSpec::SelectSets {
+            nfds: args[0],
+            sets: [args[1], args[2], args[3]],
+        },
+        _ => FdSpec::None,
+    }
+}
+
+/// A process's /proc/PID/mem, opened on first need (poll and select keep their sets in memory).
+#[derive(Default)]
+pub struct LazyMem {
+    opened: Option<Option<ProcFile>>,
+}
+
+impl LazyMem {
+    fn get(&mut self, pid: i32) -> Option<&ProcFile> {
+        self.opened
+            .get_or_insert_with(|| ProcFile::open(&PathBuf::from(format!("/proc/{pid}/mem"))).ok())
+            .as_ref()
+    }
+}
+
+/// Resolves descriptors to kinds; keeps a cache of socket inodes per network namespace read.
+#[derive(Default)]
+pub struct FdResolver {
+    sockets: HashMap<u64, FdKind>,
+    sockets_read_at: Option<Instant>,
+    buf: Vec<u8>,
+    /// Set when a descriptor could not be inspected for lack of permission.
+    pub denied: bool,
+}
+
+impl FdResolver {
+    /// The kinds of the descriptors a blocked syscall waits on. `mem` is the process's
+    /// /proc/PID/mem, opened lazily by the caller, for poll/select sets.
+    pub fn resolve(
+        &mut self,
+        pid: i32,
+        call: Sysno,
+        args: &[u64; 6],
+        mem: &mut LazyMem,
+    ) -> Vec<FdKind> {
+        let fds = match fd_spec(call, args) {
+            FdSpec::None => return Vec::new(),
+            FdSpec::Fds(fds) => fds,
+            FdSpec::Epoll(epfd) => self.epoll_targets(pid, epfd),
+            FdSpec::PollArray { address, count } => match mem.get(pid) {
+                Some(mem) => poll_fds(mem, address, count),
+                None => Vec::new(),
+            },
+            FdSpec::SelectSets { nfds, sets } => match mem.get(pid) {
+                Some(mem) => select_fds(mem, nfds, &sets),
+                None => Vec::new(),
+            },
+        };
+        let mut kinds: Vec<FdKind> = Vec::new();
+        for fd in fds.into_iter().filter(|fd| *fd >= 0).take(MAX_FDS_PER_WAIT) {
+            let kind = self.kind_of(pid, fd);
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        kinds
+    }
+
+    fn epoll_targets(&mut self, pid: i32, epfd: i32) -> Vec<i32> {
+        let path = PathBuf::from(format!("/proc/{pid}/fdinfo/{epfd}"));
+        match read_once(&path, &mut self.buf) {
+            Ok(()) => parse_epoll_fdinfo(&String::from_utf8_lossy(&self.buf)),
+            Err(ReadFailure::Denied) => {
+                self.denied = true;
+                Vec::new()
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// What descriptor `fd` of process `pid` is.
+    pub fn kind_of(&mut self, pid: i32, fd: i32) -> FdKind {
+        let link = PathBuf::from(format!("/proc/{pid}/fd/{fd}"));
+        let target = match fs::read_link(&link) {
+            Ok(target) => target,
+            Err(error) => {
+                if matches!(ReadFailure::from(error), ReadFailure::Denied) {
+                    self.denied = true;
+                }
+                return FdKind::Unknown;
+            }
+        };
+        let target = target.to_string_lossy();
+        if let Some(inode) = bracketed_number(&target, "socket:[") {
+            return self.socket_kind(pid, inode);
+        }
+        if let Some(kind) = kind_from_link_text(&target) {
+            return kind;
+        }
+        match fs::metadata(&link) {
+            Ok(meta) => {
+                let file_type = meta.file_type();
+                if file_type.is_file() {
+                    FdKind::RegularFile
+                } else if file_type.is_dir() {
+                    FdKind::Directory
+                } else if file_type.is_fifo() {
+                    FdKind::Fifo
+                } else if file_type.is_block_device() {
+                    FdKind::BlockDevice
+                } else if file_type.is_char_device() {
+                    FdKind::CharDevice
+                } else {
+                    FdKind::Other
+                }
+            }
+            // "/path (deleted)" and the like: a file that was unlinked while open.
+            Err(_) if target.starts_with('/') && !target.starts_with("/dev/") => {
+                FdKind::RegularFile
+            }
+            Err(_) => FdKind::Unknown,
+        }
+    }
+
+    fn socket_kind(&mut self, pid: i32, inode: u64) -> FdKind {
+        if let Some(kind) = self.sockets.get(&inode) {
+            return *kind;
+        }
+        let stale = self
+            .sockets_read_at
+            .is_none_or(|at| at.elapsed() >= SOCKET_TABLE_REFRESH);
+        if !stale {
+            return FdKind::Unknown;
+        }
+        self.sockets = read_socket_tables(pid);
+        self.sockets_read_at = Some(Instant::now());
+        // Not in any table (netlink, packet...): remember it as such until the next refresh.
+        *self.sockets.entry(inode).or_insert(FdKind::OtherSocket)
+    }
+}
+
+/// The socket tables of the network namespace `pid` lives in, by inode.
+fn read_socket_tables(pid: i32) -> HashMap<u64, FdKind> {
+    let mut map = HashMap::new();
+    let Ok(process) = procfs::process::Process::new(pid) else {
+        return map;
+    };
+    for table in [process.tcp(), process.tcp6()].into_iter().flatten() {
+        for entry in table {
+            let kind = if entry.state == procfs::net::TcpState::Listen {
+                FdKind::TcpListener
+            } else {
+                FdKind::TcpSocket
+            };
+            map.insert(entry.inode, kind);
+        }
+    }
+    for table in [process.udp(), process.udp6()].into_iter().flatten() {
+        for entry in table {
+            map.insert(entry.inode, FdKind::UdpSocket);
+        }
+    }
+    if let Ok(table) = process.unix() {
+        for entry in table {
+            map.insert(entry.inode, FdKind::UnixSocket);
+        }
+    }
+    map
+}
+
+/// Kinds that the link text alone tells (pipes, anonymous inodes, terminals).
+fn kind_from_link_text(target: &str) -> Option<FdKind> {
+    if target.starts_with("pipe:[") {
+        return Some(FdKind::Pipe);
+    }
+    if let Some(anon) = target.strip_prefix("anon_inode:") {
+        return Some(match anon.trim_matches(|c| c == '[' || c == ']') {
+            "eventpoll" => FdKind::Epoll,
+            "eventfd" => FdKind::EventFd,
+            "timerfd" => FdKind::TimerFd,
+            "signalfd" => FdKind::SignalFd,
+            "inotify" => FdKind::Inotify,
+            "io_uring" => FdKind::IoUring,
+            _ => FdKind::Other,
+        });
+    }
+    let is_terminal = target.starts_with("/dev/pts/")
+        || target.starts_with("/dev/tty")
+        || target == "/dev/console"
+        || target == "/dev/ptmx";
+    is_terminal.then_some(FdKind::Terminal)
+}
+
+fn bracketed_number(text: &str, prefix: &str) -> Option<u64> {
+    text.strip_prefix(prefix)?.strip_suffix(']')?.parse().ok()
+}
+
+/// The target descriptors in an epoll descriptor's fdinfo ("tfd:  5 events: 19 data: ...").
+pub fn parse_epoll_fdinfo(text: &str) -> Vec<i32> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("tfd:"))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+fn poll_fds(mem: &ProcFile, address: u64, count: u64) -> Vec<i32> {
+    // struct pollfd { int fd; short events; short revents; }: 8 bytes each.
+    let count = count.min(MAX_FDS_PER_WAIT as u64) as usize;
+    let mut raw = vec![0u8; count * 8];
+    if address == 0 || mem.read_exact_at(&mut raw, address).is_err() {
+        return Vec::new();
+    }
+    raw.chunks_exact(8)
+        .map(|entry| i32::from_ne_bytes([entry[0], entry[1], entry[2], entry[3]]))
+        .collect()
+}
+
+fn select_fds(mem: &ProcFile, nfds: u64, sets: &[u64; 3]) -> Vec<i32> {
+    let nfds = nfds.min(1024) as usize;
+    let bytes = nfds.div_ceil(64) * 8;
+    let mut fds = Vec::new();
+    let mut raw = vec![0u8; bytes];
+    for &address in sets.iter().filter(|address| **address != 0) {
+        if mem.read_exact_at(&mut raw, address).is_err() {
+            continue;
+        }
+        fds.extend(set_bits(&raw, nfds));
+    }
+    fds.sort_unstable();
+    fds.dedup();
+    fds
+}
+
+/// Descriptor numbers whose bits are set in an fd_set bitmap (little-endian longs).
+pub fn set_bits(raw: &[u8], nfds: usize) -> impl Iterator<Item = i32> + '_ {
+    (0..nfds)
+        .filter(move |fd| raw[fd / 8] & (1 << (fd % 8)) != 0)
+        .map(|fd| fd as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoll_fdinfo_lists_target_descriptors() {
+        let text = "pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t3109\n\
+                    tfd:        5 events:       19 data:                5  pos:0 ino:2a5 sdev:8\n\
+                    tfd:        7 events:       19 data:                7  pos:0 ino:2a7 sdev:8\n";
+        assert_eq!(parse_epoll_fdinfo(text), vec![5, 7]);
+    }
+
+    #[test]
+    fn link_texts_that_need_no_stat() {
+        assert_eq!(kind_from_link_text("pipe:[1234]"), Some(FdKind::Pipe));
+        assert_eq!(
+            kind_from_link_text("anon_inode:[eventfd]"),
+            Some(FdKind::EventFd)
+        );
+        assert_eq!(
+            kind_from_link_text("anon_inode:inotify"),
+            Some(FdKind::Inotify)
+        );
+        assert_eq!(kind_from_link_text("/dev/pts/3"), Some(FdKind::Terminal));
+        assert_eq!(kind_from_link_text("/home/a/data.csv"), None);
+        assert_eq!(bracketed_number("socket:[98765]", "socket:["), Some(98765));
+    }
+
+    #[test]
+    fn select_bitmap_bits() {
+        let raw = [0b0010_1000u8, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(set_bits(&raw, 64).collect::<Vec<_>>(), vec![3, 5]);
+    }
+
+    #[test]
+    fn which_arguments_are_descriptors() {
+        assert_eq!(
+            fd_spec(Sysno::read, &[4, 0, 0, 0, 0, 0]),
+            FdSpec::Fds(vec![4])
+        );
+        assert_eq!(
+            fd_spec(Sysno::epoll_wait, &[9, 0, 0, 0, 0, 0]),
+            FdSpec::Epoll(9)
+        );
+        assert_eq!(fd_spec(Sysno::nanosleep, &[0; 6]), FdSpec::None);
+    }
+}

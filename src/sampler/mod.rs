@@ -1,0 +1,172 @@
+//! The sampling thread: paced ticks that read the tree from /proc and feed the accountant.
+
+pub mod fd_resolver;
+pub mod observation;
+pub mod proc_file;
+pub mod tree_reader;
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::analysis::accountant::Accountant;
+use observation::TickSnapshot;
+use tree_reader::{Scope, SourceStatus, TreeReader};
+
+/// The tree is searched for new processes and threads at most this often; counters of known
+/// threads are read at every tick. A thread found late still counts from its birth.
+const DISCOVERY_PERIOD: Duration = Duration::from_millis(50);
+/// The live view is refreshed this often.
+const LIVE_PERIOD: Duration = Duration::from_millis(250);
+
+pub struct SamplerConfig {
+    pub rate_hz: f64,
+    pub scope: Scope,
+    /// Time zero of the measurement.
+    pub origin: Instant,
+    /// Where to write every snapshot as a JSON line (fixtures, debugging).
+    pub record: Option<File>,
+}
+
+/// What a progress display shows while sampling.
+#[derive(Debug, Clone, Default)]
+pub struct LiveStatus {
+    /// CPU cores the tree used over the last quarter second.
+    pub cores: f64,
+    /// What the tree mostly did over the last quarter second.
+    pub doing: &'static str,
+    pub threads: usize,
+}
+
+pub struct SamplerOutcome {
+    pub accountant: Accountant,
+    pub samples: u64,
+    pub late_samples: u64,
+    pub threads_seen: u64,
+    pub processes_seen: u64,
+    pub sources: SourceStatus,
+    /// Why recording snapshots stopped, if it failed.
+    pub record_error: Option<String>,
+}
+
+pub struct Sampler {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<SamplerOutcome>,
+    live: Arc<Mutex<LiveStatus>>,
+}
+
+impl Sampler {
+    pub fn start(config: SamplerConfig) -> std::io::Result<Sampler> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let live = Arc::new(Mutex::new(LiveStatus::default()));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            let live = Arc::clone(&live);
+            std::thread::Builder::new()
+                .name("sampler".into())
+                .spawn(move || sample_until_stopped(config, &stop, &live))?
+        };
+        Ok(Sampler { stop, thread, live })
+    }
+
+    pub fn live(&self) -> Arc<Mutex<LiveStatus>> {
+        Arc::clone(&self.live)
+    }
+
+    /// Stops after one last tick and hands over what was measured.
+    pub fn stop(self) -> Option<SamplerOutcome> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.thread().unpark();
+        self.thread.join().ok()
+    }
+}
+
+fn sample_until_stopped(
+    config: SamplerConfig,
+    stop: &AtomicBool,
+    live: &Mutex<LiveStatus>,
+) -> SamplerOutcome {
+    let period = Duration::from_secs_f64(1.0 / config.rate_hz);
+    let discover_every = (DISCOVERY_PERIOD.as_secs_f64() / period.as_secs_f64())
+        .round()
+        .max(1.0) as u64;
+    let mut reader = TreeReader::new(config.scope, config.origin);
+    let mut accountant = Accountant::default();
+    let mut recorder = config.record.map(BufWriter::new);
+    let mut record_error = None;
+    let mut snapshot = TickSnapshot::default();
+    let mut samples = 0u64;
+    let mut late_samples = 0u64;
+    let mut next = Instant::now();
+    let mut last_live = Instant::now();
+    loop {
+        // Read the stop flag before the tick, so the last tick happens after the stop request.
+        let stopping = stop.load(Ordering::SeqCst);
+        snapshot.at_ns = config.origin.elapsed().as_nanos() as u64;
+        snapshot.threads.clear();
+        snapshot.new_processes.clear();
+        if samples.is_multiple_of(discover_every) || stopping {
+            reader.discover(&mut snapshot);
+        }
+        reader.read_threads(&mut snapshot);
+        accountant.ingest(&snapshot);
+        if let Some(writer) = recorder.as_mut() {
+            let written = serde_json::to_writer(&mut *writer, &snapshot)
+                .map_err(|e| e.to_string())
+                .and_then(|()| writer.write_all(b"\n").map_err(|e| e.to_string()));
+            if let Err(error) = written {
+                record_error = Some(error);
+                recorder = None;
+            }
+        }
+        samples += 1;
+        if last_live.elapsed() >= LIVE_PERIOD {
+            let span = last_live.elapsed().as_nanos() as f64;
+            last_live = Instant::now();
+            let (recent, cpu_ns) = accountant.take_recent();
+            let doing = if recent.cpu_ns + recent.runqueue_ns >= recent.total_ns() / 2.0 {
+                "cpu"
+            } else {
+                recent.dominant_wait().map_or("cpu", |kind| kind.name())
+            };
+            if let Ok(mut status) = live.lock() {
+                *status = LiveStatus {
+                    cores: cpu_ns / span,
+                    doing,
+                    threads: reader.live_threads(),
+                };
+            }
+        }
+        if stopping {
+            break;
+        }
+        next += period;
+        let now = Instant::now();
+        if now > next + period / 2 {
+            // Fell behind: count it, and skip the missed ticks rather than bursting.
+            late_samples += 1;
+            let missed = (now - next).as_nanos() / period.as_nanos().max(1);
+            next += period * missed as u32;
+        }
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::park_timeout(wait);
+        }
+    }
+    if let Some(writer) = recorder.as_mut() {
+        if let Err(error) = writer.flush() {
+            record_error = Some(error.to_string());
+        }
+    }
+    SamplerOutcome {
+        accountant,
+        samples,
+        late_samples,
+        threads_seen: reader.threads_seen,
+        processes_seen: reader.processes_seen,
+        sources: reader.sources(),
+        record_error,
+    }
+}

@@ -1,0 +1,151 @@
+//! What the sampler saw at one tick: plain data, recorded as JSON lines for fixtures and replayed by tests.
+
+use serde::{Deserialize, Serialize};
+use syscalls::Sysno;
+
+/// Everything read from /proc at one sampler tick, for the whole tree.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TickSnapshot {
+    /// Nanoseconds since sampling started, taken when the tick began.
+    pub at_ns: u64,
+    /// Processes seen for the first time (or whose program changed by exec) at this tick.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_processes: Vec<ProcessInfo>,
+    pub threads: Vec<ThreadObservation>,
+}
+
+/// Facts about a process, read once when it is first seen and again after an exec.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProcessInfo {
+    pub pid: i32,
+    pub ppid: i32,
+    pub command: Vec<String>,
+    /// Target of /proc/PID/exe, when readable.
+    #[serde(default)]
+    pub exe: Option<String>,
+    /// Shared objects mapped into the process (file names only), for runtime detection.
+    #[serde(default)]
+    pub libraries: Vec<String>,
+}
+
+/// How the thread was first seen: it tells the accountant where its first interval starts.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Sighting {
+    /// Seen before: the interval runs from the previous observation.
+    Continuing,
+    /// First sight of a thread born during sampling, at this time (ns since sampling started):
+    /// its whole CPU and run-queue counters belong to the measurement.
+    BornAt(u64),
+    /// First sight of a thread that existed before sampling (attach): only a baseline.
+    Baseline,
+}
+
+/// One thread at one tick.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ThreadObservation {
+    pub pid: i32,
+    pub tid: i32,
+    /// When this thread's counters were read (ns since sampling started).
+    pub at_ns: u64,
+    pub sighting: Sighting,
+    /// Thread name, present on first sight and when it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+    /// Cumulative on-CPU nanoseconds (schedstat field 1).
+    pub cpu_ns: u64,
+    /// Cumulative nanoseconds spent runnable but waiting for a CPU (schedstat field 2).
+    pub runqueue_ns: u64,
+    pub state: ThreadState,
+}
+
+/// What a thread was doing at the instant of the sample.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ThreadState {
+    /// The state letter of /proc/PID/task/TID/stat (R, S, D, T, Z, ...).
+    pub letter: char,
+    pub syscall: SyscallState,
+    /// Kernel function the thread sleeps in (/proc/PID/task/TID/wchan), when readable and not "0".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wchan: Option<String>,
+    /// What the file descriptors the blocking call waits on are (first argument, or the set
+    /// watched by poll/select/epoll).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fds: Vec<FdKind>,
+}
+
+impl ThreadState {
+    pub fn running() -> Self {
+        ThreadState {
+            letter: 'R',
+            syscall: SyscallState::NotRead,
+            wchan: None,
+            fds: Vec::new(),
+        }
+    }
+}
+
+/// The content of /proc/PID/task/TID/syscall.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum SyscallState {
+    /// Not read: the thread was running, or unchanged since the last tick.
+    NotRead,
+    /// "running": the thread was on a CPU in user space.
+    Running,
+    /// Blocked inside a system call with these arguments.
+    Blocked {
+        #[serde(with = "sysno_by_name")]
+        call: Sysno,
+        args: [u64; 6],
+    },
+    /// A syscall number this build does not know.
+    BlockedUnknown { nr: i64 },
+    /// "-1 SP PC": blocked outside any system call (a page fault, for instance).
+    OutsideSyscall,
+    /// The file could not be read for lack of permission (ptrace access).
+    Denied,
+}
+
+/// What kind of file a file descriptor refers to.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum FdKind {
+    RegularFile,
+    BlockDevice,
+    Terminal,
+    CharDevice,
+    Pipe,
+    Fifo,
+    TcpSocket,
+    TcpListener,
+    UdpSocket,
+    UnixSocket,
+    OtherSocket,
+    Epoll,
+    EventFd,
+    TimerFd,
+    SignalFd,
+    Inotify,
+    IoUring,
+    Directory,
+    Other,
+    /// The descriptor could not be resolved (closed meanwhile, or no permission).
+    Unknown,
+}
+
+/// Syscalls are recorded by name so fixtures read the same on every architecture.
+mod sysno_by_name {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+    use syscalls::Sysno;
+
+    pub fn serialize<S: Serializer>(call: &Sysno, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(call.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Sysno, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse()
+            .map_err(|_| D::Error::custom(format!("unknown syscall name {name:?}")))
+    }
+}

@@ -1,0 +1,490 @@
+//! Walks the measured process tree in /proc and reads every thread's counters and wait state.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use procfs::FromRead;
+use syscalls::Sysno;
+
+use super::fd_resolver::{FdResolver, LazyMem};
+use super::observation::{
+    ProcessInfo, Sighting, SyscallState, ThreadObservation, ThreadState, TickSnapshot,
+};
+use super::proc_file::{read_once, ProcFile, ReadFailure};
+
+/// Which processes make up the measured tree.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope {
+    /// Every descendant of concadvise itself (`run`: the launched program, and orphans that
+    /// concadvise reaps as a child subreaper).
+    DescendantsOfSelf,
+    /// One process (identified by PID and start time, against PID reuse) and its descendants.
+    Process { pid: i32, start_ticks: u64 },
+}
+
+/// Which per-thread sources could be read; the report records it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SourceStatus {
+    pub syscall_denied: bool,
+    pub wchan_denied: bool,
+    pub fds_denied: bool,
+}
+
+struct LastRead {
+    letter: char,
+    cpu_ns: u64,
+    timeslices: u64,
+    state: ThreadState,
+}
+
+struct TrackedThread {
+    pid: i32,
+    tid: i32,
+    dir: PathBuf,
+    schedstat: ProcFile,
+    stat: ProcFile,
+    syscall: Option<ProcFile>,
+    wchan: Option<ProcFile>,
+    comm: String,
+    sighting: Sighting,
+    last: Option<LastRead>,
+}
+
+struct TrackedProcess {
+    mem: LazyMem,
+}
+
+pub struct TreeReader {
+    scope: Scope,
+    origin: Instant,
+    origin_boot_ns: u64,
+    ns_per_tick: u64,
+    threads: HashMap<i32, TrackedThread>,
+    processes: HashMap<i32, TrackedProcess>,
+    discovered_once: bool,
+    resolver: FdResolver,
+    buf: Vec<u8>,
+    sources: SourceStatus,
+    /// Every process and thread ever seen, for the report's counts.
+    pub processes_seen: u64,
+    pub threads_seen: u64,
+}
+
+impl TreeReader {
+    /// `origin` is time zero of the measurement; threads born after it count from their birth.
+    pub fn new(scope: Scope, origin: Instant) -> Self {
+        let ticks_per_second = procfs::ticks_per_second().max(1);
+        let boot_now = boottime_ns();
+        let since_origin = origin.elapsed().as_nanos() as u64;
+        TreeReader {
+            scope,
+            origin,
+            origin_boot_ns: boot_now.saturating_sub(since_origin),
+            ns_per_tick: 1_000_000_000 / ticks_per_second,
+            threads: HashMap::new(),
+            processes: HashMap::new(),
+            discovered_once: false,
+            resolver: FdResolver::default(),
+            buf: Vec::with_capacity(1024),
+            sources: SourceStatus::default(),
+            processes_seen: 0,
+            threads_seen: 0,
+        }
+    }
+
+    pub fn sources(&self) -> SourceStatus {
+        SourceStatus {
+            fds_denied: self.sources.fds_denied || self.resolver.denied,
+            ..self.sources
+        }
+    }
+
+    pub fn live_threads(&self) -> usize {
+        self.threads.len()
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.origin.elapsed().as_nanos() as u64
+    }
+
+    /// Finds processes and threads that joined the tree since the last call.
+    pub fn discover(&mut self, snapshot: &mut TickSnapshot) {
+        let mut queue: Vec<i32> = match self.scope {
+            Scope::DescendantsOfSelf => children_of(Path::new("/proc/self/task"), &mut self.buf),
+            Scope::Process { pid, start_ticks } => {
+                if process_start_ticks(pid, &mut self.buf) == Some(start_ticks) {
+                    vec![pid]
+                } else {
+                    Vec::new()
+                }
+            }
+        };
+        let mut visited = HashSet::new();
+        while let Some(pid) = queue.pop() {
+            if !visited.insert(pid) {
+                continue;
+            }
+            if !self.processes.contains_key(&pid) {
+                let Some(info) = read_process_info(pid, &mut self.buf) else {
+                    continue;
+                };
+                snapshot.new_processes.push(info);
+                self.processes.insert(
+                    pid,
+                    TrackedProcess {
+                        mem: LazyMem::default(),
+                    },
+                );
+                self.processes_seen += 1;
+            }
+            let task_dir = PathBuf::from(format!("/proc/{pid}/task"));
+            let Ok(entries) = fs::read_dir(&task_dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let Some(tid) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|s| s.parse::<i32>().ok())
+                else {
+                    continue;
+                };
+                if !self.threads.contains_key(&tid) {
+                    if let Some(thread) = self.track_thread(pid, tid) {
+                        self.threads.insert(tid, thread);
+                        self.threads_seen += 1;
+                    }
+                }
+                let children = task_dir.join(tid.to_string()).join("children");
+                if read_once(&children, &mut self.buf).is_ok() {
+                    queue.extend(parse_pids(&self.buf));
+                }
+            }
+        }
+        self.discovered_once = true;
+    }
+
+    fn track_thread(&mut self, pid: i32, tid: i32) -> Option<TrackedThread> {
+        let dir = PathBuf::from(format!("/proc/{pid}/task/{tid}"));
+        let stat = ProcFile::open(&dir.join("stat")).ok()?;
+        let schedstat = ProcFile::open(&dir.join("schedstat")).ok()?;
+        stat.read_into(&mut self.buf).ok()?;
+        let parsed = procfs::process::Stat::from_read(&self.buf[..]).ok()?;
+        let sighting = match self.scope {
+            Scope::Process { .. } if !self.discovered_once => Sighting::Baseline,
+            _ => {
+                let born_boot_ns = parsed.starttime.saturating_mul(self.ns_per_tick);
+                Sighting::BornAt(born_boot_ns.saturating_sub(self.origin_boot_ns))
+            }
+        };
+        Some(TrackedThread {
+            pid,
+            tid,
+            dir,
+            schedstat,
+            stat,
+            syscall: None,
+            wchan: None,
+            comm: String::new(),
+            sighting,
+            last: None,
+        })
+    }
+
+    /// Reads every tracked thread; threads that are gone are dropped.
+    pub fn read_threads(&mut self, snapshot: &mut TickSnapshot) {
+        let mut gone = Vec::new();
+        let mut execed = Vec::new();
+        let tids: Vec<i32> = self.threads.keys().copied().collect();
+        for tid in tids {
+            let at_ns = self.now_ns();
+            match self.read_thread(tid, at_ns) {
+                Ok(observation) => {
+                    if observation.comm.is_some() && observation.pid == observation.tid {
+                        execed.push(observation.pid);
+                    }
+                    snapshot.threads.push(observation);
+                }
+                Err(_) => gone.push(tid),
+            }
+        }
+        for tid in gone {
+            self.threads.remove(&tid);
+        }
+        // A changed main-thread name after the first sight means exec: read the program again.
+        for pid in execed {
+            let first_sight = snapshot.new_processes.iter().any(|p| p.pid == pid);
+            if !first_sight {
+                if let Some(info) = read_process_info(pid, &mut self.buf) {
+                    snapshot.new_processes.push(info);
+                }
+            }
+        }
+        self.processes
+            .retain(|pid, _| self.threads.values().any(|t| t.pid == *pid));
+    }
+
+    fn read_thread(&mut self, tid: i32, at_ns: u64) -> Result<ThreadObservation, ReadFailure> {
+        let TreeReader {
+            threads,
+            processes,
+            resolver,
+            buf,
+            sources,
+            ..
+        } = self;
+        let thread = threads.get_mut(&tid).ok_or(ReadFailure::Gone)?;
+        thread.schedstat.read_into(buf)?;
+        let (cpu_ns, runqueue_ns, timeslices) = parse_schedstat(buf).ok_or(ReadFailure::Gone)?;
+        thread.stat.read_into(buf)?;
+        let stat = procfs::process::Stat::from_read(&buf[..]).map_err(|_| ReadFailure::Gone)?;
+        let letter = stat.state;
+        let comm = (stat.comm != thread.comm).then(|| {
+            thread.comm.clone_from(&stat.comm);
+            stat.comm
+        });
+        let unchanged = thread.last.as_ref().filter(|last| {
+            last.letter == letter && last.cpu_ns == cpu_ns && last.timeslices == timeslices
+        });
+        let state = match unchanged {
+            _ if letter == 'R' => ThreadState::running(),
+            Some(last) => last.state.clone(),
+            None => {
+                let mem = processes.get_mut(&thread.pid).map(|p| &mut p.mem);
+                read_wait_state(thread, letter, buf, sources, resolver, mem)
+            }
+        };
+        let sighting = std::mem::replace(&mut thread.sighting, Sighting::Continuing);
+        thread.last = Some(LastRead {
+            letter,
+            cpu_ns,
+            timeslices,
+            state: state.clone(),
+        });
+        Ok(ThreadObservation {
+            pid: thread.pid,
+            tid: thread.tid,
+            at_ns,
+            sighting,
+            comm,
+            cpu_ns,
+            runqueue_ns,
+            state,
+        })
+    }
+}
+
+fn read_wait_state(
+    thread: &mut TrackedThread,
+    letter: char,
+    buf: &mut Vec<u8>,
+    sources: &mut SourceStatus,
+    resolver: &mut FdResolver,
+    mem: Option<&mut LazyMem>,
+) -> ThreadState {
+    let syscall = match read_held(&mut thread.syscall, &thread.dir, "syscall", buf) {
+        Ok(()) => parse_syscall(&String::from_utf8_lossy(buf)),
+        Err(ReadFailure::Denied) => {
+            sources.syscall_denied = true;
+            SyscallState::Denied
+        }
+        Err(_) => SyscallState::NotRead,
+    };
+    let wchan = match read_held(&mut thread.wchan, &thread.dir, "wchan", buf) {
+        Ok(()) => {
+            let text = String::from_utf8_lossy(buf).trim().to_string();
+            (!text.is_empty() && text != "0").then_some(text)
+        }
+        Err(ReadFailure::Denied) => {
+            sources.wchan_denied = true;
+            None
+        }
+        Err(_) => None,
+    };
+    let fds = match (&syscall, mem) {
+        (SyscallState::Blocked { call, args }, Some(mem)) => {
+            resolver.resolve(thread.pid, *call, args, mem)
+        }
+        _ => Vec::new(),
+    };
+    ThreadState {
+        letter,
+        syscall,
+        wchan,
+        fds,
+    }
+}
+
+/// Reads a per-thread file through a descriptor opened on first use and then held.
+fn read_held(
+    held: &mut Option<ProcFile>,
+    dir: &Path,
+    name: &str,
+    buf: &mut Vec<u8>,
+) -> Result<(), ReadFailure> {
+    if held.is_none() {
+        *held = Some(ProcFile::open(&dir.join(name))?);
+    }
+    match held {
+        Some(file) => file.read_into(buf),
+        None => Err(ReadFailure::Gone),
+    }
+}
+
+/// "running", "-1 SP PC", or "NR ARG0..ARG5 SP PC" (hex arguments).
+pub fn parse_syscall(text: &str) -> SyscallState {
+    let text = text.trim();
+    if text == "running" {
+        return SyscallState::Running;
+    }
+    let mut fields = text.split_whitespace();
+    let Some(nr) = fields.next().and_then(|nr| nr.parse::<i64>().ok()) else {
+        return SyscallState::NotRead;
+    };
+    if nr < 0 {
+        return SyscallState::OutsideSyscall;
+    }
+    let mut args = [0u64; 6];
+    for arg in args.iter_mut() {
+        *arg = fields
+            .next()
+            .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
+            .unwrap_or(0);
+    }
+    match usize::try_from(nr).ok().and_then(Sysno::new) {
+        Some(call) => SyscallState::Blocked { call, args },
+        None => SyscallState::BlockedUnknown { nr },
+    }
+}
+
+fn parse_schedstat(buf: &[u8]) -> Option<(u64, u64, u64)> {
+    let text = std::str::from_utf8(buf).ok()?;
+    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+    Some((fields.next()??, fields.next()??, fields.next()??))
+}
+
+fn parse_pids(buf: &[u8]) -> impl Iterator<Item = i32> + '_ {
+    buf.split(|b| b.is_ascii_whitespace())
+        .filter_map(|word| std::str::from_utf8(word).ok()?.parse().ok())
+}
+
+/// Children of every thread under a /proc/PID/task directory.
+fn children_of(task_dir: &Path, buf: &mut Vec<u8>) -> Vec<i32> {
+    let mut pids = Vec::new();
+    let Ok(entries) = fs::read_dir(task_dir) else {
+        return pids;
+    };
+    for entry in entries.flatten() {
+        if read_once(&entry.path().join("children"), buf).is_ok() {
+            pids.extend(parse_pids(buf));
+        }
+    }
+    pids
+}
+
+/// The start time (clock ticks after boot) of a process, the half of its identity a PID lacks.
+pub fn process_start_ticks(pid: i32, buf: &mut Vec<u8>) -> Option<u64> {
+    read_once(&PathBuf::from(format!("/proc/{pid}/stat")), buf).ok()?;
+    Some(procfs::process::Stat::from_read(&buf[..]).ok()?.starttime)
+}
+
+/// Command line, executable and mapped libraries of a process; `None` if it is gone.
+pub fn read_process_info(pid: i32, buf: &mut Vec<u8>) -> Option<ProcessInfo> {
+    let dir = PathBuf::from(format!("/proc/{pid}"));
+    read_once(&dir.join("stat"), buf).ok()?;
+    let stat = procfs::process::Stat::from_read(&buf[..]).ok()?;
+    let command = match read_once(&dir.join("cmdline"), buf) {
+        Ok(()) if !buf.is_empty() => buf
+            .split(|b| *b == 0)
+            .filter(|arg| !arg.is_empty())
+            .map(|arg| String::from_utf8_lossy(arg).into_owned())
+            .collect(),
+        _ => vec![format!("[{}]", stat.comm)],
+    };
+    let exe = fs::read_link(dir.join("exe"))
+        .ok()
+        .map(|path| path.to_string_lossy().into_owned());
+    let libraries = match read_once(&dir.join("maps"), buf) {
+        Ok(()) => mapped_libraries(&String::from_utf8_lossy(buf)),
+        Err(_) => Vec::new(),
+    };
+    Some(ProcessInfo {
+        pid,
+        ppid: stat.ppid,
+        command,
+        exe,
+        libraries,
+    })
+}
+
+/// File names of the shared objects in a /proc/PID/maps text, each once.
+pub fn mapped_libraries(maps: &str) -> Vec<String> {
+    let mut names: Vec<String> = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .filter(|path| path.starts_with('/') && path.contains(".so"))
+        .filter_map(|path| path.rsplit('/').next())
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn boottime_ns() -> u64 {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME) {
+        Ok(spec) => (spec.tv_sec() as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(spec.tv_nsec() as u64),
+        Err(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscall_file_forms() {
+        assert_eq!(parse_syscall("running\n"), SyscallState::Running);
+        assert_eq!(
+            parse_syscall("-1 0x7ffc8b8a1e28 0x7f1f3c0c4b5a\n"),
+            SyscallState::OutsideSyscall
+        );
+        let nr = Sysno::clock_nanosleep.id();
+        let line = format!("{nr} 0x0 0x0 0x7ffd42395d00 0x7ffd42395d40 0x0 0x0 0x7ffd4 0x7f9f");
+        assert_eq!(
+            parse_syscall(&line),
+            SyscallState::Blocked {
+                call: Sysno::clock_nanosleep,
+                args: [0, 0, 0x7ffd42395d00, 0x7ffd42395d40, 0, 0]
+            }
+        );
+        assert_eq!(
+            parse_syscall("99999 0x0 0x0 0x0 0x0 0x0 0x0 0x1 0x2"),
+            SyscallState::BlockedUnknown { nr: 99999 }
+        );
+    }
+
+    #[test]
+    fn schedstat_and_children() {
+        assert_eq!(parse_schedstat(b"1333583 20 3\n"), Some((1333583, 20, 3)));
+        assert_eq!(parse_schedstat(b"garbage"), None);
+        assert_eq!(parse_pids(b"12 345 \n").collect::<Vec<_>>(), vec![12, 345]);
+    }
+
+    #[test]
+    fn libraries_from_maps() {
+        let maps =
+            "7f00-7f01 r-xp 00000000 08:01 1 /usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0\n\
+                    7f01-7f02 r--p 00000000 08:01 2 /usr/lib/x86_64-linux-gnu/libc.so.6\n\
+                    7f02-7f03 rw-p 00000000 00:00 0 [heap]\n\
+                    7f03-7f04 r--p 00000000 08:01 2 /usr/lib/x86_64-linux-gnu/libc.so.6\n";
+        assert_eq!(
+            mapped_libraries(maps),
+            vec!["libc.so.6".to_string(), "libpython3.11.so.1.0".to_string()]
+        );
+    }
+}
