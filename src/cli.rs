@@ -1,0 +1,121 @@
+//! The command line, as clap definitions only.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::report::export::Format;
+use crate::report::terminal::ColorChoice;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "concadvise",
+    version,
+    about = "Measure where a program's time goes and whether processes, threads or async would help",
+    long_about = "Measure where a program's time goes (on a CPU, waiting for one, or off the CPU \
+                  on disk, network, pipes, locks, timers...) across its whole process tree, \
+                  classify the workload, and recommend a concurrency model (multiprocessing, \
+                  threads, async or none) with the measured reasons.\n\n\
+                  Linux only: it reads /proc."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a program and measure its whole process tree until it exits.
+    #[command(
+        after_help = "Examples:\n  concadvise run -- ./myprog --flag input.dat\n  \
+                      concadvise run --report before.toml -- python3 etl.py\n\n\
+                      Exit status: the program's own; 128+N if it died of signal N; 127 if \
+                      the command was not found, 126 if it could not be executed, 125 if \
+                      concadvise itself failed."
+    )]
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// The program to run and its arguments (put them after --).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Sampling")]
+pub struct SamplingArgs {
+    /// Samples per second (1 to 1000).
+    #[arg(long, value_name = "HZ", default_value_t = 100.0, value_parser = parse_rate)]
+    pub rate: f64,
+    /// Also write every raw sample to this file, one JSON object per tick (for fixtures).
+    #[arg(long, value_name = "PATH")]
+    pub record_samples: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Write the report to this file ("-" for stdout). Checked before the program starts.
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub report: Option<String>,
+    /// Report format [default: json for a .json file, else toml].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Print neither the progress line nor the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Colour in the summary.
+    #[arg(long, value_enum, default_value_t, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of samples per second"))?;
+    if (1.0..=1000.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!("{rate} Hz is out of range: use 1 to 1000"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn everything_after_the_double_dash_is_the_command() {
+        let cli = Cli::parse_from([
+            "concadvise",
+            "run",
+            "--rate",
+            "50",
+            "--",
+            "ls",
+            "-l",
+            "--all",
+        ]);
+        let Command::Run(args) = cli.command;
+        assert_eq!(args.command, ["ls", "-l", "--all"]);
+        assert_eq!(args.sampling.rate, 50.0);
+        assert!(Cli::try_parse_from(["concadvise", "run", "--rate", "0", "--", "ls"]).is_err());
+    }
+}

@@ -1,0 +1,19 @@
+//! One module per subcommand; `dispatch` runs one and turns its outcome into an exit code.
+
+pub mod run;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the subcommand; errors are printed here as one line.
+pub fn dispatch(cli: Cli) -> u8 {
+    let (result, in_run) = match cli.command {
+        Command::Run(args) => (run::run(args), true),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("concadvise: error: {error}");
+            error.exit_code(in_run)
+        }
+    }
+}

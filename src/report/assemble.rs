@@ -1,0 +1,188 @@
+//! Puts a report together: kernel totals, the sampled accounts, the verdict and the advice.
+
+use std::time::{Duration, SystemTime};
+
+use super::{
+    round3, MachineSection, ProcessSection, RecommendationSection, Report, SamplingSection,
+    SourcesSection, StateSeconds, TargetSection, ThreadSection, TimeSection, VerdictSection,
+    WaitSeconds, SCHEMA_VERSION,
+};
+use crate::advice::{advise, AdviceInput};
+use crate::analysis::runtime::{detect, Runtime};
+use crate::analysis::verdict::classify;
+use crate::analysis::wait_kind::WaitKind;
+use crate::sampler::SamplerOutcome;
+use crate::target::launch::Ending;
+
+/// Threads and processes listed in a report, busiest first; the counts say how many there were.
+const LISTED: usize = 50;
+
+/// What is known about the run besides the samples.
+pub struct RunFacts {
+    pub mode: &'static str,
+    pub command: Vec<String>,
+    pub pid: i32,
+    pub ending: Option<Ending>,
+    pub started_at: SystemTime,
+    pub interrupted: bool,
+    pub wall: Duration,
+    /// User and system CPU seconds from the kernel's accounting of the finished tree.
+    pub kernel_cpu: Option<(f64, f64)>,
+    pub rate_hz: f64,
+    pub self_cpu_s: f64,
+    pub machine: MachineSection,
+    pub runtime_override: Option<Runtime>,
+}
+
+pub fn assemble(facts: RunFacts, outcome: &SamplerOutcome) -> Report {
+    let accountant = &outcome.accountant;
+    let wall_s = facts.wall.as_secs_f64();
+    let sampled_cpu_s = accountant.tree.cpu_ns / 1e9;
+    let (user_s, system_s, cpu_source) = match facts.kernel_cpu {
+        Some((user, system)) if user + system >= sampled_cpu_s * 0.98 => (user, system, "rusage"),
+        // The tree did not finish under concadvise: the schedstat deltas are the best measure.
+        _ => (sampled_cpu_s, 0.0, "sampled"),
+    };
+    let cpu_s = user_s + system_s;
+
+    // CPU the kernel counted but no sample saw belongs to processes too short-lived to sample:
+    // while they ran, their parent waited on them, so that wall time was computing.
+    let unsampled_cpu_s = (cpu_s - sampled_cpu_s).max(0.0);
+    let mut wall = accountant.wall;
+    let child = WaitKind::Child.index();
+    let moved = (unsampled_cpu_s * 1e9).min(wall.waits_ns[child]);
+    wall.waits_ns[child] -= moved;
+    wall.cpu_ns += moved;
+    let mut tree = accountant.tree;
+    tree.cpu_ns += unsampled_cpu_s * 1e9;
+
+    let verdict = classify(&wall, outcome.samples);
+    let busiest_process = accountant
+        .processes()
+        .max_by(|a, b| a.cpu_ns.total_cmp(&b.cpu_ns));
+    let runtime = facts.runtime_override.unwrap_or_else(|| {
+        busiest_process.map_or(Runtime::Native, |process| detect(&process.info))
+    });
+    let avg_cores = if wall_s > 0.0 { cpu_s / wall_s } else { 0.0 };
+    let advice = advise(&AdviceInput {
+        verdict: &verdict,
+        runtime,
+        wall_s,
+        avg_cores,
+        cores: facts.machine.cores as f64,
+    });
+
+    // Scale the wall split (which covers the sampled span) to the measured wall time.
+    let span_ns = accountant.span_ns();
+    let mut wall_seconds = StateSeconds::default();
+    if span_ns > 0.0 {
+        let scale = wall_s * 1e9 / span_ns;
+        let mut scaled = wall;
+        scaled.cpu_ns *= scale;
+        scaled.runqueue_ns *= scale;
+        scaled.waits_ns.iter_mut().for_each(|ns| *ns *= scale);
+        wall_seconds = StateSeconds::from_split(&scaled);
+    }
+    let mut breakdown = StateSeconds::from_split(&tree);
+    breakdown.unsampled_cpu_s = round3(unsampled_cpu_s);
+
+    let mut processes: Vec<ProcessSection> = accountant
+        .processes()
+        .map(|p| ProcessSection {
+            pid: p.info.pid,
+            ppid: p.info.ppid,
+            command: p.info.command.clone(),
+            runtime: detect(&p.info).name().to_string(),
+            cpu_s: round3(p.cpu_ns / 1e9),
+            threads: p.threads,
+        })
+        .collect();
+    processes.sort_by(|a, b| b.cpu_s.total_cmp(&a.cpu_s).then(a.pid.cmp(&b.pid)));
+    processes.truncate(LISTED);
+
+    let mut threads: Vec<ThreadSection> = accountant
+        .threads()
+        .map(|t| {
+            let mut waits: Vec<WaitSeconds> = WaitKind::ALL
+                .into_iter()
+                .map(|kind| WaitSeconds {
+                    kind: kind.name().to_string(),
+                    seconds: round3(t.time.wait(kind) / 1e9),
+                })
+                .filter(|w| w.seconds >= 0.001)
+                .collect();
+            waits.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+            waits.truncate(3);
+            ThreadSection {
+                pid: t.pid,
+                tid: t.tid,
+                name: t.name.clone(),
+                cpu_s: round3(t.time.cpu_ns / 1e9),
+                runqueue_s: round3(t.time.runqueue_ns / 1e9),
+                waits,
+            }
+        })
+        .collect();
+    threads.sort_by(|a, b| b.cpu_s.total_cmp(&a.cpu_s).then(a.tid.cmp(&b.tid)));
+    threads.truncate(LISTED);
+
+    let shares = &verdict.shares;
+    let sources = &outcome.sources;
+    Report {
+        schema_version: SCHEMA_VERSION,
+        target: TargetSection {
+            command: facts.command,
+            pid: facts.pid,
+            runtime: runtime.name().to_string(),
+            exit_code: facts.ending.map(Ending::exit_code),
+            signal: match facts.ending {
+                Some(Ending::Signaled(signal)) => Some(signal),
+                _ => None,
+            },
+            started_at: humantime::format_rfc3339_seconds(facts.started_at).to_string(),
+            interrupted: facts.interrupted,
+        },
+        machine: facts.machine,
+        time: TimeSection {
+            wall_s: round3(wall_s),
+            cpu_s: round3(cpu_s),
+            user_s: round3(user_s),
+            system_s: round3(system_s),
+            avg_cores: round3(avg_cores),
+            cpu_source: cpu_source.to_string(),
+        },
+        breakdown,
+        wall: wall_seconds,
+        verdict: VerdictSection {
+            class: verdict.class.name().to_string(),
+            confidence: verdict.confidence,
+            dominant_wait: verdict.dominant_wait.map(|k| k.name().to_string()),
+            computing_share: round3(shares.computing),
+            io_share: round3(shares.io),
+            idle_share: round3(shares.idle),
+            lock_share: round3(shares.lock),
+        },
+        recommendation: RecommendationSection {
+            model: advice.model.name().to_string(),
+            reasons: advice.reasons,
+            warning: advice.warning,
+        },
+        sampling: SamplingSection {
+            mode: facts.mode.to_string(),
+            rate_hz: facts.rate_hz,
+            samples: outcome.samples,
+            late_samples: outcome.late_samples,
+            threads_seen: outcome.threads_seen,
+            processes_seen: outcome.processes_seen,
+            self_cpu_s: round3(facts.self_cpu_s),
+            sources: SourcesSection {
+                schedstat: true,
+                syscall: !sources.syscall_denied,
+                wchan: !sources.wchan_denied,
+                fds: !sources.fds_denied,
+            },
+        },
+        processes,
+        threads,
+    }
+}
