@@ -1,0 +1,111 @@
+//! Helpers for the integration tests: the binaries, a lock for timing-sensitive runs, report parsing.
+
+#![allow(dead_code)] // each test crate uses a different subset
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use concadvise::report::Report;
+
+/// Tests that measure time run one at a time, so they do not load the 2 cores for each other.
+static TIMING: Mutex<()> = Mutex::new(());
+
+pub fn timing_lock() -> MutexGuard<'static, ()> {
+    TIMING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The example workload program (cargo builds examples for `cargo test`).
+pub fn workload() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let path = profile_dir.join("examples").join("workload");
+    assert!(
+        path.exists(),
+        "{} missing: run `cargo test` (it builds examples)",
+        path.display()
+    );
+    path
+}
+
+pub fn workload_str() -> String {
+    workload().display().to_string()
+}
+
+pub fn concadvise() -> Command {
+    Command::cargo_bin("concadvise").unwrap()
+}
+
+/// A scratch directory on the same disk as the build (not a tmpfs).
+pub fn scratch_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
+/// Runs `concadvise run -q --report FILE -- command...` and returns the parsed report and the
+/// process output.
+pub fn run_measured(extra_args: &[&str], command: &[&str]) -> (Report, Output) {
+    let dir = scratch_dir();
+    let report_path = dir.path().join("report.toml");
+    let output = concadvise()
+        .arg("run")
+        .arg("-q")
+        .arg("--report")
+        .arg(&report_path)
+        .args(extra_args)
+        .arg("--")
+        .args(command)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let report = read_report(&report_path).unwrap_or_else(|| {
+        panic!(
+            "no report; stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (report, output)
+}
+
+pub fn read_report(path: &Path) -> Option<Report> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(toml::from_str(&text).expect("report is valid TOML of the schema"))
+}
+
+/// A deliberately slow server on loopback: each request line is answered after `delay`.
+/// Runs on threads of the test process until the test ends.
+pub fn slow_server(delay: Duration) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut writer = stream.try_clone().unwrap();
+                for line in BufReader::new(stream).lines() {
+                    if line.is_err() {
+                        break;
+                    }
+                    std::thread::sleep(delay);
+                    if writer.write_all(b"ok\n").is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The first listed thread whose name is `name`.
+pub fn thread_named<'a>(report: &'a Report, name: &str) -> &'a concadvise::report::ThreadSection {
+    report
+        .threads
+        .iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no thread named {name} in {:?}", report.threads))
+}

@@ -1,0 +1,145 @@
+//! The pure pipeline (wait kinds, accounting, verdict, advice) on /proc samples recorded from
+//! real runs with `--record-samples`: deterministic, no process is launched.
+//!
+//! Fixtures in tests/fixtures/samples/, recorded on a 2-core x86_64 VM:
+//! cpu_loop (workload cpu 1 s), sleep (sleep 1), disk_fdatasync (workload disk 1 s),
+//! net_client (workload net-client to a 100 ms server), shell_child_cpu (sh -c 'workload cpu; true'),
+//! lock_contention (workload locks, 4 threads), asyncio_client (python asyncio client of that server).
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
+use concadvise::advice::{advise, AdviceInput, Model};
+use concadvise::analysis::accountant::{replay, Accountant};
+use concadvise::analysis::runtime::{detect, Runtime};
+use concadvise::analysis::verdict::{classify, Verdict, WorkloadClass};
+use concadvise::analysis::wait_kind::{self, WaitKind};
+use concadvise::sampler::observation::TickSnapshot;
+
+fn text(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/samples/{name}.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap()
+}
+
+fn snapshots(name: &str) -> Vec<TickSnapshot> {
+    text(name)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+fn measured(name: &str) -> (Accountant, Verdict) {
+    let accountant = replay(&text(name)).unwrap();
+    let verdict = classify(&accountant.wall, accountant.ticks);
+    (accountant, verdict)
+}
+
+/// How often each wait kind was seen among the blocked threads of a recording.
+fn kinds_seen(name: &str) -> Vec<(WaitKind, usize)> {
+    let mut counts = [0usize; WaitKind::COUNT];
+    for snapshot in snapshots(name) {
+        for thread in &snapshot.threads {
+            if let Some(kind) = wait_kind::classify(&thread.state) {
+                counts[kind.index()] += 1;
+            }
+        }
+    }
+    let mut seen: Vec<_> = WaitKind::ALL
+        .into_iter()
+        .map(|k| (k, counts[k.index()]))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    seen.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    seen
+}
+
+fn runtime_of_busiest(accountant: &Accountant) -> Runtime {
+    let busiest = accountant
+        .processes()
+        .max_by(|a, b| a.cpu_ns.total_cmp(&b.cpu_ns))
+        .unwrap();
+    detect(&busiest.info)
+}
+
+#[test]
+fn cpu_loop_computes_the_whole_wall() {
+    let (accountant, verdict) = measured("cpu_loop");
+    assert_eq!(verdict.class, WorkloadClass::CpuBound);
+    assert!(verdict.shares.computing > 0.97, "{:?}", verdict.shares);
+    assert_eq!(runtime_of_busiest(&accountant), Runtime::Native);
+}
+
+#[test]
+fn sleep_waits_on_a_timer() {
+    assert_eq!(kinds_seen("sleep")[0].0, WaitKind::Sleep);
+    let (_, verdict) = measured("sleep");
+    assert_eq!(verdict.class, WorkloadClass::Idle);
+    assert_eq!(verdict.dominant_wait, Some(WaitKind::Sleep));
+}
+
+#[test]
+fn fdatasync_loop_waits_on_the_disk() {
+    assert_eq!(kinds_seen("disk_fdatasync")[0].0, WaitKind::Disk);
+    let (_, verdict) = measured("disk_fdatasync");
+    assert_eq!(verdict.class, WorkloadClass::IoBound);
+    assert_eq!(verdict.dominant_wait, Some(WaitKind::Disk));
+}
+
+#[test]
+fn blocking_socket_reads_are_network_and_the_server_thread_does_not_hide_them() {
+    let (_, verdict) = measured("net_client");
+    assert_eq!(verdict.class, WorkloadClass::IoBound);
+    assert_eq!(verdict.dominant_wait, Some(WaitKind::Network));
+    let advice = advise(&AdviceInput {
+        verdict: &verdict,
+        runtime: Runtime::Native,
+        wall_s: 0.8,
+        avg_cores: 0.0,
+        cores: 2.0,
+    });
+    assert_eq!(advice.model, Model::Async);
+}
+
+#[test]
+fn a_shell_waiting_for_its_child_is_child_wait_and_the_child_computes() {
+    let seen = kinds_seen("shell_child_cpu");
+    assert_eq!(seen[0].0, WaitKind::Child, "{seen:?}");
+    let (accountant, verdict) = measured("shell_child_cpu");
+    assert_eq!(verdict.class, WorkloadClass::CpuBound);
+    let shell = accountant.threads().find(|t| t.name == "sh").unwrap();
+    assert_eq!(shell.time.dominant_wait(), Some(WaitKind::Child));
+}
+
+#[test]
+fn mutex_contention_is_lock_wait_while_one_thread_computes() {
+    let seen = kinds_seen("lock_contention");
+    assert_eq!(seen[0].0, WaitKind::Lock, "{seen:?}");
+    let (accountant, verdict) = measured("lock_contention");
+    // One thread at a time holds the lock and computes: about one core, so CPU-bound.
+    assert_eq!(verdict.class, WorkloadClass::CpuBound);
+    assert!(accountant.tree.wait(WaitKind::Lock) > accountant.tree.cpu_ns);
+}
+
+#[test]
+fn an_asyncio_client_waits_in_epoll_on_a_tcp_socket_which_is_network() {
+    let (accountant, verdict) = measured("asyncio_client");
+    assert_eq!(verdict.class, WorkloadClass::IoBound);
+    assert_eq!(verdict.dominant_wait, Some(WaitKind::Network));
+    assert_eq!(
+        runtime_of_busiest(&accountant),
+        Runtime::Python {
+            free_threaded: false
+        }
+    );
+}
+
+#[test]
+fn recordings_round_trip_through_json() {
+    for snapshot in snapshots("asyncio_client").into_iter().take(20) {
+        let again: TickSnapshot =
+            serde_json::from_str(&serde_json::to_string(&snapshot).unwrap()).unwrap();
+        assert_eq!(again, snapshot);
+    }
+}

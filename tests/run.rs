@@ -1,0 +1,292 @@
+//! `concadvise run` on real workloads launched by the tests: verdicts, totals, exit codes, signals.
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+#[test]
+fn single_threaded_cpu_loop_is_cpu_bound_on_one_core() {
+    let _lock = timing_lock();
+    let (report, output) = run_measured(&[], &[&workload_str(), "cpu", "--seconds", "2"]);
+    assert!(output.status.success());
+    // The program's stdout passes through untouched.
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "cpu: done\n");
+    assert_eq!(report.verdict.class, "cpu-bound", "{report:#?}");
+    assert!(
+        (0.8..=1.1).contains(&report.time.avg_cores),
+        "avg_cores {}",
+        report.time.avg_cores
+    );
+    assert!(["threads", "multiprocessing"].contains(&report.recommendation.model.as_str()));
+    assert_eq!(report.target.runtime, "native");
+    assert!(report.recommendation.warning.contains("complexity"));
+}
+
+#[test]
+fn sleep_is_idle_with_sleep_the_dominant_wait() {
+    let _lock = timing_lock();
+    let (report, _) = run_measured(&[], &["sleep", "2"]);
+    assert_eq!(report.verdict.class, "idle");
+    assert_eq!(report.recommendation.model, "none");
+    assert_eq!(report.verdict.dominant_wait.as_deref(), Some("sleep"));
+    assert!(report.wall.sleep_s > 1.8, "{:?}", report.wall);
+    assert!((1.9..2.5).contains(&report.time.wall_s));
+}
+
+#[test]
+fn synchronous_disk_writes_are_io_bound_on_disk() {
+    let _lock = timing_lock();
+    let dir = scratch_dir();
+    let dir_arg = dir.path().display().to_string();
+    let (report, _) = run_measured(
+        &[],
+        &[&workload_str(), "disk", "--seconds", "2", "--dir", &dir_arg],
+    );
+    assert_eq!(report.verdict.class, "io-bound", "{report:#?}");
+    assert_eq!(report.verdict.dominant_wait.as_deref(), Some("disk"));
+    assert_eq!(report.recommendation.model, "threads");
+}
+
+#[test]
+fn client_of_a_slow_loopback_server_is_io_bound_on_network_and_told_async() {
+    let _lock = timing_lock();
+    let addr = slow_server(Duration::from_millis(150));
+    let (report, output) = run_measured(
+        &[],
+        &[
+            &workload_str(),
+            "net-client",
+            "--addr",
+            &addr,
+            "--requests",
+            "12",
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(report.verdict.class, "io-bound", "{report:#?}");
+    assert_eq!(report.verdict.dominant_wait.as_deref(), Some("network"));
+    assert_eq!(report.recommendation.model, "async");
+    assert!(report.wall.network_s > 1.5, "{:?}", report.wall);
+}
+
+#[test]
+fn a_shell_running_cpu_work_is_cpu_bound_and_the_shell_waits_on_its_child() {
+    let _lock = timing_lock();
+    let script = format!("{} cpu --seconds 1.5; true", workload_str());
+    let (report, _) = run_measured(&[], &["sh", "-c", &script]);
+    assert_eq!(report.verdict.class, "cpu-bound", "{report:#?}");
+    assert!(report.time.cpu_s > 1.3);
+    let shell = thread_named(&report, "sh");
+    assert_eq!(shell.waits.first().map(|w| w.kind.as_str()), Some("child"));
+    assert!(report.sampling.processes_seen >= 2);
+}
+
+#[test]
+fn many_short_processes_still_count_through_the_kernel_totals() {
+    let _lock = timing_lock();
+    // 150 processes of a few ms each: most are too short to sample.
+    let script = format!(
+        "i=0; while [ $i -lt 150 ]; do {} cpu --seconds 0.005 >/dev/null; i=$((i+1)); done",
+        workload_str()
+    );
+    let (report, _) = run_measured(&[], &["sh", "-c", &script]);
+    assert!(report.time.cpu_s >= 0.6, "{:?}", report.time);
+    assert_eq!(report.time.cpu_source, "rusage");
+    assert_eq!(report.verdict.class, "cpu-bound", "{report:#?}");
+}
+
+#[test]
+fn two_busy_threads_use_both_cores() {
+    let _lock = timing_lock();
+    let (report, _) = run_measured(
+        &[],
+        &[&workload_str(), "cpu", "--seconds", "2", "--threads", "2"],
+    );
+    assert!(report.time.avg_cores >= 1.6, "{:?}", report.time);
+    assert_eq!(report.verdict.class, "cpu-bound");
+}
+
+#[test]
+fn exit_code_passes_through_and_is_reported() {
+    let (report, output) = run_measured(&[], &[&workload_str(), "exit", "--code", "3"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(report.target.exit_code, Some(3));
+}
+
+#[test]
+fn death_by_signal_exits_128_plus_the_signal() {
+    let (report, output) = run_measured(&[], &["sh", "-c", "kill -TERM $$"]);
+    assert_eq!(output.status.code(), Some(143));
+    assert_eq!(report.target.signal, Some(15));
+    assert_eq!(report.target.exit_code, Some(143));
+}
+
+#[test]
+fn missing_command_exits_127_with_one_line_and_leaves_no_report() {
+    let dir = scratch_dir();
+    let report_path = dir.path().join("r.toml");
+    let output = concadvise()
+        .args(["run", "--report"])
+        .arg(&report_path)
+        .args(["--", "no-such-command-xyz"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(127));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no-such-command-xyz"));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_directory_as_command_exits_126() {
+    let output = concadvise().args(["run", "--", "/"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(126));
+}
+
+#[test]
+fn unwritable_report_path_fails_before_the_program_starts() {
+    let dir = scratch_dir();
+    let marker = dir.path().join("ran");
+    let output = concadvise()
+        .args(["run", "--report", "/nonexistent-dir/r.toml", "--", "touch"])
+        .arg(&marker)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(125));
+    assert!(
+        !marker.exists(),
+        "the program ran although the report could not be written"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("/nonexistent-dir"));
+}
+
+#[test]
+fn cpu_seconds_match_the_kernels_accounting_as_time_reports_it() {
+    let _lock = timing_lock();
+    let dir = scratch_dir();
+    let time_file = dir.path().join("time.txt");
+    let time_arg = time_file.display().to_string();
+    let (report, _) = run_measured(
+        &[],
+        &[
+            "/usr/bin/time",
+            "-f",
+            "%U %S",
+            "-o",
+            &time_arg,
+            &workload_str(),
+            "cpu",
+            "--seconds",
+            "1.5",
+        ],
+    );
+    let text = std::fs::read_to_string(&time_file).unwrap();
+    let timed: f64 = text
+        .split_whitespace()
+        .map(|n| n.parse::<f64>().unwrap())
+        .sum();
+    let reported = report.time.cpu_s;
+    // time(1) prints hundredths and its own few milliseconds are in the report too.
+    let tolerance = (0.01 * timed).max(0.02);
+    assert!(
+        (reported - timed).abs() <= tolerance,
+        "report {reported} vs time {timed}"
+    );
+    // The sampler's own schedstat accounting agrees with the kernel totals within 2 %.
+    let sampled = report.breakdown.cpu_s - report.breakdown.unsampled_cpu_s;
+    assert!(
+        (sampled - reported).abs() <= 0.02 * reported + 0.01,
+        "{:?}",
+        report.breakdown
+    );
+}
+
+#[test]
+fn orphaned_children_are_followed_and_counted() {
+    let _lock = timing_lock();
+    let script = format!("{} cpu --seconds 1 >/dev/null & exit 0", workload_str());
+    let (report, _) = run_measured(&[], &["sh", "-c", &script]);
+    assert!(report.time.cpu_s >= 0.9, "{:?}", report.time);
+    assert!(report.time.wall_s >= 0.9);
+    assert_eq!(report.target.exit_code, Some(0));
+}
+
+/// Runs `concadvise run --report DIR/r.toml -- sleep 30` and sends `signal` to concadvise alone.
+fn signal_a_run_of_sleep(signal: Signal) -> (tempfile::TempDir, std::process::Output) {
+    let dir = scratch_dir();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_concadvise"))
+        .args(["run", "-q", "--report"])
+        .arg(dir.path().join("r.toml"))
+        .args(["--", "sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+    (dir, child.wait_with_output().unwrap())
+}
+
+#[test]
+fn sigint_sent_to_concadvise_alone_is_forwarded_and_the_report_still_written() {
+    let (dir, output) = signal_a_run_of_sleep(Signal::SIGINT);
+    let report_path = dir.path().join("r.toml");
+    assert_eq!(output.status.code(), Some(130));
+    let report = read_report(&report_path).expect("report written after Ctrl-C");
+    assert!(report.target.interrupted);
+    assert_eq!(report.target.signal, Some(2));
+    assert!(report.time.wall_s < 5.0);
+}
+
+#[test]
+fn sigterm_is_forwarded_to_the_program() {
+    let (dir, output) = signal_a_run_of_sleep(Signal::SIGTERM);
+    let report_path = dir.path().join("r.toml");
+    assert_eq!(output.status.code(), Some(143));
+    assert!(read_report(&report_path).unwrap().target.interrupted);
+}
+
+#[test]
+fn report_to_stdout_and_json_by_extension() {
+    let output = concadvise()
+        .args(["run", "-q", "--report", "-", "--", "true"])
+        .output()
+        .unwrap();
+    let report: concadvise::report::Report =
+        toml::from_str(&String::from_utf8_lossy(&output.stdout)).unwrap();
+    assert_eq!(report.schema_version, 1);
+    assert_eq!(report.target.command, ["true"]);
+
+    let dir = scratch_dir();
+    let path = dir.path().join("r.json");
+    concadvise()
+        .args(["run", "-q", "--report"])
+        .arg(&path)
+        .args(["--", "true"])
+        .assert()
+        .success();
+    let json: concadvise::report::Report =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(json.target.exit_code, Some(0));
+}
+
+#[test]
+fn summary_goes_to_stderr_with_the_verdict_first() {
+    let output = concadvise()
+        .args(["run", "--color", "never", "--", "sleep", "0.3"])
+        .output()
+        .unwrap();
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(first.starts_with("concadvise: idle"), "{stderr}");
+    assert!(stderr.contains("where the wall time went"));
+    assert!(!stderr.contains('\u{1b}'), "colour with --color never");
+}
