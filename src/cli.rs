@@ -34,6 +34,33 @@ pub enum Command {
                       concadvise itself failed."
     )]
     Run(RunArgs),
+    /// Measure a process that is already running, and its descendants, without disturbing it.
+    #[command(after_help = "Examples:\n  concadvise attach 4242\n  \
+                      concadvise attach 4242 --duration 30s --report svc.toml\n  \
+                      concadvise attach --name gunicorn\n\n\
+                      Stops at --duration, at Ctrl-C, or when the process exits; the process is \
+                      only read from /proc, never stopped, traced or signalled.\n\n\
+                      Exit status: 0 when measured; 3 if no such process; 4 if it may not be \
+                      measured (concadvise itself, its parent, a kernel thread); 6 if the report \
+                      cannot be written; 2 for usage errors.")]
+    Attach(AttachArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// PID of the process to measure.
+    #[arg(required_unless_present = "name", conflicts_with = "name")]
+    pub pid: Option<i32>,
+    /// Find the process by name (command name, program file name, or script name) instead.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Stop after this long (500ms, 30s, 2m); default: until Ctrl-C or the process exits.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -113,9 +140,24 @@ mod tests {
             "-l",
             "--all",
         ]);
-        let Command::Run(args) = cli.command;
+        let Command::Run(args) = cli.command else {
+            panic!("parsed as another subcommand")
+        };
         assert_eq!(args.command, ["ls", "-l", "--all"]);
         assert_eq!(args.sampling.rate, 50.0);
         assert!(Cli::try_parse_from(["concadvise", "run", "--rate", "0", "--", "ls"]).is_err());
+    }
+
+    #[test]
+    fn attach_takes_a_pid_or_a_name_and_human_durations() {
+        let cli = Cli::parse_from(["concadvise", "attach", "42", "--duration", "1m30s"]);
+        let Command::Attach(args) = cli.command else {
+            panic!("parsed as another subcommand")
+        };
+        assert_eq!(args.pid, Some(42));
+        assert_eq!(args.duration, Some(std::time::Duration::from_secs(90)));
+        assert!(Cli::try_parse_from(["concadvise", "attach"]).is_err());
+        assert!(Cli::try_parse_from(["concadvise", "attach", "42", "--name", "x"]).is_err());
+        assert!(Cli::try_parse_from(["concadvise", "attach", "42", "--duration", "soon"]).is_err());
     }
 }

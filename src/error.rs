@@ -8,7 +8,7 @@ pub mod exit_code {
     pub const FAILURE: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const NO_SUCH_PROCESS: u8 = 3;
-    pub const NOT_PERMITTED: u8 = 4;
+    pub const REFUSED_TARGET: u8 = 4;
     pub const BAD_INPUT_FILE: u8 = 5;
     pub const OUTPUT_NOT_WRITABLE: u8 = 6;
     pub const RUN_FAILED: u8 = 125;
@@ -28,8 +28,29 @@ pub enum Error {
     ReportPath { path: PathBuf, reason: String },
     #[error("cannot write the report to {}: {reason}", path.display())]
     ReportWrite { path: PathBuf, reason: String },
+    #[error("no process with PID {0} (check `ps`; it may have exited)")]
+    NoSuchProcess(i32),
+    #[error("no process named {0:?} (check `ps -e`, or give its PID)")]
+    NoProcessNamed(String),
+    #[error(
+        "several processes are named {name:?} ({}): give the PID",
+        join_pids(pids)
+    )]
+    AmbiguousName { name: String, pids: Vec<i32> },
+    #[error("will not attach to PID {pid}: {reason}")]
+    RefusedTarget { pid: i32, reason: String },
     #[error("{0}")]
     Setup(String),
+}
+
+fn join_pids(pids: &[i32]) -> String {
+    let shown: Vec<String> = pids.iter().take(10).map(i32::to_string).collect();
+    let more = pids.len().saturating_sub(10);
+    if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
 }
 
 impl Error {
@@ -41,6 +62,10 @@ impl Error {
             Error::CommandNotExecutable(_) => NOT_EXECUTABLE,
             _ if in_run => RUN_FAILED,
             Error::ReportPath { .. } | Error::ReportWrite { .. } => OUTPUT_NOT_WRITABLE,
+            Error::NoSuchProcess(_) | Error::NoProcessNamed(_) | Error::AmbiguousName { .. } => {
+                NO_SUCH_PROCESS
+            }
+            Error::RefusedTarget { .. } => REFUSED_TARGET,
             Error::Spawn { .. } | Error::Setup(_) => FAILURE,
         }
     }

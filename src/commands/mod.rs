@@ -1,6 +1,8 @@
 //! One module per subcommand; `dispatch` runs one and turns its outcome into an exit code.
 
+pub mod attach;
 pub mod run;
+mod session;
 
 use crate::cli::{Cli, Command};
 
@@ -8,6 +10,7 @@ use crate::cli::{Cli, Command};
 pub fn dispatch(cli: Cli) -> u8 {
     let (result, in_run) = match cli.command {
         Command::Run(args) => (run::run(args), true),
+        Command::Attach(args) => (attach::attach(args), false),
     };
     match result {
         Ok(code) => code,

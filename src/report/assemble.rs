@@ -17,31 +17,42 @@ use crate::target::launch::Ending;
 /// Threads and processes listed in a report, busiest first; the counts say how many there were.
 const LISTED: usize = 50;
 
-/// What is known about the run besides the samples.
-pub struct RunFacts {
+/// What is known about the measured program besides the samples.
+pub struct TargetFacts {
     pub mode: &'static str,
     pub command: Vec<String>,
     pub pid: i32,
     pub ending: Option<Ending>,
     pub started_at: SystemTime,
     pub interrupted: bool,
+    /// attach only: whether the process exited while attached.
+    pub exited: Option<bool>,
     pub wall: Duration,
     /// User and system CPU seconds from the kernel's accounting of the finished tree.
     pub kernel_cpu: Option<(f64, f64)>,
-    pub rate_hz: f64,
-    pub self_cpu_s: f64,
-    pub machine: MachineSection,
+    /// Without kernel totals: the share of CPU time spent in user mode, to split sampled CPU.
+    pub user_fraction: Option<f64>,
     pub runtime_override: Option<Runtime>,
 }
 
-pub fn assemble(facts: RunFacts, outcome: &SamplerOutcome) -> Report {
+/// How the measurement was taken.
+pub struct SamplingFacts {
+    pub rate_hz: f64,
+    pub self_cpu_s: f64,
+    pub machine: MachineSection,
+}
+
+pub fn assemble(facts: TargetFacts, sampling: SamplingFacts, outcome: &SamplerOutcome) -> Report {
     let accountant = &outcome.accountant;
     let wall_s = facts.wall.as_secs_f64();
     let sampled_cpu_s = accountant.tree.cpu_ns / 1e9;
     let (user_s, system_s, cpu_source) = match facts.kernel_cpu {
         Some((user, system)) if user + system >= sampled_cpu_s * 0.98 => (user, system, "rusage"),
         // The tree did not finish under concadvise: the schedstat deltas are the best measure.
-        _ => (sampled_cpu_s, 0.0, "sampled"),
+        _ => {
+            let user = sampled_cpu_s * facts.user_fraction.unwrap_or(1.0).clamp(0.0, 1.0);
+            (user, sampled_cpu_s - user, "sampled")
+        }
     };
     let cpu_s = user_s + system_s;
 
@@ -69,7 +80,7 @@ pub fn assemble(facts: RunFacts, outcome: &SamplerOutcome) -> Report {
         runtime,
         wall_s,
         avg_cores,
-        cores: facts.machine.cores as f64,
+        cores: sampling.machine.cores as f64,
     });
 
     // Scale the wall split (which covers the sampled span) to the measured wall time.
@@ -141,8 +152,9 @@ pub fn assemble(facts: RunFacts, outcome: &SamplerOutcome) -> Report {
             },
             started_at: humantime::format_rfc3339_seconds(facts.started_at).to_string(),
             interrupted: facts.interrupted,
+            exited: facts.exited,
         },
-        machine: facts.machine,
+        machine: sampling.machine,
         time: TimeSection {
             wall_s: round3(wall_s),
             cpu_s: round3(cpu_s),
@@ -169,12 +181,12 @@ pub fn assemble(facts: RunFacts, outcome: &SamplerOutcome) -> Report {
         },
         sampling: SamplingSection {
             mode: facts.mode.to_string(),
-            rate_hz: facts.rate_hz,
+            rate_hz: sampling.rate_hz,
             samples: outcome.samples,
             late_samples: outcome.late_samples,
             threads_seen: outcome.threads_seen,
             processes_seen: outcome.processes_seen,
-            self_cpu_s: round3(facts.self_cpu_s),
+            self_cpu_s: round3(sampling.self_cpu_s),
             sources: SourcesSection {
                 schedstat: true,
                 syscall: !sources.syscall_denied,

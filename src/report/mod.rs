@@ -50,6 +50,9 @@ pub struct TargetSection {
     /// Measurement cut short by Ctrl-C or a termination signal.
     #[serde(default)]
     pub interrupted: bool,
+    /// attach only: whether the process exited while attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exited: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

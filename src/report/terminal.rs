@@ -71,6 +71,9 @@ pub fn render(report: &Report, look: Look) -> String {
         (Some(code), None) => status.push(format!("exit {code}")),
         (None, None) => {}
     }
+    if target.exited == Some(true) {
+        status.push("exited while attached".into());
+    }
     if target.interrupted {
         status.push("interrupted".into());
     }

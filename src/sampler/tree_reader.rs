@@ -121,7 +121,8 @@ impl TreeReader {
                 }
             }
         };
-        let mut visited = HashSet::new();
+        // concadvise never measures itself, even inside a tree it was asked to follow.
+        let mut visited = HashSet::from([std::process::id() as i32]);
         while let Some(pid) = queue.pop() {
             if !visited.insert(pid) {
                 continue;
@@ -292,6 +293,13 @@ fn read_wait_state(
         }
         Err(_) => SyscallState::NotRead,
     };
+    let syscall_denied = syscall == SyscallState::Denied;
+    if syscall_denied {
+        // Without ptrace access the kernel shows wchan as "0" rather than failing, and the
+        // blocking descriptors cannot be known without the syscall.
+        sources.wchan_denied = true;
+        sources.fds_denied = true;
+    }
     let wchan = match read_held(&mut thread.wchan, &thread.dir, "wchan", buf) {
         Ok(()) => {
             let text = String::from_utf8_lossy(buf).trim().to_string();
@@ -473,6 +481,28 @@ mod tests {
         assert_eq!(parse_schedstat(b"1333583 20 3\n"), Some((1333583, 20, 3)));
         assert_eq!(parse_schedstat(b"garbage"), None);
         assert_eq!(parse_pids(b"12 345 \n").collect::<Vec<_>>(), vec![12, 345]);
+    }
+
+    #[test]
+    fn a_pid_with_another_start_time_is_not_the_target() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let start_ticks = process_start_ticks(pid, &mut Vec::new()).unwrap();
+        let threads_found = |start_ticks| {
+            let mut reader = TreeReader::new(Scope::Process { pid, start_ticks }, Instant::now());
+            let mut snapshot = TickSnapshot::default();
+            reader.discover(&mut snapshot);
+            reader.read_threads(&mut snapshot);
+            snapshot.threads.len()
+        };
+        // As if the PID had been reused by a process started later.
+        assert_eq!(threads_found(start_ticks + 1), 0);
+        assert_eq!(threads_found(start_ticks), 1);
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]

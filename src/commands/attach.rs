@@ -1,0 +1,87 @@
+//! `concadvise attach`: measure a running process and its descendants for a while, reading /proc only.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use super::session::{conclude, Outputs};
+use crate::cli::AttachArgs;
+use crate::error::Error;
+use crate::report::assemble::TargetFacts;
+use crate::sampler::tree_reader::Scope;
+use crate::target::attach::{cpu_ticks, ending, resolve, wait_sources_readable};
+use crate::target::signals::SignalRelay;
+
+/// How often the target's liveness, the deadline and interrupts are checked.
+const POLL: Duration = Duration::from_millis(20);
+
+pub fn attach(args: AttachArgs) -> Result<u8, Error> {
+    let outputs = Outputs::prepare(&args.sampling, &args.output)?;
+    let target = resolve(args.pid, args.name.as_deref())?;
+    // Signals stop the measurement; none is ever forwarded to the target.
+    let signals = SignalRelay::install()?;
+    if !wait_sources_readable(target.pid) {
+        eprintln!(
+            "concadvise: cannot read what PID {} waits on (its syscall, wchan and fd/ need ptrace \
+             access): off-CPU time will be 'unknown'; run as the process's user or root (in a \
+             container, with CAP_SYS_PTRACE) for wait kinds",
+            target.pid
+        );
+    }
+    let ticks_before = cpu_ticks(target.pid);
+    let origin = Instant::now();
+    let started_at = SystemTime::now();
+    let scope = Scope::Process {
+        pid: target.pid,
+        start_ticks: target.start_ticks,
+    };
+    let measuring = outputs.start(scope, origin)?;
+
+    let deadline = args.duration.map(|duration| origin + duration);
+    let mut ticks_after = ticks_before;
+    let exit = loop {
+        if signals.interrupted() {
+            break None;
+        }
+        if let Some(exit) = ending(&target) {
+            break Some(exit);
+        }
+        ticks_after = cpu_ticks(target.pid).or(ticks_after);
+        let now = Instant::now();
+        match deadline {
+            Some(deadline) if now >= deadline => break None,
+            Some(deadline) => std::thread::sleep(POLL.min(deadline - now)),
+            None => std::thread::sleep(POLL),
+        }
+    };
+    let wall = origin.elapsed();
+    if exit.is_some() && !args.output.quiet {
+        eprintln!(
+            "concadvise: PID {} exited after {:.1} s of measurement",
+            target.pid,
+            wall.as_secs_f64()
+        );
+    }
+    let user_fraction = match (ticks_before, ticks_after) {
+        (Some((user0, system0)), Some((user1, system1))) => {
+            let (user, system) = (user1.saturating_sub(user0), system1.saturating_sub(system0));
+            (user + system > 0).then(|| user as f64 / (user + system) as f64)
+        }
+        _ => None,
+    };
+    conclude(
+        measuring,
+        TargetFacts {
+            mode: "attach",
+            command: target.command.clone(),
+            pid: target.pid,
+            ending: exit.flatten(),
+            started_at,
+            interrupted: signals.interrupted(),
+            exited: Some(exit.is_some()),
+            wall,
+            kernel_cpu: None,
+            user_fraction,
+            runtime_override: None,
+        },
+    )?;
+    Ok(0)
+}
