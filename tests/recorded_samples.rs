@@ -4,7 +4,8 @@
 //! Fixtures in tests/fixtures/samples/, recorded on a 2-core x86_64 VM:
 //! cpu_loop (workload cpu 1 s), sleep (sleep 1), disk_fdatasync (workload disk 1 s),
 //! net_client (workload net-client to a 100 ms server), shell_child_cpu (sh -c 'workload cpu; true'),
-//! lock_contention (workload locks, 4 threads), asyncio_client (python asyncio client of that server).
+//! lock_contention (workload locks, 4 threads), asyncio_client (python asyncio client of that server),
+//! denied_sleep (`attach` run as user nobody to a root-owned `sleep`: syscall and wchan hidden).
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
@@ -133,6 +134,16 @@ fn an_asyncio_client_waits_in_epoll_on_a_tcp_socket_which_is_network() {
             free_threaded: false
         }
     );
+}
+
+#[test]
+fn without_ptrace_access_off_cpu_time_is_unknown_and_confidence_drops() {
+    assert_eq!(kinds_seen("denied_sleep")[0].0, WaitKind::Unknown);
+    let (_, denied) = measured("denied_sleep");
+    let (_, readable) = measured("sleep");
+    assert!(denied.shares.unknown > 0.9, "{:?}", denied.shares);
+    assert!(denied.confidence < 0.2, "{}", denied.confidence);
+    assert!(readable.confidence > 0.8, "{}", readable.confidence);
 }
 
 #[test]

@@ -109,3 +109,16 @@ pub fn thread_named<'a>(report: &'a Report, name: &str) -> &'a concadvise::repor
         .find(|t| t.name == name)
         .unwrap_or_else(|| panic!("no thread named {name} in {:?}", report.threads))
 }
+
+/// The run failed with `code` and exactly one line on stderr that mentions `mentions`.
+pub fn assert_one_line_error(output: &Output, code: i32, mentions: &str) {
+    assert_eq!(output.status.code(), Some(code), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(mentions), "{stderr}");
+}
+
+/// Nothing was left in `dir` (no report, no temporary file).
+pub fn assert_empty(dir: &Path) {
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0);
+}
