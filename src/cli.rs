@@ -44,6 +44,54 @@ pub enum Command {
                       measured (concadvise itself, its parent, a kernel thread); 6 if the report \
                       cannot be written; 2 for usage errors.")]
     Attach(AttachArgs),
+    /// Print a saved report as the live summary, or convert it (--format json).
+    #[command(
+        after_help = "Exit status: 0; 5 if the file is missing, not TOML/JSON, not a \
+                      concadvise report, or from a newer concadvise."
+    )]
+    Show(ShowArgs),
+    /// Compare two saved reports: before and after a change.
+    #[command(
+        after_help = "Example:\n  concadvise run --report before.toml -- ./job\n  \
+                      (change the code)\n  concadvise run --report after.toml -- ./job\n  \
+                      concadvise diff before.toml after.toml\n\n\
+                      A wall-time change under 5% (10% if either run waited for a CPU over \
+                      10% of its time) or under 50 ms is called run-to-run noise.\n\n\
+                      Exit status: 0; 5 if a file is not a readable report."
+    )]
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The report file (TOML or JSON).
+    pub report: PathBuf,
+    /// Print the report in this format instead of the summary.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Colour in the summary.
+    #[arg(long, value_enum, default_value_t, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The report from before the change.
+    pub before: PathBuf,
+    /// The report from after the change.
+    pub after: PathBuf,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: DiffFormat,
+    /// Colour in the text output.
+    #[arg(long, value_enum, default_value_t, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -39,6 +39,8 @@ pub enum Error {
     AmbiguousName { name: String, pids: Vec<i32> },
     #[error("will not attach to PID {pid}: {reason}")]
     RefusedTarget { pid: i32, reason: String },
+    #[error("cannot read {}: {reason}", path.display())]
+    InputFile { path: PathBuf, reason: String },
     #[error("{0}")]
     Setup(String),
 }
@@ -66,6 +68,7 @@ impl Error {
                 NO_SUCH_PROCESS
             }
             Error::RefusedTarget { .. } => REFUSED_TARGET,
+            Error::InputFile { .. } => BAD_INPUT_FILE,
             Error::Spawn { .. } | Error::Setup(_) => FAILURE,
         }
     }

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::phases::Phase;
 use crate::analysis::runtime::Runtime;
 use crate::analysis::verdict::{Verdict, WorkloadClass};
 use crate::analysis::wait_kind::WaitKind;
@@ -92,6 +93,61 @@ pub fn advise(input: &AdviceInput) -> Advice {
         model,
         reasons,
         warning: WARNING.to_string(),
+    }
+}
+
+/// Advice for a run whose phases want different things: the phases are the reason, each gets
+/// its own advice, and the model is that of the longest phase that is not idle.
+pub fn advise_phases(input: &AdviceInput, phases: &[Phase]) -> Advice {
+    let mut reasons = vec![format!(
+        "The run changes character: {}. One model does not fit it all; each phase gets its own \
+         advice below.",
+        phases
+            .iter()
+            .map(|p| format!(
+                "{:.1}-{:.1} s {}",
+                p.start_ns / 1e9,
+                p.end_ns / 1e9,
+                describe(&p.verdict)
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )];
+    let mut longest: Option<(f64, Model)> = None;
+    for phase in phases {
+        let seconds = phase.seconds();
+        let advice = advise(&AdviceInput {
+            verdict: &phase.verdict,
+            wall_s: seconds,
+            avg_cores: phase.avg_cores(),
+            ..input.clone()
+        });
+        if phase.verdict.class != WorkloadClass::Idle && longest.is_none_or(|(s, _)| seconds > s) {
+            longest = Some((seconds, advice.model));
+        }
+        if let Some(first) = advice.reasons.first() {
+            reasons.push(format!(
+                "{:.1}-{:.1} s ({}): {}. {}",
+                phase.start_ns / 1e9,
+                phase.end_ns / 1e9,
+                phase.verdict.class.name(),
+                advice.model.name(),
+                first
+            ));
+        }
+    }
+    Advice {
+        model: longest.map_or(Model::None, |(_, model)| model),
+        reasons,
+        warning: WARNING.to_string(),
+    }
+}
+
+/// "cpu-bound", "io-bound (disk)", "idle (sleep)".
+fn describe(verdict: &Verdict) -> String {
+    match (verdict.class, verdict.dominant_wait) {
+        (WorkloadClass::CpuBound, _) | (_, None) => verdict.class.name().to_string(),
+        (class, Some(kind)) => format!("{} ({})", class.name(), kind.name()),
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::timeline::Timeline;
 use super::wait_kind::{classify, WaitKind};
 use crate::sampler::observation::{ProcessInfo, Sighting, TickSnapshot};
 
@@ -105,6 +106,8 @@ pub struct Accountant {
     pub tree: TimeSplit,
     /// Wall-clock time, each interval split once: computing, else the most telling wait.
     pub wall: TimeSplit,
+    /// The wall split over time, in a fixed number of buckets.
+    pub timeline: Timeline,
     /// The wall split since `take_recent` was last called (for live progress).
     recent: TimeSplit,
     recent_cpu_ns: f64,
@@ -184,6 +187,7 @@ impl Accountant {
         self.last_tick_ns = Some(snapshot.at_ns);
         let wall = wall_split(tick_ns, &interval, interval_busy_ns);
         self.wall.add(&wall);
+        self.timeline.add(snapshot.at_ns, &wall, interval.cpu_ns);
         self.recent.add(&wall);
         self.recent_cpu_ns += interval.cpu_ns;
         self.ticks += 1;

@@ -1,8 +1,10 @@
 //! One module per subcommand; `dispatch` runs one and turns its outcome into an exit code.
 
 pub mod attach;
+pub mod diff;
 pub mod run;
 mod session;
+pub mod show;
 
 use crate::cli::{Cli, Command};
 
@@ -11,6 +13,8 @@ pub fn dispatch(cli: Cli) -> u8 {
     let (result, in_run) = match cli.command {
         Command::Run(args) => (run::run(args), true),
         Command::Attach(args) => (attach::attach(args), false),
+        Command::Show(args) => (show::show(args), false),
+        Command::Diff(args) => (diff::diff(args), false),
     };
     match result {
         Ok(code) => code,

@@ -3,13 +3,16 @@
 use std::time::{Duration, SystemTime};
 
 use super::{
-    round3, MachineSection, ProcessSection, RecommendationSection, Report, SamplingSection,
-    SourcesSection, StateSeconds, TargetSection, ThreadSection, TimeSection, VerdictSection,
-    WaitSeconds, SCHEMA_VERSION,
+    round3, MachineSection, PhaseSection, ProcessSection, RecommendationSection, Report,
+    SamplingSection, SourcesSection, StateSeconds, TargetSection, ThreadSection, TimeSection,
+    TimelineSection, VerdictSection, WaitSeconds, SCHEMA_VERSION,
 };
-use crate::advice::{advise, AdviceInput};
+use crate::advice::{advise, advise_phases, AdviceInput};
+use crate::analysis::accountant::TimeSplit;
+use crate::analysis::phases::{self, Phase};
 use crate::analysis::runtime::{detect, Runtime};
-use crate::analysis::verdict::classify;
+use crate::analysis::timeline::state_letter;
+use crate::analysis::verdict::{classify, WorkloadClass};
 use crate::analysis::wait_kind::WaitKind;
 use crate::sampler::SamplerOutcome;
 use crate::target::launch::Ending;
@@ -67,7 +70,12 @@ pub fn assemble(facts: TargetFacts, sampling: SamplingFacts, outcome: &SamplerOu
     let mut tree = accountant.tree;
     tree.cpu_ns += unsampled_cpu_s * 1e9;
 
-    let verdict = classify(&wall, outcome.samples);
+    let mut verdict = classify(&wall, outcome.samples);
+    let phases = phases::detect(&accountant.timeline, accountant.span_ns());
+    let phases_disagree = phases::disagree(&phases);
+    if phases_disagree {
+        verdict.class = WorkloadClass::Mixed;
+    }
     let busiest_process = accountant
         .processes()
         .max_by(|a, b| a.cpu_ns.total_cmp(&b.cpu_ns));
@@ -75,13 +83,32 @@ pub fn assemble(facts: TargetFacts, sampling: SamplingFacts, outcome: &SamplerOu
         busiest_process.map_or(Runtime::Native, |process| detect(&process.info))
     });
     let avg_cores = if wall_s > 0.0 { cpu_s / wall_s } else { 0.0 };
-    let advice = advise(&AdviceInput {
+    let cores = sampling.machine.cores as f64;
+    let input = AdviceInput {
         verdict: &verdict,
         runtime,
         wall_s,
         avg_cores,
-        cores: sampling.machine.cores as f64,
-    });
+        cores,
+    };
+    let advice = if phases_disagree {
+        advise_phases(&input, &phases)
+    } else {
+        advise(&input)
+    };
+    let phase_sections = phases
+        .iter()
+        .map(|phase| phase_section(phase, runtime, cores))
+        .collect();
+    let timeline = TimelineSection {
+        bucket_s: round3(accountant.timeline.bucket_ns() / 1e9),
+        states: accountant
+            .timeline
+            .buckets()
+            .iter()
+            .map(state_letter)
+            .collect(),
+    };
 
     // Scale the wall split (which covers the sampled span) to the measured wall time.
     let span_ns = accountant.span_ns();
@@ -194,7 +221,40 @@ pub fn assemble(facts: TargetFacts, sampling: SamplingFacts, outcome: &SamplerOu
                 fds: !sources.fds_denied,
             },
         },
+        timeline,
+        phases: phase_sections,
         processes,
         threads,
     }
+}
+
+fn phase_section(phase: &Phase, runtime: Runtime, cores: f64) -> PhaseSection {
+    let advice = advise(&AdviceInput {
+        verdict: &phase.verdict,
+        runtime,
+        wall_s: phase.seconds(),
+        avg_cores: phase.avg_cores(),
+        cores,
+    });
+    PhaseSection {
+        start_s: round3(phase.start_ns / 1e9),
+        end_s: round3(phase.end_ns / 1e9),
+        class: phase.verdict.class.name().to_string(),
+        dominant_waits: top_waits(&phase.wall, 2),
+        model: advice.model.name().to_string(),
+    }
+}
+
+/// Names of the `count` wait kinds with the most time, largest first.
+pub fn top_waits(split: &TimeSplit, count: usize) -> Vec<String> {
+    let mut kinds: Vec<WaitKind> = WaitKind::ALL
+        .into_iter()
+        .filter(|kind| split.wait(*kind) > 0.01 * split.total_ns())
+        .collect();
+    kinds.sort_by(|a, b| split.wait(*b).total_cmp(&split.wait(*a)));
+    kinds
+        .into_iter()
+        .take(count)
+        .map(|k| k.name().to_string())
+        .collect()
 }

@@ -1,7 +1,9 @@
 //! The report: the schema written as TOML or JSON, read back by `show` and `diff`.
 
 pub mod assemble;
+pub mod diff;
 pub mod export;
+pub mod read;
 pub mod terminal;
 pub mod write;
 
@@ -28,6 +30,11 @@ pub struct Report {
     pub verdict: VerdictSection,
     pub recommendation: RecommendationSection,
     pub sampling: SamplingSection,
+    #[serde(default)]
+    pub timeline: TimelineSection,
+    /// Stretches of the run with one kind of work, in time order.
+    #[serde(default)]
+    pub phases: Vec<PhaseSection>,
     #[serde(default)]
     pub processes: Vec<ProcessSection>,
     #[serde(default)]
@@ -202,6 +209,26 @@ pub struct SourcesSection {
     pub syscall: bool,
     pub wchan: bool,
     pub fds: bool,
+}
+
+/// What took most of the wall time, bucket by bucket, as one letter each (c cpu, r runqueue,
+/// d disk, n network, i ipc, l lock, s sleep, e event_wait, w child, t input, p paging,
+/// o other, ? unknown, space: nothing measured).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimelineSection {
+    pub bucket_s: f64,
+    pub states: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseSection {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub class: String,
+    /// Up to two wait kinds with the most wall time in the phase, largest first.
+    pub dominant_waits: Vec<String>,
+    /// The model this phase alone would get.
+    pub model: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

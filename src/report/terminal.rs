@@ -3,6 +3,7 @@
 use console::Style;
 
 use super::Report;
+use crate::analysis::timeline::letter_name;
 
 /// How to draw: width in columns and whether to colour.
 #[derive(Debug, Clone, Copy)]
@@ -15,7 +16,15 @@ impl Look {
     /// For stderr: its width when it is a terminal (at least 80), colour unless NO_COLOR,
     /// TERM=dumb, or stderr is not a terminal.
     pub fn for_stderr(color_choice: ColorChoice) -> Look {
-        let term = console::Term::stderr();
+        Look::for_term(&console::Term::stderr(), color_choice)
+    }
+
+    /// The same for stdout (`show`, `diff`).
+    pub fn for_stdout(color_choice: ColorChoice) -> Look {
+        Look::for_term(&console::Term::stdout(), color_choice)
+    }
+
+    fn for_term(term: &console::Term, color_choice: ColorChoice) -> Look {
         let is_tty = term.is_term();
         let width = if is_tty {
             usize::from(term.size().1).max(80)
@@ -121,6 +130,42 @@ pub fn render(report: &Report, look: Look) -> String {
         ));
     }
 
+    let states = report.timeline.states.trim_end();
+    if !states.is_empty() {
+        let width = look.width.saturating_sub(16).clamp(20, 100);
+        let line = resample(states, width);
+        let mut legend: Vec<String> = Vec::new();
+        for letter in line.chars() {
+            if let Some(name) = letter_name(letter) {
+                let entry = format!("{letter} {name}");
+                if !legend.contains(&entry) {
+                    legend.push(entry);
+                }
+            }
+        }
+        out.push_str(&format!(
+            "\n{}  0 s {} {:.1} s\n    {}\n",
+            paint(bold.clone(), "timeline"),
+            "─".repeat(width.saturating_sub(14)),
+            time.wall_s,
+            paint(dim.clone(), &format!("{line}  ({})", legend.join(", ")))
+        ));
+    }
+    if report.phases.len() > 1 {
+        out.push_str(&format!("\n{}\n", paint(bold.clone(), "phases")));
+        for phase in &report.phases {
+            let waits = if phase.dominant_waits.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", phase.dominant_waits.join(", "))
+            };
+            out.push_str(&format!(
+                "    {:>6.1}-{:<6.1}s {}{} -> {}\n",
+                phase.start_s, phase.end_s, phase.class, waits, phase.model
+            ));
+        }
+    }
+
     let busiest: Vec<_> = report.threads.iter().take(5).collect();
     if !busiest.is_empty() {
         out.push_str(&format!("\n{}\n", paint(bold.clone(), "busiest threads")));
@@ -162,6 +207,18 @@ pub fn render(report: &Report, look: Look) -> String {
         ));
     }
     out
+}
+
+/// The timeline's letters stretched or squeezed to `width` (each cell takes the letter at its
+/// middle).
+fn resample(states: &str, width: usize) -> String {
+    let letters: Vec<char> = states.chars().collect();
+    if letters.len() <= width {
+        return letters.into_iter().collect();
+    }
+    (0..width)
+        .map(|i| letters[(i * letters.len() + letters.len() / 2) / width.max(1)])
+        .collect()
 }
 
 /// A bar of eighth-blocks, `share` (0..1) of `width` cells.

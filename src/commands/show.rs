@@ -1,0 +1,20 @@
+//! `concadvise show`: print a saved report as the live summary did, or as TOML/JSON.
+
+use crate::cli::ShowArgs;
+use crate::error::Error;
+use crate::report::read::load;
+use crate::report::terminal::{render, Look};
+use crate::report::write::Destination;
+
+pub fn show(args: ShowArgs) -> Result<u8, Error> {
+    let report = load(&args.report)?;
+    let bytes = match args.format {
+        Some(format) => format
+            .exporter()
+            .serialize(&report)
+            .map_err(|e| Error::Setup(format!("{e:#}")))?,
+        None => render(&report, Look::for_stdout(args.color)).into_bytes(),
+    };
+    Destination::Stdout.commit(&bytes)?;
+    Ok(0)
+}
