@@ -50,6 +50,15 @@ pub enum Command {
                       concadvise report, or from a newer concadvise."
     )]
     Show(ShowArgs),
+    /// List the runtime profiles in force and where each came from, or show one.
+    #[command(
+        after_help = "Profiles are read from the binary (built-in), then from \
+                      ~/.config/concadvise/profiles/*.toml, then from --profiles DIR; a file \
+                      whose name matches a profile replaces it.\n\n\
+                      Exit status: 0; 5 for a malformed profile (the error names the file, line \
+                      and key); 2 for an unknown profile name."
+    )]
+    Profiles(ProfilesArgs),
     /// Compare two saved reports: before and after a change.
     #[command(
         after_help = "Example:\n  concadvise run --report before.toml -- ./job\n  \
@@ -72,6 +81,24 @@ pub struct ShowArgs {
     /// Colour in the summary.
     #[arg(long, value_enum, default_value_t, value_name = "WHEN")]
     pub color: ColorChoice,
+}
+
+#[derive(Debug, Args)]
+pub struct ProfilesArgs {
+    #[command(subcommand)]
+    pub action: Option<ProfilesAction>,
+    /// Read more profiles from this directory (*.toml).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub profiles: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfilesAction {
+    /// Print one profile's TOML.
+    Show {
+        /// The profile's name (python, node, jvm, go, native...).
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +135,8 @@ pub struct AttachArgs {
     #[command(flatten)]
     pub sampling: SamplingArgs,
     #[command(flatten)]
+    pub advice: AdviceArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -116,7 +145,13 @@ pub struct RunArgs {
     #[command(flatten)]
     pub sampling: SamplingArgs,
     #[command(flatten)]
+    pub advice: AdviceArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
+    /// Stop measuring when the program exits, even if processes it started still run
+    /// (daemons, background jobs). By default they are followed until they exit.
+    #[arg(long)]
+    pub leave_orphans: bool,
     /// The program to run and its arguments (put them after --).
     #[arg(
         required = true,
@@ -136,6 +171,18 @@ pub struct SamplingArgs {
     /// Also write every raw sample to this file, one JSON object per tick (for fixtures).
     #[arg(long, value_name = "PATH")]
     pub record_samples: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Advice")]
+pub struct AdviceArgs {
+    /// Advise for this runtime's profile instead of the detected one (python, node, jvm, go,
+    /// native, or a profile you added).
+    #[arg(long, value_name = "NAME")]
+    pub runtime: Option<String>,
+    /// Read more profiles from this directory (*.toml); one named like a built-in replaces it.
+    #[arg(long, value_name = "DIR")]
+    pub profiles: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -24,10 +24,8 @@ pub enum Error {
     CommandNotExecutable(String),
     #[error("cannot start {command}: {reason}")]
     Spawn { command: String, reason: String },
-    #[error("cannot write the report to {}: {reason}", path.display())]
-    ReportPath { path: PathBuf, reason: String },
-    #[error("cannot write the report to {}: {reason}", path.display())]
-    ReportWrite { path: PathBuf, reason: String },
+    #[error("cannot write {}: {reason}", path.display())]
+    Report { path: PathBuf, reason: String },
     #[error("no process with PID {0} (check `ps`; it may have exited)")]
     NoSuchProcess(i32),
     #[error("no process named {0:?} (check `ps -e`, or give its PID)")]
@@ -41,8 +39,25 @@ pub enum Error {
     RefusedTarget { pid: i32, reason: String },
     #[error("cannot read {}: {reason}", path.display())]
     InputFile { path: PathBuf, reason: String },
+    #[error("profile {file}: line {line}: {}", keyed(key, problem))]
+    Profile {
+        file: String,
+        line: usize,
+        key: String,
+        problem: String,
+    },
+    #[error("unknown runtime {name:?} for --runtime (profiles: {})", known.join(", "))]
+    UnknownRuntime { name: String, known: Vec<String> },
     #[error("{0}")]
     Setup(String),
+}
+
+fn keyed(key: &str, problem: &str) -> String {
+    if key.is_empty() {
+        problem.to_string()
+    } else {
+        format!("{key}: {problem}")
+    }
 }
 
 fn join_pids(pids: &[i32]) -> String {
@@ -63,12 +78,13 @@ impl Error {
             Error::CommandNotFound(_) => NOT_FOUND,
             Error::CommandNotExecutable(_) => NOT_EXECUTABLE,
             _ if in_run => RUN_FAILED,
-            Error::ReportPath { .. } | Error::ReportWrite { .. } => OUTPUT_NOT_WRITABLE,
+            Error::Report { .. } => OUTPUT_NOT_WRITABLE,
             Error::NoSuchProcess(_) | Error::NoProcessNamed(_) | Error::AmbiguousName { .. } => {
                 NO_SUCH_PROCESS
             }
             Error::RefusedTarget { .. } => REFUSED_TARGET,
-            Error::InputFile { .. } => BAD_INPUT_FILE,
+            Error::InputFile { .. } | Error::Profile { .. } => BAD_INPUT_FILE,
+            Error::UnknownRuntime { .. } => USAGE,
             Error::Spawn { .. } | Error::Setup(_) => FAILURE,
         }
     }

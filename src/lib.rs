@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod machine;
+pub mod notice;
 pub mod progress;
 pub mod report;
 pub mod sampler;

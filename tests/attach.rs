@@ -134,6 +134,7 @@ fn sigint_to_concadvise_alone_stops_and_leaves_the_target_running() {
         .arg(target.pid())
         .spawn()
         .unwrap();
+    // Attached once its sampler has read the target for a while.
     std::thread::sleep(Duration::from_millis(800));
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     let output = child.wait_with_output().unwrap();
@@ -161,10 +162,16 @@ fn missing_pid_is_a_one_line_error_with_exit_3_and_no_report() {
 #[test]
 fn refuses_itself_its_parent_and_kernel_threads() {
     let bin = env!("CARGO_BIN_EXE_concadvise");
-    // `exec` makes $$ concadvise's own PID; without it, $$ is the parent shell.
-    for script in [format!("exec {bin} attach $$"), format!("{bin} attach $$")] {
+    // `exec` makes $$ concadvise's own PID; with a command after it, $$ is the parent shell.
+    for (script, reason) in [
+        (format!("exec {bin} attach $$"), "concadvise itself"),
+        (
+            format!("{bin} attach $$; exit $?"),
+            "concadvise runs inside it",
+        ),
+    ] {
         let output = Command::new("sh").args(["-c", &script]).output().unwrap();
-        assert_eq!(output.status.code(), Some(4), "{script}: {output:?}");
+        assert_one_line_error(&output, 4, reason);
     }
     if let Some(kthread) = a_kernel_thread() {
         let output = concadvise().args(["attach", &kthread]).output().unwrap();

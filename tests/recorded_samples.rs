@@ -5,13 +5,17 @@
 //! cpu_loop (workload cpu 1 s), sleep (sleep 1), disk_fdatasync (workload disk 1 s),
 //! net_client (workload net-client to a 100 ms server), shell_child_cpu (sh -c 'workload cpu; true'),
 //! lock_contention (workload locks, 4 threads), asyncio_client (python asyncio client of that server),
-//! denied_sleep (`attach` run as user nobody to a root-owned `sleep`: syscall and wchan hidden).
+//! denied_sleep (`attach` run as user nobody to a root-owned `sleep`: syscall and wchan hidden),
+//! go_program (`docker --help`: the docker client is a Go binary),
+//! gil_threads (examples/python/gil_threads.py with 3 threads for 1 s).
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
+use concadvise::advice::profiles::ProfileSet;
+use concadvise::advice::runtime::{detect, Runtime};
 use concadvise::advice::{advise, AdviceInput, Model};
 use concadvise::analysis::accountant::{replay, Accountant};
-use concadvise::analysis::runtime::{detect, Runtime};
+use concadvise::analysis::contention::serialized_threads;
 use concadvise::analysis::verdict::{classify, Verdict, WorkloadClass};
 use concadvise::analysis::wait_kind::{self, WaitKind};
 use concadvise::sampler::observation::TickSnapshot;
@@ -56,12 +60,12 @@ fn kinds_seen(name: &str) -> Vec<(WaitKind, usize)> {
     seen
 }
 
-fn runtime_of_busiest(accountant: &Accountant) -> Runtime {
+fn runtime_of_busiest(accountant: &Accountant) -> String {
     let busiest = accountant
         .processes()
         .max_by(|a, b| a.cpu_ns.total_cmp(&b.cpu_ns))
         .unwrap();
-    detect(&busiest.info)
+    detect(&ProfileSet::built_in().unwrap(), &busiest.info).name
 }
 
 #[test]
@@ -69,7 +73,7 @@ fn cpu_loop_computes_the_whole_wall() {
     let (accountant, verdict) = measured("cpu_loop");
     assert_eq!(verdict.class, WorkloadClass::CpuBound);
     assert!(verdict.shares.computing > 0.97, "{:?}", verdict.shares);
-    assert_eq!(runtime_of_busiest(&accountant), Runtime::Native);
+    assert_eq!(runtime_of_busiest(&accountant), "native");
 }
 
 #[test]
@@ -93,12 +97,16 @@ fn blocking_socket_reads_are_network_and_the_server_thread_does_not_hide_them() 
     let (_, verdict) = measured("net_client");
     assert_eq!(verdict.class, WorkloadClass::IoBound);
     assert_eq!(verdict.dominant_wait, Some(WaitKind::Network));
+    let profiles = ProfileSet::built_in().unwrap();
     let advice = advise(&AdviceInput {
         verdict: &verdict,
-        runtime: Runtime::Native,
+        runtime: &Runtime::named("native"),
+        profile: profiles.get("native").unwrap(),
         wall_s: 0.8,
         avg_cores: 0.0,
         cores: 2.0,
+        serialized: None,
+        wait_compute: None,
     });
     assert_eq!(advice.model, Model::Async);
 }
@@ -128,12 +136,7 @@ fn an_asyncio_client_waits_in_epoll_on_a_tcp_socket_which_is_network() {
     let (accountant, verdict) = measured("asyncio_client");
     assert_eq!(verdict.class, WorkloadClass::IoBound);
     assert_eq!(verdict.dominant_wait, Some(WaitKind::Network));
-    assert_eq!(
-        runtime_of_busiest(&accountant),
-        Runtime::Python {
-            free_threaded: false
-        }
-    );
+    assert_eq!(runtime_of_busiest(&accountant), "python");
 }
 
 #[test]
@@ -144,6 +147,32 @@ fn without_ptrace_access_off_cpu_time_is_unknown_and_confidence_drops() {
     assert!(denied.shares.unknown > 0.9, "{:?}", denied.shares);
     assert!(denied.confidence < 0.2, "{}", denied.confidence);
     assert!(readable.confidence > 0.8, "{}", readable.confidence);
+}
+
+#[test]
+fn a_go_binary_is_recognised_by_its_build_info() {
+    let (accountant, _) = measured("go_program");
+    assert_eq!(runtime_of_busiest(&accountant), "go");
+}
+
+#[test]
+fn python_threads_under_the_gil_took_turns() {
+    let (accountant, verdict) = measured("gil_threads");
+    assert_eq!(runtime_of_busiest(&accountant), "python");
+    assert_eq!(verdict.class, WorkloadClass::CpuBound);
+    let evidence = serialized_threads(&accountant, accountant.span_ns(), 2.0).unwrap();
+    assert_eq!(evidence.threads, 3);
+    assert!(evidence.cores_used < 1.3, "{evidence:?}");
+    assert!(evidence.lock_share > 0.3, "{evidence:?}");
+}
+
+#[test]
+fn native_threads_contending_on_a_mutex_took_turns_too() {
+    let (accountant, _) = measured("lock_contention");
+    let evidence = serialized_threads(&accountant, accountant.span_ns(), 2.0).unwrap();
+    assert_eq!(evidence.threads, 4);
+    // On a one-core machine taking turns is all threads can do: no evidence of anything.
+    assert!(serialized_threads(&accountant, accountant.span_ns(), 1.0).is_none());
 }
 
 #[test]

@@ -208,6 +208,28 @@ fn cpu_seconds_match_the_kernels_accounting_as_time_reports_it() {
 }
 
 #[test]
+fn with_leave_orphans_the_run_ends_with_the_program() {
+    let (report, _) = run_measured(&["--leave-orphans"], &["sh", "-c", "sleep 2 & exit 0"]);
+    assert!(report.time.wall_s < 1.0, "{:?}", report.time);
+}
+
+#[test]
+fn a_signal_the_program_sends_its_own_group_is_not_an_interruption() {
+    // setsid: the program's `kill 0` reaches concadvise too, as under a job-control shell.
+    let dir = scratch_dir();
+    let path = dir.path().join("r.toml");
+    let output = std::process::Command::new("setsid")
+        .arg(env!("CARGO_BIN_EXE_concadvise"))
+        .args(["run", "-q", "--report"])
+        .arg(&path)
+        .args(["--", "sh", "-c", "trap 'exit 0' TERM; kill 0; sleep 0.3"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(!read_report(&path).unwrap().target.interrupted);
+}
+
+#[test]
 fn orphaned_children_are_followed_and_counted() {
     let _lock = timing_lock();
     let script = format!("{} cpu --seconds 1 >/dev/null & exit 0", workload_str());
@@ -226,7 +248,7 @@ fn signal_a_run_of_sleep(signal: Signal) -> (tempfile::TempDir, std::process::Ou
         .args(["--", "sleep", "30"])
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(600));
+    wait_for_a_child(child.id());
     kill(Pid::from_raw(child.id() as i32), signal).unwrap();
     (dir, child.wait_with_output().unwrap())
 }

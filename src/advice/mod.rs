@@ -1,11 +1,20 @@
-//! Turns a verdict into a concurrency model with reasons, for the runtime the program runs on.
+//! Turns a verdict into a concurrency model with reasons, from the profile of the program's runtime.
+//!
+//! The code decides the situation (CPU-bound, already parallel, GIL contention, network-bound...)
+//! and writes the measured reason and the sizing formulas; the profile (profiles/*.toml) says
+//! what that situation means in its runtime: the model, why, how, and the alternatives.
+
+pub mod profiles;
+pub mod runtime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::contention::SerializedThreads;
 use crate::analysis::phases::Phase;
-use crate::analysis::runtime::Runtime;
 use crate::analysis::verdict::{Verdict, WorkloadClass};
 use crate::analysis::wait_kind::WaitKind;
+use profiles::{fill, Profile};
+use runtime::Runtime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -31,21 +40,42 @@ pub const WARNING: &str = "Concurrency adds complexity (races, deadlocks, harder
 testing) and pays only for a measured bottleneck: change nothing unless this run's time is a \
 known problem, then measure again and compare.";
 
+/// Target utilisation of a core in the pool-size formula.
+const UTILISATION: f64 = 0.8;
+/// Pool sizes above this are reported as this: something else saturates long before.
+const MAX_WORKERS: f64 = 1024.0;
+
+/// The busy threads' time waiting on I/O and computing, for the pool size (W/C).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WaitCompute {
+    pub wait_s: f64,
+    pub compute_s: f64,
+}
+
 /// What the advice is computed from.
 #[derive(Debug, Clone)]
 pub struct AdviceInput<'a> {
     pub verdict: &'a Verdict,
-    pub runtime: Runtime,
+    pub runtime: &'a Runtime,
+    pub profile: &'a Profile,
     pub wall_s: f64,
     pub avg_cores: f64,
-    /// CPUs this machine offers the program.
+    /// CPUs this machine offers the program (cgroup quota and affinity applied).
     pub cores: f64,
+    pub serialized: Option<&'a SerializedThreads>,
+    pub wait_compute: Option<WaitCompute>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Advice {
     pub model: Model,
+    /// The profile's name for the situation (cpu_bound, io_network, gil_contention...).
+    pub situation: &'static str,
     pub reasons: Vec<String>,
+    pub how: String,
+    pub alternatives: Vec<String>,
+    pub workers: Option<u32>,
+    pub speedup_ceiling: Option<f64>,
     pub warning: String,
 }
 
@@ -53,28 +83,186 @@ fn pct(share: f64) -> String {
     format!("{:.0}%", share * 100.0)
 }
 
-/// The built-in advice: parallelism for CPU-bound work (processes where a GIL serialises
-/// threads), overlapped waits for I/O-bound work (async for network, threads for disk).
-pub fn advise(input: &AdviceInput) -> Advice {
+/// The situation a verdict puts the program in, as the profiles name it.
+fn situation(input: &AdviceInput) -> &'static str {
+    let verdict = input.verdict;
+    let gil = input.profile.traits.gil && !input.runtime.free_threaded;
+    match verdict.class {
+        WorkloadClass::Idle => "idle",
+        WorkloadClass::CpuBound if input.avg_cores >= 0.85 * input.cores => "already_parallel",
+        WorkloadClass::CpuBound if input.serialized.is_some() && gil => "gil_contention",
+        WorkloadClass::CpuBound if input.serialized.is_some() => "lock_contention",
+        WorkloadClass::CpuBound if input.runtime.free_threaded => "cpu_bound_free_threaded",
+        WorkloadClass::CpuBound => "cpu_bound",
+        WorkloadClass::IoBound => match verdict.dominant_wait {
+            Some(WaitKind::Network) => "io_network",
+            Some(WaitKind::Ipc) => "io_ipc",
+            Some(WaitKind::Paging) => "paging",
+            _ => "io_disk",
+        },
+        WorkloadClass::Mixed if verdict.shares.lock > 0.2 => "lock_contention",
+        WorkloadClass::Mixed => "mixed",
+    }
+}
+
+/// Pool size and speedup ceiling for the situation, with the sentence that shows the formula.
+fn sizing(input: &AdviceInput, situation: &str) -> (Option<u32>, Option<f64>, Option<String>) {
+    let shares = &input.verdict.shares;
+    let cores = input.cores.max(1.0);
+    let amdahl = |p: f64, n: f64| 1.0 / ((1.0 - p) + p / n);
+    match situation {
+        "cpu_bound" | "cpu_bound_free_threaded" | "gil_contention" | "mixed" => {
+            // The computing part spread over every core; the rest of the wall time unchanged:
+            // new wall = (1 - p) x wall + cpu / N, so S = 1 / ((1 - p) + cores_now / N).
+            let p = shares.computing.min(1.0);
+            let now = input.avg_cores.max(0.0);
+            let ceiling = 1.0 / ((1.0 - p) + now / cores).max(f64::MIN_POSITIVE);
+            let text = format!(
+                "Workers: the {cores:.0} cores available (machine or cgroup quota, whichever is \
+                 smaller). Speedup ceiling (Amdahl): 1 / ((1 - p) + c / N) = 1 / ({:.2} + \
+                 {now:.2} / {cores:.0}) = {ceiling:.2}x, with p = {} of the wall time computing, \
+                 c = {now:.2} cores used now and N = {cores:.0}; an upper bound, as real work \
+                 rarely splits evenly.",
+                1.0 - p,
+                pct(p)
+            );
+            (Some(cores as u32), Some(round2(ceiling)), Some(text))
+        }
+        "io_network" | "io_disk" | "io_ipc" => {
+            let Some(wc) = input.wait_compute else {
+                return (None, None, None);
+            };
+            let ratio = wc.wait_s / wc.compute_s.max(1e-3);
+            let n = (cores * UTILISATION * (1.0 + ratio))
+                .ceil()
+                .clamp(1.0, MAX_WORKERS);
+            let ceiling = amdahl(shares.io.min(1.0), n);
+            let text = format!(
+                "Workers: N = cores x utilisation x (1 + W/C) = {cores:.0} x {UTILISATION} x \
+                 (1 + {ratio:.1}) = {n:.0}{}, where W/C = {:.2} s waiting / {:.3} s computing \
+                 of the busy threads. Speedup ceiling (Amdahl): 1 / ((1 - p) + p / N) = \
+                 {ceiling:.1}x with p = {} of the wall time waiting on I/O. Both are upper \
+                 bounds: the server, disk or network saturates first.",
+                if n >= MAX_WORKERS { " (capped)" } else { "" },
+                wc.wait_s,
+                wc.compute_s,
+                pct(shares.io)
+            );
+            (Some(n as u32), Some(round2(ceiling)), Some(text))
+        }
+        _ => (None, None, None),
+    }
+}
+
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+/// The measured reason: the numbers and the rule they trigger.
+fn measured_reason(input: &AdviceInput, situation: &str) -> String {
     let verdict = input.verdict;
     let shares = &verdict.shares;
-    let mut reasons = Vec::new();
-    let model = match verdict.class {
-        WorkloadClass::Idle => {
-            reasons.push(format!(
-                "{} of the {:.1} s wall time was spent waiting on timers, terminal input or an \
-                 event loop with nothing to do ({} computing): there is no throughput \
-                 bottleneck for concurrency to remove.",
-                pct(shares.idle + shares.child + shares.other),
-                input.wall_s,
-                pct(shares.computing)
-            ));
-            Model::None
-        }
-        WorkloadClass::CpuBound => cpu_bound(input, &mut reasons),
-        WorkloadClass::IoBound => io_bound(input, &mut reasons),
-        WorkloadClass::Mixed => mixed(input, &mut reasons),
-    };
+    let wall = input.wall_s;
+    match situation {
+        "idle" => format!(
+            "{} of the {wall:.1} s wall time was spent waiting on timers, terminal input or an \
+             event loop with nothing to do ({} computing): there is no throughput bottleneck \
+             for concurrency to remove.",
+            pct(shares.idle + shares.child + shares.other),
+            pct(shares.computing)
+        ),
+        "already_parallel" => format!(
+            "{} of the wall time was spent computing, using {:.2} of {:.0} cores on average: \
+             the program is already parallel and uses the whole machine.",
+            pct(shares.computing),
+            input.avg_cores,
+            input.cores
+        ),
+        "gil_contention" | "lock_contention" => match input.serialized {
+            Some(s) => format!(
+                "{} threads wanted the CPU but together used {:.2} cores, spending {} of their \
+                 time parked on futexes and switching {:.0} times a second each: the threads \
+                 did not run in parallel, they took turns.",
+                s.threads,
+                s.cores_used,
+                pct(s.lock_share),
+                s.switches_per_s
+            ),
+            None => format!(
+                "{} of the wall time every thread waited on a lock: the threads serialise on \
+                 shared state.",
+                pct(shares.lock)
+            ),
+        },
+        "cpu_bound" | "cpu_bound_free_threaded" => format!(
+            "{} of the wall time was spent computing, using {:.2} of {:.0} cores on average: \
+             CPU-bound work gains only from parallelism (tasks running at the same instant on \
+             several cores), not from overlapping waits.",
+            pct(shares.computing),
+            input.avg_cores,
+            input.cores
+        ),
+        "mixed" => format!(
+            "Neither computing ({}) nor waiting on I/O ({}) dominates the {wall:.1} s wall time.",
+            pct(shares.computing),
+            pct(shares.io)
+        ),
+        _ => format!(
+            "{} of the {wall:.1} s wall time was spent waiting on I/O (mostly {}) while only {} \
+             was spent computing: I/O-bound work gains from overlapping its waits, not from \
+             more cores.",
+            pct(shares.io),
+            verdict.dominant_wait.map_or("other", WaitKind::name),
+            pct(shares.computing)
+        ),
+    }
+}
+
+pub fn advise(input: &AdviceInput) -> Advice {
+    let situation = situation(input);
+    let entry = input
+        .profile
+        .advice_for(situation, "cpu_bound")
+        .cloned()
+        .unwrap_or_else(|| profiles::SituationAdvice {
+            model: Model::None,
+            reasons: Vec::new(),
+            how: String::new(),
+            alternatives: Vec::new(),
+        });
+    let (workers, speedup_ceiling, sizing_text) = sizing(input, situation);
+    let shares = &input.verdict.shares;
+    let values = [
+        ("wall_s", format!("{:.1}", input.wall_s)),
+        ("computing", pct(shares.computing)),
+        ("io", pct(shares.io)),
+        ("idle", pct(shares.idle)),
+        ("runqueue", pct(shares.runqueue)),
+        ("avg_cores", format!("{:.2}", input.avg_cores)),
+        ("cores", format!("{:.0}", input.cores)),
+        (
+            "dominant_wait",
+            input
+                .verdict
+                .dominant_wait
+                .map_or("none", WaitKind::name)
+                .to_string(),
+        ),
+        ("workers", workers.map_or("?".into(), |w| w.to_string())),
+        (
+            "speedup_ceiling",
+            speedup_ceiling.map_or("?".into(), |s| format!("{s:.1}")),
+        ),
+        (
+            "threads",
+            input
+                .serialized
+                .map_or("?".into(), |s| s.threads.to_string()),
+        ),
+    ];
+    let mut reasons = vec![measured_reason(input, situation)];
+    reasons.extend(entry.reasons.iter().map(|r| fill(r, &values)));
+    reasons.extend(sizing_text);
     if shares.runqueue > 0.1 {
         reasons.push(format!(
             "{} of the wall time the program was ready to run but waited for a CPU: the machine \
@@ -90,8 +278,17 @@ pub fn advise(input: &AdviceInput) -> Advice {
         ));
     }
     Advice {
-        model,
+        model: entry.model,
+        situation,
         reasons,
+        how: fill(&entry.how, &values),
+        alternatives: entry
+            .alternatives
+            .iter()
+            .map(|a| fill(a, &values))
+            .collect(),
+        workers,
+        speedup_ceiling,
         warning: WARNING.to_string(),
     }
 }
@@ -113,18 +310,14 @@ pub fn advise_phases(input: &AdviceInput, phases: &[Phase]) -> Advice {
             .collect::<Vec<_>>()
             .join(", ")
     )];
-    let mut longest: Option<(f64, Model)> = None;
+    let mut longest: Option<(f64, Advice)> = None;
     for phase in phases {
-        let seconds = phase.seconds();
         let advice = advise(&AdviceInput {
             verdict: &phase.verdict,
-            wall_s: seconds,
+            wall_s: phase.seconds(),
             avg_cores: phase.avg_cores(),
             ..input.clone()
         });
-        if phase.verdict.class != WorkloadClass::Idle && longest.is_none_or(|(s, _)| seconds > s) {
-            longest = Some((seconds, advice.model));
-        }
         if let Some(first) = advice.reasons.first() {
             reasons.push(format!(
                 "{:.1}-{:.1} s ({}): {}. {}",
@@ -135,11 +328,17 @@ pub fn advise_phases(input: &AdviceInput, phases: &[Phase]) -> Advice {
                 first
             ));
         }
+        let longer = longest.as_ref().is_none_or(|(s, _)| phase.seconds() > *s);
+        if phase.verdict.class != WorkloadClass::Idle && longer {
+            longest = Some((phase.seconds(), advice));
+        }
     }
-    Advice {
-        model: longest.map_or(Model::None, |(_, model)| model),
-        reasons,
-        warning: WARNING.to_string(),
+    match longest {
+        Some((_, main)) => Advice { reasons, ..main },
+        None => Advice {
+            reasons,
+            ..advise(input)
+        },
     }
 }
 
@@ -151,148 +350,9 @@ fn describe(verdict: &Verdict) -> String {
     }
 }
 
-fn cpu_bound(input: &AdviceInput, reasons: &mut Vec<String>) -> Model {
-    let shares = &input.verdict.shares;
-    let used = format!(
-        "{} of the wall time was spent computing, using {:.2} of {:.0} cores on average",
-        pct(shares.computing),
-        input.avg_cores,
-        input.cores
-    );
-    if input.avg_cores >= 0.85 * input.cores {
-        reasons.push(format!(
-            "{used}: the program is already parallel and uses the whole machine; more \
-             concurrency cannot make it faster here, only a faster algorithm or more cores can."
-        ));
-        return Model::None;
-    }
-    reasons.push(format!(
-        "{used}: CPU-bound work gains only from parallelism (tasks running at the same \
-         instant on several cores), not from overlapping waits."
-    ));
-    match input.runtime {
-        Runtime::Python {
-            free_threaded: false,
-        } => {
-            reasons.push(
-                "In CPython the GIL lets only one thread run Python code at a time, so threads \
-                 would not run in parallel: use processes (multiprocessing, \
-                 concurrent.futures.ProcessPoolExecutor)."
-                    .to_string(),
-            );
-            Model::Multiprocessing
-        }
-        Runtime::Node => {
-            reasons.push(
-                "Node.js runs JavaScript on one thread; CPU-bound work needs worker_threads (or \
-                 child processes) to use more cores."
-                    .to_string(),
-            );
-            Model::Threads
-        }
-        runtime => {
-            reasons.push(format!(
-                "The {} runtime has no global interpreter lock, so threads run in parallel on \
-                 all cores and share memory more cheaply than processes.",
-                runtime.name()
-            ));
-            Model::Threads
-        }
-    }
-}
-
-fn io_bound(input: &AdviceInput, reasons: &mut Vec<String>) -> Model {
-    let verdict = input.verdict;
-    let dominant = verdict.dominant_wait.unwrap_or(WaitKind::Other);
-    reasons.push(format!(
-        "{} of the {:.1} s wall time was spent waiting on I/O (mostly {}) while only {} was \
-         spent computing: I/O-bound work gains from overlapping its waits, not from more cores.",
-        pct(verdict.shares.io),
-        input.wall_s,
-        dominant.name(),
-        pct(verdict.shares.computing)
-    ));
-    match dominant {
-        WaitKind::Network | WaitKind::Ipc => {
-            reasons.push(format!(
-                "Waiting on {} suits an event loop: use async when you can (one thread, tasks \
-                 yield at each await, thousands of waits overlap cheaply), threads when you must \
-                 (the libraries you use block, and one task that never yields blocks the whole \
-                 loop).",
-                if dominant == WaitKind::Network {
-                    "the network"
-                } else {
-                    "pipes and sockets"
-                }
-            ));
-            Model::Async
-        }
-        WaitKind::Paging => {
-            reasons.push(
-                "The waits are page faults: the program is short of memory. Concurrency would \
-                 add memory pressure; reduce the working set or add memory instead."
-                    .to_string(),
-            );
-            Model::None
-        }
-        _ => {
-            let python = matches!(input.runtime, Runtime::Python { .. });
-            reasons.push(if python {
-                "Disk files have no real asynchronous path in asyncio (it hands file I/O to \
-                 threads anyway): overlap the disk waits with threads \
-                 (concurrent.futures.ThreadPoolExecutor); the GIL is released while a thread \
-                 waits on I/O."
-                    .to_string()
-            } else {
-                "Disk waits are overlapped most simply with threads (a pool issuing reads and \
-                 writes at once); fsync-heavy work may gain more from batching syncs."
-                    .to_string()
-            });
-            Model::Threads
-        }
-    }
-}
-
-fn mixed(input: &AdviceInput, reasons: &mut Vec<String>) -> Model {
-    let shares = &input.verdict.shares;
-    reasons.push(format!(
-        "Neither computing ({}) nor waiting on I/O ({}) dominates the {:.1} s wall time.",
-        pct(shares.computing),
-        pct(shares.io),
-        input.wall_s
-    ));
-    if shares.lock > 0.2 {
-        reasons.push(format!(
-            "{} of the wall time every thread waited on a lock: the threads serialise on \
-             shared state; reduce the contention before adding concurrency.",
-            pct(shares.lock)
-        ));
-        return Model::None;
-    }
-    if shares.computing + shares.io < 0.3 {
-        reasons.push(
-            "Too little of the time is explained by work or I/O to recommend a model.".to_string(),
-        );
-        return Model::None;
-    }
-    if shares.computing >= shares.io && !input.runtime.threads_run_in_parallel() {
-        reasons.push(
-            "The computing part needs parallelism and this runtime's threads do not run in \
-             parallel; processes overlap the I/O part too."
-                .to_string(),
-        );
-        return Model::Multiprocessing;
-    }
-    reasons.push(
-        "Threads overlap the I/O part with the computing part; an event loop would be blocked \
-         by the computing part."
-            .to_string(),
-    );
-    Model::Threads
-}
-
 #[cfg(test)]
 mod tests {
+    use super::profiles::ProfileSet;
     use super::*;
     use crate::analysis::accountant::TimeSplit;
     use crate::analysis::verdict::classify;
@@ -301,46 +361,58 @@ mod tests {
         classify(&TimeSplit::with_waits(cpu, waits), 100)
     }
 
-    fn advise_for(verdict: &Verdict, runtime: Runtime, avg_cores: f64) -> Advice {
+    fn advise_for(verdict: &Verdict, runtime: &str, avg_cores: f64) -> Advice {
+        let set = ProfileSet::built_in().unwrap();
+        let runtime = Runtime::named(runtime);
         advise(&AdviceInput {
             verdict,
-            runtime,
+            runtime: &runtime,
+            profile: set.get(&runtime.name).unwrap(),
             wall_s: 2.0,
             avg_cores,
             cores: 2.0,
+            serialized: None,
+            wait_compute: Some(WaitCompute {
+                wait_s: 1.9,
+                compute_s: 0.1,
+            }),
         })
     }
-
-    const CPYTHON: Runtime = Runtime::Python {
-        free_threaded: false,
-    };
 
     #[test]
     fn cpu_bound_is_processes_under_a_gil_and_threads_without() {
         let v = verdict(98.0, &[(WaitKind::Sleep, 2.0)]);
-        let python = advise_for(&v, CPYTHON, 0.98);
+        let python = advise_for(&v, "python", 0.98);
         assert_eq!(python.model, Model::Multiprocessing);
         assert!(python.reasons.iter().any(|r| r.contains("GIL")));
-        let native = advise_for(&v, Runtime::Native, 0.98);
+        assert!(python.how.contains("ProcessPoolExecutor(max_workers=2)"));
+        let native = advise_for(&v, "native", 0.98);
         assert_eq!(native.model, Model::Threads);
         assert!(!native.reasons.iter().any(|r| r.contains("GIL")));
         assert!(native.reasons[0].contains("98%"), "{:?}", native.reasons);
+        // Amdahl with p = 98%, one core used now, two available: 1 / (0.02 + 0.98 / 2).
+        assert_eq!(native.speedup_ceiling, Some(1.96));
+        assert_eq!(native.workers, Some(2));
     }
 
     #[test]
     fn a_program_using_every_core_is_told_so() {
         let v = verdict(100.0, &[]);
-        let advice = advise_for(&v, Runtime::Native, 1.95);
+        let advice = advise_for(&v, "native", 1.95);
         assert_eq!(advice.model, Model::None);
         assert!(advice.reasons[0].contains("already parallel"));
     }
 
     #[test]
-    fn io_bound_network_is_async_and_disk_is_threads() {
+    fn io_bound_network_is_async_and_disk_is_threads_with_a_pool_size() {
         let net = verdict(3.0, &[(WaitKind::Network, 97.0)]);
-        assert_eq!(advise_for(&net, CPYTHON, 0.03).model, Model::Async);
+        let advice = advise_for(&net, "python", 0.03);
+        assert_eq!(advice.model, Model::Async);
+        // N = 2 x 0.8 x (1 + 1.9 / 0.1) = 32.
+        assert_eq!(advice.workers, Some(32));
+        assert!(advice.reasons.iter().any(|r| r.contains("(1 + W/C)")));
         let disk = verdict(30.0, &[(WaitKind::Disk, 70.0)]);
-        let advice = advise_for(&disk, CPYTHON, 0.3);
+        let advice = advise_for(&disk, "python", 0.3);
         assert_eq!(advice.model, Model::Threads);
         assert!(advice.reasons.iter().any(|r| r.contains("asyncio")));
     }
@@ -348,8 +420,9 @@ mod tests {
     #[test]
     fn idle_is_none_and_every_advice_carries_the_warning() {
         let v = verdict(1.0, &[(WaitKind::Sleep, 99.0)]);
-        let advice = advise_for(&v, Runtime::Native, 0.0);
+        let advice = advise_for(&v, "native", 0.0);
         assert_eq!(advice.model, Model::None);
         assert_eq!(advice.warning, WARNING);
+        assert_eq!(advice.workers, None);
     }
 }

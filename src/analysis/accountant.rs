@@ -61,7 +61,10 @@ pub struct ThreadAccount {
     pub tid: i32,
     pub name: String,
     pub time: TimeSplit,
+    /// Times the thread was scheduled onto a CPU during the measurement.
+    pub timeslices: u64,
     prev_at_ns: u64,
+    prev_timeslices: u64,
     prev_cpu_ns: u64,
     prev_runqueue_ns: u64,
     prev_wait: Option<WaitKind>,
@@ -132,18 +135,21 @@ impl Accountant {
         for observation in &snapshot.threads {
             let key = (observation.pid, observation.tid);
             let wait = classify(&observation.state);
-            let fresh = |prev_at_ns, prev_cpu_ns, prev_runqueue_ns| ThreadAccount {
-                pid: observation.pid,
-                tid: observation.tid,
-                name: String::new(),
-                time: TimeSplit::default(),
-                prev_at_ns,
-                prev_cpu_ns,
-                prev_runqueue_ns,
-                prev_wait: wait,
-                last_wait: wait,
-                pending_off_ns: 0,
-            };
+            let fresh =
+                |prev_at_ns, prev_cpu_ns, prev_runqueue_ns, prev_timeslices| ThreadAccount {
+                    pid: observation.pid,
+                    tid: observation.tid,
+                    name: String::new(),
+                    time: TimeSplit::default(),
+                    timeslices: 0,
+                    prev_at_ns,
+                    prev_timeslices,
+                    prev_cpu_ns,
+                    prev_runqueue_ns,
+                    prev_wait: wait,
+                    last_wait: wait,
+                    pending_off_ns: 0,
+                };
             let account = match observation.sighting {
                 Sighting::Continuing if self.threads.contains_key(&key) => {
                     self.threads.get_mut(&key)
@@ -153,12 +159,13 @@ impl Accountant {
                         observation.at_ns,
                         observation.cpu_ns,
                         observation.runqueue_ns,
+                        observation.timeslices,
                     );
                     self.start_thread(key, baseline);
                     self.threads.get_mut(&key)
                 }
                 Sighting::BornAt(born_ns) => {
-                    self.start_thread(key, fresh(born_ns.min(observation.at_ns), 0, 0));
+                    self.start_thread(key, fresh(born_ns.min(observation.at_ns), 0, 0, 0));
                     self.threads.get_mut(&key)
                 }
             };
@@ -166,13 +173,19 @@ impl Accountant {
             if let Some(name) = &observation.comm {
                 account.name.clone_from(name);
             }
+            let exited = matches!(observation.state.letter, 'Z' | 'X');
             let (split, busy_ns) = account.advance(
                 observation.at_ns,
                 observation.cpu_ns,
                 observation.runqueue_ns,
                 wait,
+                exited,
             );
             account.time.add(&split);
+            account.timeslices += observation
+                .timeslices
+                .saturating_sub(account.prev_timeslices);
+            account.prev_timeslices = observation.timeslices;
             interval_busy_ns += busy_ns;
             if let Some(process) = self.processes.get_mut(&observation.pid) {
                 process.cpu_ns += split.cpu_ns;
@@ -225,13 +238,15 @@ impl Accountant {
 impl ThreadAccount {
     /// Accounts the interval from the previous reading to this one. Also returns how much of
     /// the interval the thread was busy (on a CPU or queued for one), smoothed for counter lag:
-    /// the part of the interval not attributed to a wait.
+    /// the part of the interval not attributed to a wait. A thread seen `exited` (a zombie)
+    /// is charged its last CPU, but no wait: after its exit it waits for nothing.
     fn advance(
         &mut self,
         at_ns: u64,
         cpu_ns: u64,
         runqueue_ns: u64,
         wait: Option<WaitKind>,
+        exited: bool,
     ) -> (TimeSplit, f64) {
         let mut split = TimeSplit::default();
         let elapsed = at_ns.saturating_sub(self.prev_at_ns) as i64;
@@ -241,6 +256,13 @@ impl ThreadAccount {
         split.runqueue_ns = runqueue as f64;
         let off = elapsed - cpu as i64 - runqueue as i64 + self.pending_off_ns;
         self.pending_off_ns = 0;
+        if exited {
+            let busy = ((cpu + runqueue) as f64).min(elapsed.max(0) as f64);
+            self.prev_at_ns = at_ns;
+            self.prev_cpu_ns = cpu_ns;
+            self.prev_runqueue_ns = runqueue_ns;
+            return (split, busy);
+        }
         if off < 0 {
             self.pending_off_ns = off;
         } else {
@@ -369,24 +391,26 @@ mod tests {
             tid: 1,
             name: String::new(),
             time: TimeSplit::default(),
+            timeslices: 0,
             prev_at_ns: 0,
+            prev_timeslices: 0,
             prev_cpu_ns: 0,
             prev_runqueue_ns: 0,
             prev_wait: Some(WaitKind::Disk),
             last_wait: Some(WaitKind::Disk),
             pending_off_ns: 0,
         };
-        let (s, busy) = account.advance(100, 20, 0, Some(WaitKind::Sleep));
+        let (s, busy) = account.advance(100, 20, 0, Some(WaitKind::Sleep), false);
         assert_eq!(s.cpu_ns, 20.0);
         assert_eq!(busy, 20.0);
         assert_eq!(s.wait(WaitKind::Disk), 40.0);
         assert_eq!(s.wait(WaitKind::Sleep), 40.0);
         // Counters ahead of the clock: nothing negative, the excess is settled next time,
         // and the thread counts as busy for the whole interval.
-        let (s, busy) = account.advance(110, 35, 0, None);
+        let (s, busy) = account.advance(110, 35, 0, None, false);
         assert_eq!(s.wait(WaitKind::Sleep), 0.0);
         assert_eq!(busy, 10.0);
-        let (s, _) = account.advance(200, 40, 0, Some(WaitKind::Disk));
+        let (s, _) = account.advance(200, 40, 0, Some(WaitKind::Disk), false);
         assert_eq!(s.wait(WaitKind::Disk), 80.0);
     }
 }

@@ -82,22 +82,39 @@ pub struct Verdict {
     pub dominant_wait: Option<WaitKind>,
 }
 
-/// Thresholds: a class needs this share of the wall time.
-pub const CPU_BOUND_SHARE: f64 = 0.6;
-pub const IO_BOUND_SHARE: f64 = 0.5;
-pub const IDLE_SHARE: f64 = 0.6;
+/// The share of the program's own time a class needs (a profile may change them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    pub cpu_bound_share: f64,
+    pub io_bound_share: f64,
+    pub idle_share: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            cpu_bound_share: 0.6,
+            io_bound_share: 0.5,
+            idle_share: 0.6,
+        }
+    }
+}
 /// Below this many ticks the measurement is thin and the confidence says so.
 const FULL_CONFIDENCE_TICKS: f64 = 20.0;
 
 /// The class of the workload from its wall split (already reconciled with the kernel's totals).
 pub fn classify(wall: &TimeSplit, ticks: u64) -> Verdict {
+    classify_with(wall, ticks, &Thresholds::default())
+}
+
+pub fn classify_with(wall: &TimeSplit, ticks: u64, thresholds: &Thresholds) -> Verdict {
     let shares = WallShares::from_wall(wall);
     let dominant_wait = wall.dominant_wait();
-    let (class, strength) = if shares.computing >= CPU_BOUND_SHARE {
+    let (class, strength) = if shares.computing >= thresholds.cpu_bound_share {
         (WorkloadClass::CpuBound, shares.computing)
-    } else if shares.io >= IO_BOUND_SHARE && shares.io > shares.computing {
+    } else if shares.io >= thresholds.io_bound_share && shares.io > shares.computing {
         (WorkloadClass::IoBound, shares.io)
-    } else if shares.idle >= IDLE_SHARE {
+    } else if shares.idle >= thresholds.idle_share {
         (WorkloadClass::Idle, shares.idle)
     } else if shares.computing + shares.io + shares.lock + shares.unknown < 0.2 {
         // Hardly any work and hardly any I/O: waiting on timers or children.

@@ -97,7 +97,9 @@ pub fn classify(state: &ThreadState) -> Option<WaitKind> {
     let uninterruptible = state.letter == 'D';
     match &state.syscall {
         SyscallState::Blocked { call, args } => Some(classify_syscall(*call, args, state)),
-        SyscallState::BlockedUnknown { .. } | SyscallState::Running => {
+        // Woken between reading the state letter and the syscall file: it was running.
+        SyscallState::Running => None,
+        SyscallState::BlockedUnknown { .. } => {
             Some(from_wchan(state).unwrap_or(if uninterruptible {
                 WaitKind::Disk
             } else {

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::session::{conclude, Outputs};
 use crate::cli::AttachArgs;
 use crate::error::Error;
+use crate::notice;
 use crate::report::assemble::TargetFacts;
 use crate::sampler::tree_reader::Scope;
 use crate::target::attach::{cpu_ticks, ending, resolve, wait_sources_readable};
@@ -14,17 +15,18 @@ use crate::target::signals::SignalRelay;
 const POLL: Duration = Duration::from_millis(20);
 
 pub fn attach(args: AttachArgs) -> Result<u8, Error> {
-    let outputs = Outputs::prepare(&args.sampling, &args.output)?;
+    let outputs = Outputs::prepare(&args.sampling, &args.advice, &args.output)?;
     let target = resolve(args.pid, args.name.as_deref())?;
+    crate::target::launch::raise_open_file_limit();
     // Signals stop the measurement; none is ever forwarded to the target.
     let signals = SignalRelay::install()?;
     if !wait_sources_readable(target.pid) {
-        eprintln!(
-            "concadvise: cannot read what PID {} waits on (its syscall, wchan and fd/ need ptrace \
-             access): off-CPU time will be 'unknown'; run as the process's user or root (in a \
-             container, with CAP_SYS_PTRACE) for wait kinds",
+        notice::line(&format!(
+            "cannot read what PID {} waits on (its syscall, wchan and fd/ need ptrace access): \
+             off-CPU time will be 'unknown'; run as the process's user or root (in a container, \
+             with CAP_SYS_PTRACE) for wait kinds",
             target.pid
-        );
+        ));
     }
     let ticks_before = cpu_ticks(target.pid);
     let origin = Instant::now();
@@ -54,11 +56,11 @@ pub fn attach(args: AttachArgs) -> Result<u8, Error> {
     };
     let wall = origin.elapsed();
     if exit.is_some() && !args.output.quiet {
-        eprintln!(
-            "concadvise: PID {} exited after {:.1} s of measurement",
+        notice::line(&format!(
+            "PID {} exited after {:.1} s of measurement",
             target.pid,
             wall.as_secs_f64()
-        );
+        ));
     }
     let user_fraction = match (ticks_before, ticks_after) {
         (Some((user0, system0)), Some((user1, system1))) => {
@@ -80,7 +82,7 @@ pub fn attach(args: AttachArgs) -> Result<u8, Error> {
             wall,
             kernel_cpu: None,
             user_fraction,
-            runtime_override: None,
+            runtime_override: args.advice.runtime.clone(),
         },
     )?;
     Ok(0)

@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod diff;
+pub mod profiles;
 pub mod run;
 mod session;
 pub mod show;
@@ -15,11 +16,12 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Attach(args) => (attach::attach(args), false),
         Command::Show(args) => (show::show(args), false),
         Command::Diff(args) => (diff::diff(args), false),
+        Command::Profiles(args) => (profiles::profiles(args), false),
     };
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("concadvise: error: {error}");
+            crate::notice::line(&format!("error: {error}"));
             error.exit_code(in_run)
         }
     }

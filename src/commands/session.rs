@@ -1,9 +1,9 @@
 //! What `run` and `attach` share: outputs checked before anything starts, the sampler and progress line while measuring, the summary and report at the end.
 
-use std::fs::File;
 use std::time::Instant;
 
-use crate::cli::{OutputArgs, SamplingArgs};
+use crate::advice::profiles::ProfileSet;
+use crate::cli::{AdviceArgs, OutputArgs, SamplingArgs};
 use crate::error::Error;
 use crate::machine;
 use crate::progress::Progress;
@@ -20,22 +20,40 @@ pub struct Outputs<'a> {
     output: &'a OutputArgs,
     sampling: &'a SamplingArgs,
     destination: Option<Destination>,
-    record: Option<File>,
+    /// Where the raw samples go: streamed into a temporary file, renamed at the end.
+    record: Option<Destination>,
+    profiles: ProfileSet,
 }
 
 impl<'a> Outputs<'a> {
     /// Fails on anything the user typed wrong, before the program is started or attached to.
-    pub fn prepare(sampling: &'a SamplingArgs, output: &'a OutputArgs) -> Result<Self, Error> {
+    pub fn prepare(
+        sampling: &'a SamplingArgs,
+        advice: &AdviceArgs,
+        output: &'a OutputArgs,
+    ) -> Result<Self, Error> {
+        let profiles = ProfileSet::load(advice.profiles.as_deref())?;
+        if let Some(name) = &advice.runtime {
+            if profiles.get(name).is_none() {
+                return Err(Error::UnknownRuntime {
+                    name: name.clone(),
+                    known: profiles.names().iter().map(|n| n.to_string()).collect(),
+                });
+            }
+        }
         let destination = output
             .report
             .as_deref()
             .map(Destination::prepare)
             .transpose()?;
         let record = match &sampling.record_samples {
-            Some(path) => Some(File::create(path).map_err(|e| Error::ReportPath {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?),
+            Some(path) if path.as_os_str() == "-" => {
+                return Err(Error::Report {
+                    path: path.clone(),
+                    reason: "samples are recorded to a file; give its name".into(),
+                })
+            }
+            Some(path) => Some(Destination::prepare(&path.to_string_lossy())?),
             None => None,
         };
         Ok(Outputs {
@@ -43,16 +61,21 @@ impl<'a> Outputs<'a> {
             sampling,
             destination,
             record,
+            profiles,
         })
     }
 
     /// Starts sampling `scope` from `origin`, with a progress line when stderr is a terminal.
-    pub fn start(mut self, scope: Scope, origin: Instant) -> Result<Measuring<'a>, Error> {
+    pub fn start(self, scope: Scope, origin: Instant) -> Result<Measuring<'a>, Error> {
+        let record = match self.record.as_ref().and_then(Destination::file_handle) {
+            Some(handle) => Some(handle.map_err(|e| Error::Setup(format!("recording: {e}")))?),
+            None => None,
+        };
         let sampler = Sampler::start(SamplerConfig {
             rate_hz: self.sampling.rate,
             scope,
             origin,
-            record: self.record.take(),
+            record,
         })
         .map_err(|e| Error::Setup(format!("cannot start the sampler thread: {e}")))?;
         let progress = Progress::start(sampler.live(), self.output.quiet);
@@ -82,18 +105,16 @@ pub fn conclude(measuring: Measuring<'_>, target: TargetFacts) -> Result<Report,
         .stop()
         .ok_or_else(|| Error::Setup("the sampler thread failed".into()))?;
     if let Some(error) = &outcome.record_error {
-        eprintln!("concadvise: warning: recording samples stopped: {error}");
+        crate::notice::line(&format!("warning: recording samples stopped: {error}"));
     }
     let sampling = SamplingFacts {
         rate_hz: outputs.sampling.rate,
-        self_cpu_s: own_cpu_seconds(),
+        self_cpu_s: crate::target::launch::own_cpu().map_or(0.0, |(user, system)| user + system),
         machine: machine::describe(),
     };
-    let report = assemble(target, sampling, &outcome);
+    let report = assemble(target, sampling, &outcome, &outputs.profiles)?;
     let output = outputs.output;
-    if !output.quiet {
-        eprint!("{}", render(&report, Look::for_stderr(output.color)));
-    }
+    // The report first: a summary that cannot be printed must not cost the report.
     if let Some(destination) = outputs.destination {
         let path = destination
             .path()
@@ -102,20 +123,18 @@ pub fn conclude(measuring: Measuring<'_>, target: TargetFacts) -> Result<Report,
         let bytes = format
             .exporter()
             .serialize(&report)
-            .map_err(|e| Error::ReportWrite {
+            .map_err(|e| Error::Report {
                 path: path.clone().into(),
                 reason: format!("{e:#}"),
             })?;
         destination.commit(&bytes)?;
     }
+    if let Some(recording) = outputs.record {
+        // Everything was streamed into the temporary file: rename it into place.
+        recording.commit(&[])?;
+    }
+    if !output.quiet {
+        crate::notice::to_stderr(&render(&report, Look::for_stderr(output.color)));
+    }
     Ok(report)
-}
-
-/// concadvise's own CPU seconds so far (all its threads).
-fn own_cpu_seconds() -> f64 {
-    use nix::sys::resource::{getrusage, UsageWho};
-    getrusage(UsageWho::RUSAGE_SELF).map_or(0.0, |usage| {
-        let seconds = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
-        seconds(usage.user_time()) + seconds(usage.system_time())
-    })
 }

@@ -7,13 +7,16 @@ use super::{
     SamplingSection, SourcesSection, StateSeconds, TargetSection, ThreadSection, TimeSection,
     TimelineSection, VerdictSection, WaitSeconds, SCHEMA_VERSION,
 };
-use crate::advice::{advise, advise_phases, AdviceInput};
-use crate::analysis::accountant::TimeSplit;
+use crate::advice::profiles::{Profile, ProfileSet};
+use crate::advice::runtime::{detect, Runtime};
+use crate::advice::{advise, advise_phases, AdviceInput, WaitCompute};
+use crate::analysis::accountant::{Accountant, TimeSplit};
+use crate::analysis::contention::serialized_threads;
 use crate::analysis::phases::{self, Phase};
-use crate::analysis::runtime::{detect, Runtime};
 use crate::analysis::timeline::state_letter;
-use crate::analysis::verdict::{classify, WorkloadClass};
+use crate::analysis::verdict::{classify_with, WorkloadClass};
 use crate::analysis::wait_kind::WaitKind;
+use crate::error::Error;
 use crate::sampler::SamplerOutcome;
 use crate::target::launch::Ending;
 
@@ -35,7 +38,8 @@ pub struct TargetFacts {
     pub kernel_cpu: Option<(f64, f64)>,
     /// Without kernel totals: the share of CPU time spent in user mode, to split sampled CPU.
     pub user_fraction: Option<f64>,
-    pub runtime_override: Option<Runtime>,
+    /// --runtime: the profile to advise with, instead of the detected one.
+    pub runtime_override: Option<String>,
 }
 
 /// How the measurement was taken.
@@ -45,7 +49,12 @@ pub struct SamplingFacts {
     pub machine: MachineSection,
 }
 
-pub fn assemble(facts: TargetFacts, sampling: SamplingFacts, outcome: &SamplerOutcome) -> Report {
+pub fn assemble(
+    facts: TargetFacts,
+    sampling: SamplingFacts,
+    outcome: &SamplerOutcome,
+    profiles: &ProfileSet,
+) -> Result<Report, Error> {
     let accountant = &outcome.accountant;
     let wall_s = facts.wall.as_secs_f64();
     let sampled_cpu_s = accountant.tree.cpu_ns / 1e9;
@@ -59,37 +68,52 @@ pub fn assemble(facts: TargetFacts, sampling: SamplingFacts, outcome: &SamplerOu
     };
     let cpu_s = user_s + system_s;
 
-    // CPU the kernel counted but no sample saw belongs to processes too short-lived to sample:
-    // while they ran, their parent waited on them, so that wall time was computing.
+    // CPU the kernel counted but no sample saw belongs to processes or threads too
+    // short-lived to sample: while they ran, their parent waited on them (wait4 for a child,
+    // a futex for a thread join), so that wall time was computing.
     let unsampled_cpu_s = (cpu_s - sampled_cpu_s).max(0.0);
     let mut wall = accountant.wall;
-    let child = WaitKind::Child.index();
-    let moved = (unsampled_cpu_s * 1e9).min(wall.waits_ns[child]);
-    wall.waits_ns[child] -= moved;
-    wall.cpu_ns += moved;
+    let mut unexplained_ns = unsampled_cpu_s * 1e9;
+    for kind in [WaitKind::Child, WaitKind::Lock] {
+        let moved = unexplained_ns.min(wall.waits_ns[kind.index()]);
+        wall.waits_ns[kind.index()] -= moved;
+        wall.cpu_ns += moved;
+        unexplained_ns -= moved;
+    }
     let mut tree = accountant.tree;
     tree.cpu_ns += unsampled_cpu_s * 1e9;
 
-    let mut verdict = classify(&wall, outcome.samples);
+    let busiest_process = accountant
+        .processes()
+        .max_by(|a, b| a.cpu_ns.total_cmp(&b.cpu_ns));
+    let runtime = match &facts.runtime_override {
+        Some(name) => Runtime::named(name),
+        None => busiest_process.map_or(Runtime::named(crate::advice::profiles::FALLBACK), |p| {
+            detect(profiles, &p.info)
+        }),
+    };
+    let profile: &Profile = match profiles.get(&runtime.name) {
+        Some(profile) => profile,
+        None => profiles.fallback()?,
+    };
+    let mut verdict = classify_with(&wall, outcome.samples, &profile.thresholds);
     let phases = phases::detect(&accountant.timeline, accountant.span_ns());
     let phases_disagree = phases::disagree(&phases);
     if phases_disagree {
         verdict.class = WorkloadClass::Mixed;
     }
-    let busiest_process = accountant
-        .processes()
-        .max_by(|a, b| a.cpu_ns.total_cmp(&b.cpu_ns));
-    let runtime = facts.runtime_override.unwrap_or_else(|| {
-        busiest_process.map_or(Runtime::Native, |process| detect(&process.info))
-    });
     let avg_cores = if wall_s > 0.0 { cpu_s / wall_s } else { 0.0 };
     let cores = sampling.machine.cores as f64;
+    let serialized = serialized_threads(accountant, accountant.span_ns(), cores);
     let input = AdviceInput {
         verdict: &verdict,
-        runtime,
+        runtime: &runtime,
+        profile,
         wall_s,
         avg_cores,
         cores,
+        serialized: serialized.as_ref(),
+        wait_compute: wait_compute(accountant),
     };
     let advice = if phases_disagree {
         advise_phases(&input, &phases)
@@ -98,7 +122,7 @@ pub fn assemble(facts: TargetFacts, sampling: SamplingFacts, outcome: &SamplerOu
     };
     let phase_sections = phases
         .iter()
-        .map(|phase| phase_section(phase, runtime, cores))
+        .map(|phase| phase_section(phase, &input))
         .collect();
     let timeline = TimelineSection {
         bucket_s: round3(accountant.timeline.bucket_ns() / 1e9),
@@ -130,7 +154,7 @@ pub fn assemble(facts: TargetFacts, sampling: SamplingFacts, outcome: &SamplerOu
             pid: p.info.pid,
             ppid: p.info.ppid,
             command: p.info.command.clone(),
-            runtime: detect(&p.info).name().to_string(),
+            runtime: detect(profiles, &p.info).name,
             cpu_s: round3(p.cpu_ns / 1e9),
             threads: p.threads,
         })
@@ -166,12 +190,12 @@ pub fn assemble(facts: TargetFacts, sampling: SamplingFacts, outcome: &SamplerOu
 
     let shares = &verdict.shares;
     let sources = &outcome.sources;
-    Report {
+    Ok(Report {
         schema_version: SCHEMA_VERSION,
         target: TargetSection {
             command: facts.command,
             pid: facts.pid,
-            runtime: runtime.name().to_string(),
+            runtime: runtime.name.clone(),
             exit_code: facts.ending.map(Ending::exit_code),
             signal: match facts.ending {
                 Some(Ending::Signaled(signal)) => Some(signal),
@@ -203,7 +227,13 @@ pub fn assemble(facts: TargetFacts, sampling: SamplingFacts, outcome: &SamplerOu
         },
         recommendation: RecommendationSection {
             model: advice.model.name().to_string(),
+            situation: advice.situation.to_string(),
+            profile: format!("{} ({})", profile.name, profile.source),
             reasons: advice.reasons,
+            how: advice.how,
+            alternatives: advice.alternatives,
+            workers: advice.workers,
+            speedup_ceiling: advice.speedup_ceiling,
             warning: advice.warning,
         },
         sampling: SamplingSection {
@@ -225,16 +255,35 @@ pub fn assemble(facts: TargetFacts, sampling: SamplingFacts, outcome: &SamplerOu
         phases: phase_sections,
         processes,
         threads,
-    }
+    })
 }
 
-fn phase_section(phase: &Phase, runtime: Runtime, cores: f64) -> PhaseSection {
+/// The I/O wait and CPU time of the threads that did I/O (W and C of the pool-size formula).
+fn wait_compute(accountant: &Accountant) -> Option<WaitCompute> {
+    let mut wc = WaitCompute {
+        wait_s: 0.0,
+        compute_s: 0.0,
+    };
+    for thread in accountant.threads() {
+        let io: f64 = WaitKind::ALL
+            .into_iter()
+            .filter(|kind| kind.is_io())
+            .map(|kind| thread.time.wait(kind))
+            .sum();
+        if io > 0.0 {
+            wc.wait_s += io / 1e9;
+            wc.compute_s += thread.time.cpu_ns / 1e9;
+        }
+    }
+    (wc.wait_s > 0.0).then_some(wc)
+}
+
+fn phase_section(phase: &Phase, input: &AdviceInput) -> PhaseSection {
     let advice = advise(&AdviceInput {
         verdict: &phase.verdict,
-        runtime,
         wall_s: phase.seconds(),
         avg_cores: phase.avg_cores(),
-        cores,
+        ..input.clone()
     });
     PhaseSection {
         start_s: round3(phase.start_ns / 1e9),

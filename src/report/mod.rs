@@ -183,7 +183,24 @@ pub struct VerdictSection {
 pub struct RecommendationSection {
     /// multiprocessing, threads, async or none.
     pub model: String,
+    /// What the program's situation was called: cpu_bound, io_network, gil_contention...
+    #[serde(default)]
+    pub situation: String,
+    /// The runtime profile the advice came from, and where it was read.
+    #[serde(default)]
+    pub profile: String,
     pub reasons: Vec<String>,
+    /// A short pointer to the tools that do it (ProcessPoolExecutor, tokio, worker_threads...).
+    #[serde(default)]
+    pub how: String,
+    #[serde(default)]
+    pub alternatives: Vec<String>,
+    /// Upper bound on useful concurrent workers (see the reasons for the formula).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<u32>,
+    /// Upper bound on the speedup, Amdahl-style (see the reasons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speedup_ceiling: Option<f64>,
     pub warning: String,
 }
 

@@ -190,6 +190,13 @@ pub fn render(report: &Report, look: Look) -> String {
     for reason in &recommendation.reasons {
         out.push_str(&wrap(reason, look.width, "  - ", "    "));
     }
+    if !recommendation.how.is_empty() {
+        out.push_str(&format!("\n{}\n", paint(bold.clone(), "how")));
+        out.push_str(&wrap(&recommendation.how, look.width, "  ", "  "));
+        for alternative in &recommendation.alternatives {
+            out.push_str(&wrap(alternative, look.width, "  or: ", "      "));
+        }
+    }
     out.push_str(&format!(
         "\n{}\n",
         paint(bold, "before you change anything")

@@ -25,7 +25,7 @@ impl Destination {
         }
         let target = PathBuf::from(path);
         if target.is_dir() {
-            return Err(Error::ReportPath {
+            return Err(Error::Report {
                 path: target,
                 reason: "it is a directory; give a file name".into(),
             });
@@ -35,7 +35,7 @@ impl Destination {
             _ => PathBuf::from("."),
         };
         if !dir.is_dir() {
-            return Err(Error::ReportPath {
+            return Err(Error::Report {
                 path: target,
                 reason: format!("directory {} does not exist", dir.display()),
             });
@@ -45,11 +45,20 @@ impl Destination {
             .suffix(".tmp")
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
             .tempfile_in(&dir)
-            .map_err(|e| Error::ReportPath {
+            .map_err(|e| Error::Report {
                 path: target.clone(),
                 reason: format!("cannot create a file in {}: {e}", dir.display()),
             })?;
         Ok(Destination::File { path: target, temp })
+    }
+
+    /// A second handle on the temporary file, for a writer that streams into it (the sample
+    /// recording); `None` for stdout.
+    pub fn file_handle(&self) -> Option<std::io::Result<std::fs::File>> {
+        match self {
+            Destination::Stdout => None,
+            Destination::File { temp, .. } => Some(temp.as_file().try_clone()),
+        }
     }
 
     pub fn path(&self) -> Option<&Path> {
@@ -68,13 +77,13 @@ impl Destination {
                     .write_all(bytes)
                     .and_then(|()| stdout.flush())
                     .or_else(ignore_broken_pipe)
-                    .map_err(|e| Error::ReportWrite {
+                    .map_err(|e| Error::Report {
                         path: PathBuf::from("-"),
                         reason: e.to_string(),
                     })
             }
             Destination::File { path, mut temp } => {
-                let failed = |e: std::io::Error| Error::ReportWrite {
+                let failed = |e: std::io::Error| Error::Report {
                     path: path.clone(),
                     reason: e.to_string(),
                 };

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::FileTypeExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use syscalls::Sysno;
@@ -144,7 +144,7 @@ impl FdResolver {
         };
         let target = target.to_string_lossy();
         if let Some(inode) = bracketed_number(&target, "socket:[") {
-            return self.socket_kind(pid, inode);
+            return self.socket_kind(pid, inode, &link);
         }
         if let Some(kind) = kind_from_link_text(&target) {
             return kind;
@@ -174,20 +174,43 @@ impl FdResolver {
         }
     }
 
-    fn socket_kind(&mut self, pid: i32, inode: u64) -> FdKind {
+    /// The kind of socket behind `link`: its protocol from the sockprotoname attribute, and
+    /// for TCP whether it listens, from the namespace's socket table (re-read at most every
+    /// 200 ms; a socket not found meanwhile counts as connected).
+    fn socket_kind(&mut self, pid: i32, inode: u64, link: &Path) -> FdKind {
         if let Some(kind) = self.sockets.get(&inode) {
             return *kind;
+        }
+        let protocol = xattr::get_deref(link, "system.sockprotoname")
+            .ok()
+            .flatten()
+            .map(|name| {
+                String::from_utf8_lossy(&name)
+                    .trim_end_matches('\0')
+                    .to_string()
+            });
+        match protocol.as_deref() {
+            Some(p) if p.starts_with("UNIX") => return FdKind::UnixSocket,
+            Some(p) if p.starts_with("UDP") => return FdKind::UdpSocket,
+            Some(p) if !p.starts_with("TCP") && !p.starts_with("MPTCP") => {
+                return FdKind::OtherSocket
+            }
+            _ => {}
         }
         let stale = self
             .sockets_read_at
             .is_none_or(|at| at.elapsed() >= SOCKET_TABLE_REFRESH);
-        if !stale {
-            return FdKind::Unknown;
+        if stale {
+            self.sockets = read_socket_tables(pid);
+            self.sockets_read_at = Some(Instant::now());
         }
-        self.sockets = read_socket_tables(pid);
-        self.sockets_read_at = Some(Instant::now());
-        // Not in any table (netlink, packet...): remember it as such until the next refresh.
-        *self.sockets.entry(inode).or_insert(FdKind::OtherSocket)
+        match (self.sockets.get(&inode), protocol) {
+            (Some(kind), _) => *kind,
+            (None, Some(_)) => FdKind::TcpSocket,
+            // Neither the attribute nor the tables know it (netlink, packet...).
+            (None, None) if stale => *self.sockets.entry(inode).or_insert(FdKind::OtherSocket),
+            (None, None) => FdKind::Unknown,
+        }
     }
 }
 

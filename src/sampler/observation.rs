@@ -18,6 +18,9 @@ pub struct TickSnapshot {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ProcessInfo {
     pub pid: i32,
+    /// Start time in clock ticks after boot: with the PID, the process's identity.
+    #[serde(default)]
+    pub start_ticks: u64,
     pub ppid: i32,
     pub command: Vec<String>,
     /// Target of /proc/PID/exe, when readable.
@@ -26,6 +29,9 @@ pub struct ProcessInfo {
     /// Shared objects mapped into the process (file names only), for runtime detection.
     #[serde(default)]
     pub libraries: Vec<String>,
+    /// The executable has a .go.buildinfo section (a Go program).
+    #[serde(default)]
+    pub go_buildinfo: bool,
 }
 
 /// How the thread was first seen: it tells the accountant where its first interval starts.
@@ -56,6 +62,9 @@ pub struct ThreadObservation {
     pub cpu_ns: u64,
     /// Cumulative nanoseconds spent runnable but waiting for a CPU (schedstat field 2).
     pub runqueue_ns: u64,
+    /// Cumulative number of times the thread was scheduled onto a CPU (schedstat field 3).
+    #[serde(default)]
+    pub timeslices: u64,
     pub state: ThreadState,
 }
 

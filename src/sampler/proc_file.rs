@@ -31,6 +31,9 @@ impl From<io::Error> for ReadFailure {
     }
 }
 
+/// Room for one single-record file: a page is the most /proc gives in one read.
+const RECORD_BUFFER: usize = 4096;
+
 pub struct ProcFile {
     file: File,
 }
@@ -42,31 +45,38 @@ impl ProcFile {
         })
     }
 
-    /// Reads the whole file into `buf` (cleared first) with pread at offset 0.
+    /// Reads a single-record file (stat, schedstat, syscall, wchan) into `buf` (cleared
+    /// first) with one pread at offset 0: such files fit in one read of a page.
     pub fn read_into(&self, buf: &mut Vec<u8>) -> Result<(), ReadFailure> {
         buf.clear();
-        if buf.capacity() < 512 {
-            buf.reserve(512);
-        }
+        buf.resize(RECORD_BUFFER, 0);
         loop {
-            let len = buf.len();
-            let spare = buf.capacity() - len;
-            buf.resize(len + spare, 0);
-            let read = match self.file.read_at(&mut buf[len..], len as u64) {
-                Ok(read) => read,
+            match self.file.read_at(buf, 0) {
+                Ok(read) => {
+                    buf.truncate(read);
+                    return Ok(());
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => {
-                    buf.truncate(len);
-                    if error.kind() == io::ErrorKind::Interrupted {
-                        continue;
-                    }
+                    buf.clear();
                     return Err(error.into());
                 }
-            };
-            buf.truncate(len + read);
-            if read == 0 || buf.len() < buf.capacity() {
-                return Ok(());
             }
-            buf.reserve(buf.capacity());
+        }
+    }
+
+    /// Reads a whole multi-record file (maps, children, fdinfo, net tables): /proc hands
+    /// these out a page at a time, so read until a read returns nothing.
+    pub fn read_all(&self, buf: &mut Vec<u8>) -> Result<(), ReadFailure> {
+        buf.clear();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.file.read_at(&mut chunk, buf.len() as u64) {
+                Ok(0) => return Ok(()),
+                Ok(read) => buf.extend_from_slice(&chunk[..read]),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error.into()),
+            }
         }
     }
 
@@ -78,7 +88,7 @@ impl ProcFile {
     }
 }
 
-/// Reads a small /proc file once (open, read, close).
+/// Reads a whole /proc file once (open, read to the end, close).
 pub fn read_once(path: &Path, buf: &mut Vec<u8>) -> Result<(), ReadFailure> {
-    ProcFile::open(path)?.read_into(buf)
+    ProcFile::open(path)?.read_all(buf)
 }

@@ -70,6 +70,8 @@ pub struct TreeReader {
     /// Every process and thread ever seen, for the report's counts.
     pub processes_seen: u64,
     pub threads_seen: u64,
+    /// Reads that failed for another reason than the task being gone (kept and retried).
+    pub read_errors: u64,
 }
 
 impl TreeReader {
@@ -91,6 +93,7 @@ impl TreeReader {
             sources: SourceStatus::default(),
             processes_seen: 0,
             threads_seen: 0,
+            read_errors: 0,
         }
     }
 
@@ -173,12 +176,15 @@ impl TreeReader {
         let schedstat = ProcFile::open(&dir.join("schedstat")).ok()?;
         stat.read_into(&mut self.buf).ok()?;
         let parsed = procfs::process::Stat::from_read(&self.buf[..]).ok()?;
+        // A thread born before the measurement began (attach) counts from now; one born
+        // during it counts from its birth, even if it was found late.
+        let born_boot_ns = parsed.starttime.saturating_mul(self.ns_per_tick);
         let sighting = match self.scope {
             Scope::Process { .. } if !self.discovered_once => Sighting::Baseline,
-            _ => {
-                let born_boot_ns = parsed.starttime.saturating_mul(self.ns_per_tick);
-                Sighting::BornAt(born_boot_ns.saturating_sub(self.origin_boot_ns))
+            Scope::Process { .. } if born_boot_ns + self.ns_per_tick < self.origin_boot_ns => {
+                Sighting::Baseline
             }
+            _ => Sighting::BornAt(born_boot_ns.saturating_sub(self.origin_boot_ns)),
         };
         Some(TrackedThread {
             pid,
@@ -206,25 +212,35 @@ impl TreeReader {
                     if observation.comm.is_some() && observation.pid == observation.tid {
                         execed.push(observation.pid);
                     }
+                    // A zombie has exited: this last interval is its end.
+                    if matches!(observation.state.letter, 'Z' | 'X') {
+                        gone.push(tid);
+                    }
                     snapshot.threads.push(observation);
                 }
-                Err(_) => gone.push(tid),
+                Err(ReadFailure::Gone) => gone.push(tid),
+                // Kept: a transient failure (EMFILE, EINTR...) is not an exit.
+                Err(_) => self.read_errors += 1,
             }
         }
         for tid in gone {
             self.threads.remove(&tid);
         }
-        // A changed main-thread name after the first sight means exec: read the program again.
+        // A changed main-thread name after the first sight means exec: read the program again,
+        // and forget the old program's memory.
         for pid in execed {
             let first_sight = snapshot.new_processes.iter().any(|p| p.pid == pid);
             if !first_sight {
                 if let Some(info) = read_process_info(pid, &mut self.buf) {
                     snapshot.new_processes.push(info);
                 }
+                if let Some(process) = self.processes.get_mut(&pid) {
+                    process.mem = LazyMem::default();
+                }
             }
         }
-        self.processes
-            .retain(|pid, _| self.threads.values().any(|t| t.pid == *pid));
+        let live_pids: HashSet<i32> = self.threads.values().map(|t| t.pid).collect();
+        self.processes.retain(|pid, _| live_pids.contains(pid));
     }
 
     fn read_thread(&mut self, tid: i32, at_ns: u64) -> Result<ThreadObservation, ReadFailure> {
@@ -238,9 +254,12 @@ impl TreeReader {
         } = self;
         let thread = threads.get_mut(&tid).ok_or(ReadFailure::Gone)?;
         thread.schedstat.read_into(buf)?;
-        let (cpu_ns, runqueue_ns, timeslices) = parse_schedstat(buf).ok_or(ReadFailure::Gone)?;
+        let (cpu_ns, runqueue_ns, timeslices) = parse_schedstat(buf).ok_or_else(|| {
+            ReadFailure::Other(std::io::Error::other("schedstat has an unexpected form"))
+        })?;
         thread.stat.read_into(buf)?;
-        let stat = procfs::process::Stat::from_read(&buf[..]).map_err(|_| ReadFailure::Gone)?;
+        let stat = procfs::process::Stat::from_read(&buf[..])
+            .map_err(|e| ReadFailure::Other(std::io::Error::other(e.to_string())))?;
         let letter = stat.state;
         let comm = (stat.comm != thread.comm).then(|| {
             thread.comm.clone_from(&stat.comm);
@@ -272,6 +291,7 @@ impl TreeReader {
             comm,
             cpu_ns,
             runqueue_ns,
+            timeslices,
             state,
         })
     }
@@ -394,23 +414,33 @@ fn children_of(task_dir: &Path, buf: &mut Vec<u8>) -> Vec<i32> {
 
 /// The start time (clock ticks after boot) of a process, the half of its identity a PID lacks.
 pub fn process_start_ticks(pid: i32, buf: &mut Vec<u8>) -> Option<u64> {
-    read_once(&PathBuf::from(format!("/proc/{pid}/stat")), buf).ok()?;
-    Some(procfs::process::Stat::from_read(&buf[..]).ok()?.starttime)
+    Some(read_stat(pid, buf).ok()?.starttime)
+}
+
+/// A process's /proc/PID/stat, parsed.
+pub fn read_stat(pid: i32, buf: &mut Vec<u8>) -> Result<procfs::process::Stat, ReadFailure> {
+    read_once(&PathBuf::from(format!("/proc/{pid}/stat")), buf)?;
+    procfs::process::Stat::from_read(&buf[..])
+        .map_err(|e| ReadFailure::Other(std::io::Error::other(e.to_string())))
+}
+
+/// A process's arguments from /proc/PID/cmdline; `None` if unreadable or empty (kernel
+/// threads, zombies, a process between fork and exec).
+pub fn read_command_line(pid: i32, buf: &mut Vec<u8>) -> Option<Vec<String>> {
+    read_once(&PathBuf::from(format!("/proc/{pid}/cmdline")), buf).ok()?;
+    let args: Vec<String> = buf
+        .split(|b| *b == 0)
+        .filter(|arg| !arg.is_empty())
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect();
+    (!args.is_empty()).then_some(args)
 }
 
 /// Command line, executable and mapped libraries of a process; `None` if it is gone.
 pub fn read_process_info(pid: i32, buf: &mut Vec<u8>) -> Option<ProcessInfo> {
     let dir = PathBuf::from(format!("/proc/{pid}"));
-    read_once(&dir.join("stat"), buf).ok()?;
-    let stat = procfs::process::Stat::from_read(&buf[..]).ok()?;
-    let command = match read_once(&dir.join("cmdline"), buf) {
-        Ok(()) if !buf.is_empty() => buf
-            .split(|b| *b == 0)
-            .filter(|arg| !arg.is_empty())
-            .map(|arg| String::from_utf8_lossy(arg).into_owned())
-            .collect(),
-        _ => vec![format!("[{}]", stat.comm)],
-    };
+    let stat = read_stat(pid, buf).ok()?;
+    let command = read_command_line(pid, buf).unwrap_or_else(|| vec![format!("[{}]", stat.comm)]);
     let exe = fs::read_link(dir.join("exe"))
         .ok()
         .map(|path| path.to_string_lossy().into_owned());
@@ -418,13 +448,44 @@ pub fn read_process_info(pid: i32, buf: &mut Vec<u8>) -> Option<ProcessInfo> {
         Ok(()) => mapped_libraries(&String::from_utf8_lossy(buf)),
         Err(_) => Vec::new(),
     };
+    let go_buildinfo = exe.as_deref().is_some_and(has_go_buildinfo);
     Some(ProcessInfo {
         pid,
+        start_ticks: stat.starttime,
         ppid: stat.ppid,
         command,
         exe,
         libraries,
+        go_buildinfo,
     })
+}
+
+/// Whether an executable carries Go's build info section; reads only the ELF section headers
+/// and their names, not the symbol tables.
+fn has_go_buildinfo(exe: &str) -> bool {
+    use object::elf::{FileHeader32, FileHeader64};
+    use object::read::elf::FileHeader;
+    use object::{Endianness, FileKind};
+    let Ok(file) = fs::File::open(exe) else {
+        return false;
+    };
+    let data = object::ReadCache::new(file);
+    fn has_section<H: FileHeader<Endian = Endianness>>(data: &object::ReadCache<fs::File>) -> bool {
+        let Ok(header) = H::parse(data) else {
+            return false;
+        };
+        let Ok(endian) = header.endian() else {
+            return false;
+        };
+        header
+            .sections(endian, data)
+            .is_ok_and(|sections| sections.section_by_name(endian, b".go.buildinfo").is_some())
+    }
+    match FileKind::parse(&data) {
+        Ok(FileKind::Elf64) => has_section::<FileHeader64<Endianness>>(&data),
+        Ok(FileKind::Elf32) => has_section::<FileHeader32<Endianness>>(&data),
+        _ => false,
+    }
 }
 
 /// File names of the shared objects in a /proc/PID/maps text, each once.

@@ -2,11 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use procfs::process::Stat;
-use procfs::FromRead;
-
 use crate::error::Error;
 use crate::sampler::proc_file::{read_once, ReadFailure};
+use crate::sampler::tree_reader::{read_command_line, read_stat};
 use crate::target::launch::Ending;
 
 /// PF_KTHREAD in /proc/PID/stat's flags: a kernel thread, with no program of its own.
@@ -27,7 +25,8 @@ pub fn resolve(pid: Option<i32>, name: Option<&str>) -> Result<AttachTarget, Err
         (None, Some(name)) => find_by_name(name)?,
         (None, None) => return Err(Error::Setup("give a PID or --name".into())),
     };
-    let stat = read_stat(pid).ok_or(Error::NoSuchProcess(pid))?;
+    let mut buf = Vec::new();
+    let stat = read_stat(pid, &mut buf).map_err(|_| Error::NoSuchProcess(pid))?;
     let refuse = |reason: &str| Error::RefusedTarget {
         pid,
         reason: reason.to_string(),
@@ -52,20 +51,23 @@ pub fn resolve(pid: Option<i32>, name: Option<&str>) -> Result<AttachTarget, Err
     Ok(AttachTarget {
         pid,
         start_ticks: stat.starttime,
-        command: command_line(pid).unwrap_or_else(|| vec![stat.comm]),
+        command: read_command_line(pid, &mut buf).unwrap_or_else(|| vec![stat.comm]),
     })
 }
 
 /// Whether the target still runs; once it has exited, how (when its parent has not reaped it
 /// yet, the zombie still tells its exit status).
 pub fn ending(target: &AttachTarget) -> Option<Option<Ending>> {
-    match read_stat(target.pid) {
-        Some(stat) if stat.starttime == target.start_ticks => match stat.state {
+    match read_stat(target.pid, &mut Vec::new()) {
+        Ok(stat) if stat.starttime == target.start_ticks => match stat.state {
             'Z' | 'X' => Some(stat.exit_code.map(decode_wait_status)),
             _ => None,
         },
-        // Gone, or the PID now belongs to another process.
-        _ => Some(None),
+        // The PID now belongs to another process.
+        Ok(_) => Some(None),
+        Err(ReadFailure::Gone) => Some(None),
+        // Unreadable for now (out of descriptors...): not evidence that it exited.
+        Err(_) => None,
     }
 }
 
@@ -82,7 +84,7 @@ fn decode_wait_status(status: i32) -> Ending {
 /// User and system CPU clock ticks of a process and its reaped children, for the user/system
 /// split of sampled CPU time.
 pub fn cpu_ticks(pid: i32) -> Option<(u64, u64)> {
-    let stat = read_stat(pid)?;
+    let stat = read_stat(pid, &mut Vec::new()).ok()?;
     Some((
         stat.utime + stat.cutime.max(0) as u64,
         stat.stime + stat.cstime.max(0) as u64,
@@ -104,9 +106,9 @@ fn ancestors_of_self() -> Vec<i32> {
     let mut pid = nix::unistd::getppid().as_raw();
     while pid > 1 && !ancestors.contains(&pid) {
         ancestors.push(pid);
-        match read_stat(pid) {
-            Some(stat) => pid = stat.ppid,
-            None => break,
+        match read_stat(pid, &mut Vec::new()) {
+            Ok(stat) => pid = stat.ppid,
+            Err(_) => break,
         }
     }
     ancestors
@@ -114,23 +116,6 @@ fn ancestors_of_self() -> Vec<i32> {
 
 fn proc_path(pid: i32, file: &str) -> PathBuf {
     Path::new("/proc").join(pid.to_string()).join(file)
-}
-
-fn read_stat(pid: i32) -> Option<Stat> {
-    let mut buf = Vec::new();
-    read_once(&proc_path(pid, "stat"), &mut buf).ok()?;
-    Stat::from_read(&buf[..]).ok()
-}
-
-fn command_line(pid: i32) -> Option<Vec<String>> {
-    let mut buf = Vec::new();
-    read_once(&proc_path(pid, "cmdline"), &mut buf).ok()?;
-    let args: Vec<String> = buf
-        .split(|b| *b == 0)
-        .filter(|arg| !arg.is_empty())
-        .map(|arg| String::from_utf8_lossy(arg).into_owned())
-        .collect();
-    (!args.is_empty()).then_some(args)
 }
 
 fn base_name(path: &str) -> &str {
@@ -143,6 +128,7 @@ fn find_by_name(name: &str) -> Result<i32, Error> {
     let me = std::process::id() as i32;
     let ancestors = ancestors_of_self();
     let mut matches: Vec<(i32, i32)> = Vec::new();
+    let mut buf = Vec::new();
     let processes = procfs::process::all_processes()
         .map_err(|e| Error::Setup(format!("cannot list processes in /proc: {e}")))?;
     for process in processes.flatten() {
@@ -150,11 +136,13 @@ fn find_by_name(name: &str) -> Result<i32, Error> {
         if pid == me || ancestors.contains(&pid) {
             continue;
         }
-        let Some(stat) = read_stat(pid) else { continue };
+        let Ok(stat) = read_stat(pid, &mut buf) else {
+            continue;
+        };
         if stat.flags & PF_KTHREAD != 0 {
             continue;
         }
-        let args = command_line(pid).unwrap_or_default();
+        let args = read_command_line(pid, &mut buf).unwrap_or_default();
         let named = stat.comm == name
             || args.first().is_some_and(|a| base_name(a) == name)
             || args.get(1).is_some_and(|a| base_name(a) == name);

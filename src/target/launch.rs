@@ -1,12 +1,13 @@
 //! Starts the program as concadvise's child (same stdio, environment and directory) and waits for its whole tree.
 
 use std::io::ErrorKind;
+use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sys::resource::{getrusage, UsageWho};
+use nix::sys::resource::{getrlimit, getrusage, setrlimit, Resource, UsageWho};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
@@ -19,19 +20,46 @@ pub fn become_subreaper() -> Result<(), Error> {
         .map_err(|e| Error::Setup(format!("cannot become a child subreaper: {e}")))
 }
 
-/// Spawns `command` with inherited stdin, stdout, stderr, environment and working directory.
-pub fn spawn(command: &[String]) -> Result<Pid, Error> {
+/// Raises concadvise's own open-file limit to the hard limit (it holds /proc descriptors for
+/// every thread it follows) and returns the limit it had, for the program to get back.
+pub fn raise_open_file_limit() -> Option<(u64, u64)> {
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+    Some((soft, hard))
+}
+
+/// Spawns `command` with inherited stdin, stdout, stderr, environment and working directory,
+/// and the open-file limit concadvise itself was started with (`original_nofile`).
+pub fn spawn(command: &[String], original_nofile: Option<(u64, u64)>) -> Result<Pid, Error> {
     let Some((program, args)) = command.split_first() else {
         return Err(Error::Spawn {
             command: String::new(),
             reason: "no command given".into(),
         });
     };
-    match Command::new(program).args(args).spawn() {
+    let mut child = Command::new(program);
+    child.args(args);
+    if let Some((soft, hard)) = original_nofile {
+        // SAFETY: runs in the forked child before exec; setrlimit is async-signal-safe and
+        // touches no memory shared with the parent.
+        unsafe {
+            child.pre_exec(move || {
+                setrlimit(Resource::RLIMIT_NOFILE, soft, hard).map_err(std::io::Error::from)
+            });
+        }
+    }
+    const ENOEXEC: i32 = 8;
+    const ETXTBSY: i32 = 26;
+    match child.spawn() {
         // The std handle is dropped without waiting: the tree is reaped by `wait_for_tree`.
         Ok(child) => Ok(Pid::from_raw(child.id() as i32)),
         Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::CommandNotFound(program.clone())),
-        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+        Err(e)
+            if e.kind() == ErrorKind::PermissionDenied
+                || matches!(e.raw_os_error(), Some(ENOEXEC | ETXTBSY)) =>
+        {
             Err(Error::CommandNotExecutable(program.clone()))
         }
         Err(e) => Err(Error::Spawn {
@@ -66,31 +94,65 @@ pub struct TreeEnd {
     pub orphans_left: bool,
 }
 
+/// How to treat processes the program leaves running when it exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Orphans {
+    /// Keep measuring until they exit too (or an interrupt comes after the program's exit).
+    Follow { announce: bool },
+    /// Stop when the program itself exits.
+    Leave,
+}
+
 /// Reaps children until the launched program and every orphan that re-parented to
-/// concadvise has exited. After the program itself has ended, an interrupt stops following.
-pub fn wait_for_tree(main: Pid, interrupted: &AtomicBool, announce_orphans: bool) -> TreeEnd {
+/// concadvise has exited. `on_program_exit` runs as soon as the program itself is reaped.
+/// After that, an interrupt (a new one, not one the program already lived through) stops
+/// following.
+pub fn wait_for_tree(
+    main: Pid,
+    interrupts: &AtomicU64,
+    orphans: Orphans,
+    mut on_program_exit: impl FnMut(),
+) -> TreeEnd {
     let mut ending = None;
     let mut announced = false;
+    let mut interrupts_at_exit = 0;
     loop {
         // Blocking while the program runs; polling afterwards so an interrupt can end the wait.
         let flags = ending.map(|_| WaitPidFlag::WNOHANG);
-        match waitpid(None, flags) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == main => ending = Some(Ending::Exited(code)),
+        let status = waitpid(None, flags);
+        let program_ended = match status {
+            Ok(WaitStatus::Exited(pid, code)) if pid == main => Some(Ending::Exited(code)),
             Ok(WaitStatus::Signaled(pid, signal, _)) if pid == main => {
-                ending = Some(Ending::Signaled(signal as i32))
+                Some(Ending::Signaled(signal as i32))
             }
+            _ => None,
+        };
+        if program_ended.is_some() {
+            ending = program_ended;
+            interrupts_at_exit = interrupts.load(Ordering::SeqCst);
+            on_program_exit();
+            if orphans == Orphans::Leave {
+                return TreeEnd {
+                    ending: ending.unwrap_or(Ending::Exited(0)),
+                    ended: Instant::now(),
+                    orphans_left: false,
+                };
+            }
+            continue;
+        }
+        match status {
             Ok(WaitStatus::StillAlive) => {
-                if interrupted.load(Ordering::SeqCst) {
+                if interrupts.load(Ordering::SeqCst) > interrupts_at_exit {
                     return TreeEnd {
                         ending: ending.unwrap_or(Ending::Exited(0)),
                         ended: Instant::now(),
                         orphans_left: true,
                     };
                 }
-                if announce_orphans && !announced {
-                    eprintln!(
-                        "concadvise: the program exited; still following the processes it left \
-                         running (Ctrl-C to stop)"
+                if orphans == (Orphans::Follow { announce: true }) && !announced {
+                    crate::notice::line(
+                        "the program exited; still following the processes it left running \
+                         (Ctrl-C to stop, or --leave-orphans next time)",
                     );
                     announced = true;
                 }
@@ -112,7 +174,16 @@ pub fn wait_for_tree(main: Pid, interrupted: &AtomicBool, announce_orphans: bool
 /// User and system CPU seconds of every child concadvise has reaped: the kernel's own
 /// accounting of the finished tree, as time(1) reports it.
 pub fn reaped_children_cpu() -> Option<(f64, f64)> {
-    let usage = getrusage(UsageWho::RUSAGE_CHILDREN).ok()?;
+    cpu_of(UsageWho::RUSAGE_CHILDREN)
+}
+
+/// concadvise's own user and system CPU seconds so far (all its threads).
+pub fn own_cpu() -> Option<(f64, f64)> {
+    cpu_of(UsageWho::RUSAGE_SELF)
+}
+
+fn cpu_of(who: UsageWho) -> Option<(f64, f64)> {
+    let usage = getrusage(who).ok()?;
     let seconds = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
     Some((seconds(usage.user_time()), seconds(usage.system_time())))
 }

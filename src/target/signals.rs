@@ -1,6 +1,6 @@
 //! Ctrl-C and termination signals: concadvise survives them, forwards what the program would not get, and remembers the interruption.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -14,34 +14,41 @@ use signal_hook::low_level::siginfo::Cause;
 use crate::error::Error;
 
 pub struct SignalRelay {
-    interrupted: Arc<AtomicBool>,
+    /// How many interrupting signals have arrived.
+    interrupts: Arc<AtomicU64>,
     forward_to: Arc<AtomicI32>,
     handle: Handle,
     thread: Option<JoinHandle<()>>,
 }
 
 impl SignalRelay {
-    /// Catches SIGINT, SIGQUIT, SIGTERM and SIGHUP from now on. A terminal's Ctrl-C reaches the
-    /// whole foreground process group, the program included, so it is only noted; a signal
-    /// sent to concadvise alone (kill) is forwarded to the program once `forward_to` is set.
+    /// Catches SIGINT, SIGQUIT, SIGTERM and SIGHUP from now on. A terminal's Ctrl-C (or
+    /// hang-up) reaches the whole foreground process group, the program included, so it is
+    /// only noted; a signal sent by another process is noted and forwarded to the program
+    /// while `forward_to` is set. A signal sent by a process of the measured tree (the
+    /// program's own `kill 0`) concerns the program, which got it too: it is ignored.
+    /// A signal sent from outside to the whole process group reaches the program twice
+    /// (directly, and forwarded): a known limit.
     pub fn install() -> Result<SignalRelay, Error> {
         let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])
             .map_err(|e| Error::Setup(format!("cannot install signal handlers: {e}")))?;
         let handle = signals.handle();
-        let interrupted = Arc::new(AtomicBool::new(false));
+        let interrupts = Arc::new(AtomicU64::new(0));
         let forward_to = Arc::new(AtomicI32::new(0));
         let thread = {
-            let interrupted = Arc::clone(&interrupted);
+            let interrupts = Arc::clone(&interrupts);
             let forward_to = Arc::clone(&forward_to);
             std::thread::Builder::new()
                 .name("signals".into())
                 .spawn(move || {
                     for origin in signals.forever() {
-                        interrupted.store(true, Ordering::SeqCst);
-                        let from_terminal = matches!(origin.cause, Cause::Kernel);
-                        let keyboard = origin.signal == SIGINT || origin.signal == SIGQUIT;
+                        if origin.process.is_some_and(|p| descends_from_self(p.pid)) {
+                            continue;
+                        }
+                        interrupts.fetch_add(1, Ordering::SeqCst);
+                        let from_kernel = matches!(origin.cause, Cause::Kernel);
                         let pid = forward_to.load(Ordering::SeqCst);
-                        if pid > 0 && !(keyboard && from_terminal) {
+                        if pid > 0 && !from_kernel {
                             if let Ok(signal) = Signal::try_from(origin.signal) {
                                 // The program may have exited meanwhile: nothing to do then.
                                 let _ = kill(Pid::from_raw(pid), signal);
@@ -52,7 +59,7 @@ impl SignalRelay {
                 .map_err(|e| Error::Setup(format!("cannot start the signal thread: {e}")))?
         };
         Ok(SignalRelay {
-            interrupted,
+            interrupts,
             forward_to,
             handle,
             thread: Some(thread),
@@ -65,12 +72,32 @@ impl SignalRelay {
     }
 
     pub fn interrupted(&self) -> bool {
-        self.interrupted.load(Ordering::SeqCst)
+        self.interrupts.load(Ordering::SeqCst) > 0
     }
 
-    pub fn flag(&self) -> &AtomicBool {
-        &self.interrupted
+    /// The count of interrupts so far, for a waiter that cares only about new ones.
+    pub fn counter(&self) -> &AtomicU64 {
+        &self.interrupts
     }
+}
+
+/// Whether `pid` is a descendant of concadvise (part of the measured tree).
+fn descends_from_self(pid: i32) -> bool {
+    let me = std::process::id() as i32;
+    let mut buf = Vec::new();
+    let mut current = pid;
+    // A bounded walk up the parents: trees are not deeper than this.
+    for _ in 0..256 {
+        if current <= 1 {
+            return false;
+        }
+        match crate::sampler::tree_reader::read_stat(current, &mut buf) {
+            Ok(stat) if stat.ppid == me => return true,
+            Ok(stat) => current = stat.ppid,
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 impl Drop for SignalRelay {

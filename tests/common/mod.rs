@@ -122,3 +122,56 @@ pub fn assert_one_line_error(output: &Output, code: i32, mentions: &str) {
 pub fn assert_empty(dir: &Path) {
     assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0);
 }
+
+/// A deliberately slow HTTP/1.1 server on loopback: every request is answered after `delay`,
+/// one connection at a time per thread, `Connection: close`. Returns its URL.
+pub fn slow_http_server(delay: Duration) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                // Read the request head up to its blank line.
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    if line == "\r\n" || line == "\n" {
+                        break;
+                    }
+                    line.clear();
+                }
+                std::thread::sleep(delay);
+                let _ = writer.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            });
+        }
+    });
+    url
+}
+
+/// Waits (up to 10 s) until process `pid` has a child: concadvise has started the program.
+pub fn wait_for_a_child(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten();
+        let has_child = tasks.flatten().any(|task| {
+            std::fs::read_to_string(task.path().join("children"))
+                .is_ok_and(|children| !children.trim().is_empty())
+        });
+        if has_child {
+            // And its signal handlers are installed (they are before the spawn).
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("process {pid} started no child within 10 s");
+}
+
+/// The path of a file in examples/.
+pub fn example(path: &str) -> String {
+    format!("{}/examples/{path}", env!("CARGO_MANIFEST_DIR"))
+}

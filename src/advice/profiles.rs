@@ -1,0 +1,439 @@
+//! Runtime profiles: the per-runtime advice kept as TOML in profiles/, embedded at build time and overridable from directories.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::Model;
+use crate::analysis::verdict::Thresholds;
+use crate::error::Error;
+
+/// The profiles that ship inside the binary, in detection order (native, the fallback, last).
+const BUILT_IN: [(&str, &str); 5] = [
+    ("python.toml", include_str!("../../profiles/python.toml")),
+    ("node.toml", include_str!("../../profiles/node.toml")),
+    ("jvm.toml", include_str!("../../profiles/jvm.toml")),
+    ("go.toml", include_str!("../../profiles/go.toml")),
+    ("native.toml", include_str!("../../profiles/native.toml")),
+];
+
+/// The profile used when no other recognises the program.
+pub const FALLBACK: &str = "native";
+
+/// Situations every profile must advise on.
+pub const REQUIRED: [&str; 9] = [
+    "cpu_bound",
+    "already_parallel",
+    "io_network",
+    "io_disk",
+    "io_ipc",
+    "paging",
+    "lock_contention",
+    "mixed",
+    "idle",
+];
+/// Situations a profile may advise on (used only where they apply).
+pub const OPTIONAL: [&str; 2] = ["cpu_bound_free_threaded", "gil_contention"];
+
+/// Measured numbers a profile's text may cite, as {name}.
+pub const PLACEHOLDERS: [&str; 11] = [
+    "wall_s",
+    "computing",
+    "io",
+    "idle",
+    "runqueue",
+    "avg_cores",
+    "cores",
+    "dominant_wait",
+    "workers",
+    "speedup_ceiling",
+    "threads",
+];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileFile {
+    name: Spanned<String>,
+    description: String,
+    detect: DetectRules,
+    runtime: RuntimeTraits,
+    #[serde(default)]
+    thresholds: Option<ThresholdOverrides>,
+    advice: BTreeMap<String, Spanned<AdviceFile>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectRules {
+    /// Patterns for the executable's file name (python3*).
+    pub executables: Vec<String>,
+    /// Patterns for mapped shared objects (libjvm.so*).
+    pub libraries: Vec<String>,
+    /// Recognise Go binaries by their .go.buildinfo section.
+    #[serde(default)]
+    pub go_buildinfo: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeTraits {
+    pub threads_run_in_parallel: bool,
+    /// A global interpreter lock serialises threads (unless a free-threaded build is detected).
+    pub gil: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThresholdOverrides {
+    cpu_bound_share: Option<f64>,
+    io_bound_share: Option<f64>,
+    idle_share: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdviceFile {
+    model: Spanned<String>,
+    reasons: Vec<Spanned<String>>,
+    how: Spanned<String>,
+    #[serde(default)]
+    alternatives: Vec<Spanned<String>>,
+}
+
+/// What a profile says for one situation; texts still hold {placeholders}.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SituationAdvice {
+    pub model: Model,
+    pub reasons: Vec<String>,
+    pub how: String,
+    pub alternatives: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub description: String,
+    /// "built-in" or the file it was read from.
+    pub source: String,
+    pub detect: DetectRules,
+    pub executables: Vec<glob::Pattern>,
+    pub libraries: Vec<glob::Pattern>,
+    pub traits: RuntimeTraits,
+    pub thresholds: Thresholds,
+    pub advice: BTreeMap<String, SituationAdvice>,
+    /// The TOML text, for `profiles show`.
+    pub text: String,
+}
+
+impl Profile {
+    /// The advice for a situation, or for `fallback` when the profile has none for it.
+    pub fn advice_for(&self, situation: &str, fallback: &str) -> Option<&SituationAdvice> {
+        self.advice
+            .get(situation)
+            .or_else(|| self.advice.get(fallback))
+    }
+}
+
+/// All profiles in force: the built-in ones, replaced or extended by files from directories.
+#[derive(Debug, Clone)]
+pub struct ProfileSet {
+    /// In detection order: profiles from directories first, then the built-in ones.
+    profiles: Vec<Profile>,
+}
+
+impl ProfileSet {
+    pub fn built_in() -> Result<ProfileSet, Error> {
+        let mut profiles = Vec::new();
+        for (file, text) in BUILT_IN {
+            profiles.push(parse(text, &format!("profiles/{file}"), "built-in")?);
+        }
+        Ok(ProfileSet { profiles })
+    }
+
+    /// Built-in profiles, then the user's config directory (if it exists), then `extra_dir`
+    /// (which must exist). A file whose `name` matches a profile replaces it; others add one.
+    pub fn load(extra_dir: Option<&Path>) -> Result<ProfileSet, Error> {
+        let mut set = ProfileSet::built_in()?;
+        if let Some(user_dir) = user_profile_dir().filter(|dir| dir.is_dir()) {
+            set.add_dir(&user_dir)?;
+        }
+        if let Some(dir) = extra_dir {
+            if !dir.is_dir() {
+                return Err(Error::Setup(format!(
+                    "--profiles {}: not a directory of profile files",
+                    dir.display()
+                )));
+            }
+            set.add_dir(dir)?;
+        }
+        Ok(set)
+    }
+
+    fn add_dir(&mut self, dir: &Path) -> Result<(), Error> {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| Error::Setup(format!("cannot read {}: {e}", dir.display())))?;
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+            .collect();
+        files.sort();
+        for path in files {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Error::Setup(format!("cannot read profile {shown}: {e}")))?;
+            let profile = parse(&text, &shown, &shown)?;
+            self.profiles.retain(|p| p.name != profile.name);
+            self.profiles.insert(0, profile);
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Profile> {
+        self.profiles.iter().find(|p| p.name == name)
+    }
+
+    pub fn fallback(&self) -> Result<&Profile, Error> {
+        self.get(FALLBACK)
+            .ok_or_else(|| Error::Setup(format!("no {FALLBACK:?} profile")))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Profile> {
+        self.profiles.iter()
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.profiles.iter().map(|p| p.name.as_str()).collect()
+    }
+}
+
+fn user_profile_dir() -> Option<PathBuf> {
+    Some(dirs::config_dir()?.join("concadvise").join("profiles"))
+}
+
+/// Parses and checks one profile; every mistake names the file, the line and the key.
+pub fn parse(text: &str, file: &str, source: &str) -> Result<Profile, Error> {
+    let fail = |offset: Option<usize>, key: &str, problem: String| Error::Profile {
+        file: file.to_string(),
+        line: offset.map_or(1, |o| line_of(text, o)),
+        key: key.to_string(),
+        problem,
+    };
+    let raw: ProfileFile = toml::from_str(text).map_err(|error| {
+        let (message, key) = toml_message_and_key(&error);
+        fail(error.span().map(|s| s.start), &key, message)
+    })?;
+    let name = raw.name.get_ref().trim().to_string();
+    if name.is_empty() {
+        return Err(fail(Some(raw.name.span().start), "name", "is empty".into()));
+    }
+    let patterns = |list: &[String], key: &str| -> Result<Vec<glob::Pattern>, Error> {
+        list.iter()
+            .map(|p| {
+                glob::Pattern::new(p)
+                    .map_err(|e| fail(find(text, p), key, format!("bad pattern {p:?}: {e}")))
+            })
+            .collect()
+    };
+    let executables = patterns(&raw.detect.executables, "detect.executables")?;
+    let libraries = patterns(&raw.detect.libraries, "detect.libraries")?;
+
+    let mut thresholds = Thresholds::default();
+    if let Some(overrides) = raw.thresholds {
+        for (key, value, slot) in [
+            (
+                "cpu_bound_share",
+                overrides.cpu_bound_share,
+                &mut thresholds.cpu_bound_share,
+            ),
+            (
+                "io_bound_share",
+                overrides.io_bound_share,
+                &mut thresholds.io_bound_share,
+            ),
+            (
+                "idle_share",
+                overrides.idle_share,
+                &mut thresholds.idle_share,
+            ),
+        ] {
+            if let Some(value) = value {
+                if !(0.0..=1.0).contains(&value) || value == 0.0 {
+                    return Err(fail(
+                        find(text, key),
+                        &format!("thresholds.{key}"),
+                        format!("{value} is not a share between 0 and 1"),
+                    ));
+                }
+                *slot = value;
+            }
+        }
+    }
+
+    let mut advice = BTreeMap::new();
+    for (situation, entry) in &raw.advice {
+        let key = format!("advice.{situation}");
+        if !REQUIRED.contains(&situation.as_str()) && !OPTIONAL.contains(&situation.as_str()) {
+            return Err(fail(
+                Some(entry.span().start),
+                &key,
+                format!(
+                    "unknown situation (expected one of {}, {})",
+                    REQUIRED.join(", "),
+                    OPTIONAL.join(", ")
+                ),
+            ));
+        }
+        let entry = entry.get_ref();
+        let model = match entry.model.get_ref().as_str() {
+            "multiprocessing" => Model::Multiprocessing,
+            "threads" => Model::Threads,
+            "async" => Model::Async,
+            "none" => Model::None,
+            other => {
+                return Err(fail(
+                    Some(entry.model.span().start),
+                    &format!("{key}.model"),
+                    format!(
+                        "unknown model {other:?} (expected multiprocessing, threads, async or none)"
+                    ),
+                ))
+            }
+        };
+        if entry.reasons.is_empty() {
+            return Err(fail(
+                find(text, &format!("[{key}]")),
+                &format!("{key}.reasons"),
+                "needs at least one reason".into(),
+            ));
+        }
+        let check = |text_item: &Spanned<String>, field: &str| -> Result<String, Error> {
+            if let Some(unknown) = unknown_placeholder(text_item.get_ref()) {
+                return Err(fail(
+                    Some(text_item.span().start),
+                    &format!("{key}.{field}"),
+                    format!(
+                        "unknown placeholder {{{unknown}}} (known: {})",
+                        PLACEHOLDERS.join(", ")
+                    ),
+                ));
+            }
+            Ok(text_item.get_ref().clone())
+        };
+        let reasons = entry
+            .reasons
+            .iter()
+            .map(|r| check(r, "reasons"))
+            .collect::<Result<_, _>>()?;
+        let alternatives = entry
+            .alternatives
+            .iter()
+            .map(|a| check(a, "alternatives"))
+            .collect::<Result<_, _>>()?;
+        advice.insert(
+            situation.clone(),
+            SituationAdvice {
+                model,
+                reasons,
+                how: check(&entry.how, "how")?,
+                alternatives,
+            },
+        );
+    }
+    if let Some(missing) = REQUIRED.iter().find(|s| !advice.contains_key(**s)) {
+        return Err(fail(
+            find(text, "\n[advice.").map(|offset| offset + 1),
+            &format!("advice.{missing}"),
+            "missing: every profile advises on every situation".into(),
+        ));
+    }
+    Ok(Profile {
+        name,
+        description: raw.description,
+        source: source.to_string(),
+        detect: raw.detect,
+        executables,
+        libraries,
+        traits: raw.runtime,
+        thresholds,
+        advice,
+        text: text.to_string(),
+    })
+}
+
+/// The first {name} in `text` that is not a known placeholder.
+fn unknown_placeholder(text: &str) -> Option<String> {
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let close = after.find('}')?;
+        let name = &after[..close];
+        if !PLACEHOLDERS.contains(&name) {
+            return Some(name.to_string());
+        }
+        rest = &after[close + 1..];
+    }
+    None
+}
+
+/// Replaces {placeholders} with the measured values.
+pub fn fill(text: &str, values: &[(&str, String)]) -> String {
+    let mut out = text.to_string();
+    for (name, value) in values {
+        out = out.replace(&format!("{{{name}}}"), value);
+    }
+    out
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn find(text: &str, needle: &str) -> Option<usize> {
+    text.find(needle)
+}
+
+/// toml's error as one line, and the dotted key it concerns ("" if none).
+fn toml_message_and_key(error: &toml::de::Error) -> (String, String) {
+    let mut detached = error.clone();
+    detached.set_input(None);
+    let shown = detached.to_string();
+    let key = shown
+        .lines()
+        .find_map(|line| line.strip_prefix("in `")?.strip_suffix('`'))
+        .unwrap_or("")
+        .to_string();
+    (error.message().trim().replace('\n', " "), key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_profiles_are_valid_and_complete() {
+        let set = ProfileSet::built_in().unwrap();
+        assert_eq!(set.names(), ["python", "node", "jvm", "go", "native"]);
+        for profile in set.iter() {
+            for situation in REQUIRED {
+                assert!(
+                    profile.advice.contains_key(situation),
+                    "{} {situation}",
+                    profile.name
+                );
+            }
+        }
+        let python = set.get("python").unwrap();
+        assert!(python.traits.gil);
+        assert_eq!(python.advice["cpu_bound"].model, Model::Multiprocessing);
+    }
+
+    #[test]
+    fn placeholders_are_checked_and_filled() {
+        assert_eq!(unknown_placeholder("{workers} and {cores}"), None);
+        assert_eq!(unknown_placeholder("{workrs}"), Some("workrs".into()));
+        assert_eq!(fill("{workers} x", &[("workers", "4".into())]), "4 x");
+    }
+}

@@ -1,0 +1,33 @@
+//! `concadvise profiles`: list the runtime profiles in force and where each came from, or print one.
+
+use crate::advice::profiles::ProfileSet;
+use crate::cli::{ProfilesAction, ProfilesArgs};
+use crate::error::Error;
+use crate::report::write::Destination;
+
+pub fn profiles(args: ProfilesArgs) -> Result<u8, Error> {
+    let set = ProfileSet::load(args.profiles.as_deref())?;
+    let text = match args.action {
+        None => {
+            let mut text = String::new();
+            for profile in set.iter() {
+                text.push_str(&format!(
+                    "{:<10} {:<60} {}\n",
+                    profile.name, profile.description, profile.source
+                ));
+            }
+            text
+        }
+        Some(ProfilesAction::Show { name }) => match set.get(&name) {
+            Some(profile) => profile.text.clone(),
+            None => {
+                return Err(Error::UnknownRuntime {
+                    name,
+                    known: set.names().iter().map(|n| n.to_string()).collect(),
+                })
+            }
+        },
+    };
+    Destination::Stdout.commit(text.as_bytes())?;
+    Ok(0)
+}
