@@ -309,3 +309,31 @@ fn summary_goes_to_stderr_with_the_verdict_first() {
     assert!(stderr.contains("where the wall time went"));
     assert!(!stderr.contains('\u{1b}'), "colour with --color never");
 }
+
+#[test]
+fn threads_born_and_dying_fast_leak_no_descriptors_and_their_cpu_is_accounted() {
+    let _lock = timing_lock();
+    let (report, _) = run_measured(
+        &[],
+        &[
+            &workload_str(),
+            "thread-churn",
+            "--count",
+            "500",
+            "--work-ms",
+            "4",
+        ],
+    );
+    let sampling = &report.sampling;
+    assert_eq!(sampling.fds_end, sampling.fds_start, "{sampling:?}");
+    // Most of these threads live 4 ms, between two samples; their process's own counters
+    // still account for them.
+    let kernel = report.time.cpu_s;
+    assert!(kernel > 1.5, "{:?}", report.time);
+    assert!(
+        (sampling.cpu_seen_s - kernel).abs() <= 0.02 * kernel,
+        "sampler accounted {} s of {} s",
+        sampling.cpu_seen_s,
+        kernel
+    );
+}

@@ -80,9 +80,28 @@ pub struct ThreadAccount {
 #[derive(Debug, Clone)]
 pub struct ProcessAccount {
     pub info: ProcessInfo,
+    /// CPU of the threads sampled.
     pub cpu_ns: f64,
     pub threads: u64,
+    /// The process's own CPU counters, first and last read (they include exited threads).
+    kernel_first_ns: Option<u64>,
+    kernel_last_ns: u64,
 }
+
+impl ProcessAccount {
+    /// CPU the process used during the measurement: its own counters' difference, which
+    /// includes threads too short-lived to sample, or the sampled threads' sum if larger
+    /// (the counters tick at 10 ms).
+    pub fn cpu_seen_ns(&self) -> f64 {
+        let counted = self
+            .kernel_first_ns
+            .map_or(0, |first| self.kernel_last_ns.saturating_sub(first));
+        (counted as f64).max(self.cpu_ns)
+    }
+}
+
+/// Exited threads whose accounts are kept (the busiest); the report lists fewer.
+const KEPT_FINISHED_THREADS: usize = 100;
 
 /// Groups of wait kinds, in the order they explain wall time when nothing computes:
 /// a thread waiting on I/O explains the wall better than a pool thread parked on a futex.
@@ -104,6 +123,8 @@ pub struct Accountant {
     threads: HashMap<(i32, i32), ThreadAccount>,
     finished_threads: Vec<ThreadAccount>,
     processes: HashMap<i32, ProcessAccount>,
+    /// Processes whose PID was reused by another during the run (the busiest kept).
+    finished_processes: Vec<ProcessAccount>,
     last_tick_ns: Option<u64>,
     /// Thread-seconds over the whole tree.
     pub tree: TimeSplit,
@@ -120,6 +141,21 @@ pub struct Accountant {
 impl Accountant {
     pub fn ingest(&mut self, snapshot: &TickSnapshot) {
         for info in &snapshot.new_processes {
+            // The same PID with another start time is another process (the PID was reused).
+            let reused = self
+                .processes
+                .get(&info.pid)
+                .is_some_and(|old| old.info.start_ticks != info.start_ticks);
+            if reused {
+                if let Some(old) = self.processes.remove(&info.pid) {
+                    self.finished_processes.push(old);
+                    if self.finished_processes.len() > 2 * KEPT_FINISHED_THREADS {
+                        self.finished_processes
+                            .sort_by(|a, b| b.cpu_ns.total_cmp(&a.cpu_ns));
+                        self.finished_processes.truncate(KEPT_FINISHED_THREADS);
+                    }
+                }
+            }
             let account = self
                 .processes
                 .entry(info.pid)
@@ -127,6 +163,8 @@ impl Accountant {
                     info: info.clone(),
                     cpu_ns: 0.0,
                     threads: 0,
+                    kernel_first_ns: None,
+                    kernel_last_ns: 0,
                 });
             account.info = info.clone();
         }
@@ -134,7 +172,13 @@ impl Accountant {
         let mut interval_busy_ns = 0.0;
         for observation in &snapshot.threads {
             let key = (observation.pid, observation.tid);
-            let wait = classify(&observation.state);
+            let previous = self.threads.get(&key).map(|a| a.prev_wait);
+            let wait = match (&observation.state, previous) {
+                (Some(state), _) => classify(state),
+                // Unchanged since the previous observation.
+                (None, Some(previous)) => previous,
+                (None, None) => None,
+            };
             let fresh =
                 |prev_at_ns, prev_cpu_ns, prev_runqueue_ns, prev_timeslices| ThreadAccount {
                     pid: observation.pid,
@@ -173,7 +217,10 @@ impl Accountant {
             if let Some(name) = &observation.comm {
                 account.name.clone_from(name);
             }
-            let exited = matches!(observation.state.letter, 'Z' | 'X');
+            let exited = observation
+                .state
+                .as_ref()
+                .is_some_and(|state| matches!(state.letter, 'Z' | 'X'));
             let (split, busy_ns) = account.advance(
                 observation.at_ns,
                 observation.cpu_ns,
@@ -192,6 +239,22 @@ impl Accountant {
             }
             interval.add(&split);
         }
+        for process_cpu in &snapshot.process_cpu {
+            if let Some(account) = self.processes.get_mut(&process_cpu.pid) {
+                let baseline = if process_cpu.born_during {
+                    0
+                } else {
+                    process_cpu.cpu_ns
+                };
+                account.kernel_first_ns.get_or_insert(baseline);
+                account.kernel_last_ns = process_cpu.cpu_ns;
+            }
+        }
+        for key in &snapshot.exited {
+            if let Some(account) = self.threads.remove(key) {
+                self.finish(account);
+            }
+        }
         self.tree.add(&interval);
         let tick_ns = match self.last_tick_ns {
             Some(last) => snapshot.at_ns.saturating_sub(last) as f64,
@@ -208,10 +271,21 @@ impl Accountant {
 
     fn start_thread(&mut self, key: (i32, i32), account: ThreadAccount) {
         if let Some(old) = self.threads.insert(key, account) {
-            self.finished_threads.push(old);
+            self.finish(old);
         }
         if let Some(process) = self.processes.get_mut(&key.0) {
             process.threads += 1;
+        }
+    }
+
+    /// Keeps an exited thread's account, but only the busiest ones: memory stays bounded
+    /// however many threads come and go (their time is in the totals already).
+    fn finish(&mut self, account: ThreadAccount) {
+        self.finished_threads.push(account);
+        if self.finished_threads.len() > 2 * KEPT_FINISHED_THREADS {
+            self.finished_threads
+                .sort_by(|a, b| b.time.cpu_ns.total_cmp(&a.time.cpu_ns));
+            self.finished_threads.truncate(KEPT_FINISHED_THREADS);
         }
     }
 
@@ -226,7 +300,15 @@ impl Accountant {
     }
 
     pub fn processes(&self) -> impl Iterator<Item = &ProcessAccount> {
-        self.processes.values()
+        self.processes
+            .values()
+            .chain(self.finished_processes.iter())
+    }
+
+    /// CPU the sampler accounted for, per process from its own counters where they say more
+    /// than the sampled threads (threads that came and went between samples).
+    pub fn cpu_seen_ns(&self) -> f64 {
+        self.processes().map(ProcessAccount::cpu_seen_ns).sum()
     }
 
     /// Sampled span: the wall time the ticks covered.

@@ -58,12 +58,15 @@ pub fn assemble(
     let accountant = &outcome.accountant;
     let wall_s = facts.wall.as_secs_f64();
     let sampled_cpu_s = accountant.tree.cpu_ns / 1e9;
+    // What the sampler accounted itself: sampled threads, plus the CPU of threads that came
+    // and went between samples (from their process's own counters).
+    let seen_cpu_s = (accountant.cpu_seen_ns() / 1e9).max(sampled_cpu_s);
     let (user_s, system_s, cpu_source) = match facts.kernel_cpu {
-        Some((user, system)) if user + system >= sampled_cpu_s * 0.98 => (user, system, "rusage"),
-        // The tree did not finish under concadvise: the schedstat deltas are the best measure.
+        Some((user, system)) if user + system >= seen_cpu_s * 0.98 => (user, system, "rusage"),
+        // The tree did not finish under concadvise (attach, or orphans left running).
         _ => {
-            let user = sampled_cpu_s * facts.user_fraction.unwrap_or(1.0).clamp(0.0, 1.0);
-            (user, sampled_cpu_s - user, "sampled")
+            let user = seen_cpu_s * facts.user_fraction.unwrap_or(1.0).clamp(0.0, 1.0);
+            (user, seen_cpu_s - user, "sampled")
         }
     };
     let cpu_s = user_s + system_s;
@@ -244,6 +247,16 @@ pub fn assemble(
             threads_seen: outcome.threads_seen,
             processes_seen: outcome.processes_seen,
             self_cpu_s: round3(sampling.self_cpu_s),
+            cpu_seen_s: round3(seen_cpu_s),
+            achieved_rate_hz: if wall_s > 0.0 {
+                round3(outcome.samples as f64 / wall_s)
+            } else {
+                0.0
+            },
+            lowered_to_hz: outcome.lowest_rate_hz.map(round3),
+            fds_start: outcome.fds.0,
+            fds_end: outcome.fds.1,
+            fds_peak: outcome.fds.2,
             sources: SourcesSection {
                 schedstat: true,
                 syscall: !sources.syscall_denied,

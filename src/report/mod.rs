@@ -216,6 +216,24 @@ pub struct SamplingSection {
     pub processes_seen: u64,
     /// concadvise's own CPU time over the run.
     pub self_cpu_s: f64,
+    /// The tree's CPU time as the sampler accounted it (threads' schedstat, and processes'
+    /// own counters for threads too short-lived to sample): a check against time.cpu_s.
+    #[serde(default)]
+    pub cpu_seen_s: f64,
+    /// Samples per second actually taken (samples / wall time).
+    #[serde(default)]
+    pub achieved_rate_hz: f64,
+    /// The lowest rate the sampler slowed to, to keep its own CPU use under 3% of a core
+    /// (absent when it never had to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lowered_to_hz: Option<f64>,
+    /// concadvise's open descriptors when sampling started, when it ended, and at most.
+    #[serde(default)]
+    pub fds_start: usize,
+    #[serde(default)]
+    pub fds_end: usize,
+    #[serde(default)]
+    pub fds_peak: usize,
     /// Which per-thread sources were readable (false: denied for some thread).
     pub sources: SourcesSection,
 }

@@ -21,6 +21,12 @@ use tree_reader::{Scope, SourceStatus, TreeReader};
 const DISCOVERY_PERIOD: Duration = Duration::from_millis(50);
 /// The live view is refreshed this often.
 const LIVE_PERIOD: Duration = Duration::from_millis(250);
+/// The sampler's own CPU budget, as a share of one core: above it the rate is lowered (never
+/// below `MIN_RATE_HZ`), below a third of it the rate climbs back towards the one asked for.
+const CPU_BUDGET: f64 = 0.03;
+const MIN_RATE_HZ: f64 = 1.0;
+/// How often the sampler checks its own CPU use and open descriptors.
+const SELF_CHECK_PERIOD: Duration = Duration::from_secs(1);
 
 pub struct SamplerConfig {
     pub rate_hz: f64,
@@ -45,6 +51,10 @@ pub struct SamplerOutcome {
     pub accountant: Accountant,
     pub samples: u64,
     pub late_samples: u64,
+    /// The lowest rate the CPU budget forced, if it forced one.
+    pub lowest_rate_hz: Option<f64>,
+    /// concadvise's open descriptors when sampling started, at its end, and at most.
+    pub fds: (usize, usize, usize),
     pub threads_seen: u64,
     pub processes_seen: u64,
     pub sources: SourceStatus,
@@ -89,10 +99,18 @@ fn sample_until_stopped(
     stop: &AtomicBool,
     live: &Mutex<LiveStatus>,
 ) -> SamplerOutcome {
-    let period = Duration::from_secs_f64(1.0 / config.rate_hz);
-    let discover_every = (DISCOVERY_PERIOD.as_secs_f64() / period.as_secs_f64())
-        .round()
-        .max(1.0) as u64;
+    let mut rate_hz = config.rate_hz;
+    let mut period = Duration::from_secs_f64(1.0 / rate_hz);
+    let discover_every = |period: Duration| {
+        (DISCOVERY_PERIOD.as_secs_f64() / period.as_secs_f64())
+            .round()
+            .max(1.0) as u64
+    };
+    let mut lowest_rate_hz: Option<f64> = None;
+    let fds_start = open_descriptors();
+    let mut fds_peak = fds_start;
+    let mut last_check = Instant::now();
+    let mut cpu_at_check = thread_cpu_seconds();
     let mut reader = TreeReader::new(config.scope, config.origin);
     let mut accountant = Accountant::default();
     let mut recorder = config.record.map(BufWriter::new);
@@ -106,9 +124,8 @@ fn sample_until_stopped(
         // Read the stop flag before the tick, so the last tick happens after the stop request.
         let stopping = stop.load(Ordering::SeqCst);
         snapshot.at_ns = config.origin.elapsed().as_nanos() as u64;
-        snapshot.threads.clear();
-        snapshot.new_processes.clear();
-        if samples.is_multiple_of(discover_every) || stopping {
+        snapshot.clear();
+        if samples.is_multiple_of(discover_every(period)) || stopping {
             reader.discover(&mut snapshot);
         }
         reader.read_threads(&mut snapshot);
@@ -143,6 +160,27 @@ fn sample_until_stopped(
         if stopping {
             break;
         }
+        if last_check.elapsed() >= SELF_CHECK_PERIOD {
+            let window = last_check.elapsed().as_secs_f64();
+            let cpu = thread_cpu_seconds();
+            let share = (cpu - cpu_at_check) / window;
+            (last_check, cpu_at_check) = (Instant::now(), cpu);
+            fds_peak = fds_peak.max(open_descriptors());
+            let adjusted = if share > CPU_BUDGET {
+                (rate_hz * CPU_BUDGET / share).max(MIN_RATE_HZ)
+            } else if share < CPU_BUDGET / 3.0 {
+                (rate_hz * 1.5).min(config.rate_hz)
+            } else {
+                rate_hz
+            };
+            if adjusted != rate_hz {
+                rate_hz = adjusted;
+                period = Duration::from_secs_f64(1.0 / rate_hz);
+                if rate_hz < config.rate_hz {
+                    lowest_rate_hz = Some(lowest_rate_hz.map_or(rate_hz, |low| low.min(rate_hz)));
+                }
+            }
+        }
         next += period;
         let now = Instant::now();
         if now > next + period / 2 {
@@ -160,13 +198,27 @@ fn sample_until_stopped(
             record_error = Some(error.to_string());
         }
     }
+    let fds_end = open_descriptors();
     SamplerOutcome {
         accountant,
         samples,
         late_samples,
+        lowest_rate_hz,
+        fds: (fds_start, fds_end, fds_peak.max(fds_end)),
         threads_seen: reader.threads_seen,
         processes_seen: reader.processes_seen,
         sources: reader.sources(),
         record_error,
     }
+}
+
+/// This thread's CPU time in seconds.
+fn thread_cpu_seconds() -> f64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map_or(0.0, |t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
+}
+
+/// How many descriptors concadvise has open.
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count())
 }

@@ -12,6 +12,30 @@ pub struct TickSnapshot {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub new_processes: Vec<ProcessInfo>,
     pub threads: Vec<ThreadObservation>,
+    /// Threads (pid, tid) found gone at this tick: their accounts are final.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exited: Vec<(i32, i32)>,
+    /// Each process's own CPU counters (utime + stime of /proc/PID/stat), which include its
+    /// threads that already exited, seen or not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub process_cpu: Vec<ProcessCpu>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct ProcessCpu {
+    pub pid: i32,
+    pub cpu_ns: u64,
+    /// Started after sampling began: all of its CPU belongs to the measurement.
+    pub born_during: bool,
+}
+
+impl TickSnapshot {
+    pub fn clear(&mut self) {
+        self.new_processes.clear();
+        self.threads.clear();
+        self.exited.clear();
+        self.process_cpu.clear();
+    }
 }
 
 /// Facts about a process, read once when it is first seen and again after an exec.
@@ -65,7 +89,10 @@ pub struct ThreadObservation {
     /// Cumulative number of times the thread was scheduled onto a CPU (schedstat field 3).
     #[serde(default)]
     pub timeslices: u64,
-    pub state: ThreadState,
+    /// What the thread was doing; absent when it has not run since its previous observation
+    /// (its counters did not move), so it is still in the state seen then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<ThreadState>,
 }
 
 /// What a thread was doing at the instant of the sample.

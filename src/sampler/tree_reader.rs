@@ -10,7 +10,7 @@ use syscalls::Sysno;
 
 use super::fd_resolver::{FdResolver, LazyMem};
 use super::observation::{
-    ProcessInfo, Sighting, SyscallState, ThreadObservation, ThreadState, TickSnapshot,
+    ProcessCpu, ProcessInfo, Sighting, SyscallState, ThreadObservation, ThreadState, TickSnapshot,
 };
 use super::proc_file::{read_once, ProcFile, ReadFailure};
 
@@ -32,11 +32,10 @@ pub struct SourceStatus {
     pub fds_denied: bool,
 }
 
+/// The counters at the previous read of a thread.
 struct LastRead {
-    letter: char,
     cpu_ns: u64,
     timeslices: u64,
-    state: ThreadState,
 }
 
 struct TrackedThread {
@@ -50,10 +49,17 @@ struct TrackedThread {
     comm: String,
     sighting: Sighting,
     last: Option<LastRead>,
+    /// Its children at the last look, and its timeslice count then: a thread that has not
+    /// run since cannot have forked, so the list is reused.
+    children: Vec<i32>,
+    children_read_at: Option<u64>,
 }
 
 struct TrackedProcess {
     mem: LazyMem,
+    /// /proc/PID/stat, held: the process's CPU including its exited threads.
+    stat: Option<ProcFile>,
+    born_during: bool,
 }
 
 pub struct TreeReader {
@@ -134,11 +140,16 @@ impl TreeReader {
                 let Some(info) = read_process_info(pid, &mut self.buf) else {
                     continue;
                 };
+                let born_during = info.start_ticks.saturating_mul(self.ns_per_tick)
+                    + self.ns_per_tick
+                    >= self.origin_boot_ns;
                 snapshot.new_processes.push(info);
                 self.processes.insert(
                     pid,
                     TrackedProcess {
                         mem: LazyMem::default(),
+                        stat: ProcFile::open(&PathBuf::from(format!("/proc/{pid}/stat"))).ok(),
+                        born_during,
                     },
                 );
                 self.processes_seen += 1;
@@ -161,10 +172,19 @@ impl TreeReader {
                         self.threads_seen += 1;
                     }
                 }
-                let children = task_dir.join(tid.to_string()).join("children");
-                if read_once(&children, &mut self.buf).is_ok() {
-                    queue.extend(parse_pids(&self.buf));
+                let Some(thread) = self.threads.get_mut(&tid) else {
+                    continue;
+                };
+                let ran = thread.last.as_ref().map(|last| last.timeslices);
+                if ran.is_none() || thread.children_read_at != ran {
+                    let children = thread.dir.join("children");
+                    thread.children.clear();
+                    if read_once(&children, &mut self.buf).is_ok() {
+                        thread.children.extend(parse_pids(&self.buf));
+                    }
+                    thread.children_read_at = ran;
                 }
+                queue.extend_from_slice(&thread.children);
             }
         }
         self.discovered_once = true;
@@ -197,6 +217,8 @@ impl TreeReader {
             comm: String::new(),
             sighting,
             last: None,
+            children: Vec::new(),
+            children_read_at: None,
         })
     }
 
@@ -213,12 +235,22 @@ impl TreeReader {
                         execed.push(observation.pid);
                     }
                     // A zombie has exited: this last interval is its end.
-                    if matches!(observation.state.letter, 'Z' | 'X') {
+                    let zombie = observation
+                        .state
+                        .as_ref()
+                        .is_some_and(|state| matches!(state.letter, 'Z' | 'X'));
+                    if zombie {
+                        snapshot.exited.push((observation.pid, tid));
                         gone.push(tid);
                     }
                     snapshot.threads.push(observation);
                 }
-                Err(ReadFailure::Gone) => gone.push(tid),
+                Err(ReadFailure::Gone) => {
+                    if let Some(thread) = self.threads.get(&tid) {
+                        snapshot.exited.push((thread.pid, tid));
+                    }
+                    gone.push(tid);
+                }
                 // Kept: a transient failure (EMFILE, EINTR...) is not an exit.
                 Err(_) => self.read_errors += 1,
             }
@@ -241,6 +273,19 @@ impl TreeReader {
         }
         let live_pids: HashSet<i32> = self.threads.values().map(|t| t.pid).collect();
         self.processes.retain(|pid, _| live_pids.contains(pid));
+        for (pid, process) in &self.processes {
+            let Some(stat) = &process.stat else { continue };
+            if stat.read_into(&mut self.buf).is_err() {
+                continue;
+            }
+            if let Some(ticks) = parse_stat_cpu_ticks(&self.buf) {
+                snapshot.process_cpu.push(ProcessCpu {
+                    pid: *pid,
+                    cpu_ns: ticks.saturating_mul(self.ns_per_tick),
+                    born_during: process.born_during,
+                });
+            }
+        }
     }
 
     fn read_thread(&mut self, tid: i32, at_ns: u64) -> Result<ThreadObservation, ReadFailure> {
@@ -257,35 +302,11 @@ impl TreeReader {
         let (cpu_ns, runqueue_ns, timeslices) = parse_schedstat(buf).ok_or_else(|| {
             ReadFailure::Other(std::io::Error::other("schedstat has an unexpected form"))
         })?;
-        thread.stat.read_into(buf)?;
-        let stat = procfs::process::Stat::from_read(&buf[..])
-            .map_err(|e| ReadFailure::Other(std::io::Error::other(e.to_string())))?;
-        let letter = stat.state;
-        let comm = (stat.comm != thread.comm).then(|| {
-            thread.comm.clone_from(&stat.comm);
-            stat.comm
-        });
-        let unchanged = thread.last.as_ref().filter(|last| {
-            last.letter == letter && last.cpu_ns == cpu_ns && last.timeslices == timeslices
-        });
-        let state = match unchanged {
-            _ if letter == 'R' => ThreadState::running(),
-            Some(last) => last.state.clone(),
-            None => {
-                let mem = processes.get_mut(&thread.pid).map(|p| &mut p.mem);
-                read_wait_state(thread, letter, buf, sources, resolver, mem)
-            }
-        };
         let sighting = std::mem::replace(&mut thread.sighting, Sighting::Continuing);
-        thread.last = Some(LastRead {
-            letter,
-            cpu_ns,
-            timeslices,
-            state: state.clone(),
-        });
-        Ok(ThreadObservation {
-            pid: thread.pid,
-            tid: thread.tid,
+        let (pid, tid) = (thread.pid, thread.tid);
+        let observation = move |state, comm| ThreadObservation {
+            pid,
+            tid,
             at_ns,
             sighting,
             comm,
@@ -293,7 +314,30 @@ impl TreeReader {
             runqueue_ns,
             timeslices,
             state,
-        })
+        };
+        // A thread that has not run since the last tick is still where it was: one read is
+        // all it costs. (One woken but still queued for a CPU shows as running next time.)
+        if let Some(last) = &thread.last {
+            if last.cpu_ns == cpu_ns && last.timeslices == timeslices {
+                return Ok(observation(None, None));
+            }
+        }
+        thread.stat.read_into(buf)?;
+        let (letter, name) = parse_stat_state(buf).ok_or_else(|| {
+            ReadFailure::Other(std::io::Error::other("stat has an unexpected form"))
+        })?;
+        let comm = (name != thread.comm).then(|| {
+            thread.comm = name.to_string();
+            thread.comm.clone()
+        });
+        let state = if letter == 'R' {
+            ThreadState::running()
+        } else {
+            let mem = processes.get_mut(&thread.pid).map(|p| &mut p.mem);
+            read_wait_state(thread, letter, buf, sources, resolver, mem)
+        };
+        thread.last = Some(LastRead { cpu_ns, timeslices });
+        Ok(observation(Some(state), comm))
     }
 }
 
@@ -385,6 +429,30 @@ pub fn parse_syscall(text: &str) -> SyscallState {
         Some(call) => SyscallState::Blocked { call, args },
         None => SyscallState::BlockedUnknown { nr },
     }
+}
+
+/// The state letter and the name from a /proc/PID/task/TID/stat line: "TID (NAME) S ...".
+/// Parsed by hand (not with procfs's Stat) because it runs for every thread at every tick and
+/// needs two fields of fifty-two; the name may contain spaces and parentheses, so the last ')'
+/// ends it.
+pub fn parse_stat_state(buf: &[u8]) -> Option<(char, &str)> {
+    let text = std::str::from_utf8(buf).ok()?;
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let name = text.get(open + 1..close)?;
+    let letter = text.get(close + 1..)?.trim_start().chars().next()?;
+    Some((letter, name))
+}
+
+/// utime + stime (clock ticks) from a /proc/PID/stat line: fields 14 and 15, counted from
+/// the state letter after the name's closing parenthesis (state is field 3).
+pub fn parse_stat_cpu_ticks(buf: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(buf).ok()?;
+    let after_name = text.get(text.rfind(')')? + 1..)?;
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }
 
 fn parse_schedstat(buf: &[u8]) -> Option<(u64, u64, u64)> {
@@ -535,6 +603,14 @@ mod tests {
             parse_syscall("99999 0x0 0x0 0x0 0x0 0x0 0x0 0x1 0x2"),
             SyscallState::BlockedUnknown { nr: 99999 }
         );
+    }
+
+    #[test]
+    fn stat_state_and_names_with_parentheses() {
+        let line = b"4242 (my (weird) prog) S 1 4242 4242 0 -1 4194560 98 0 0 0 1 2 0 0 20 0 1";
+        assert_eq!(parse_stat_state(line), Some(('S', "my (weird) prog")));
+        assert_eq!(parse_stat_state(b"garbage"), None);
+        assert_eq!(parse_stat_cpu_ticks(line), Some(3));
     }
 
     #[test]
