@@ -207,11 +207,16 @@ pub fn render(report: &Report, look: Look) -> String {
     ));
     out.push('\n');
     let sampling = &report.sampling;
-    if let Some(lowered) = sampling.lowered_to_hz {
-        out.push_str(&format!(
-            "  (sampling slowed from {} Hz to as low as {lowered:.0} Hz to keep its own CPU use \
-             under 3% of a core; {} threads seen)\n",
-            sampling.rate_hz, sampling.threads_seen
+    if let Some(lowered) = sampling.lowered_to_hz.filter(|hz| *hz < 0.9 * sampling.rate_hz) {
+        out.push_str(&wrap(
+            &format!(
+                "(sampling slowed from {} Hz to as low as {lowered:.0} Hz to keep its own CPU \
+                 use under 3% of a core; {} threads seen)",
+                sampling.rate_hz, sampling.threads_seen
+            ),
+            look.width,
+            "  ",
+            "   ",
         ));
     }
     if sampling.late_samples > 0 {
