@@ -9,7 +9,9 @@
 //! ends with one summary line on stdout (`MODE: ...`); diagnostics go to stderr.
 //!
 //! - `cpu`: N threads computing for S seconds, then `cpu: done` on stdout —
-//!   `workload cpu --seconds 2 --threads 1`
+//!   `workload cpu --seconds 2 --threads 1`; or, with `--work M` instead of
+//!   `--seconds`, each thread runs M million iterations of the same loop and
+//!   exits (fixed work, for measuring slowdown) — `workload cpu --work 2000`
 //! - `cpu-procs`: N child processes, each `cpu --seconds S`; fails if one fails —
 //!   `workload cpu-procs --seconds 2 --procs 2`
 //! - `disk`: 4 KiB writes, each followed by fdatasync, in a temporary file in D —
@@ -46,7 +48,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: workload MODE [--flag value]...
-  cpu             [--seconds S=2] [--threads N=1]
+  cpu             [--seconds S=2 | --work M] [--threads N=1]
   cpu-procs       [--seconds S=2] [--procs N=2]
   disk            [--seconds S=2] [--dir D=.]
   sleep           [--seconds S=2]
@@ -67,9 +69,22 @@ fn main() -> ExitCode {
     let mut opts = Opts::parse(&mode, args);
     match mode.as_str() {
         "cpu" => {
-            let (secs, threads) = (opts.secs("seconds", 2.0), opts.count("threads", 1));
+            let work = opts.take::<u64>("work");
+            let given_secs = opts.take::<f64>("seconds");
+            let threads = opts.count("threads", 1);
             opts.finish();
-            cpu(secs, threads);
+            match (work, given_secs) {
+                (Some(_), Some(_)) => usage_error("--work and --seconds conflict"),
+                (Some(0), None) => usage_error("--work must be at least 1"),
+                (Some(millions), None) => cpu_work(millions, threads),
+                (None, secs) => {
+                    let s = secs.unwrap_or(2.0);
+                    let secs = Duration::try_from_secs_f64(s).unwrap_or_else(|_| {
+                        usage_error(&format!("bad duration `{s}` for --seconds"))
+                    });
+                    cpu(secs, threads);
+                }
+            }
         }
         "cpu-procs" => {
             let (secs, procs) = (opts.secs("seconds", 2.0), opts.count("procs", 2));
@@ -259,6 +274,21 @@ fn burn_until(deadline: Instant) {
     black_box(x);
 }
 
+/// The loop of `burn_until`, for a fixed `millions` of million iterations and
+/// no clock reads at all.
+fn burn_iterations(millions: u64) {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..millions {
+        for _ in 0..1_000_000 {
+            x = black_box(
+                x.wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407),
+            );
+        }
+    }
+    black_box(x);
+}
+
 fn burn_for(d: Duration) {
     burn_until(Instant::now() + d);
 }
@@ -270,6 +300,17 @@ fn cpu(secs: Duration, threads: usize) {
             s.spawn(|| burn_until(deadline));
         }
         burn_until(deadline);
+    });
+    println!("cpu: done");
+}
+
+/// `threads` threads, each running `millions` million loop iterations.
+fn cpu_work(millions: u64, threads: usize) {
+    thread::scope(|s| {
+        for _ in 1..threads {
+            s.spawn(|| burn_iterations(millions));
+        }
+        burn_iterations(millions);
     });
     println!("cpu: done");
 }

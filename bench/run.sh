@@ -1,0 +1,406 @@
+#!/usr/bin/env bash
+# Benchmark of concadvise's own cost (the sampler): target slowdown, sampler CPU, scale to 1000
+# threads, memory over a long run, thread churn. See bench/README.md for what each number means.
+#
+# Usage: bench/run.sh            (from anywhere; about 2.5 minutes on a 2-core machine)
+# Knobs (environment): BENCH_PAIRS=11 alone/under pairs for the slowdown,
+#   BENCH_WORK=1800 million loop iterations of the fixed-work target (~2 s here),
+#   BENCH_LONG_S=60 length of the long memory run, BENCH_STRACE=1 also count concadvise's
+#   syscalls with strace during a 1000-thread run (slows that run; not part of the table).
+set -euo pipefail
+shopt -s inherit_errexit
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PAIRS=${BENCH_PAIRS:-11}
+WORK=${BENCH_WORK:-1800}
+LONG_S=${BENCH_LONG_S:-60}
+STRACE=${BENCH_STRACE:-0}
+C=target/release/concadvise
+W=target/release/examples/workload
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/concadvise-bench.XXXXXX")
+STARTED=() # concadvise processes started in the background (their PIDs)
+cleanup() {
+    # Only what this script started and is still running: jobs not yet waited for (jobs -p),
+    # and concadvise processes still running our binary (they forward the TERM to their program).
+    local pid cmd
+    for pid in "${STARTED[@]}"; do
+        cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || continue
+        [[ $cmd == "$C run "* ]] && kill "$pid" 2>/dev/null
+    done
+    for pid in $(jobs -p); do
+        kill "$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+RAW=$TMP/raw.txt # "key value" lines, turned into the table at the end
+: >"$RAW"
+note() { printf '%s\n' "$*" >&2; }
+fail() {
+    note "bench: $*"
+    exit 1
+}
+# Every run is bounded: a hung concadvise ends the benchmark instead of stalling it
+# (--foreground: Ctrl-C still reaches the command; concadvise forwards the TERM to its program).
+LIMIT=(timeout --foreground --kill-after=10)
+record() { printf '%s %s\n' "$1" "$2" >>"$RAW"; }
+
+# toml FILE KEY... : prints the values of dotted keys (e.g. sampling.samples), one per line;
+# a key ending in "?" is optional and prints "-" when the report lacks it.
+toml() {
+    python3 - "$@" <<'EOF'
+import sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    doc = tomllib.load(f)
+for key in sys.argv[2:]:
+    optional = key.endswith("?")
+    value = doc
+    for part in key.rstrip("?").split("."):
+        if optional and part not in value:
+            value = "-"
+            break
+        value = value[part]
+    print(value)
+EOF
+}
+
+# record_report PREFIX FILE: records the report's sampling and time fields under PREFIX.
+record_report() {
+    local prefix=$1 file=$2 key value
+    # lowered_to_hz: present when the sampler slowed down to stay within its CPU budget.
+    local keys=(sampling.rate_hz sampling.samples sampling.late_samples sampling.threads_seen
+        sampling.self_cpu_s time.wall_s time.cpu_s "sampling.lowered_to_hz?")
+    local values
+    mapfile -t values < <(toml "$file" "${keys[@]}")
+    for i in "${!keys[@]}"; do
+        key=${keys[$i]#*.}
+        key=${key%\?}
+        value=${values[$i]}
+        record "$prefix.$key" "$value"
+    done
+}
+
+# fd_count PID: number of open descriptors of PID, or nothing if it is gone.
+fd_count() {
+    local entries
+    entries=$(ls "/proc/$1/fd" 2>/dev/null) || return 0
+    printf '%s\n' "$entries" | wc -l
+}
+
+# watch_fds PID OUT: every 0.1 s appends "elapsed_s fds" for PID to OUT until PID is gone.
+watch_fds() {
+    local pid=$1 out=$2 start=$EPOCHREALTIME n
+    while [[ -d /proc/$pid ]]; do
+        n=$(fd_count "$pid")
+        [[ -n $n ]] && printf '%s %s\n' "$(elapsed_since "$start")" "$n" >>"$out"
+        sleep 0.1
+    done
+}
+
+# cpu_ticks: "BUSY TOTAL OURS STEAL" in clock ticks: the machine's busy (user, nice, system, irq,
+# softirq) and total time from /proc/stat, this script's own CPU with its reaped children
+# (utime + stime + cutime + cstime of this shell), and the machine's steal time.
+cpu_ticks() {
+    local busy_total ours busy total steal
+    busy_total=$(awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i;
+        print $2 + $3 + $4 + $7 + $8, t, $9 }' /proc/stat)
+    ours=$(sed 's/.*) //' "/proc/$$/stat" | awk '{ print $12 + $13 + $14 + $15 }')
+    read -r busy total steal <<<"$busy_total"
+    printf '%s %s %s %s\n' "$busy" "$total" "$ours" "$steal"
+}
+
+elapsed_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.6f", b - a }'; }
+
+# child_of PID: the first child process of PID (waits up to 2 s for it to appear).
+child_of() {
+    local i kids
+    for i in $(seq 1 200); do
+        kids=$(cat "/proc/$1/task/$1/children" 2>/dev/null || true)
+        if [[ -n $kids ]]; then
+            printf '%s\n' "${kids%% *}"
+            return 0
+        fi
+        sleep 0.01
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------------------------------------
+note "== machine"
+cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+note "nproc: $(nproc)   kernel: $(uname -r)   cpu: $cpu_model"
+note "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)   rustc: $(rustc --version)"
+if git rev-parse --git-dir >/dev/null 2>&1; then
+    commit=$(git rev-parse --short HEAD)
+    changed=$(git status --porcelain -- src examples Cargo.toml Cargo.lock | wc -l)
+    [[ $changed != 0 ]] && commit="$commit + $changed uncommitted changed files"
+else
+    commit="not a git checkout"
+fi
+note "commit: $commit"
+record bench.commit "$commit"
+record machine.nproc "$(nproc)"
+record machine.kernel "$(uname -r)"
+record bench.started "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+
+note "== build (release)"
+build_log=$(cargo build --release --bins --examples 2>&1) || {
+    note "$build_log"
+    fail "the build failed"
+}
+note "$(tail -n 1 <<<"$build_log")"
+BENCH_START=$EPOCHREALTIME
+# mark SECTION: CPU counters at the start of a section, for the other-load check.
+mark() { record mark "$1 $(cpu_ticks)"; }
+
+# ---------------------------------------------------------------------------------------------
+mark 1
+note "== 1. target slowdown: workload cpu --work $WORK, alone vs under 'concadvise run -q' (100 Hz), $PAIRS alternating pairs"
+timed() { # timed CMD...: runs CMD (stdout discarded), prints its wall seconds
+    local start=$EPOCHREALTIME
+    "$@" >/dev/null || fail "$* failed (exit $?)"
+    elapsed_since "$start"
+}
+# Both sides run under the same `timeout` (one extra fork and exec each), so the ratio is fair.
+alone_cmd=("${LIMIT[@]}" 60 "$W" cpu --work "$WORK")
+under_cmd=("${LIMIT[@]}" 60 "$C" run -q -- "$W" cpu --work "$WORK")
+# One discarded pair first: page cache, CPU frequency, first-run effects.
+timed "${alone_cmd[@]}" >/dev/null
+timed "${under_cmd[@]}" >/dev/null
+for i in $(seq 1 "$PAIRS"); do
+    alone=$(timed "${alone_cmd[@]}")
+    under=$(timed "${under_cmd[@]}")
+    record slowdown.alone "$alone"
+    record slowdown.under "$under"
+    note "  pair $i: alone $alone s, under $under s"
+done
+
+# ---------------------------------------------------------------------------------------------
+mark 2
+note "== 2. sampler CPU: 10 threads (2 busy), 5 s, 100 Hz, under /usr/bin/time"
+"${LIMIT[@]}" 60 /usr/bin/time -o "$TMP/time2" -f '%U %S' \
+    "$C" run -q --report "$TMP/r2.toml" -- "$W" many-threads --threads 10 --busy 2 --seconds 5 \
+    >/dev/null || fail "the 10-thread run failed (exit $?)"
+record_report t10 "$TMP/r2.toml"
+read -r user sys <"$TMP/time2"
+record t10.outer_user_s "$user"
+record t10.outer_sys_s "$sys"
+
+# ---------------------------------------------------------------------------------------------
+mark 3
+for rate in 100 20; do
+    note "== 3. scale: 1000 threads (2 busy), 5 s, --rate $rate"
+    "${LIMIT[@]}" 60 "$C" run -q --rate "$rate" --report "$TMP/r3.toml" -- \
+        "$W" many-threads --threads 1000 --busy 2 --seconds 5 >/dev/null &
+    lpid=$!
+    cpid=$(child_of "$lpid") || fail "concadvise did not start"
+    STARTED+=("$cpid")
+    sleep 3
+    record "t1000_$rate.fds_mid" "$(fd_count "$cpid")"
+    wait "$lpid" || fail "the 1000-thread run at $rate Hz failed (exit $?)"
+    record_report "t1000_$rate" "$TMP/r3.toml"
+done
+
+if [[ $STRACE == 1 ]]; then
+    note "== 3b. strace -c -f on concadvise for 3 s of a 1000-thread run at 100 Hz (slows it down)"
+    "${LIMIT[@]}" 60 "$C" run -q --report "$TMP/r3s.toml" -- \
+        "$W" many-threads --threads 1000 --busy 2 --seconds 8 >/dev/null &
+    lpid=$!
+    cpid=$(child_of "$lpid") || fail "concadvise did not start"
+    STARTED+=("$cpid")
+    sleep 2
+    timeout -s INT 3 strace -c -f -p "$cpid" -o "$TMP/strace.txt" 2>/dev/null || true
+    wait "$lpid" || fail "the strace run failed (exit $?)"
+    note "$(head -n 12 "$TMP/strace.txt")"
+    note "(samples over the whole 8 s run: $(toml "$TMP/r3s.toml" sampling.samples); strace was attached for 3 s of it)"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# %M of /usr/bin/time is the peak RSS of concadvise or of the target it reaped, whichever is
+# larger; the target (workload sleep) is smaller, and VmHWM read from concadvise's own
+# /proc/PID/status until it ends is recorded as a cross-check.
+mark 4
+for secs in 5 "$LONG_S"; do
+    note "== 4. memory: workload sleep --seconds $secs under concadvise (100 Hz)"
+    "${LIMIT[@]}" $((secs + 60)) /usr/bin/time -o "$TMP/time4" -f '%M' \
+        "$C" run -q -- "$W" sleep --seconds "$secs" >/dev/null &
+    lpid=$!
+    tpid=$(child_of "$lpid") || fail "time did not start"
+    cpid=$(child_of "$tpid") || fail "concadvise did not start"
+    STARTED+=("$cpid")
+    hwm=""
+    while [[ -d /proc/$cpid ]]; do
+        line=$(grep VmHWM "/proc/$cpid/status" 2>/dev/null) && hwm=$(awk '{print $2}' <<<"$line")
+        sleep 0.2
+    done
+    wait "$lpid" || fail "the $secs s memory run failed (exit $?)"
+    record "mem_$secs.maxrss_kib" "$(cat "$TMP/time4")"
+    record "mem_$secs.vmhwm_kib" "${hwm:-0}"
+done
+record mem.long_s "$LONG_S"
+
+# ---------------------------------------------------------------------------------------------
+# churn_run NAME CMD...: runs concadvise CMD... in the background, polls its descriptors into
+# $TMP/fds.NAME, and records NAME.exit.
+churn_run() {
+    local name=$1 lpid cpid wpid rc=0
+    shift
+    : >"$TMP/fds.$name"
+    "${LIMIT[@]}" 60 "$C" "$@" >/dev/null &
+    lpid=$!
+    cpid=$(child_of "$lpid") || fail "concadvise did not start"
+    STARTED+=("$cpid")
+    watch_fds "$cpid" "$TMP/fds.$name" &
+    wpid=$!
+    wait "$lpid" || rc=$?
+    wait "$wpid" || true
+    record "$name.exit" "$rc"
+}
+
+mark 5
+note "== 5. churn: workload thread-churn --count 2000 (100 Hz)"
+churn_run churn run -q --report "$TMP/r5.toml" -- "$W" thread-churn --count 2000
+[[ -s $TMP/r5.toml ]] && record_report churn "$TMP/r5.toml"
+record churn.fds_max "$(awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }' "$TMP/fds.churn")"
+
+note "== 5b. churn bracketed by 1 s of idle before and after (descriptor leak check)"
+churn_run churn_b run -q -- sh -c 'sleep 1 && "$0" thread-churn --count 2000 >/dev/null && sleep 1' "$W"
+# Before: the last sample of the first idle second (from 0.3 s, once the tree is discovered);
+# after: the last sample, in the final idle second. The churn itself takes about 2 s.
+record churn_b.fds_start "$(awk '$1 >= 0.3 && $1 < 0.9 { n = $2 } END { print n + 0 }' "$TMP/fds.churn_b")"
+record churn_b.fds_max "$(awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }' "$TMP/fds.churn_b")"
+record churn_b.fds_end "$(tail -n 1 "$TMP/fds.churn_b" | awk '{ print $2 + 0 }')"
+
+record bench.seconds "$(elapsed_since "$BENCH_START")"
+mark end
+
+# ---------------------------------------------------------------------------------------------
+python3 - "$RAW" <<'EOF'
+import statistics, sys
+
+raw = {}
+for line in open(sys.argv[1]):
+    key, value = line.split(" ", 1)
+    raw.setdefault(key, []).append(value.strip())
+
+def num(key):
+    return float(raw[key][0])
+
+rows = []
+def row(metric, value, goal, ok):
+    verdict = "info" if ok is None else ("PASS" if ok else "FAIL")
+    rows.append((metric, value, goal, verdict))
+
+# 1. slowdown
+alone = [float(v) for v in raw["slowdown.alone"]]
+under = [float(v) for v in raw["slowdown.under"]]
+med_alone, med_under = statistics.median(alone), statistics.median(under)
+slowdown = med_under / med_alone - 1
+pairwise = statistics.median(u / a - 1 for a, u in zip(alone, under))
+spread = (max(alone) - min(alone)) / med_alone
+row("1. slowdown, cpu --work (1 thread, 100 Hz)",
+    f"{slowdown * 100:+.2f} % (median {med_under:.3f} s vs {med_alone:.3f} s, {len(alone)} pairs)",
+    "<= 1 %", slowdown <= 0.01)
+row("   per-pair median / spread of alone runs",
+    f"{pairwise * 100:+.2f} % / {spread * 100:.1f} %", "", None)
+
+# 2. sampler CPU, 10 threads
+wall, self_cpu, target_cpu = num("t10.wall_s"), num("t10.self_cpu_s"), num("t10.cpu_s")
+outer = num("t10.outer_user_s") + num("t10.outer_sys_s")
+share = self_cpu / wall
+lowered = raw["t10.lowered_to_hz"][0]
+lowered = "" if lowered == "-" else f", budget lowered it to {float(lowered):.1f} Hz"
+row("2. self CPU, 10 threads @100 Hz (report)",
+    f"{share * 100:.2f} % of a core ({self_cpu:.3f} s / {wall:.2f} s, {num('t10.samples'):.0f} samples, "
+    f"{self_cpu / num('t10.samples') * 1e6:.0f} us per sample{lowered})",
+    "<= 1 %", share <= 0.01)
+cross = (outer - target_cpu) / wall
+row("   cross-check: time(1) U+S - target cpu_s",
+    f"{cross * 100:.2f} % of a core (({outer:.2f} - {target_cpu:.3f}) s / {wall:.2f} s)",
+    "<= 1 %", cross <= 0.01)
+
+# 3. scale
+for rate in (100, 20):
+    p = f"t1000_{rate}"
+    wall = num(f"{p}.wall_s")
+    achieved = num(f"{p}.samples") / wall
+    share = num(f"{p}.self_cpu_s") / wall
+    # lowered_to_hz: the lowest rate the sampler's CPU budget forced during the run, if any.
+    lowest = raw[f"{p}.lowered_to_hz"][0]
+    lowest = None if lowest == "-" else float(lowest)
+    lowered = "" if lowest is None else f", budget lowered it to {lowest:.1f} Hz"
+    row(f"3. 1000 threads @{rate} Hz: achieved rate",
+        f"{achieved:.1f} Hz ({num(f'{p}.samples'):.0f} samples / {wall:.2f} s, "
+        f"{num(f'{p}.late_samples'):.0f} late{lowered}, "
+        f"{num(f'{p}.threads_seen'):.0f} threads seen)",
+        ">= 20 Hz throughout",
+        achieved >= 20 * 0.98 and (lowest is None or lowest >= 20 * 0.98))
+    per_tick_ms = num(f"{p}.self_cpu_s") / num(f"{p}.samples") * 1000
+    row(f"   1000 threads @{rate} Hz: self CPU",
+        f"{share * 100:.1f} % of a core ({num(f'{p}.self_cpu_s'):.3f} s, "
+        f"{per_tick_ms:.1f} ms per sample)",
+        "<= 5 %", share <= 0.05)
+    row(f"   1000 threads @{rate} Hz: open fds at 3 s",
+        raw[f"{p}.fds_mid"][0], "", None)
+
+# 4. memory
+long_s = raw["mem.long_s"][0]
+short, long_ = num("mem_5.maxrss_kib"), num(f"mem_{long_s}.maxrss_kib")
+growth = long_ / short - 1
+row(f"4. peak RSS, sleep 5 s vs {long_s} s (time -f %M)",
+    f"{short / 1024:.2f} MiB -> {long_ / 1024:.2f} MiB ({growth * 100:+.1f} %)",
+    "flat (<= +10 %)", growth <= 0.10)
+row("   VmHWM of concadvise itself, 5 s vs long",
+    f"{num('mem_5.vmhwm_kib') / 1024:.2f} MiB -> {num(f'mem_{long_s}.vmhwm_kib') / 1024:.2f} MiB",
+    "", None)
+
+# 5. churn
+rc = int(num("churn.exit"))
+row("5. thread-churn --count 2000: completes", f"exit {rc}", "exit 0", rc == 0)
+if rc == 0:
+    wall, self_cpu = num("churn.wall_s"), num("churn.self_cpu_s")
+    row("   churn: self CPU",
+        f"{self_cpu / wall * 100:.2f} % of a core ({self_cpu:.3f} s / {wall:.2f} s, "
+        f"{num('churn.threads_seen'):.0f} threads seen)", "", None)
+row("   churn: open fds, max during the run", raw["churn.fds_max"][0], "", None)
+start, peak, end = (int(num(f"churn_b.fds_{k}")) for k in ("start", "max", "end"))
+row("   churn bracketed by idle: fds before / max / after",
+    f"{start} / {peak} / {end} (exit {int(num('churn_b.exit'))})",
+    "after <= before", end <= start and int(num("churn_b.exit")) == 0)
+
+# Other load: machine busy time (/proc/stat) that was not this benchmark's own CPU (the
+# script's children), as a share of the machine, per section and overall. 3b (strace) runs
+# inside section 3 when enabled.
+marks = [m.split() for m in raw["mark"]]
+def other_load(a, b):
+    busy, total, ours, steal = (int(b[i]) - int(a[i]) for i in range(1, 5))
+    return (busy - ours) / total, steal / total
+per_section = [(a[0], other_load(a, b)[0]) for a, b in zip(marks, marks[1:])]
+other, steal = other_load(marks[0], marks[-1])
+# Only sections 1-3 time or count CPU against a goal; memory (4) and the churn (5) do not
+# depend on CPU availability. The estimate is good to about +-2 % (ticks against rusage).
+worst = max(load for name, load in per_section if name in ("1", "2", "3"))
+row("0. other CPU load on the machine (not ours)",
+    f"{other * 100:.1f} % of the machine; per section "
+    + ", ".join(f"{name}: {load * 100:.0f} %" for name, load in per_section)
+    + f"; steal {steal * 100:.1f} %",
+    "1-3 each <= 5 % (else suspect)", worst <= 0.05 and steal <= 0.05)
+rows.insert(0, rows.pop())
+
+header = ("metric", "value", "goal", "result")
+widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
+line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+print()
+print(f"concadvise sampler benchmark, {raw['bench.started'][0]}, {raw['bench.commit'][0]}, "
+      f"nproc {raw['machine.nproc'][0]}, kernel {raw['machine.kernel'][0]}, "
+      f"{num('bench.seconds'):.0f} s")
+print(line(header))
+print(line(["-" * w for w in widths]))
+for r in rows:
+    print(line(r))
+EOF
