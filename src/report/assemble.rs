@@ -256,7 +256,7 @@ pub fn assemble(
             lowered_to_hz: outcome.lowest_rate_hz.map(round3),
             fds_start: outcome.fds.0,
             fds_end: outcome.fds.1,
-            fds_peak: outcome.fds.2,
+            threads_untracked: outcome.threads_untracked,
             sources: SourcesSection {
                 schedstat: true,
                 syscall: !sources.syscall_denied,

@@ -104,6 +104,10 @@ pub struct StateSeconds {
     pub unsampled_cpu_s: f64,
 }
 
+fn is_zero_u64(value: &u64) -> bool {
+    *value == 0
+}
+
 fn is_zero(value: &f64) -> bool {
     *value == 0.0
 }
@@ -223,17 +227,19 @@ pub struct SamplingSection {
     /// Samples per second actually taken (samples / wall time).
     #[serde(default)]
     pub achieved_rate_hz: f64,
-    /// The lowest rate the sampler slowed to, to keep its own CPU use under 3% of a core
+    /// The lowest rate the sampler slowed to, to keep its own CPU use under 5% of a core
     /// (absent when it never had to).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lowered_to_hz: Option<f64>,
-    /// concadvise's open descriptors when sampling started, when it ended, and at most.
+    /// concadvise's open descriptors when sampling started and when it ended.
     #[serde(default)]
     pub fds_start: usize,
     #[serde(default)]
     pub fds_end: usize,
-    #[serde(default)]
-    pub fds_peak: usize,
+    /// Threads that could not be followed (no descriptor left, or unreadable): their time is
+    /// missing from the breakdown.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub threads_untracked: u64,
     /// Which per-thread sources were readable (false: denied for some thread).
     pub sources: SourcesSection,
 }

@@ -207,12 +207,27 @@ pub fn render(report: &Report, look: Look) -> String {
     ));
     out.push('\n');
     let sampling = &report.sampling;
-    if let Some(lowered) = sampling.lowered_to_hz.filter(|hz| *hz < 0.9 * sampling.rate_hz) {
+    if let Some(lowered) = sampling
+        .lowered_to_hz
+        .filter(|hz| *hz < 0.9 * sampling.rate_hz)
+    {
         out.push_str(&wrap(
             &format!(
                 "(sampling slowed from {} Hz to as low as {lowered:.0} Hz to keep its own CPU \
-                 use under 3% of a core; {} threads seen)",
+                 use under 5% of a core; {} threads seen)",
                 sampling.rate_hz, sampling.threads_seen
+            ),
+            look.width,
+            "  ",
+            "   ",
+        ));
+    }
+    if sampling.threads_untracked > 0 {
+        out.push_str(&wrap(
+            &format!(
+                "(could not follow {} threads: concadvise ran out of file descriptors or could \
+                 not read them; raise the hard limit, ulimit -Hn, and measure again)",
+                sampling.threads_untracked
             ),
             look.width,
             "  ",

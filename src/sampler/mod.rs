@@ -18,15 +18,17 @@ use tree_reader::{Scope, SourceStatus, TreeReader};
 
 /// The tree is searched for new processes and threads at most this often; counters of known
 /// threads are read at every tick. A thread found late still counts from its birth.
-const DISCOVERY_PERIOD: Duration = Duration::from_millis(50);
+const DISCOVERY_PERIOD: Duration = Duration::from_millis(100);
 /// The live view is refreshed this often.
 const LIVE_PERIOD: Duration = Duration::from_millis(250);
 /// The sampler's own CPU budget, as a share of one core: above it the rate is lowered (never
 /// below `MIN_RATE_HZ`), below a third of it the rate climbs back towards the one asked for.
-const CPU_BUDGET: f64 = 0.03;
+pub const CPU_BUDGET: f64 = 0.05;
 const MIN_RATE_HZ: f64 = 1.0;
-/// How often the sampler checks its own CPU use and open descriptors.
-const SELF_CHECK_PERIOD: Duration = Duration::from_secs(1);
+/// The start-up time the CPU budget leaves alone.
+const STARTUP: Duration = Duration::from_millis(500);
+/// How often the sampler checks its own CPU use.
+const SELF_CHECK_PERIOD: Duration = Duration::from_millis(250);
 
 pub struct SamplerConfig {
     pub rate_hz: f64,
@@ -53,8 +55,10 @@ pub struct SamplerOutcome {
     pub late_samples: u64,
     /// The lowest rate the CPU budget forced, if it forced one.
     pub lowest_rate_hz: Option<f64>,
-    /// concadvise's open descriptors when sampling started, at its end, and at most.
-    pub fds: (usize, usize, usize),
+    /// concadvise's open descriptors when sampling started and when it ended.
+    pub fds: (usize, usize),
+    /// Threads that could not be followed (out of descriptors, or unreadable).
+    pub threads_untracked: u64,
     pub threads_seen: u64,
     pub processes_seen: u64,
     pub sources: SourceStatus,
@@ -108,7 +112,6 @@ fn sample_until_stopped(
     };
     let mut lowest_rate_hz: Option<f64> = None;
     let fds_start = open_descriptors();
-    let mut fds_peak = fds_start;
     let mut last_check = Instant::now();
     let mut cpu_at_check = thread_cpu_seconds();
     let mut reader = TreeReader::new(config.scope, config.origin);
@@ -160,12 +163,16 @@ fn sample_until_stopped(
         if stopping {
             break;
         }
+        // The first half second pays for finding and opening the whole tree once: not a cost
+        // that the rate could lower.
+        if last_check.elapsed() >= SELF_CHECK_PERIOD && config.origin.elapsed() < STARTUP {
+            (last_check, cpu_at_check) = (Instant::now(), thread_cpu_seconds());
+        }
         if last_check.elapsed() >= SELF_CHECK_PERIOD {
             let window = last_check.elapsed().as_secs_f64();
             let cpu = thread_cpu_seconds();
             let share = (cpu - cpu_at_check) / window;
             (last_check, cpu_at_check) = (Instant::now(), cpu);
-            fds_peak = fds_peak.max(open_descriptors());
             let adjusted = if share > CPU_BUDGET {
                 (rate_hz * CPU_BUDGET / share).max(MIN_RATE_HZ)
             } else if share < CPU_BUDGET / 3.0 {
@@ -198,16 +205,26 @@ fn sample_until_stopped(
             record_error = Some(error.to_string());
         }
     }
+    let (threads_untracked, threads_seen, processes_seen, sources) = (
+        reader.threads_untracked,
+        reader.threads_seen,
+        reader.processes_seen,
+        reader.sources(),
+    );
+    // Counted once the reader has closed everything it held: what is left open is a leak.
+    drop(reader);
+    drop(recorder);
     let fds_end = open_descriptors();
     SamplerOutcome {
         accountant,
         samples,
         late_samples,
         lowest_rate_hz,
-        fds: (fds_start, fds_end, fds_peak.max(fds_end)),
-        threads_seen: reader.threads_seen,
-        processes_seen: reader.processes_seen,
-        sources: reader.sources(),
+        fds: (fds_start, fds_end),
+        threads_untracked,
+        threads_seen,
+        processes_seen,
+        sources,
         record_error,
     }
 }

@@ -14,6 +14,9 @@ use super::observation::{
 };
 use super::proc_file::{read_once, ProcFile, ReadFailure};
 
+/// /proc/PID/task is listed again at least this often even when the thread count is steady.
+const TASK_RELIST_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Which processes make up the measured tree.
 #[derive(Debug, Clone, Copy)]
 pub enum Scope {
@@ -35,8 +38,21 @@ pub struct SourceStatus {
 /// The counters at the previous read of a thread.
 struct LastRead {
     cpu_ns: u64,
+    runqueue_ns: u64,
     timeslices: u64,
+    /// Consecutive reads that found the counters unchanged.
+    unchanged_reads: u32,
 }
+
+/// A process with more than `MANY_THREADS` threads has its own stat read every this many ticks.
+const LARGE_PROCESS_STAT_EVERY: u64 = 8;
+/// With more threads than this, threads that stay blocked are read less often.
+const MANY_THREADS: usize = 64;
+/// A thread unchanged at this many reads in a row is dormant...
+const DORMANT_AFTER: u32 = 4;
+/// ...and then read only every this many ticks (its wait goes on meanwhile; if it ran after
+/// all, its counters say so at the next read and the accounting settles the difference).
+const DORMANT_READ_EVERY: u64 = 8;
 
 struct TrackedThread {
     pid: i32,
@@ -53,6 +69,8 @@ struct TrackedThread {
     /// run since cannot have forked, so the list is reused.
     children: Vec<i32>,
     children_read_at: Option<u64>,
+    /// Its children file, held once it has been read (threads that fork are few).
+    children_file: Option<ProcFile>,
 }
 
 struct TrackedProcess {
@@ -60,6 +78,13 @@ struct TrackedProcess {
     /// /proc/PID/stat, held: the process's CPU including its exited threads.
     stat: Option<ProcFile>,
     born_during: bool,
+    /// Its thread count at the last read of stat, and when /proc/PID/task was last listed
+    /// with that count: the listing is repeated only when the count changes, or after a while
+    /// (a thread that ended and one that began between two looks leave the count alone).
+    num_threads: u64,
+    listed: Option<(u64, Instant)>,
+    /// Its threads at the last listing.
+    tids: Vec<i32>,
 }
 
 pub struct TreeReader {
@@ -78,6 +103,12 @@ pub struct TreeReader {
     pub threads_seen: u64,
     /// Reads that failed for another reason than the task being gone (kept and retried).
     pub read_errors: u64,
+    /// Threads found but not followed: their files could not be opened (out of descriptors).
+    pub threads_untracked: u64,
+    ticks: u64,
+    /// concadvise's own threads and their held children files (run).
+    own_tasks: Vec<(PathBuf, Option<ProcFile>)>,
+    own_listed: Option<Instant>,
 }
 
 impl TreeReader {
@@ -100,6 +131,10 @@ impl TreeReader {
             processes_seen: 0,
             threads_seen: 0,
             read_errors: 0,
+            threads_untracked: 0,
+            ticks: 0,
+            own_tasks: Vec::new(),
+            own_listed: None,
         }
     }
 
@@ -121,7 +156,7 @@ impl TreeReader {
     /// Finds processes and threads that joined the tree since the last call.
     pub fn discover(&mut self, snapshot: &mut TickSnapshot) {
         let mut queue: Vec<i32> = match self.scope {
-            Scope::DescendantsOfSelf => children_of(Path::new("/proc/self/task"), &mut self.buf),
+            Scope::DescendantsOfSelf => self.own_children(),
             Scope::Process { pid, start_ticks } => {
                 if process_start_ticks(pid, &mut self.buf) == Some(start_ticks) {
                     vec![pid]
@@ -150,36 +185,29 @@ impl TreeReader {
                         mem: LazyMem::default(),
                         stat: ProcFile::open(&PathBuf::from(format!("/proc/{pid}/stat"))).ok(),
                         born_during,
+                        num_threads: 0,
+                        listed: None,
+                        tids: Vec::new(),
                     },
                 );
                 self.processes_seen += 1;
             }
-            let task_dir = PathBuf::from(format!("/proc/{pid}/task"));
-            let Ok(entries) = fs::read_dir(&task_dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let Some(tid) = entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|s| s.parse::<i32>().ok())
-                else {
-                    continue;
-                };
-                if !self.threads.contains_key(&tid) {
-                    if let Some(thread) = self.track_thread(pid, tid) {
-                        self.threads.insert(tid, thread);
-                        self.threads_seen += 1;
-                    }
-                }
+            let tids = self.threads_of(pid);
+            for tid in tids {
                 let Some(thread) = self.threads.get_mut(&tid) else {
                     continue;
                 };
                 let ran = thread.last.as_ref().map(|last| last.timeslices);
                 if ran.is_none() || thread.children_read_at != ran {
-                    let children = thread.dir.join("children");
                     thread.children.clear();
-                    if read_once(&children, &mut self.buf).is_ok() {
+                    if read_held_all(
+                        &mut thread.children_file,
+                        &thread.dir,
+                        "children",
+                        &mut self.buf,
+                    )
+                    .is_ok()
+                    {
                         thread.children.extend(parse_pids(&self.buf));
                     }
                     thread.children_read_at = ran;
@@ -190,12 +218,85 @@ impl TreeReader {
         self.discovered_once = true;
     }
 
-    fn track_thread(&mut self, pid: i32, tid: i32) -> Option<TrackedThread> {
+    /// The threads of `pid` to walk for children: all tracked ones, after listing
+    /// /proc/PID/task (and tracking new threads) when the thread count says it may have
+    /// changed.
+    /// Children of concadvise's own threads (the launched program, and orphans it reaps):
+    /// their children files are held, and the thread list is refreshed once a second.
+    fn own_children(&mut self) -> Vec<i32> {
+        let stale = self
+            .own_listed
+            .is_none_or(|at| at.elapsed() >= TASK_RELIST_PERIOD);
+        if stale {
+            if let Ok(entries) = fs::read_dir("/proc/self/task") {
+                let dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+                self.own_tasks.retain(|(dir, _)| dirs.contains(dir));
+                for dir in dirs {
+                    if !self.own_tasks.iter().any(|(known, _)| *known == dir) {
+                        self.own_tasks.push((dir, None));
+                    }
+                }
+            }
+            self.own_listed = Some(Instant::now());
+        }
+        let mut pids = Vec::new();
+        for (dir, file) in &mut self.own_tasks {
+            if read_held_all(file, dir, "children", &mut self.buf).is_ok() {
+                pids.extend(parse_pids(&self.buf));
+            }
+        }
+        pids
+    }
+
+    fn threads_of(&mut self, pid: i32) -> Vec<i32> {
+        let due = match self.processes.get(&pid) {
+            Some(process) => match process.listed {
+                Some((count, at)) => {
+                    count != process.num_threads || at.elapsed() >= TASK_RELIST_PERIOD
+                }
+                None => true,
+            },
+            None => true,
+        };
+        if due {
+            let task_dir = PathBuf::from(format!("/proc/{pid}/task"));
+            if let Ok(entries) = fs::read_dir(&task_dir) {
+                let tids: Vec<i32> = entries
+                    .flatten()
+                    .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+                    .collect();
+                for &tid in &tids {
+                    if self.threads.contains_key(&tid) {
+                        continue;
+                    }
+                    match self.track_thread(pid, tid) {
+                        Ok(thread) => {
+                            self.threads.insert(tid, thread);
+                            self.threads_seen += 1;
+                        }
+                        Err(ReadFailure::Gone) => {}
+                        Err(_) => self.threads_untracked += 1,
+                    }
+                }
+                if let Some(process) = self.processes.get_mut(&pid) {
+                    process.listed = Some((process.num_threads, Instant::now()));
+                    process.tids = tids;
+                }
+            }
+        }
+        self.processes
+            .get(&pid)
+            .map(|process| process.tids.clone())
+            .unwrap_or_default()
+    }
+
+    fn track_thread(&mut self, pid: i32, tid: i32) -> Result<TrackedThread, ReadFailure> {
         let dir = PathBuf::from(format!("/proc/{pid}/task/{tid}"));
-        let stat = ProcFile::open(&dir.join("stat")).ok()?;
-        let schedstat = ProcFile::open(&dir.join("schedstat")).ok()?;
-        stat.read_into(&mut self.buf).ok()?;
-        let parsed = procfs::process::Stat::from_read(&self.buf[..]).ok()?;
+        let stat = ProcFile::open(&dir.join("stat"))?;
+        let schedstat = ProcFile::open(&dir.join("schedstat"))?;
+        stat.read_into(&mut self.buf)?;
+        let parsed = procfs::process::Stat::from_read(&self.buf[..])
+            .map_err(|e| ReadFailure::Other(std::io::Error::other(e.to_string())))?;
         // A thread born before the measurement began (attach) counts from now; one born
         // during it counts from its birth, even if it was found late.
         let born_boot_ns = parsed.starttime.saturating_mul(self.ns_per_tick);
@@ -206,7 +307,7 @@ impl TreeReader {
             }
             _ => Sighting::BornAt(born_boot_ns.saturating_sub(self.origin_boot_ns)),
         };
-        Some(TrackedThread {
+        Ok(TrackedThread {
             pid,
             tid,
             dir,
@@ -219,6 +320,7 @@ impl TreeReader {
             last: None,
             children: Vec::new(),
             children_read_at: None,
+            children_file: None,
         })
     }
 
@@ -226,9 +328,17 @@ impl TreeReader {
     pub fn read_threads(&mut self, snapshot: &mut TickSnapshot) {
         let mut gone = Vec::new();
         let mut execed = Vec::new();
+        self.ticks += 1;
+        let many = self.threads.len() > MANY_THREADS;
         let tids: Vec<i32> = self.threads.keys().copied().collect();
         for tid in tids {
             let at_ns = self.now_ns();
+            if many {
+                if let Some(observation) = self.skip_dormant(tid, at_ns) {
+                    snapshot.threads.push(observation);
+                    continue;
+                }
+            }
             match self.read_thread(tid, at_ns) {
                 Ok(observation) => {
                     if observation.comm.is_some() && observation.pid == observation.tid {
@@ -273,12 +383,19 @@ impl TreeReader {
         }
         let live_pids: HashSet<i32> = self.threads.values().map(|t| t.pid).collect();
         self.processes.retain(|pid, _| live_pids.contains(pid));
-        for (pid, process) in &self.processes {
+        let due_for_large = self.ticks.is_multiple_of(LARGE_PROCESS_STAT_EVERY);
+        for (pid, process) in self.processes.iter_mut() {
             let Some(stat) = &process.stat else { continue };
+            // The kernel sums a process's stat over all its threads: for a large process, read
+            // it less often (the difference it adds is only the threads never sampled).
+            if process.num_threads > MANY_THREADS as u64 && !due_for_large {
+                continue;
+            }
             if stat.read_into(&mut self.buf).is_err() {
                 continue;
             }
-            if let Some(ticks) = parse_stat_cpu_ticks(&self.buf) {
+            if let Some((ticks, num_threads)) = parse_stat_cpu_and_threads(&self.buf) {
+                process.num_threads = num_threads;
                 snapshot.process_cpu.push(ProcessCpu {
                     pid: *pid,
                     cpu_ns: ticks.saturating_mul(self.ns_per_tick),
@@ -286,6 +403,28 @@ impl TreeReader {
                 });
             }
         }
+    }
+
+    /// For a dormant thread not due for a read at this tick: an observation at its last
+    /// counters, unchanged.
+    fn skip_dormant(&mut self, tid: i32, at_ns: u64) -> Option<ThreadObservation> {
+        let thread = self.threads.get(&tid)?;
+        let last = thread.last.as_ref()?;
+        let due = (self.ticks + tid as u64).is_multiple_of(DORMANT_READ_EVERY);
+        if last.unchanged_reads < DORMANT_AFTER || due {
+            return None;
+        }
+        Some(ThreadObservation {
+            pid: thread.pid,
+            tid,
+            at_ns,
+            sighting: Sighting::Continuing,
+            comm: None,
+            cpu_ns: last.cpu_ns,
+            runqueue_ns: last.runqueue_ns,
+            timeslices: last.timeslices,
+            state: None,
+        })
     }
 
     fn read_thread(&mut self, tid: i32, at_ns: u64) -> Result<ThreadObservation, ReadFailure> {
@@ -317,8 +456,9 @@ impl TreeReader {
         };
         // A thread that has not run since the last tick is still where it was: one read is
         // all it costs. (One woken but still queued for a CPU shows as running next time.)
-        if let Some(last) = &thread.last {
+        if let Some(last) = &mut thread.last {
             if last.cpu_ns == cpu_ns && last.timeslices == timeslices {
+                last.unchanged_reads = last.unchanged_reads.saturating_add(1);
                 return Ok(observation(None, None));
             }
         }
@@ -336,7 +476,12 @@ impl TreeReader {
             let mem = processes.get_mut(&thread.pid).map(|p| &mut p.mem);
             read_wait_state(thread, letter, buf, sources, resolver, mem)
         };
-        thread.last = Some(LastRead { cpu_ns, timeslices });
+        thread.last = Some(LastRead {
+            cpu_ns,
+            runqueue_ns,
+            timeslices,
+            unchanged_reads: 0,
+        });
         Ok(observation(Some(state), comm))
     }
 }
@@ -444,15 +589,16 @@ pub fn parse_stat_state(buf: &[u8]) -> Option<(char, &str)> {
     Some((letter, name))
 }
 
-/// utime + stime (clock ticks) from a /proc/PID/stat line: fields 14 and 15, counted from
-/// the state letter after the name's closing parenthesis (state is field 3).
-pub fn parse_stat_cpu_ticks(buf: &[u8]) -> Option<u64> {
+/// utime + stime (clock ticks) and num_threads from a /proc/PID/stat line: fields 14, 15
+/// and 20, counted from the state letter after the name's closing parenthesis (field 3).
+pub fn parse_stat_cpu_and_threads(buf: &[u8]) -> Option<(u64, u64)> {
     let text = std::str::from_utf8(buf).ok()?;
     let after_name = text.get(text.rfind(')')? + 1..)?;
     let mut fields = after_name.split_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    let num_threads: u64 = fields.nth(4)?.parse().ok()?;
+    Some((utime + stime, num_threads))
 }
 
 fn parse_schedstat(buf: &[u8]) -> Option<(u64, u64, u64)> {
@@ -466,18 +612,20 @@ fn parse_pids(buf: &[u8]) -> impl Iterator<Item = i32> + '_ {
         .filter_map(|word| std::str::from_utf8(word).ok()?.parse().ok())
 }
 
-/// Children of every thread under a /proc/PID/task directory.
-fn children_of(task_dir: &Path, buf: &mut Vec<u8>) -> Vec<i32> {
-    let mut pids = Vec::new();
-    let Ok(entries) = fs::read_dir(task_dir) else {
-        return pids;
-    };
-    for entry in entries.flatten() {
-        if read_once(&entry.path().join("children"), buf).is_ok() {
-            pids.extend(parse_pids(buf));
-        }
+/// Reads a multi-record per-thread file through a descriptor opened on first use and held.
+fn read_held_all(
+    held: &mut Option<ProcFile>,
+    dir: &Path,
+    name: &str,
+    buf: &mut Vec<u8>,
+) -> Result<(), ReadFailure> {
+    if held.is_none() {
+        *held = Some(ProcFile::open(&dir.join(name))?);
     }
-    pids
+    match held {
+        Some(file) => file.read_all(buf),
+        None => Err(ReadFailure::Gone),
+    }
 }
 
 /// The start time (clock ticks after boot) of a process, the half of its identity a PID lacks.
@@ -610,7 +758,7 @@ mod tests {
         let line = b"4242 (my (weird) prog) S 1 4242 4242 0 -1 4194560 98 0 0 0 1 2 0 0 20 0 1";
         assert_eq!(parse_stat_state(line), Some(('S', "my (weird) prog")));
         assert_eq!(parse_stat_state(b"garbage"), None);
-        assert_eq!(parse_stat_cpu_ticks(line), Some(3));
+        assert_eq!(parse_stat_cpu_and_threads(line), Some((3, 1)));
     }
 
     #[test]
