@@ -200,14 +200,14 @@ impl TreeReader {
                 let ran = thread.last.as_ref().map(|last| last.timeslices);
                 if ran.is_none() || thread.children_read_at != ran {
                     thread.children.clear();
-                    if read_held_all(
-                        &mut thread.children_file,
-                        &thread.dir,
-                        "children",
-                        &mut self.buf,
-                    )
-                    .is_ok()
-                    {
+                    // Held only for threads that run again and again (the few that may fork).
+                    let read = if thread.children_read_at.is_none() {
+                        read_once(&thread.dir.join("children"), &mut self.buf)
+                    } else {
+                        let dir = &thread.dir;
+                        read_held_all(&mut thread.children_file, dir, "children", &mut self.buf)
+                    };
+                    if read.is_ok() {
                         thread.children.extend(parse_pids(&self.buf));
                     }
                     thread.children_read_at = ran;
