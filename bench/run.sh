@@ -369,9 +369,13 @@ if rc == 0:
         f"{num('churn.threads_seen'):.0f} threads seen)", "", None)
 row("   churn: open fds, max during the run", raw["churn.fds_max"][0], "", None)
 start, peak, end = (int(num(f"churn_b.fds_{k}")) for k in ("start", "max", "end"))
+# After the churn the shell that ran it has forked again, so concadvise holds its children
+# file (it holds them for threads that keep running): a couple of descriptors more is that,
+# not a leak; a leak would grow with the 2000 threads. The exact check is the report's
+# sampling.fds_start == fds_end, counted after the reader closed everything (tests/run.rs).
 row("   churn bracketed by idle: fds before / max / after",
     f"{start} / {peak} / {end} (exit {int(num('churn_b.exit'))})",
-    "after <= before", end <= start and int(num("churn_b.exit")) == 0)
+    "after <= before + 2", end <= start + 2 and int(num("churn_b.exit")) == 0)
 
 # Other load: machine busy time (/proc/stat) that was not this benchmark's own CPU (the
 # script's children), as a share of the machine, per section and overall. 3b (strace) runs
