@@ -150,7 +150,7 @@ pub struct RunArgs {
     pub output: OutputArgs,
     /// Stop measuring when the program exits, even if processes it started still run
     /// (daemons, background jobs). By default they are followed until they exit.
-    #[arg(long)]
+    #[arg(long, help_heading = "Process tree")]
     pub leave_orphans: bool,
     /// The program to run and its arguments (put them after --).
     #[arg(
