@@ -337,3 +337,54 @@ fn threads_born_and_dying_fast_leak_no_descriptors_and_their_cpu_is_accounted() 
         kernel
     );
 }
+
+#[test]
+fn a_child_left_unreaped_for_a_while_is_counted_once() {
+    let _lock = timing_lock();
+    // The child computes 0.5 s and exits; the parent reaps it only 1.5 s later.
+    let script = "import os, time\n\
+                  pid = os.fork()\n\
+                  if pid == 0:\n    t = time.process_time()\n    \
+                  while time.process_time() - t < 0.5: pass\n    os._exit(0)\n\
+                  time.sleep(1.5)\nos.waitpid(pid, 0)\n";
+    let (report, _) = run_measured(&[], &["python3", "-c", script]);
+    assert_eq!(report.time.cpu_source, "rusage", "{:?}", report.time);
+    assert!(report.time.cpu_s < 1.0, "{:?}", report.time);
+    assert!(report.sampling.cpu_seen_s < 1.0, "{:?}", report.sampling);
+}
+
+#[test]
+fn a_grandchild_handed_to_another_thread_is_still_followed() {
+    let _lock = timing_lock();
+    // A short-lived thread starts a shell that starts the CPU work after the thread is gone;
+    // the main thread only sleeps, so nothing else points at the work.
+    let script = format!(
+        "import threading, subprocess, time\n\
+         procs = []\n\
+         def start():\n    procs.append(subprocess.Popen(['sh', '-c', 'sleep 0.5; {} cpu --seconds 1; true']))\n\
+         t = threading.Thread(target=start); t.start(); t.join()\n\
+         time.sleep(2.5)\nprocs[0].wait()\n",
+        workload_str()
+    );
+    let (report, _) = run_measured(&[], &["python3", "-c", &script]);
+    let work = report
+        .processes
+        .iter()
+        .find(|p| p.command.iter().any(|a| a == "cpu"))
+        .unwrap_or_else(|| panic!("the CPU work was not followed: {:?}", report.processes));
+    assert!(work.cpu_s > 0.8, "{work:?}");
+}
+
+#[test]
+fn a_thread_with_a_name_that_is_not_utf8_is_measured() {
+    let _lock = timing_lock();
+    let script = "import ctypes, threading, time\n\
+                  libc = ctypes.CDLL(None)\n\
+                  def work():\n    libc.prctl(15, ctypes.c_char_p(b'w\\xff\\xfek'), 0, 0, 0)\n    \
+                  t = time.thread_time()\n    while time.thread_time() - t < 1.0: pass\n\
+                  th = threading.Thread(target=work); th.start(); th.join()\n";
+    let (report, _) = run_measured(&[], &["python3", "-c", script]);
+    let busiest = &report.threads[0];
+    assert!(busiest.cpu_s > 0.8, "{:?}", report.threads);
+    assert!(busiest.name.starts_with('w'), "{busiest:?}");
+}

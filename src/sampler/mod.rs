@@ -22,7 +22,8 @@ const DISCOVERY_PERIOD: Duration = Duration::from_millis(100);
 /// The live view is refreshed this often.
 const LIVE_PERIOD: Duration = Duration::from_millis(250);
 /// The sampler's own CPU budget, as a share of one core: above it the rate is lowered (never
-/// below `MIN_RATE_HZ`), below a third of it the rate climbs back towards the one asked for.
+/// below `MIN_RATE_HZ`); it climbs back towards the rate asked for while the higher rate would
+/// cost under 80% of the budget.
 pub const CPU_BUDGET: f64 = 0.05;
 const MIN_RATE_HZ: f64 = 1.0;
 /// The start-up time the CPU budget leaves alone.
@@ -131,7 +132,7 @@ fn sample_until_stopped(
         if samples.is_multiple_of(discover_every(period)) || stopping {
             reader.discover(&mut snapshot);
         }
-        reader.read_threads(&mut snapshot);
+        reader.read_threads(&mut snapshot, stopping);
         accountant.ingest(&snapshot);
         if let Some(writer) = recorder.as_mut() {
             let written = serde_json::to_writer(&mut *writer, &snapshot)
@@ -173,10 +174,12 @@ fn sample_until_stopped(
             let cpu = thread_cpu_seconds();
             let share = (cpu - cpu_at_check) / window;
             (last_check, cpu_at_check) = (Instant::now(), cpu);
+            let climbed = (rate_hz * 1.5).min(config.rate_hz);
             let adjusted = if share > CPU_BUDGET {
                 (rate_hz * CPU_BUDGET / share).max(MIN_RATE_HZ)
-            } else if share < CPU_BUDGET / 3.0 {
-                (rate_hz * 1.5).min(config.rate_hz)
+            } else if share * climbed / rate_hz < 0.8 * CPU_BUDGET {
+                // Climb back while the higher rate would still stay well within the budget.
+                climbed
             } else {
                 rate_hz
             };

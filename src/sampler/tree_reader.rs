@@ -68,7 +68,7 @@ struct TrackedThread {
     /// Its children at the last look, and its timeslice count then: a thread that has not
     /// run since cannot have forked, so the list is reused.
     children: Vec<i32>,
-    children_read_at: Option<u64>,
+    children_read_at: Option<(u64, u64)>,
     /// Its children file, held once it has been read (threads that fork are few).
     children_file: Option<ProcFile>,
 }
@@ -165,6 +165,9 @@ impl TreeReader {
                 }
             }
         };
+        // Every process already followed is walked too, whether or not a parent's children
+        // list still names it (its parent thread may have exited and handed it on).
+        queue.extend(self.processes.keys().copied());
         // concadvise never measures itself, even inside a tree it was asked to follow.
         let mut visited = HashSet::from([std::process::id() as i32]);
         while let Some(pid) = queue.pop() {
@@ -197,7 +200,11 @@ impl TreeReader {
                 let Some(thread) = self.threads.get_mut(&tid) else {
                     continue;
                 };
-                let ran = thread.last.as_ref().map(|last| last.timeslices);
+                // CPU time as well as switches: a thread that never leaves its CPU can fork too.
+                let ran = thread
+                    .last
+                    .as_ref()
+                    .map(|last| (last.cpu_ns, last.timeslices));
                 if ran.is_none() || thread.children_read_at != ran {
                     thread.children.clear();
                     // Held only for threads that run again and again (the few that may fork).
@@ -297,6 +304,10 @@ impl TreeReader {
         stat.read_into(&mut self.buf)?;
         let parsed = procfs::process::Stat::from_read(&self.buf[..])
             .map_err(|e| ReadFailure::Other(std::io::Error::other(e.to_string())))?;
+        // A zombie is listed until reaped, but its account was closed when it exited.
+        if matches!(parsed.state, 'Z' | 'X') {
+            return Err(ReadFailure::Gone);
+        }
         // A thread born before the measurement began (attach) counts from now; one born
         // during it counts from its birth, even if it was found late.
         let born_boot_ns = parsed.starttime.saturating_mul(self.ns_per_tick);
@@ -324,12 +335,13 @@ impl TreeReader {
         })
     }
 
-    /// Reads every tracked thread; threads that are gone are dropped.
-    pub fn read_threads(&mut self, snapshot: &mut TickSnapshot) {
+    /// Reads every tracked thread (dormant ones only when due, unless `full`); threads that
+    /// are gone are dropped.
+    pub fn read_threads(&mut self, snapshot: &mut TickSnapshot, full: bool) {
         let mut gone = Vec::new();
         let mut execed = Vec::new();
         self.ticks += 1;
-        let many = self.threads.len() > MANY_THREADS;
+        let many = !full && self.threads.len() > MANY_THREADS;
         let tids: Vec<i32> = self.threads.keys().copied().collect();
         for tid in tids {
             let at_ns = self.now_ns();
@@ -366,7 +378,12 @@ impl TreeReader {
             }
         }
         for tid in gone {
-            self.threads.remove(&tid);
+            if let Some(thread) = self.threads.remove(&tid) {
+                // Its children pass to another thread of the process: look again.
+                for sibling in self.threads.values_mut().filter(|t| t.pid == thread.pid) {
+                    sibling.children_read_at = None;
+                }
+            }
         }
         // A changed main-thread name after the first sight means exec: read the program again,
         // and forget the old program's memory.
@@ -411,7 +428,12 @@ impl TreeReader {
         let thread = self.threads.get(&tid)?;
         let last = thread.last.as_ref()?;
         let due = (self.ticks + tid as u64).is_multiple_of(DORMANT_READ_EVERY);
-        if last.unchanged_reads < DORMANT_AFTER || due {
+        // A process whose thread count changed may have had a dormant thread exit: read all.
+        let changed = self
+            .processes
+            .get(&thread.pid)
+            .is_some_and(|p| p.listed.is_some_and(|(count, _)| count != p.num_threads));
+        if last.unchanged_reads < DORMANT_AFTER || due || changed {
             return None;
         }
         Some(ThreadObservation {
@@ -441,7 +463,8 @@ impl TreeReader {
         let (cpu_ns, runqueue_ns, timeslices) = parse_schedstat(buf).ok_or_else(|| {
             ReadFailure::Other(std::io::Error::other("schedstat has an unexpected form"))
         })?;
-        let sighting = std::mem::replace(&mut thread.sighting, Sighting::Continuing);
+        // Taken only when an observation is returned: a failed read keeps the birth time.
+        let sighting = thread.sighting;
         let (pid, tid) = (thread.pid, thread.tid);
         let observation = move |state, comm| ThreadObservation {
             pid,
@@ -459,6 +482,7 @@ impl TreeReader {
         if let Some(last) = &mut thread.last {
             if last.cpu_ns == cpu_ns && last.timeslices == timeslices {
                 last.unchanged_reads = last.unchanged_reads.saturating_add(1);
+                thread.sighting = Sighting::Continuing;
                 return Ok(observation(None, None));
             }
         }
@@ -466,8 +490,8 @@ impl TreeReader {
         let (letter, name) = parse_stat_state(buf).ok_or_else(|| {
             ReadFailure::Other(std::io::Error::other("stat has an unexpected form"))
         })?;
-        let comm = (name != thread.comm).then(|| {
-            thread.comm = name.to_string();
+        let comm = (name != thread.comm.as_str()).then(|| {
+            thread.comm = name.into_owned();
             thread.comm.clone()
         });
         let state = if letter == 'R' {
@@ -482,6 +506,7 @@ impl TreeReader {
             timeslices,
             unchanged_reads: 0,
         });
+        thread.sighting = Sighting::Continuing;
         Ok(observation(Some(state), comm))
     }
 }
@@ -580,20 +605,23 @@ pub fn parse_syscall(text: &str) -> SyscallState {
 /// Parsed by hand (not with procfs's Stat) because it runs for every thread at every tick and
 /// needs two fields of fifty-two; the name may contain spaces and parentheses, so the last ')'
 /// ends it.
-pub fn parse_stat_state(buf: &[u8]) -> Option<(char, &str)> {
-    let text = std::str::from_utf8(buf).ok()?;
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let name = text.get(open + 1..close)?;
-    let letter = text.get(close + 1..)?.trim_start().chars().next()?;
-    Some((letter, name))
+pub fn parse_stat_state(buf: &[u8]) -> Option<(char, std::borrow::Cow<'_, str>)> {
+    let open = buf.iter().position(|b| *b == b'(')?;
+    let close = buf.iter().rposition(|b| *b == b')')?;
+    let name = String::from_utf8_lossy(buf.get(open + 1..close)?);
+    let letter = buf
+        .get(close + 1..)?
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())?;
+    Some((char::from(*letter), name))
 }
 
 /// utime + stime (clock ticks) and num_threads from a /proc/PID/stat line: fields 14, 15
 /// and 20, counted from the state letter after the name's closing parenthesis (field 3).
 pub fn parse_stat_cpu_and_threads(buf: &[u8]) -> Option<(u64, u64)> {
-    let text = std::str::from_utf8(buf).ok()?;
-    let after_name = text.get(text.rfind(')')? + 1..)?;
+    // The name may be any bytes; what follows its last ')' is ASCII.
+    let close = buf.iter().rposition(|b| *b == b')')?;
+    let after_name = std::str::from_utf8(buf.get(close + 1..)?).ok()?;
     let mut fields = after_name.split_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
@@ -656,6 +684,10 @@ pub fn read_command_line(pid: i32, buf: &mut Vec<u8>) -> Option<Vec<String>> {
 pub fn read_process_info(pid: i32, buf: &mut Vec<u8>) -> Option<ProcessInfo> {
     let dir = PathBuf::from(format!("/proc/{pid}"));
     let stat = read_stat(pid, buf).ok()?;
+    // A zombie waiting to be reaped has exited: nothing of it is left to follow.
+    if matches!(stat.state, 'Z' | 'X') {
+        return None;
+    }
     let command = read_command_line(pid, buf).unwrap_or_else(|| vec![format!("[{}]", stat.comm)]);
     let exe = fs::read_link(dir.join("exe"))
         .ok()
@@ -756,7 +788,13 @@ mod tests {
     #[test]
     fn stat_state_and_names_with_parentheses() {
         let line = b"4242 (my (weird) prog) S 1 4242 4242 0 -1 4194560 98 0 0 0 1 2 0 0 20 0 1";
-        assert_eq!(parse_stat_state(line), Some(('S', "my (weird) prog")));
+        assert_eq!(
+            parse_stat_state(line),
+            Some(('S', std::borrow::Cow::from("my (weird) prog")))
+        );
+        let odd = b"7 (w\xff\xfek) R 1 7 7 0 -1 0 0 0 0 0 4 5 0 0 20 0 3";
+        assert_eq!(parse_stat_state(odd).map(|(l, _)| l), Some('R'));
+        assert_eq!(parse_stat_cpu_and_threads(odd), Some((9, 3)));
         assert_eq!(parse_stat_state(b"garbage"), None);
         assert_eq!(parse_stat_cpu_and_threads(line), Some((3, 1)));
     }
@@ -780,7 +818,7 @@ mod tests {
             let mut reader = TreeReader::new(Scope::Process { pid, start_ticks }, Instant::now());
             let mut snapshot = TickSnapshot::default();
             reader.discover(&mut snapshot);
-            reader.read_threads(&mut snapshot);
+            reader.read_threads(&mut snapshot, false);
             snapshot.threads.len()
         };
         // As if the PID had been reused by a process started later.
