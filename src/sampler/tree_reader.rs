@@ -211,8 +211,8 @@ impl TreeReader {
                     let read = if thread.children_read_at.is_none() {
                         read_once(&thread.dir.join("children"), &mut self.buf)
                     } else {
-                        let dir = &thread.dir;
-                        read_held_all(&mut thread.children_file, dir, "children", &mut self.buf)
+                        held_file(&mut thread.children_file, &thread.dir, "children")
+                            .and_then(|f| f.read_all(&mut self.buf))
                     };
                     if read.is_ok() {
                         thread.children.extend(parse_pids(&self.buf));
@@ -248,7 +248,10 @@ impl TreeReader {
         }
         let mut pids = Vec::new();
         for (dir, file) in &mut self.own_tasks {
-            if read_held_all(file, dir, "children", &mut self.buf).is_ok() {
+            if held_file(file, dir, "children")
+                .and_then(|f| f.read_all(&mut self.buf))
+                .is_ok()
+            {
                 pids.extend(parse_pids(&self.buf));
             }
         }
@@ -519,7 +522,9 @@ fn read_wait_state(
     resolver: &mut FdResolver,
     mem: Option<&mut LazyMem>,
 ) -> ThreadState {
-    let syscall = match read_held(&mut thread.syscall, &thread.dir, "syscall", buf) {
+    let syscall = match held_file(&mut thread.syscall, &thread.dir, "syscall")
+        .and_then(|f| f.read_into(buf))
+    {
         Ok(()) => parse_syscall(&String::from_utf8_lossy(buf)),
         Err(ReadFailure::Denied) => {
             sources.syscall_denied = true;
@@ -534,17 +539,18 @@ fn read_wait_state(
         sources.wchan_denied = true;
         sources.fds_denied = true;
     }
-    let wchan = match read_held(&mut thread.wchan, &thread.dir, "wchan", buf) {
-        Ok(()) => {
-            let text = String::from_utf8_lossy(buf).trim().to_string();
-            (!text.is_empty() && text != "0").then_some(text)
-        }
-        Err(ReadFailure::Denied) => {
-            sources.wchan_denied = true;
-            None
-        }
-        Err(_) => None,
-    };
+    let wchan =
+        match held_file(&mut thread.wchan, &thread.dir, "wchan").and_then(|f| f.read_into(buf)) {
+            Ok(()) => {
+                let text = String::from_utf8_lossy(buf).trim().to_string();
+                (!text.is_empty() && text != "0").then_some(text)
+            }
+            Err(ReadFailure::Denied) => {
+                sources.wchan_denied = true;
+                None
+            }
+            Err(_) => None,
+        };
     let fds = match (&syscall, mem) {
         (SyscallState::Blocked { call, args }, Some(mem)) => {
             resolver.resolve(thread.pid, *call, args, mem)
@@ -559,20 +565,16 @@ fn read_wait_state(
     }
 }
 
-/// Reads a per-thread file through a descriptor opened on first use and then held.
-fn read_held(
-    held: &mut Option<ProcFile>,
+/// A per-thread file through a descriptor opened on first use and then held.
+fn held_file<'a>(
+    held: &'a mut Option<ProcFile>,
     dir: &Path,
     name: &str,
-    buf: &mut Vec<u8>,
-) -> Result<(), ReadFailure> {
+) -> Result<&'a ProcFile, ReadFailure> {
     if held.is_none() {
         *held = Some(ProcFile::open(&dir.join(name))?);
     }
-    match held {
-        Some(file) => file.read_into(buf),
-        None => Err(ReadFailure::Gone),
-    }
+    held.as_ref().ok_or(ReadFailure::Gone)
 }
 
 /// "running", "-1 SP PC", or "NR ARG0..ARG5 SP PC" (hex arguments).
@@ -638,22 +640,6 @@ fn parse_schedstat(buf: &[u8]) -> Option<(u64, u64, u64)> {
 fn parse_pids(buf: &[u8]) -> impl Iterator<Item = i32> + '_ {
     buf.split(|b| b.is_ascii_whitespace())
         .filter_map(|word| std::str::from_utf8(word).ok()?.parse().ok())
-}
-
-/// Reads a multi-record per-thread file through a descriptor opened on first use and held.
-fn read_held_all(
-    held: &mut Option<ProcFile>,
-    dir: &Path,
-    name: &str,
-    buf: &mut Vec<u8>,
-) -> Result<(), ReadFailure> {
-    if held.is_none() {
-        *held = Some(ProcFile::open(&dir.join(name))?);
-    }
-    match held {
-        Some(file) => file.read_all(buf),
-        None => Err(ReadFailure::Gone),
-    }
 }
 
 /// The start time (clock ticks after boot) of a process, the half of its identity a PID lacks.
