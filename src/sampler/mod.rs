@@ -115,6 +115,7 @@ fn sample_until_stopped(
     let fds_start = open_descriptors();
     let mut last_check = Instant::now();
     let mut cpu_at_check = thread_cpu_seconds();
+    let mut threads_seen_at_check = 0;
     let mut reader = TreeReader::new(config.scope, config.origin);
     let mut accountant = Accountant::default();
     let mut recorder = config.record.map(BufWriter::new);
@@ -164,16 +165,21 @@ fn sample_until_stopped(
         if stopping {
             break;
         }
-        // The first half second pays for finding and opening the whole tree once: not a cost
-        // that the rate could lower.
-        if last_check.elapsed() >= SELF_CHECK_PERIOD && config.origin.elapsed() < STARTUP {
+        // The first half second, and any window in which many new threads were found and
+        // opened, pay a one-off cost that lowering the rate would not save.
+        let many_new = reader.threads_seen > threads_seen_at_check + 64;
+        if last_check.elapsed() >= SELF_CHECK_PERIOD
+            && (config.origin.elapsed() < STARTUP || many_new)
+        {
             (last_check, cpu_at_check) = (Instant::now(), thread_cpu_seconds());
+            threads_seen_at_check = reader.threads_seen;
         }
         if last_check.elapsed() >= SELF_CHECK_PERIOD {
             let window = last_check.elapsed().as_secs_f64();
             let cpu = thread_cpu_seconds();
             let share = (cpu - cpu_at_check) / window;
             (last_check, cpu_at_check) = (Instant::now(), cpu);
+            threads_seen_at_check = reader.threads_seen;
             let climbed = (rate_hz * 1.5).min(config.rate_hz);
             let adjusted = if share > CPU_BUDGET {
                 (rate_hz * CPU_BUDGET / share).max(MIN_RATE_HZ)

@@ -85,6 +85,9 @@ struct TrackedProcess {
     listed: Option<(u64, Instant)>,
     /// Its threads at the last listing.
     tids: Vec<i32>,
+    /// Its thread count fell at the last read of its stat: a dormant thread may have exited,
+    /// so all are read at the next tick.
+    recheck_dormant: bool,
 }
 
 pub struct TreeReader {
@@ -191,6 +194,7 @@ impl TreeReader {
                         num_threads: 0,
                         listed: None,
                         tids: Vec::new(),
+                        recheck_dormant: false,
                     },
                 );
                 self.processes_seen += 1;
@@ -380,11 +384,19 @@ impl TreeReader {
                 Err(_) => self.read_errors += 1,
             }
         }
+        let mut handed_on = HashSet::new();
         for tid in gone {
             if let Some(thread) = self.threads.remove(&tid) {
-                // Its children pass to another thread of the process: look again.
-                for sibling in self.threads.values_mut().filter(|t| t.pid == thread.pid) {
-                    sibling.children_read_at = None;
+                if !thread.children.is_empty() {
+                    handed_on.insert(thread.pid);
+                }
+            }
+        }
+        // An exited thread's children pass to another thread of its process: look again.
+        if !handed_on.is_empty() {
+            for thread in self.threads.values_mut() {
+                if handed_on.contains(&thread.pid) {
+                    thread.children_read_at = None;
                 }
             }
         }
@@ -409,12 +421,15 @@ impl TreeReader {
             // The kernel sums a process's stat over all its threads: for a large process, read
             // it less often (the difference it adds is only the threads never sampled).
             if process.num_threads > MANY_THREADS as u64 && !due_for_large {
+                // One full pass after a drop is enough.
+                process.recheck_dormant = false;
                 continue;
             }
             if stat.read_into(&mut self.buf).is_err() {
                 continue;
             }
             if let Some((ticks, num_threads)) = parse_stat_cpu_and_threads(&self.buf) {
+                process.recheck_dormant = num_threads < process.num_threads;
                 process.num_threads = num_threads;
                 snapshot.process_cpu.push(ProcessCpu {
                     pid: *pid,
