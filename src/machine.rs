@@ -2,9 +2,16 @@
 
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
-use crate::report::MachineSection;
+/// The machine as the advice sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Machine {
+    /// CPUs available to the program (affinity and cgroup quota applied).
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub kernel: String,
+}
 
-pub fn describe() -> MachineSection {
+pub fn describe() -> Machine {
     let system = System::new_with_specifics(
         RefreshKind::nothing()
             .with_memory(MemoryRefreshKind::nothing().with_ram())
@@ -19,7 +26,7 @@ pub fn describe() -> MachineSection {
         (logical, available) => logical.min(available).max(1),
     };
     let memory = system.as_ref().map_or(0, System::total_memory);
-    MachineSection {
+    Machine {
         cores,
         memory_gib: (memory as f64 / (1u64 << 30) as f64 * 10.0).round() / 10.0,
         kernel: System::kernel_version().unwrap_or_default(),

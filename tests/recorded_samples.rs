@@ -11,14 +11,20 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
-use concadvise::advice::profiles::ProfileSet;
-use concadvise::advice::runtime::{detect, Runtime};
-use concadvise::advice::{advise, AdviceInput, Model};
-use concadvise::analysis::accountant::{replay, Accountant};
+use std::time::Duration;
+
+use concadvise::advice::{recommend, Model};
+use concadvise::analysis::accountant::Accountant;
 use concadvise::analysis::contention::serialized_threads;
+use concadvise::analysis::findings::{analyse_ticks, Findings, RunFacts};
 use concadvise::analysis::verdict::{classify, Verdict, WorkloadClass};
 use concadvise::analysis::wait_kind::{self, WaitKind};
+use concadvise::analysis::TickAnalyser;
+use concadvise::machine::Machine;
+use concadvise::profile::ProfileSet;
 use concadvise::sampler::observation::TickSnapshot;
+use concadvise::sampler::SamplerStats;
+use concadvise::target::runtime::detect;
 
 fn text(name: &str) -> String {
     let path = format!(
@@ -36,9 +42,38 @@ fn snapshots(name: &str) -> Vec<TickSnapshot> {
 }
 
 fn measured(name: &str) -> (Accountant, Verdict) {
-    let accountant = replay(&text(name)).unwrap();
+    let accountant = TickAnalyser::replay(&text(name)).unwrap().accountant;
     let verdict = classify(&accountant.wall, accountant.ticks);
     (accountant, verdict)
+}
+
+/// The whole analysis of a recording, as on a 2-core machine, advised as `runtime` if given.
+fn findings(name: &str, runtime: Option<&str>) -> Findings {
+    let analyser = TickAnalyser::replay(&text(name)).unwrap();
+    let accountant = &analyser.accountant;
+    let sampling = SamplerStats {
+        samples: accountant.ticks,
+        ..SamplerStats::default()
+    };
+    let facts = RunFacts {
+        wall: Duration::from_nanos(accountant.span_ns() as u64),
+        kernel_cpu: None,
+        user_fraction: None,
+        runtime_override: runtime.map(str::to_string),
+    };
+    let machine = Machine {
+        cores: 2,
+        memory_gib: 8.0,
+        kernel: "6.1".into(),
+    };
+    analyse_ticks(
+        &analyser,
+        sampling,
+        &facts,
+        &machine,
+        &ProfileSet::built_in().unwrap(),
+    )
+    .unwrap()
 }
 
 /// How often each wait kind was seen among the blocked threads of a recording.
@@ -98,16 +133,9 @@ fn blocking_socket_reads_are_network_and_the_server_thread_does_not_hide_them() 
     assert_eq!(verdict.class, WorkloadClass::IoBound);
     assert_eq!(verdict.dominant_wait, Some(WaitKind::Network));
     let profiles = ProfileSet::built_in().unwrap();
-    let advice = advise(&AdviceInput {
-        verdict: &verdict,
-        runtime: &Runtime::named("native"),
-        profile: profiles.get("native").unwrap(),
-        wall_s: 0.8,
-        avg_cores: 0.0,
-        cores: 2.0,
-        serialized: None,
-        wait_compute: None,
-    });
+    let findings = findings("net_client", Some("native"));
+    assert_eq!(findings.verdict.class, verdict.class);
+    let advice = recommend(&findings, profiles.get("native").unwrap()).advice;
     assert_eq!(advice.model, Model::Async);
 }
 

@@ -1,40 +1,18 @@
-//! Turns a verdict into a concurrency model with reasons, from the profile of the program's runtime.
+//! Turns `Findings` into a concurrency model with reasons, from the profile of the program's runtime.
 //!
 //! The code decides the situation (CPU-bound, already parallel, GIL contention, network-bound...)
 //! and writes the measured reason and the sizing formulas; the profile (profiles/*.toml) says
 //! what that situation means in its runtime: the model, why, how, and the alternatives.
 
-pub mod profiles;
-pub mod runtime;
-
-use serde::{Deserialize, Serialize};
-
 use crate::analysis::contention::SerializedThreads;
+use crate::analysis::findings::{Findings, WaitCompute};
 use crate::analysis::phases::Phase;
 use crate::analysis::verdict::{Verdict, WorkloadClass};
 use crate::analysis::wait_kind::WaitKind;
-use profiles::{fill, Profile};
-use runtime::Runtime;
+use crate::profile::{fill, Profile, SituationAdvice};
+use crate::target::runtime::Runtime;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Model {
-    Multiprocessing,
-    Threads,
-    Async,
-    None,
-}
-
-impl Model {
-    pub fn name(self) -> &'static str {
-        match self {
-            Model::Multiprocessing => "multiprocessing",
-            Model::Threads => "threads",
-            Model::Async => "async",
-            Model::None => "none",
-        }
-    }
-}
+pub use crate::profile::Model;
 
 pub const WARNING: &str = "Concurrency adds complexity (races, deadlocks, harder debugging and \
 testing) and pays only for a measured bottleneck: change nothing unless this run's time is a \
@@ -45,16 +23,10 @@ const UTILISATION: f64 = 0.8;
 /// Pool sizes above this are reported as this: something else saturates long before.
 const MAX_WORKERS: f64 = 1024.0;
 
-/// The busy threads' time waiting on I/O and computing, for the pool size (W/C).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct WaitCompute {
-    pub wait_s: f64,
-    pub compute_s: f64,
-}
-
-/// What the advice is computed from.
+/// What the advice is computed from: the parts of `Findings` it reads, for the whole run or
+/// for one phase.
 #[derive(Debug, Clone)]
-pub struct AdviceInput<'a> {
+struct AdviceInput<'a> {
     pub verdict: &'a Verdict,
     pub runtime: &'a Runtime,
     pub profile: &'a Profile,
@@ -64,6 +36,54 @@ pub struct AdviceInput<'a> {
     pub cores: f64,
     pub serialized: Option<&'a SerializedThreads>,
     pub wait_compute: Option<WaitCompute>,
+}
+
+/// The advice for the run, and the model each phase alone would get.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendation {
+    pub advice: Advice,
+    /// In the order of `Findings::phases`.
+    pub phase_models: Vec<Model>,
+}
+
+/// Advises on a whole measurement with its runtime's profile.
+pub fn recommend(findings: &Findings, profile: &Profile) -> Recommendation {
+    let input = AdviceInput {
+        verdict: &findings.verdict,
+        runtime: &findings.runtime,
+        profile,
+        wall_s: findings.wall_s,
+        avg_cores: findings.avg_cores,
+        cores: findings.cores,
+        serialized: findings.contention.as_ref(),
+        wait_compute: findings.wait_compute,
+    };
+    let advice = if findings.phases_disagree {
+        advise_phases(&input, &findings.phases)
+    } else {
+        advise(&input)
+    };
+    let phase_models = findings
+        .phases
+        .iter()
+        .map(|phase| advise(&input.for_phase(phase)).model)
+        .collect();
+    Recommendation {
+        advice,
+        phase_models,
+    }
+}
+
+impl<'a> AdviceInput<'a> {
+    /// The same input, narrowed to one phase's verdict, length and CPU use.
+    fn for_phase(&self, phase: &'a Phase) -> AdviceInput<'a> {
+        AdviceInput {
+            verdict: &phase.verdict,
+            wall_s: phase.seconds(),
+            avg_cores: phase.avg_cores(),
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -218,48 +238,21 @@ fn measured_reason(input: &AdviceInput, situation: &str) -> String {
     }
 }
 
-pub fn advise(input: &AdviceInput) -> Advice {
+fn advise(input: &AdviceInput) -> Advice {
     let situation = situation(input);
     let entry = input
         .profile
         .advice_for(situation, "cpu_bound")
         .cloned()
-        .unwrap_or_else(|| profiles::SituationAdvice {
+        .unwrap_or_else(|| SituationAdvice {
             model: Model::None,
             reasons: Vec::new(),
             how: String::new(),
             alternatives: Vec::new(),
         });
     let (workers, speedup_ceiling, sizing_text) = sizing(input, situation);
+    let values = placeholder_values(input, workers, speedup_ceiling);
     let shares = &input.verdict.shares;
-    let values = [
-        ("wall_s", format!("{:.1}", input.wall_s)),
-        ("computing", pct(shares.computing)),
-        ("io", pct(shares.io)),
-        ("idle", pct(shares.idle)),
-        ("runqueue", pct(shares.runqueue)),
-        ("avg_cores", format!("{:.2}", input.avg_cores)),
-        ("cores", format!("{:.0}", input.cores)),
-        (
-            "dominant_wait",
-            input
-                .verdict
-                .dominant_wait
-                .map_or("none", WaitKind::name)
-                .to_string(),
-        ),
-        ("workers", workers.map_or("?".into(), |w| w.to_string())),
-        (
-            "speedup_ceiling",
-            speedup_ceiling.map_or("?".into(), |s| format!("{s:.1}")),
-        ),
-        (
-            "threads",
-            input
-                .serialized
-                .map_or("?".into(), |s| s.threads.to_string()),
-        ),
-    ];
     let mut reasons = vec![measured_reason(input, situation)];
     reasons.extend(entry.reasons.iter().map(|r| fill(r, &values)));
     reasons.extend(sizing_text);
@@ -293,9 +286,46 @@ pub fn advise(input: &AdviceInput) -> Advice {
     }
 }
 
+/// The measured numbers a profile's texts may cite as {name} (see `profile::PLACEHOLDERS`).
+fn placeholder_values(
+    input: &AdviceInput,
+    workers: Option<u32>,
+    speedup_ceiling: Option<f64>,
+) -> Vec<(&'static str, String)> {
+    let shares = &input.verdict.shares;
+    vec![
+        ("wall_s", format!("{:.1}", input.wall_s)),
+        ("computing", pct(shares.computing)),
+        ("io", pct(shares.io)),
+        ("idle", pct(shares.idle)),
+        ("runqueue", pct(shares.runqueue)),
+        ("avg_cores", format!("{:.2}", input.avg_cores)),
+        ("cores", format!("{:.0}", input.cores)),
+        (
+            "dominant_wait",
+            input
+                .verdict
+                .dominant_wait
+                .map_or("none", WaitKind::name)
+                .to_string(),
+        ),
+        ("workers", workers.map_or("?".into(), |w| w.to_string())),
+        (
+            "speedup_ceiling",
+            speedup_ceiling.map_or("?".into(), |s| format!("{s:.1}")),
+        ),
+        (
+            "threads",
+            input
+                .serialized
+                .map_or("?".into(), |s| s.threads.to_string()),
+        ),
+    ]
+}
+
 /// Advice for a run whose phases want different things: the phases are the reason, each gets
 /// its own advice, and the model is that of the longest phase that is not idle.
-pub fn advise_phases(input: &AdviceInput, phases: &[Phase]) -> Advice {
+fn advise_phases(input: &AdviceInput, phases: &[Phase]) -> Advice {
     let mut reasons = vec![format!(
         "The run changes character: {}. One model does not fit it all; each phase gets its own \
          advice below.",
@@ -312,12 +342,7 @@ pub fn advise_phases(input: &AdviceInput, phases: &[Phase]) -> Advice {
     )];
     let mut longest: Option<(f64, Advice)> = None;
     for phase in phases {
-        let advice = advise(&AdviceInput {
-            verdict: &phase.verdict,
-            wall_s: phase.seconds(),
-            avg_cores: phase.avg_cores(),
-            ..input.clone()
-        });
+        let advice = advise(&input.for_phase(phase));
         if let Some(first) = advice.reasons.first() {
             reasons.push(format!(
                 "{:.1}-{:.1} s ({}): {}. {}",
@@ -352,10 +377,10 @@ fn describe(verdict: &Verdict) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::profiles::ProfileSet;
     use super::*;
     use crate::analysis::accountant::TimeSplit;
     use crate::analysis::verdict::classify;
+    use crate::profile::ProfileSet;
 
     fn verdict(cpu: f64, waits: &[(WaitKind, f64)]) -> Verdict {
         classify(&TimeSplit::with_waits(cpu, waits), 100)

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::timeline::Timeline;
 use super::wait_kind::{classify, WaitKind};
-use crate::sampler::observation::{ProcessInfo, Sighting, TickSnapshot};
+use crate::sampler::observation::{ProcessInfo, Sighting, ThreadObservation, TickSnapshot};
 
 /// Nanoseconds on the CPU, waiting for a CPU, and off the CPU by wait kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -141,103 +141,18 @@ pub struct Accountant {
 impl Accountant {
     pub fn ingest(&mut self, snapshot: &TickSnapshot) {
         for info in &snapshot.new_processes {
-            // The same PID with another start time is another process (the PID was reused).
-            let reused = self
-                .processes
-                .get(&info.pid)
-                .is_some_and(|old| old.info.start_ticks != info.start_ticks);
-            if reused {
-                if let Some(old) = self.processes.remove(&info.pid) {
-                    self.finished_processes.push(old);
-                    if self.finished_processes.len() > 2 * KEPT_FINISHED_THREADS {
-                        self.finished_processes
-                            .sort_by(|a, b| b.cpu_ns.total_cmp(&a.cpu_ns));
-                        self.finished_processes.truncate(KEPT_FINISHED_THREADS);
-                    }
-                }
-            }
-            let account = self
-                .processes
-                .entry(info.pid)
-                .or_insert_with(|| ProcessAccount {
-                    info: info.clone(),
-                    cpu_ns: 0.0,
-                    threads: 0,
-                    kernel_first_ns: None,
-                    kernel_last_ns: 0,
-                });
-            account.info = info.clone();
+            self.note_process(info);
         }
         let mut interval = TimeSplit::default();
         let mut interval_busy_ns = 0.0;
         for observation in &snapshot.threads {
-            let key = (observation.pid, observation.tid);
-            let previous = self.threads.get(&key).map(|a| a.prev_wait);
-            let wait = match (&observation.state, previous) {
-                (Some(state), _) => classify(state),
-                // Unchanged since the previous observation.
-                (None, Some(previous)) => previous,
-                (None, None) => None,
-            };
-            let fresh =
-                |prev_at_ns, prev_cpu_ns, prev_runqueue_ns, prev_timeslices| ThreadAccount {
-                    pid: observation.pid,
-                    tid: observation.tid,
-                    name: String::new(),
-                    time: TimeSplit::default(),
-                    timeslices: 0,
-                    prev_at_ns,
-                    prev_timeslices,
-                    prev_cpu_ns,
-                    prev_runqueue_ns,
-                    prev_wait: wait,
-                    last_wait: wait,
-                    pending_off_ns: 0,
-                };
-            let account = match observation.sighting {
-                Sighting::Continuing if self.threads.contains_key(&key) => {
-                    self.threads.get_mut(&key)
+            if let Some((split, busy_ns)) = self.account_thread(observation) {
+                interval_busy_ns += busy_ns;
+                if let Some(process) = self.processes.get_mut(&observation.pid) {
+                    process.cpu_ns += split.cpu_ns;
                 }
-                Sighting::Continuing | Sighting::Baseline => {
-                    let baseline = fresh(
-                        observation.at_ns,
-                        observation.cpu_ns,
-                        observation.runqueue_ns,
-                        observation.timeslices,
-                    );
-                    self.start_thread(key, baseline);
-                    self.threads.get_mut(&key)
-                }
-                Sighting::BornAt(born_ns) => {
-                    self.start_thread(key, fresh(born_ns.min(observation.at_ns), 0, 0, 0));
-                    self.threads.get_mut(&key)
-                }
-            };
-            let Some(account) = account else { continue };
-            if let Some(name) = &observation.comm {
-                account.name.clone_from(name);
+                interval.add(&split);
             }
-            let exited = observation
-                .state
-                .as_ref()
-                .is_some_and(|state| matches!(state.letter, 'Z' | 'X'));
-            let (split, busy_ns) = account.advance(
-                observation.at_ns,
-                observation.cpu_ns,
-                observation.runqueue_ns,
-                wait,
-                exited,
-            );
-            account.time.add(&split);
-            account.timeslices += observation
-                .timeslices
-                .saturating_sub(account.prev_timeslices);
-            account.prev_timeslices = observation.timeslices;
-            interval_busy_ns += busy_ns;
-            if let Some(process) = self.processes.get_mut(&observation.pid) {
-                process.cpu_ns += split.cpu_ns;
-            }
-            interval.add(&split);
         }
         for process_cpu in &snapshot.process_cpu {
             if let Some(account) = self.processes.get_mut(&process_cpu.pid) {
@@ -267,6 +182,99 @@ impl Accountant {
         self.recent.add(&wall);
         self.recent_cpu_ns += interval.cpu_ns;
         self.ticks += 1;
+    }
+
+    /// A process seen for the first time, or again after an exec; the same PID with another
+    /// start time is another process (the PID was reused), and the old one's account is kept.
+    fn note_process(&mut self, info: &ProcessInfo) {
+        let reused = self
+            .processes
+            .get(&info.pid)
+            .is_some_and(|old| old.info.start_ticks != info.start_ticks);
+        if reused {
+            if let Some(old) = self.processes.remove(&info.pid) {
+                self.finished_processes.push(old);
+                if self.finished_processes.len() > 2 * KEPT_FINISHED_THREADS {
+                    self.finished_processes
+                        .sort_by(|a, b| b.cpu_ns.total_cmp(&a.cpu_ns));
+                    self.finished_processes.truncate(KEPT_FINISHED_THREADS);
+                }
+            }
+        }
+        let account = self
+            .processes
+            .entry(info.pid)
+            .or_insert_with(|| ProcessAccount {
+                info: info.clone(),
+                cpu_ns: 0.0,
+                threads: 0,
+                kernel_first_ns: None,
+                kernel_last_ns: 0,
+            });
+        account.info = info.clone();
+    }
+
+    /// Accounts one thread's interval up to this observation: its split and how much of the
+    /// interval it was busy (see `ThreadAccount::advance`); `None` if it has no account.
+    fn account_thread(&mut self, observation: &ThreadObservation) -> Option<(TimeSplit, f64)> {
+        let key = (observation.pid, observation.tid);
+        let previous = self.threads.get(&key).map(|a| a.prev_wait);
+        let wait = match (&observation.state, previous) {
+            (Some(state), _) => classify(state),
+            // Unchanged since the previous observation.
+            (None, Some(previous)) => previous,
+            (None, None) => None,
+        };
+        let fresh = |prev_at_ns, prev_cpu_ns, prev_runqueue_ns, prev_timeslices| ThreadAccount {
+            pid: observation.pid,
+            tid: observation.tid,
+            name: String::new(),
+            time: TimeSplit::default(),
+            timeslices: 0,
+            prev_at_ns,
+            prev_timeslices,
+            prev_cpu_ns,
+            prev_runqueue_ns,
+            prev_wait: wait,
+            last_wait: wait,
+            pending_off_ns: 0,
+        };
+        match observation.sighting {
+            Sighting::Continuing if self.threads.contains_key(&key) => {}
+            Sighting::Continuing | Sighting::Baseline => {
+                let baseline = fresh(
+                    observation.at_ns,
+                    observation.cpu_ns,
+                    observation.runqueue_ns,
+                    observation.timeslices,
+                );
+                self.start_thread(key, baseline);
+            }
+            Sighting::BornAt(born_ns) => {
+                self.start_thread(key, fresh(born_ns.min(observation.at_ns), 0, 0, 0));
+            }
+        }
+        let account = self.threads.get_mut(&key)?;
+        if let Some(name) = &observation.comm {
+            account.name.clone_from(name);
+        }
+        let exited = observation
+            .state
+            .as_ref()
+            .is_some_and(|state| matches!(state.letter, 'Z' | 'X'));
+        let (split, busy_ns) = account.advance(
+            observation.at_ns,
+            observation.cpu_ns,
+            observation.runqueue_ns,
+            wait,
+            exited,
+        );
+        account.time.add(&split);
+        account.timeslices += observation
+            .timeslices
+            .saturating_sub(account.prev_timeslices);
+        account.prev_timeslices = observation.timeslices;
+        Some((split, busy_ns))
     }
 
     fn start_thread(&mut self, key: (i32, i32), account: ThreadAccount) {
@@ -411,15 +419,6 @@ pub fn wall_split(tick_ns: f64, interval: &TimeSplit, busy_ns: f64) -> TimeSplit
     // Nothing observed explains the rest (between processes, or before the first thread).
     wall.waits_ns[WaitKind::Other.index()] += left.max(0.0);
     wall
-}
-
-/// Feeds recorded snapshots (JSON lines, as written by `--record-samples`) to a new accountant.
-pub fn replay(recording: &str) -> Result<Accountant, serde_json::Error> {
-    let mut accountant = Accountant::default();
-    for line in recording.lines().filter(|line| !line.trim().is_empty()) {
-        accountant.ingest(&serde_json::from_str::<TickSnapshot>(line)?);
-    }
-    Ok(accountant)
 }
 
 #[cfg(test)]

@@ -1,8 +1,51 @@
-//! From snapshots to conclusions: wait kinds, time accounting, runtime detection, the verdict.
+//! From snapshots to conclusions: one module per question, joined by `findings::analyse` into one `Findings` value.
 
 pub mod accountant;
 pub mod contention;
+pub mod findings;
 pub mod phases;
 pub mod timeline;
 pub mod verdict;
 pub mod wait_kind;
+
+use accountant::Accountant;
+
+use crate::sampler::observation::TickSnapshot;
+use crate::sampler::{RecentActivity, TickSink};
+
+/// Everything that must see each tick as it is taken (snapshots are not kept, so memory stays
+/// bounded): the analyses that need more than totals keep their own running state here.
+#[derive(Debug, Default)]
+pub struct TickAnalyser {
+    pub accountant: Accountant,
+}
+
+impl TickAnalyser {
+    /// Feeds recorded snapshots (JSON lines, as written by `--record-samples`) to a new analyser.
+    pub fn replay(recording: &str) -> Result<TickAnalyser, serde_json::Error> {
+        let mut analyser = TickAnalyser::default();
+        for line in recording.lines().filter(|line| !line.trim().is_empty()) {
+            analyser.ingest(&serde_json::from_str::<TickSnapshot>(line)?);
+        }
+        Ok(analyser)
+    }
+}
+
+impl TickSink for TickAnalyser {
+    fn ingest(&mut self, snapshot: &TickSnapshot) {
+        self.accountant.ingest(snapshot);
+    }
+
+    fn recent(&mut self, span_ns: f64) -> RecentActivity {
+        let (recent, cpu_ns) = self.accountant.take_recent();
+        let doing = if recent.cpu_ns + recent.runqueue_ns >= recent.total_ns() / 2.0 {
+            "cpu"
+        } else {
+            recent.dominant_wait().map_or("cpu", |kind| kind.name())
+        };
+        RecentActivity {
+            cores: if span_ns > 0.0 { cpu_ns / span_ns } else { 0.0 },
+            doing,
+        }
+    }
+}

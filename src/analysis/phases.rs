@@ -3,6 +3,7 @@
 use super::accountant::TimeSplit;
 use super::timeline::Timeline;
 use super::verdict::{classify, Verdict, WorkloadClass};
+use super::wait_kind::WaitKind;
 
 /// A phase shorter than this share of the run (or than `MIN_BUCKETS`) is a blip, not a phase.
 const MIN_SHARE: f64 = 0.05;
@@ -27,6 +28,18 @@ impl Phase {
 
     pub fn avg_cores(&self) -> f64 {
         self.cpu_ns / 1e9 / self.seconds().max(f64::MIN_POSITIVE)
+    }
+
+    /// Up to `count` wait kinds with over 1% of the phase's wall time, largest first.
+    pub fn dominant_waits(&self, count: usize) -> Vec<WaitKind> {
+        let split = &self.wall;
+        let mut kinds: Vec<WaitKind> = WaitKind::ALL
+            .into_iter()
+            .filter(|kind| split.wait(*kind) > 0.01 * split.total_ns())
+            .collect();
+        kinds.sort_by(|a, b| split.wait(*b).total_cmp(&split.wait(*a)));
+        kinds.truncate(count);
+        kinds
     }
 }
 
@@ -113,7 +126,6 @@ pub fn disagree(phases: &[Phase]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::wait_kind::WaitKind;
 
     /// A timeline of 100 ms ticks: `spec` is a list of (seconds, wall split of one tick).
     fn timeline(spec: &[(f64, TimeSplit)]) -> Timeline {

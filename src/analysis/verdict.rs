@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::accountant::TimeSplit;
 use super::wait_kind::WaitKind;
+pub use crate::profile::Thresholds;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -82,23 +83,6 @@ pub struct Verdict {
     pub dominant_wait: Option<WaitKind>,
 }
 
-/// The share of the program's own time a class needs (a profile may change them).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Thresholds {
-    pub cpu_bound_share: f64,
-    pub io_bound_share: f64,
-    pub idle_share: f64,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Thresholds {
-            cpu_bound_share: 0.6,
-            io_bound_share: 0.5,
-            idle_share: 0.6,
-        }
-    }
-}
 /// Below this many ticks the measurement is thin and the confidence says so.
 const FULL_CONFIDENCE_TICKS: f64 = 20.0;
 

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::session::{conclude, Outputs};
+use crate::analysis::findings::RunFacts;
 use crate::cli::AttachArgs;
 use crate::error::Error;
 use crate::notice;
@@ -14,6 +15,9 @@ use crate::target::signals::SignalRelay;
 /// How often the target's liveness, the deadline and interrupts are checked.
 const POLL: Duration = Duration::from_millis(20);
 
+/// Resolves the target, samples it until the deadline, Ctrl-C or its exit, then concludes.
+/// One function so the order of the checks before attaching (outputs, target, permissions)
+/// reads top to bottom.
 pub fn attach(args: AttachArgs) -> Result<u8, Error> {
     let outputs = Outputs::prepare(&args.sampling, &args.advice, &args.output)?;
     let target = resolve(args.pid, args.name.as_deref())?;
@@ -79,6 +83,8 @@ pub fn attach(args: AttachArgs) -> Result<u8, Error> {
             started_at,
             interrupted: signals.interrupted(),
             exited: Some(exit.is_some()),
+        },
+        RunFacts {
             wall,
             kernel_cpu: None,
             user_fraction,

@@ -1,8 +1,8 @@
 //! `concadvise profiles`: list the runtime profiles in force and where each came from, or print one.
 
-use crate::advice::profiles::ProfileSet;
 use crate::cli::{ProfilesAction, ProfilesArgs};
 use crate::error::Error;
+use crate::profile::ProfileSet;
 use crate::report::write::Destination;
 
 pub fn profiles(args: ProfilesArgs) -> Result<u8, Error> {

@@ -3,6 +3,7 @@
 use std::time::{Instant, SystemTime};
 
 use super::session::{conclude, Outputs};
+use crate::analysis::findings::RunFacts;
 use crate::cli::RunArgs;
 use crate::error::Error;
 use crate::report::assemble::TargetFacts;
@@ -45,6 +46,8 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
             started_at,
             interrupted: signals.interrupted() || end.orphans_left,
             exited: None,
+        },
+        RunFacts {
             wall: end.ended.duration_since(origin),
             kernel_cpu,
             // When the kernel totals do not cover the tree (orphans left running), split the

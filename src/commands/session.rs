@@ -2,10 +2,13 @@
 
 use std::time::Instant;
 
-use crate::advice::profiles::ProfileSet;
+use crate::advice::recommend;
+use crate::analysis::findings::{analyse, RunFacts};
+use crate::analysis::TickAnalyser;
 use crate::cli::{AdviceArgs, OutputArgs, SamplingArgs};
 use crate::error::Error;
 use crate::machine;
+use crate::profile::ProfileSet;
 use crate::progress::Progress;
 use crate::report::assemble::{assemble, SamplingFacts, TargetFacts};
 use crate::report::export::Format;
@@ -76,6 +79,7 @@ impl<'a> Outputs<'a> {
             scope,
             origin,
             record,
+            sink: TickAnalyser::default(),
         })
         .map_err(|e| Error::Setup(format!("cannot start the sampler thread: {e}")))?;
         let progress = Progress::start(sampler.live(), self.output.quiet);
@@ -89,12 +93,17 @@ impl<'a> Outputs<'a> {
 
 pub struct Measuring<'a> {
     outputs: Outputs<'a>,
-    sampler: Sampler,
+    sampler: Sampler<TickAnalyser>,
     progress: Option<Progress>,
 }
 
-/// Assembles the report from the facts, prints the summary and writes the report.
-pub fn conclude(measuring: Measuring<'_>, target: TargetFacts) -> Result<Report, Error> {
+/// Analyses what was measured, advises, assembles the report, prints the summary and writes
+/// the report.
+pub fn conclude(
+    measuring: Measuring<'_>,
+    target: TargetFacts,
+    run: RunFacts,
+) -> Result<Report, Error> {
     let Measuring {
         outputs,
         sampler,
@@ -107,12 +116,18 @@ pub fn conclude(measuring: Measuring<'_>, target: TargetFacts) -> Result<Report,
     if let Some(error) = &outcome.record_error {
         crate::notice::line(&format!("warning: recording samples stopped: {error}"));
     }
+    let self_cpu_s = crate::target::launch::own_cpu().map_or(0.0, |(user, system)| user + system);
+    let machine = machine::describe();
+    let findings = analyse(outcome, &run, &machine, &outputs.profiles)?;
+    let profile = outputs.profiles.for_runtime(&findings.runtime.name)?;
+    let recommendation = recommend(&findings, profile);
     let sampling = SamplingFacts {
         rate_hz: outputs.sampling.rate,
-        self_cpu_s: crate::target::launch::own_cpu().map_or(0.0, |(user, system)| user + system),
-        machine: machine::describe(),
+        self_cpu_s,
+        machine,
+        profile: format!("{} ({})", profile.name, profile.source),
     };
-    let report = assemble(target, sampling, &outcome, &outputs.profiles)?;
+    let report = assemble(target, sampling, &findings, &recommendation);
     let output = outputs.output;
     // The report first: a summary that cannot be printed must not cost the report.
     if let Some(destination) = outputs.destination {

@@ -66,6 +66,8 @@ fn share(seconds: f64, total: f64) -> f64 {
     }
 }
 
+/// The comparison of two runs: the wall-time ratio, whether it is within run-to-run noise,
+/// each state's seconds side by side, and warnings for comparisons that mislead.
 pub fn compare(before: &Report, after: &Report) -> Comparison {
     let speedup = if after.time.wall_s > 0.0 {
         before.time.wall_s / after.time.wall_s
@@ -171,6 +173,7 @@ fn sentence(before: &Report, after: &Report, speedup: f64, within_noise: bool) -
     parts.join("; ")
 }
 
+/// The comparison as a table, row by row (one function: the rows share the column layout).
 pub fn render(comparison: &Comparison, look: Look) -> String {
     let bold = |text: &str| {
         if look.color {

@@ -69,6 +69,16 @@ pub struct MachineSection {
     pub kernel: String,
 }
 
+impl From<&crate::machine::Machine> for MachineSection {
+    fn from(machine: &crate::machine::Machine) -> Self {
+        MachineSection {
+            cores: machine.cores,
+            memory_gib: machine.memory_gib,
+            kernel: machine.kernel.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimeSection {
     pub wall_s: f64,

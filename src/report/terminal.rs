@@ -53,26 +53,50 @@ pub enum ColorChoice {
 /// A share of the wall smaller than this is left out of the bars.
 const TRIVIAL_SHARE: f64 = 0.005;
 
-pub fn render(report: &Report, look: Look) -> String {
-    let paint = |style: Style, text: &str| -> String {
-        if look.color {
+/// Styles text when colour is on.
+struct Painter {
+    look: Look,
+}
+
+impl Painter {
+    fn paint(&self, style: Style, text: &str) -> String {
+        if self.look.color {
             style.force_styling(true).apply_to(text).to_string()
         } else {
             text.to_string()
         }
-    };
-    let bold = Style::new().bold();
-    let dim = Style::new().dim();
+    }
+
+    fn heading(&self, text: &str) -> String {
+        format!("\n{}\n", self.paint(Style::new().bold(), text))
+    }
+}
+
+/// The summary, section by section, top to bottom as printed.
+pub fn render(report: &Report, look: Look) -> String {
+    let painter = Painter { look };
     let mut out = String::new();
+    out.push_str(&headline(report, &painter));
+    out.push_str(&wall_bars(report, &painter));
+    out.push_str(&timeline(report, &painter));
+    out.push_str(&phases(report, &painter));
+    out.push_str(&busiest_threads(report, &painter));
+    out.push_str(&advice(report, &painter));
+    out.push_str(&sampling_notes(report, look.width));
+    out
+}
+
+/// The verdict and model, the command and how it ended, the time totals.
+fn headline(report: &Report, painter: &Painter) -> String {
+    let bold = Style::new().bold();
     let verdict = &report.verdict;
-    let recommendation = &report.recommendation;
-    out.push_str(&format!(
+    let mut out = format!(
         "{} {} (confidence {:.2}) -> {}\n",
-        paint(bold.clone(), "concadvise:"),
-        paint(bold.clone().yellow(), &verdict.class),
+        painter.paint(bold.clone(), "concadvise:"),
+        painter.paint(bold.clone().yellow(), &verdict.class),
         verdict.confidence,
-        paint(bold.clone().green(), &recommendation.model)
-    ));
+        painter.paint(bold.green(), &report.recommendation.model)
+    );
     let target = &report.target;
     let mut status = vec![target.runtime.clone()];
     match (target.exit_code, target.signal) {
@@ -88,7 +112,10 @@ pub fn render(report: &Report, look: Look) -> String {
     }
     out.push_str(&format!(
         "  {}  [{}]\n",
-        shorten(&target.command.join(" "), look.width.saturating_sub(30)),
+        shorten(
+            &target.command.join(" "),
+            painter.look.width.saturating_sub(30)
+        ),
         status.join(", ")
     ));
     let time = &report.time;
@@ -96,15 +123,17 @@ pub fn render(report: &Report, look: Look) -> String {
         "  wall {:.2} s · cpu {:.2} s (user {:.2}, sys {:.2}) · {:.2} of {} cores\n",
         time.wall_s, time.cpu_s, time.user_s, time.system_s, time.avg_cores, report.machine.cores
     ));
+    out
+}
 
-    out.push_str(&format!(
-        "\n{}\n",
-        paint(bold.clone(), "where the wall time went")
-    ));
+/// One bar per state with a share of the wall time worth showing.
+fn wall_bars(report: &Report, painter: &Painter) -> String {
+    let mut out = painter.heading("where the wall time went");
     let wall_total = report.wall.total_s().max(f64::MIN_POSITIVE);
     let label_width = 11;
     let numbers_width = 16;
-    let bar_width = look
+    let bar_width = painter
+        .look
         .width
         .saturating_sub(4 + label_width + numbers_width)
         .clamp(10, 50);
@@ -123,90 +152,115 @@ pub fn render(report: &Report, look: Look) -> String {
         };
         out.push_str(&format!(
             "    {name:<label_width$}{} {:>7.2} s {:>4.0}%\n",
-            paint(style, &format!("{bar:<bar_width$}")),
+            painter.paint(style, &format!("{bar:<bar_width$}")),
             // The wall split is scaled to the measured wall time.
-            share * time.wall_s,
+            share * report.time.wall_s,
             share * 100.0
         ));
     }
+    out
+}
 
+/// The one-line timeline with a legend of the letters it uses.
+fn timeline(report: &Report, painter: &Painter) -> String {
     let states = report.timeline.states.trim_end();
-    if !states.is_empty() {
-        let width = look.width.saturating_sub(16).clamp(20, 100);
-        let line = resample(states, width);
-        let mut legend: Vec<String> = Vec::new();
-        for letter in line.chars() {
-            if let Some(name) = letter_name(letter) {
-                let entry = format!("{letter} {name}");
-                if !legend.contains(&entry) {
-                    legend.push(entry);
-                }
+    if states.is_empty() {
+        return String::new();
+    }
+    let width = painter.look.width.saturating_sub(16).clamp(20, 100);
+    let line = resample(states, width);
+    let mut legend: Vec<String> = Vec::new();
+    for letter in line.chars() {
+        if let Some(name) = letter_name(letter) {
+            let entry = format!("{letter} {name}");
+            if !legend.contains(&entry) {
+                legend.push(entry);
             }
         }
+    }
+    format!(
+        "\n{}  0 s {} {:.1} s\n    {}\n",
+        painter.paint(Style::new().bold(), "timeline"),
+        "─".repeat(width.saturating_sub(14)),
+        report.time.wall_s,
+        painter.paint(
+            Style::new().dim(),
+            &format!("{line}  ({})", legend.join(", "))
+        )
+    )
+}
+
+fn phases(report: &Report, painter: &Painter) -> String {
+    if report.phases.len() <= 1 {
+        return String::new();
+    }
+    let mut out = painter.heading("phases");
+    for phase in &report.phases {
+        let waits = if phase.dominant_waits.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", phase.dominant_waits.join(", "))
+        };
         out.push_str(&format!(
-            "\n{}  0 s {} {:.1} s\n    {}\n",
-            paint(bold.clone(), "timeline"),
-            "─".repeat(width.saturating_sub(14)),
-            time.wall_s,
-            paint(dim.clone(), &format!("{line}  ({})", legend.join(", ")))
+            "    {:>6.1}-{:<6.1}s {}{} -> {}\n",
+            phase.start_s, phase.end_s, phase.class, waits, phase.model
         ));
     }
-    if report.phases.len() > 1 {
-        out.push_str(&format!("\n{}\n", paint(bold.clone(), "phases")));
-        for phase in &report.phases {
-            let waits = if phase.dominant_waits.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", phase.dominant_waits.join(", "))
-            };
-            out.push_str(&format!(
-                "    {:>6.1}-{:<6.1}s {}{} -> {}\n",
-                phase.start_s, phase.end_s, phase.class, waits, phase.model
-            ));
-        }
-    }
+    out
+}
 
+fn busiest_threads(report: &Report, painter: &Painter) -> String {
     let busiest: Vec<_> = report.threads.iter().take(5).collect();
-    if !busiest.is_empty() {
-        out.push_str(&format!("\n{}\n", paint(bold.clone(), "busiest threads")));
-        for thread in busiest {
-            let waits: Vec<String> = thread
-                .waits
-                .iter()
-                .map(|w| format!("{} {:.2} s", w.kind, w.seconds))
-                .collect();
-            out.push_str(&format!(
-                "    {:>7} {:<16} cpu {:.2} s{}{}\n",
-                thread.tid,
-                shorten(&thread.name, 16),
-                thread.cpu_s,
-                if waits.is_empty() { "" } else { " · " },
-                waits.join(" · ")
-            ));
-        }
+    if busiest.is_empty() {
+        return String::new();
     }
+    let mut out = painter.heading("busiest threads");
+    for thread in busiest {
+        let waits: Vec<String> = thread
+            .waits
+            .iter()
+            .map(|w| format!("{} {:.2} s", w.kind, w.seconds))
+            .collect();
+        out.push_str(&format!(
+            "    {:>7} {:<16} cpu {:.2} s{}{}\n",
+            thread.tid,
+            shorten(&thread.name, 16),
+            thread.cpu_s,
+            if waits.is_empty() { "" } else { " · " },
+            waits.join(" · ")
+        ));
+    }
+    out
+}
 
-    out.push_str(&format!("\n{}\n", paint(bold.clone(), "why")));
+/// Why, how, the alternatives and the warning.
+fn advice(report: &Report, painter: &Painter) -> String {
+    let recommendation = &report.recommendation;
+    let width = painter.look.width;
+    let mut out = painter.heading("why");
     for reason in &recommendation.reasons {
-        out.push_str(&wrap(reason, look.width, "  - ", "    "));
+        out.push_str(&wrap(reason, width, "  - ", "    "));
     }
     if !recommendation.how.is_empty() {
-        out.push_str(&format!("\n{}\n", paint(bold.clone(), "how")));
-        out.push_str(&wrap(&recommendation.how, look.width, "  ", "  "));
+        out.push_str(&painter.heading("how"));
+        out.push_str(&wrap(&recommendation.how, width, "  ", "  "));
         for alternative in &recommendation.alternatives {
-            out.push_str(&wrap(alternative, look.width, "  or: ", "      "));
+            out.push_str(&wrap(alternative, width, "  or: ", "      "));
         }
     }
-    out.push_str(&format!(
-        "\n{}\n",
-        paint(bold, "before you change anything")
-    ));
-    out.push_str(&paint(
-        dim,
-        wrap(&recommendation.warning, look.width, "  ", "  ").trim_end(),
+    out.push_str(&painter.heading("before you change anything"));
+    out.push_str(&painter.paint(
+        Style::new().dim(),
+        wrap(&recommendation.warning, width, "  ", "  ").trim_end(),
     ));
     out.push('\n');
+    out
+}
+
+/// What limited the measurement itself: a lowered rate, threads not followed, late ticks.
+fn sampling_notes(report: &Report, width: usize) -> String {
     let sampling = &report.sampling;
+    let mut out = String::new();
     if let Some(lowered) = sampling
         .lowered_to_hz
         .filter(|hz| *hz < 0.9 * sampling.rate_hz)
@@ -217,7 +271,7 @@ pub fn render(report: &Report, look: Look) -> String {
                  use under 5% of a core; {} threads seen)",
                 sampling.rate_hz, sampling.threads_seen
             ),
-            look.width,
+            width,
             "  ",
             "   ",
         ));
@@ -229,7 +283,7 @@ pub fn render(report: &Report, look: Look) -> String {
                  not read them; raise the hard limit, ulimit -Hn, and measure again)",
                 sampling.threads_untracked
             ),
-            look.width,
+            width,
             "  ",
             "   ",
         ));

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::analysis::accountant::Accountant;
 use observation::TickSnapshot;
 use tree_reader::{Scope, SourceStatus, TreeReader};
 
@@ -31,13 +30,31 @@ const STARTUP: Duration = Duration::from_millis(500);
 /// How often the sampler checks its own CPU use.
 const SELF_CHECK_PERIOD: Duration = Duration::from_millis(250);
 
-pub struct SamplerConfig {
+/// What consumes the snapshots as they are taken: the analysis, plugged in by the command layer
+/// (the sampler knows nothing of what is made of them).
+pub trait TickSink: Send + 'static {
+    fn ingest(&mut self, snapshot: &TickSnapshot);
+    /// What the tree did since the last call, over `span_ns` of wall time, for the live line.
+    fn recent(&mut self, span_ns: f64) -> RecentActivity;
+}
+
+/// The tree's recent activity, as a progress display shows it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecentActivity {
+    /// CPU cores the tree used.
+    pub cores: f64,
+    /// What the tree mostly did ("cpu", or a wait kind's name).
+    pub doing: &'static str,
+}
+
+pub struct SamplerConfig<S> {
     pub rate_hz: f64,
     pub scope: Scope,
     /// Time zero of the measurement.
     pub origin: Instant,
     /// Where to write every snapshot as a JSON line (fixtures, debugging).
     pub record: Option<File>,
+    pub sink: S,
 }
 
 /// What a progress display shows while sampling.
@@ -50,8 +67,17 @@ pub struct LiveStatus {
     pub threads: usize,
 }
 
-pub struct SamplerOutcome {
-    pub accountant: Accountant,
+pub struct SamplerOutcome<S> {
+    /// The sink, with everything it was fed.
+    pub sink: S,
+    pub stats: SamplerStats,
+    /// Why recording snapshots stopped, if it failed.
+    pub record_error: Option<String>,
+}
+
+/// How the sampling went: its counts, its rate, what it could and could not read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SamplerStats {
     pub samples: u64,
     pub late_samples: u64,
     /// The lowest rate the CPU budget forced, if it forced one.
@@ -63,18 +89,16 @@ pub struct SamplerOutcome {
     pub threads_seen: u64,
     pub processes_seen: u64,
     pub sources: SourceStatus,
-    /// Why recording snapshots stopped, if it failed.
-    pub record_error: Option<String>,
 }
 
-pub struct Sampler {
+pub struct Sampler<S> {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<SamplerOutcome>,
+    thread: JoinHandle<SamplerOutcome<S>>,
     live: Arc<Mutex<LiveStatus>>,
 }
 
-impl Sampler {
-    pub fn start(config: SamplerConfig) -> std::io::Result<Sampler> {
+impl<S: TickSink> Sampler<S> {
+    pub fn start(config: SamplerConfig<S>) -> std::io::Result<Sampler<S>> {
         let stop = Arc::new(AtomicBool::new(false));
         let live = Arc::new(Mutex::new(LiveStatus::default()));
         let thread = {
@@ -92,18 +116,21 @@ impl Sampler {
     }
 
     /// Stops after one last tick and hands over what was measured.
-    pub fn stop(self) -> Option<SamplerOutcome> {
+    pub fn stop(self) -> Option<SamplerOutcome<S>> {
         self.stop.store(true, Ordering::SeqCst);
         self.thread.thread().unpark();
         self.thread.join().ok()
     }
 }
 
-fn sample_until_stopped(
-    config: SamplerConfig,
+/// The sampler thread's loop: a tick (discovery when due, every thread's counters), the
+/// recording, the live status, then the CPU budget and the pacing. Kept in one function so the
+/// order of those steps within a tick reads top to bottom.
+fn sample_until_stopped<S: TickSink>(
+    config: SamplerConfig<S>,
     stop: &AtomicBool,
     live: &Mutex<LiveStatus>,
-) -> SamplerOutcome {
+) -> SamplerOutcome<S> {
     let mut rate_hz = config.rate_hz;
     let mut period = Duration::from_secs_f64(1.0 / rate_hz);
     let discover_every = |period: Duration| {
@@ -117,7 +144,7 @@ fn sample_until_stopped(
     let mut cpu_at_check = thread_cpu_seconds();
     let mut threads_seen_at_check = 0;
     let mut reader = TreeReader::new(config.scope, config.origin);
-    let mut accountant = Accountant::default();
+    let mut sink = config.sink;
     let mut recorder = config.record.map(BufWriter::new);
     let mut record_error = None;
     let mut snapshot = TickSnapshot::default();
@@ -134,7 +161,7 @@ fn sample_until_stopped(
             reader.discover(&mut snapshot);
         }
         reader.read_threads(&mut snapshot, stopping);
-        accountant.ingest(&snapshot);
+        sink.ingest(&snapshot);
         if let Some(writer) = recorder.as_mut() {
             let written = serde_json::to_writer(&mut *writer, &snapshot)
                 .map_err(|e| e.to_string())
@@ -148,16 +175,11 @@ fn sample_until_stopped(
         if last_live.elapsed() >= LIVE_PERIOD {
             let span = last_live.elapsed().as_nanos() as f64;
             last_live = Instant::now();
-            let (recent, cpu_ns) = accountant.take_recent();
-            let doing = if recent.cpu_ns + recent.runqueue_ns >= recent.total_ns() / 2.0 {
-                "cpu"
-            } else {
-                recent.dominant_wait().map_or("cpu", |kind| kind.name())
-            };
+            let recent = sink.recent(span);
             if let Ok(mut status) = live.lock() {
                 *status = LiveStatus {
-                    cores: cpu_ns / span,
-                    doing,
+                    cores: recent.cores,
+                    doing: recent.doing,
                     threads: reader.live_threads(),
                 };
             }
@@ -225,15 +247,17 @@ fn sample_until_stopped(
     drop(recorder);
     let fds_end = open_descriptors();
     SamplerOutcome {
-        accountant,
-        samples,
-        late_samples,
-        lowest_rate_hz,
-        fds: (fds_start, fds_end),
-        threads_untracked,
-        threads_seen,
-        processes_seen,
-        sources,
+        sink,
+        stats: SamplerStats {
+            samples,
+            late_samples,
+            lowest_rate_hz,
+            fds: (fds_start, fds_end),
+            threads_untracked,
+            threads_seen,
+            processes_seen,
+            sources,
+        },
         record_error,
     }
 }

@@ -1,22 +1,63 @@
 //! Runtime profiles: the per-runtime advice kept as TOML in profiles/, embedded at build time and overridable from directories.
+//!
+//! At the bottom of the pipeline: runtime detection (target), classification thresholds
+//! (analysis) and advice all read the profiles, so the vocabulary they share (the models, the
+//! thresholds) is defined here.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::Model;
-use crate::analysis::verdict::Thresholds;
 use crate::error::Error;
+
+/// A concurrency model a profile can advise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Model {
+    Multiprocessing,
+    Threads,
+    Async,
+    None,
+}
+
+impl Model {
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Multiprocessing => "multiprocessing",
+            Model::Threads => "threads",
+            Model::Async => "async",
+            Model::None => "none",
+        }
+    }
+}
+
+/// The share of the program's own time a class needs (a profile may change them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    pub cpu_bound_share: f64,
+    pub io_bound_share: f64,
+    pub idle_share: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            cpu_bound_share: 0.6,
+            io_bound_share: 0.5,
+            idle_share: 0.6,
+        }
+    }
+}
 
 /// The profiles that ship inside the binary, in detection order (native, the fallback, last).
 const BUILT_IN: [(&str, &str); 5] = [
-    ("python.toml", include_str!("../../profiles/python.toml")),
-    ("node.toml", include_str!("../../profiles/node.toml")),
-    ("jvm.toml", include_str!("../../profiles/jvm.toml")),
-    ("go.toml", include_str!("../../profiles/go.toml")),
-    ("native.toml", include_str!("../../profiles/native.toml")),
+    ("python.toml", include_str!("../profiles/python.toml")),
+    ("node.toml", include_str!("../profiles/node.toml")),
+    ("jvm.toml", include_str!("../profiles/jvm.toml")),
+    ("go.toml", include_str!("../profiles/go.toml")),
+    ("native.toml", include_str!("../profiles/native.toml")),
 ];
 
 /// The profile used when no other recognises the program.
@@ -195,6 +236,14 @@ impl ProfileSet {
         self.profiles.iter().find(|p| p.name == name)
     }
 
+    /// The profile of a runtime, or the fallback profile for one that has none.
+    pub fn for_runtime(&self, name: &str) -> Result<&Profile, Error> {
+        match self.get(name) {
+            Some(profile) => Ok(profile),
+            None => self.fallback(),
+        }
+    }
+
     pub fn fallback(&self) -> Result<&Profile, Error> {
         self.get(FALLBACK)
             .ok_or_else(|| Error::Setup(format!("no {FALLBACK:?} profile")))
@@ -213,35 +262,37 @@ fn user_profile_dir() -> Option<PathBuf> {
     Some(dirs::config_dir()?.join("concadvise").join("profiles"))
 }
 
-/// Parses and checks one profile; every mistake names the file, the line and the key.
-pub fn parse(text: &str, file: &str, source: &str) -> Result<Profile, Error> {
-    let fail = |offset: Option<usize>, key: &str, problem: String| Error::Profile {
-        file: file.to_string(),
-        line: offset.map_or(1, |o| line_of(text, o)),
-        key: key.to_string(),
-        problem,
-    };
-    let raw: ProfileFile = toml::from_str(text).map_err(|error| {
-        let (message, key) = toml_message_and_key(&error);
-        fail(error.span().map(|s| s.start), &key, message)
-    })?;
-    let name = raw.name.get_ref().trim().to_string();
-    if name.is_empty() {
-        return Err(fail(Some(raw.name.span().start), "name", "is empty".into()));
+/// Where a profile's text came from, for errors that name the file, the line and the key.
+struct Checker<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl Checker<'_> {
+    fn fail(&self, offset: Option<usize>, key: &str, problem: String) -> Error {
+        Error::Profile {
+            file: self.file.to_string(),
+            line: offset.map_or(1, |o| line_of(self.text, o)),
+            key: key.to_string(),
+            problem,
+        }
     }
-    let patterns = |list: &[String], key: &str| -> Result<Vec<glob::Pattern>, Error> {
+
+    fn patterns(&self, list: &[String], key: &str) -> Result<Vec<glob::Pattern>, Error> {
         list.iter()
             .map(|p| {
-                glob::Pattern::new(p)
-                    .map_err(|e| fail(find(text, p), key, format!("bad pattern {p:?}: {e}")))
+                glob::Pattern::new(p).map_err(|e| {
+                    self.fail(find(self.text, p), key, format!("bad pattern {p:?}: {e}"))
+                })
             })
             .collect()
-    };
-    let executables = patterns(&raw.detect.executables, "detect.executables")?;
-    let libraries = patterns(&raw.detect.libraries, "detect.libraries")?;
+    }
 
-    let mut thresholds = Thresholds::default();
-    if let Some(overrides) = raw.thresholds {
+    fn thresholds(&self, overrides: Option<ThresholdOverrides>) -> Result<Thresholds, Error> {
+        let mut thresholds = Thresholds::default();
+        let Some(overrides) = overrides else {
+            return Ok(thresholds);
+        };
         for (key, value, slot) in [
             (
                 "cpu_bound_share",
@@ -261,8 +312,8 @@ pub fn parse(text: &str, file: &str, source: &str) -> Result<Profile, Error> {
         ] {
             if let Some(value) = value {
                 if !(0.0..=1.0).contains(&value) || value == 0.0 {
-                    return Err(fail(
-                        find(text, key),
+                    return Err(self.fail(
+                        find(self.text, key),
                         &format!("thresholds.{key}"),
                         format!("{value} is not a share between 0 and 1"),
                     ));
@@ -270,13 +321,32 @@ pub fn parse(text: &str, file: &str, source: &str) -> Result<Profile, Error> {
                 *slot = value;
             }
         }
+        Ok(thresholds)
     }
 
-    let mut advice = BTreeMap::new();
-    for (situation, entry) in &raw.advice {
+    /// A text with only known {placeholders}.
+    fn placeholders_known(&self, item: &Spanned<String>, key: &str) -> Result<String, Error> {
+        if let Some(unknown) = unknown_placeholder(item.get_ref()) {
+            return Err(self.fail(
+                Some(item.span().start),
+                key,
+                format!(
+                    "unknown placeholder {{{unknown}}} (known: {})",
+                    PLACEHOLDERS.join(", ")
+                ),
+            ));
+        }
+        Ok(item.get_ref().clone())
+    }
+
+    fn situation(
+        &self,
+        situation: &str,
+        entry: &Spanned<AdviceFile>,
+    ) -> Result<SituationAdvice, Error> {
         let key = format!("advice.{situation}");
-        if !REQUIRED.contains(&situation.as_str()) && !OPTIONAL.contains(&situation.as_str()) {
-            return Err(fail(
+        if !REQUIRED.contains(&situation) && !OPTIONAL.contains(&situation) {
+            return Err(self.fail(
                 Some(entry.span().start),
                 &key,
                 format!(
@@ -293,7 +363,7 @@ pub fn parse(text: &str, file: &str, source: &str) -> Result<Profile, Error> {
             "async" => Model::Async,
             "none" => Model::None,
             other => {
-                return Err(fail(
+                return Err(self.fail(
                     Some(entry.model.span().start),
                     &format!("{key}.model"),
                     format!(
@@ -303,47 +373,47 @@ pub fn parse(text: &str, file: &str, source: &str) -> Result<Profile, Error> {
             }
         };
         if entry.reasons.is_empty() {
-            return Err(fail(
-                find(text, &format!("[{key}]")),
+            return Err(self.fail(
+                find(self.text, &format!("[{key}]")),
                 &format!("{key}.reasons"),
                 "needs at least one reason".into(),
             ));
         }
-        let check = |text_item: &Spanned<String>, field: &str| -> Result<String, Error> {
-            if let Some(unknown) = unknown_placeholder(text_item.get_ref()) {
-                return Err(fail(
-                    Some(text_item.span().start),
-                    &format!("{key}.{field}"),
-                    format!(
-                        "unknown placeholder {{{unknown}}} (known: {})",
-                        PLACEHOLDERS.join(", ")
-                    ),
-                ));
-            }
-            Ok(text_item.get_ref().clone())
+        let texts = |items: &[Spanned<String>], field: &str| -> Result<Vec<String>, Error> {
+            items
+                .iter()
+                .map(|item| self.placeholders_known(item, &format!("{key}.{field}")))
+                .collect()
         };
-        let reasons = entry
-            .reasons
-            .iter()
-            .map(|r| check(r, "reasons"))
-            .collect::<Result<_, _>>()?;
-        let alternatives = entry
-            .alternatives
-            .iter()
-            .map(|a| check(a, "alternatives"))
-            .collect::<Result<_, _>>()?;
-        advice.insert(
-            situation.clone(),
-            SituationAdvice {
-                model,
-                reasons,
-                how: check(&entry.how, "how")?,
-                alternatives,
-            },
-        );
+        Ok(SituationAdvice {
+            model,
+            reasons: texts(&entry.reasons, "reasons")?,
+            how: self.placeholders_known(&entry.how, &format!("{key}.how"))?,
+            alternatives: texts(&entry.alternatives, "alternatives")?,
+        })
+    }
+}
+
+/// Parses and checks one profile; every mistake names the file, the line and the key.
+pub fn parse(text: &str, file: &str, source: &str) -> Result<Profile, Error> {
+    let checker = Checker { text, file };
+    let raw: ProfileFile = toml::from_str(text).map_err(|error| {
+        let (message, key) = toml_message_and_key(&error);
+        checker.fail(error.span().map(|s| s.start), &key, message)
+    })?;
+    let name = raw.name.get_ref().trim().to_string();
+    if name.is_empty() {
+        return Err(checker.fail(Some(raw.name.span().start), "name", "is empty".into()));
+    }
+    let executables = checker.patterns(&raw.detect.executables, "detect.executables")?;
+    let libraries = checker.patterns(&raw.detect.libraries, "detect.libraries")?;
+    let thresholds = checker.thresholds(raw.thresholds)?;
+    let mut advice = BTreeMap::new();
+    for (situation, entry) in &raw.advice {
+        advice.insert(situation.clone(), checker.situation(situation, entry)?);
     }
     if let Some(missing) = REQUIRED.iter().find(|s| !advice.contains_key(**s)) {
-        return Err(fail(
+        return Err(checker.fail(
             find(text, "\n[advice.").map(|offset| offset + 1),
             &format!("advice.{missing}"),
             "missing: every profile advises on every situation".into(),

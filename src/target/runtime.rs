@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::profiles::{Profile, ProfileSet, FALLBACK};
+use crate::profile::{Profile, ProfileSet, FALLBACK};
 use crate::sampler::observation::ProcessInfo;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

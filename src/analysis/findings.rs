@@ -1,0 +1,332 @@
+//! The seam between measurement and advice: `analyse` turns what the sampler fed the analysis into one `Findings` value.
+//!
+//! Every question the analysis answers (where the time went, the verdict, the phases, threads
+//! taking turns, ...) is a module of its own; this one runs them in order and gathers their
+//! answers. Advice reads only `Findings` (and a profile); the report only serialises
+//! `Findings` and the advice.
+
+use std::time::Duration;
+
+use super::accountant::{Accountant, TimeSplit};
+use super::contention::{serialized_threads, SerializedThreads};
+use super::phases::{self, Phase};
+use super::timeline::state_letter;
+use super::verdict::{classify_with, Verdict, WorkloadClass};
+use super::wait_kind::WaitKind;
+use super::TickAnalyser;
+use crate::error::Error;
+use crate::machine::Machine;
+use crate::profile::{ProfileSet, FALLBACK};
+use crate::sampler::{SamplerOutcome, SamplerStats};
+use crate::target::runtime::{detect, Runtime};
+
+/// What the command layer knows about the run besides the samples.
+#[derive(Debug, Clone)]
+pub struct RunFacts {
+    /// Wall time of the measurement.
+    pub wall: Duration,
+    /// User and system CPU seconds from the kernel's accounting of the finished tree.
+    pub kernel_cpu: Option<(f64, f64)>,
+    /// Without kernel totals: the share of CPU time spent in user mode, to split sampled CPU.
+    pub user_fraction: Option<f64>,
+    /// --runtime: the profile to advise with, instead of the detected one.
+    pub runtime_override: Option<String>,
+}
+
+/// Where the tree's CPU total comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuSource {
+    /// The kernel's accounting of the finished tree (getrusage), as time(1) reports it.
+    Rusage,
+    /// Schedstat deltas, when the tree did not finish under concadvise (attach, orphans left).
+    Sampled,
+}
+
+impl CpuSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            CpuSource::Rusage => "rusage",
+            CpuSource::Sampled => "sampled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuTotals {
+    pub user_s: f64,
+    pub system_s: f64,
+    pub source: CpuSource,
+    /// The tree's CPU as the sampler accounted it (a check against the kernel's total).
+    pub seen_s: f64,
+    /// CPU the kernel counted but no sample saw (processes or threads too short-lived).
+    pub unsampled_s: f64,
+}
+
+impl CpuTotals {
+    pub fn cpu_s(&self) -> f64 {
+        self.user_s + self.system_s
+    }
+}
+
+/// The busy threads' time waiting on I/O and computing (W and C of the pool-size formula).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WaitCompute {
+    pub wait_s: f64,
+    pub compute_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessFinding {
+    pub pid: i32,
+    pub ppid: i32,
+    pub command: Vec<String>,
+    pub runtime: Runtime,
+    pub cpu_s: f64,
+    pub threads: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadFinding {
+    pub pid: i32,
+    pub tid: i32,
+    pub name: String,
+    pub time: TimeSplit,
+}
+
+impl ThreadFinding {
+    /// Up to `count` wait kinds with at least a millisecond, largest first, in seconds.
+    pub fn top_waits(&self, count: usize) -> Vec<(WaitKind, f64)> {
+        let mut waits: Vec<(WaitKind, f64)> = WaitKind::ALL
+            .into_iter()
+            .map(|kind| (kind, self.time.wait(kind) / 1e9))
+            .filter(|(_, seconds)| *seconds >= 0.0005)
+            .collect();
+        waits.sort_by(|a, b| b.1.total_cmp(&a.1));
+        waits.truncate(count);
+        waits
+    }
+}
+
+/// The one-line timeline: a letter per bucket (see `timeline::state_letter`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TimelineView {
+    pub bucket_s: f64,
+    pub letters: String,
+}
+
+/// Everything the analysis concluded about one measurement.
+#[derive(Debug, Clone)]
+pub struct Findings {
+    pub wall_s: f64,
+    /// CPUs available to the program.
+    pub cores: f64,
+    /// cpu_s / wall_s.
+    pub avg_cores: f64,
+    pub cpu: CpuTotals,
+    /// Thread-seconds over the whole tree (unsampled CPU included in its CPU).
+    pub breakdown: TimeSplit,
+    /// Wall-clock time, each instant counted once, scaled to `wall_s`.
+    pub wall: TimeSplit,
+    pub verdict: Verdict,
+    /// Stretches with one kind of work, in time order.
+    pub phases: Vec<Phase>,
+    /// Significant phases that are not idle want different things (the verdict is mixed).
+    pub phases_disagree: bool,
+    pub timeline: TimelineView,
+    /// Threads of one process that took turns on about one core (a GIL, a hot lock).
+    pub contention: Option<SerializedThreads>,
+    pub wait_compute: Option<WaitCompute>,
+    /// The runtime of the process that used the most CPU (or the one asked for).
+    pub runtime: Runtime,
+    /// Busiest first.
+    pub processes: Vec<ProcessFinding>,
+    /// Busiest first.
+    pub threads: Vec<ThreadFinding>,
+    pub sampling: SamplerStats,
+}
+
+/// Runs every analysis on what the sampler fed the analyser.
+pub fn analyse(
+    outcome: SamplerOutcome<TickAnalyser>,
+    facts: &RunFacts,
+    machine: &Machine,
+    profiles: &ProfileSet,
+) -> Result<Findings, Error> {
+    analyse_ticks(&outcome.sink, outcome.stats, facts, machine, profiles)
+}
+
+/// `analyse` on the analyser alone (replayed recordings in tests have no sampler outcome).
+pub fn analyse_ticks(
+    analyser: &TickAnalyser,
+    sampling: SamplerStats,
+    facts: &RunFacts,
+    machine: &Machine,
+    profiles: &ProfileSet,
+) -> Result<Findings, Error> {
+    let accountant = &analyser.accountant;
+    let wall_s = facts.wall.as_secs_f64();
+    let cpu = cpu_totals(accountant, facts);
+    let (breakdown, unscaled_wall) = reconcile(accountant, &cpu);
+
+    let runtime = runtime_of(accountant, facts, profiles);
+    let profile = profiles.for_runtime(&runtime.name)?;
+    let mut verdict = classify_with(&unscaled_wall, sampling.samples, &profile.thresholds);
+    let span_ns = accountant.span_ns();
+    let phases = phases::detect(&accountant.timeline, span_ns);
+    let phases_disagree = phases::disagree(&phases);
+    if phases_disagree {
+        verdict.class = WorkloadClass::Mixed;
+    }
+    let cores = machine.cores as f64;
+    let avg_cores = if wall_s > 0.0 {
+        cpu.cpu_s() / wall_s
+    } else {
+        0.0
+    };
+    Ok(Findings {
+        wall_s,
+        cores,
+        avg_cores,
+        cpu,
+        breakdown,
+        wall: scaled(&unscaled_wall, span_ns, wall_s),
+        verdict,
+        phases,
+        phases_disagree,
+        timeline: TimelineView {
+            bucket_s: accountant.timeline.bucket_ns() / 1e9,
+            letters: accountant
+                .timeline
+                .buckets()
+                .iter()
+                .map(state_letter)
+                .collect(),
+        },
+        contention: serialized_threads(accountant, span_ns, cores),
+        wait_compute: wait_compute(accountant),
+        processes: processes(accountant, profiles),
+        threads: threads(accountant),
+        runtime,
+        sampling,
+    })
+}
+
+/// The tree's CPU: the kernel's totals when they cover what the sampler saw, else the sampled
+/// CPU split into user and system as the process's own counters split it.
+fn cpu_totals(accountant: &Accountant, facts: &RunFacts) -> CpuTotals {
+    let sampled_cpu_s = accountant.tree.cpu_ns / 1e9;
+    // What the sampler accounted itself: sampled threads, plus the CPU of threads that came
+    // and went between samples (from their process's own counters).
+    let seen_s = (accountant.cpu_seen_ns() / 1e9).max(sampled_cpu_s);
+    let (user_s, system_s, source) = match facts.kernel_cpu {
+        Some((user, system)) if user + system >= seen_s * 0.98 => (user, system, CpuSource::Rusage),
+        // The tree did not finish under concadvise (attach, or orphans left running).
+        _ => {
+            let user = seen_s * facts.user_fraction.unwrap_or(1.0).clamp(0.0, 1.0);
+            (user, seen_s - user, CpuSource::Sampled)
+        }
+    };
+    CpuTotals {
+        user_s,
+        system_s,
+        source,
+        seen_s,
+        unsampled_s: (user_s + system_s - sampled_cpu_s).max(0.0),
+    }
+}
+
+/// The thread-seconds and the wall split with the CPU no sample saw put back: it belongs to
+/// processes or threads too short-lived to sample, and while they ran, their parent waited on
+/// them (wait4 for a child, a futex for a thread join), so that wall time was computing.
+fn reconcile(accountant: &Accountant, cpu: &CpuTotals) -> (TimeSplit, TimeSplit) {
+    let mut wall = accountant.wall;
+    let mut unexplained_ns = cpu.unsampled_s * 1e9;
+    for kind in [WaitKind::Child, WaitKind::Lock] {
+        let moved = unexplained_ns.min(wall.waits_ns[kind.index()]);
+        wall.waits_ns[kind.index()] -= moved;
+        wall.cpu_ns += moved;
+        unexplained_ns -= moved;
+    }
+    let mut tree = accountant.tree;
+    tree.cpu_ns += cpu.unsampled_s * 1e9;
+    (tree, wall)
+}
+
+/// The wall split (which covers the sampled span) scaled to the measured wall time.
+fn scaled(wall: &TimeSplit, span_ns: f64, wall_s: f64) -> TimeSplit {
+    if span_ns <= 0.0 {
+        return TimeSplit::default();
+    }
+    let scale = wall_s * 1e9 / span_ns;
+    let mut scaled = *wall;
+    scaled.cpu_ns *= scale;
+    scaled.runqueue_ns *= scale;
+    scaled.waits_ns.iter_mut().for_each(|ns| *ns *= scale);
+    scaled
+}
+
+/// The runtime asked for, else that of the process that used the most CPU.
+fn runtime_of(accountant: &Accountant, facts: &RunFacts, profiles: &ProfileSet) -> Runtime {
+    if let Some(name) = &facts.runtime_override {
+        return Runtime::named(name);
+    }
+    accountant
+        .processes()
+        .max_by(|a, b| a.cpu_ns.total_cmp(&b.cpu_ns))
+        .map_or(Runtime::named(FALLBACK), |p| detect(profiles, &p.info))
+}
+
+fn processes(accountant: &Accountant, profiles: &ProfileSet) -> Vec<ProcessFinding> {
+    let mut processes: Vec<ProcessFinding> = accountant
+        .processes()
+        .map(|p| ProcessFinding {
+            pid: p.info.pid,
+            ppid: p.info.ppid,
+            command: p.info.command.clone(),
+            runtime: detect(profiles, &p.info),
+            cpu_s: p.cpu_ns / 1e9,
+            threads: p.threads,
+        })
+        .collect();
+    processes.sort_by(|a, b| b.cpu_s.total_cmp(&a.cpu_s).then(a.pid.cmp(&b.pid)));
+    processes
+}
+
+fn threads(accountant: &Accountant) -> Vec<ThreadFinding> {
+    let mut threads: Vec<ThreadFinding> = accountant
+        .threads()
+        .map(|t| ThreadFinding {
+            pid: t.pid,
+            tid: t.tid,
+            name: t.name.clone(),
+            time: t.time,
+        })
+        .collect();
+    threads.sort_by(|a, b| {
+        b.time
+            .cpu_ns
+            .total_cmp(&a.time.cpu_ns)
+            .then(a.tid.cmp(&b.tid))
+    });
+    threads
+}
+
+/// The I/O wait and CPU time of the threads that did I/O (W and C of the pool-size formula).
+fn wait_compute(accountant: &Accountant) -> Option<WaitCompute> {
+    let mut wc = WaitCompute {
+        wait_s: 0.0,
+        compute_s: 0.0,
+    };
+    for thread in accountant.threads() {
+        let io: f64 = WaitKind::ALL
+            .into_iter()
+            .filter(|kind| kind.is_io())
+            .map(|kind| thread.time.wait(kind))
+            .sum();
+        if io > 0.0 {
+            wc.wait_s += io / 1e9;
+            wc.compute_s += thread.time.cpu_ns / 1e9;
+        }
+    }
+    (wc.wait_s > 0.0).then_some(wc)
+}
