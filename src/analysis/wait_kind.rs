@@ -159,6 +159,21 @@ fn classify_syscall(call: Sysno, args: &[u64; 6], state: &ThreadState) -> WaitKi
     }
 }
 
+/// Whether the thread waits in a multiplexing call on a set of descriptors, as an event loop
+/// does between callbacks: epoll (and io_uring) always, poll and select on two or more
+/// descriptors (a blocking socket with a timeout polls just its one).
+pub fn is_multiplexing(state: &ThreadState) -> bool {
+    use Sysno::*;
+    let SyscallState::Blocked { call, .. } = &state.syscall else {
+        return false;
+    };
+    match call {
+        epoll_wait | epoll_pwait | epoll_pwait2 | io_uring_enter => true,
+        poll | ppoll | select | pselect6 => state.watched >= 2,
+        _ => false,
+    }
+}
+
 /// poll with nfds = 0, or select with no descriptor sets, is a sleep.
 fn watches_nothing(call: Sysno, args: &[u64; 6]) -> bool {
     use Sysno::*;
@@ -178,7 +193,9 @@ pub fn fd_wait_kind(fd: FdKind) -> Option<WaitKind> {
         FdKind::Pipe | FdKind::Fifo | FdKind::UnixSocket => WaitKind::Ipc,
         FdKind::Terminal => WaitKind::Input,
         FdKind::TimerFd => WaitKind::Sleep,
-        FdKind::Epoll | FdKind::EventFd | FdKind::SignalFd | FdKind::Inotify => WaitKind::EventWait,
+        FdKind::Epoll | FdKind::EventFd | FdKind::SignalFd | FdKind::Inotify | FdKind::SelfPipe => {
+            WaitKind::EventWait
+        }
         FdKind::CharDevice | FdKind::OtherSocket | FdKind::IoUring | FdKind::Other => {
             WaitKind::Other
         }
@@ -257,6 +274,8 @@ mod tests {
             syscall: SyscallState::Blocked { call, args },
             wchan: None,
             fds,
+            watched: 0,
+            watched_peers: 0,
         }
     }
 
@@ -321,6 +340,11 @@ mod tests {
         );
         // idle server: only a listening socket.
         assert_eq!(epoll(vec![FdKind::TcpListener]), Some(WaitKind::EventWait));
+        // asyncio server with no clients: its listener and its self-pipe (a socketpair).
+        assert_eq!(
+            epoll(vec![FdKind::SelfPipe, FdKind::TcpListener]),
+            Some(WaitKind::EventWait)
+        );
         // nothing registered or not resolvable.
         assert_eq!(epoll(vec![]), Some(WaitKind::EventWait));
         assert_eq!(epoll(vec![FdKind::TimerFd]), Some(WaitKind::Sleep));
@@ -340,6 +364,8 @@ mod tests {
             syscall: SyscallState::OutsideSyscall,
             wchan: Some("folio_wait_bit_common".into()),
             fds: vec![],
+            watched: 0,
+            watched_peers: 0,
         };
         assert_eq!(classify(&state), Some(WaitKind::Paging));
     }
@@ -351,6 +377,8 @@ mod tests {
             syscall: SyscallState::Denied,
             wchan: None,
             fds: vec![],
+            watched: 0,
+            watched_peers: 0,
         };
         assert_eq!(classify(&state), Some(WaitKind::Unknown));
         state.wchan = Some("hrtimer_nanosleep".into());

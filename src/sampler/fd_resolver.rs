@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use syscalls::Sysno;
 
 use super::observation::FdKind;
+use super::peers::Peers;
 use super::proc_file::{read_once, ProcFile, ReadFailure};
 
 /// At most this many descriptors are resolved for one wait (poll/select/epoll sets can be large).
@@ -80,9 +81,28 @@ impl LazyMem {
 pub struct FdResolver {
     sockets: HashMap<u64, FdKind>,
     sockets_read_at: Option<Instant>,
+    peers: Peers,
     buf: Vec<u8>,
     /// Set when a descriptor could not be inspected for lack of permission.
     pub denied: bool,
+}
+
+/// What a blocked syscall waits on.
+#[derive(Debug, Default, PartialEq)]
+pub struct WaitTargets {
+    /// The kinds of the descriptors, each once.
+    pub kinds: Vec<FdKind>,
+    /// For a set (epoll, poll, select): its size, and how many lead to a peer.
+    pub watched: u32,
+    pub watched_peers: u32,
+}
+
+/// Whether a descriptor of this kind is a conversation with someone else.
+fn leads_to_peer(kind: FdKind) -> bool {
+    matches!(
+        kind,
+        FdKind::TcpSocket | FdKind::UdpSocket | FdKind::Pipe | FdKind::Fifo | FdKind::UnixSocket
+    )
 }
 
 impl FdResolver {
@@ -94,9 +114,14 @@ impl FdResolver {
         call: Sysno,
         args: &[u64; 6],
         mem: &mut LazyMem,
-    ) -> Vec<FdKind> {
-        let fds = match fd_spec(call, args) {
-            FdSpec::None => return Vec::new(),
+    ) -> WaitTargets {
+        let spec = fd_spec(call, args);
+        let is_set = matches!(
+            spec,
+            FdSpec::Epoll(_) | FdSpec::PollArray { .. } | FdSpec::SelectSets { .. }
+        );
+        let fds = match spec {
+            FdSpec::None => return WaitTargets::default(),
             FdSpec::Fds(fds) => fds,
             FdSpec::Epoll(epfd) => self.epoll_targets(pid, epfd),
             FdSpec::PollArray { address, count } => match mem.get(pid) {
@@ -108,14 +133,28 @@ impl FdResolver {
                 None => Vec::new(),
             },
         };
-        let mut kinds: Vec<FdKind> = Vec::new();
-        for fd in fds.into_iter().filter(|fd| *fd >= 0).take(MAX_FDS_PER_WAIT) {
+        let fds: Vec<i32> = fds.into_iter().filter(|fd| *fd >= 0).collect();
+        let mut targets = WaitTargets::default();
+        let mut resolved = 0u32;
+        let mut peers = 0u32;
+        for &fd in fds.iter().take(MAX_FDS_PER_WAIT) {
             let kind = self.kind_of(pid, fd);
-            if !kinds.contains(&kind) {
-                kinds.push(kind);
+            resolved += 1;
+            peers += u32::from(leads_to_peer(kind));
+            if !targets.kinds.contains(&kind) {
+                targets.kinds.push(kind);
             }
         }
-        kinds
+        if is_set {
+            targets.watched = fds.len() as u32;
+            // Past the descriptors resolved, assume the same mix.
+            targets.watched_peers = if resolved > 0 {
+                (u64::from(peers) * fds.len() as u64 / u64::from(resolved)) as u32
+            } else {
+                0
+            };
+        }
+        targets
     }
 
     fn epoll_targets(&mut self, pid: i32, epfd: i32) -> Vec<i32> {
@@ -144,7 +183,17 @@ impl FdResolver {
         };
         let target = target.to_string_lossy();
         if let Some(inode) = bracketed_number(&target, "socket:[") {
-            return self.socket_kind(pid, inode, &link);
+            let kind = self.socket_kind(pid, inode, &link);
+            if kind == FdKind::UnixSocket && self.peers.unix_is_self(pid, inode) == Some(true) {
+                return FdKind::SelfPipe;
+            }
+            return kind;
+        }
+        if let Some(inode) = bracketed_number(&target, "pipe:[") {
+            if self.peers.pipe_is_self(pid, inode) == Some(true) {
+                return FdKind::SelfPipe;
+            }
+            return FdKind::Pipe;
         }
         if let Some(kind) = kind_from_link_text(&target) {
             return kind;

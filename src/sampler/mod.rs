@@ -2,6 +2,7 @@
 
 pub mod fd_resolver;
 pub mod observation;
+pub mod peers;
 pub mod proc_file;
 pub mod tree_reader;
 

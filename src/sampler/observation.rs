@@ -108,6 +108,18 @@ pub struct ThreadState {
     /// watched by poll/select/epoll).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fds: Vec<FdKind>,
+    /// For a wait on a set of descriptors (epoll, poll, select): how many the set holds...
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub watched: u32,
+    /// ...and how many of them lead to a peer (a connected TCP or UDP socket, a pipe or Unix
+    /// socket to another process): the waits an event loop overlaps. Estimated from the
+    /// first descriptors resolved when the set is large.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub watched_peers: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 impl ThreadState {
@@ -117,6 +129,8 @@ impl ThreadState {
             syscall: SyscallState::NotRead,
             wchan: None,
             fds: Vec::new(),
+            watched: 0,
+            watched_peers: 0,
         }
     }
 }
@@ -152,6 +166,9 @@ pub enum FdKind {
     Terminal,
     CharDevice,
     Pipe,
+    /// A pipe or Unix socket whose other end the same process holds (an event loop's
+    /// self-pipe, which asyncio makes from a Unix socketpair): waking itself, not IPC.
+    SelfPipe,
     Fifo,
     TcpSocket,
     TcpListener,

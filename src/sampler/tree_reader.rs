@@ -8,7 +8,7 @@ use std::time::Instant;
 use procfs::FromRead;
 use syscalls::Sysno;
 
-use super::fd_resolver::{FdResolver, LazyMem};
+use super::fd_resolver::{FdResolver, LazyMem, WaitTargets};
 use super::observation::{
     ProcessCpu, ProcessInfo, Sighting, SyscallState, ThreadObservation, ThreadState, TickSnapshot,
 };
@@ -566,17 +566,19 @@ fn read_wait_state(
             }
             Err(_) => None,
         };
-    let fds = match (&syscall, mem) {
+    let targets = match (&syscall, mem) {
         (SyscallState::Blocked { call, args }, Some(mem)) => {
             resolver.resolve(thread.pid, *call, args, mem)
         }
-        _ => Vec::new(),
+        _ => WaitTargets::default(),
     };
     ThreadState {
         letter,
         syscall,
         wchan,
-        fds,
+        fds: targets.kinds,
+        watched: targets.watched,
+        watched_peers: targets.watched_peers,
     }
 }
 
