@@ -64,12 +64,16 @@ const BUILT_IN: [(&str, &str); 5] = [
 pub const FALLBACK: &str = "native";
 
 /// Situations every profile must advise on.
-pub const REQUIRED: [&str; 9] = [
+pub const REQUIRED: [&str; 13] = [
     "cpu_bound",
     "already_parallel",
+    "sequential_processes",
     "io_network",
     "io_disk",
     "io_ipc",
+    "already_async",
+    "already_threaded",
+    "blocked_event_loop",
     "paging",
     "lock_contention",
     "mixed",
@@ -79,7 +83,7 @@ pub const REQUIRED: [&str; 9] = [
 pub const OPTIONAL: [&str; 2] = ["cpu_bound_free_threaded", "gil_contention"];
 
 /// Measured numbers a profile's text may cite, as {name}.
-pub const PLACEHOLDERS: [&str; 11] = [
+pub const PLACEHOLDERS: [&str; 18] = [
     "wall_s",
     "computing",
     "io",
@@ -91,6 +95,13 @@ pub const PLACEHOLDERS: [&str; 11] = [
     "workers",
     "speedup_ceiling",
     "threads",
+    "structure",
+    "in_flight",
+    "peak_in_flight",
+    "busy_threads",
+    "loop_blocked_s",
+    "loop_blocked_share",
+    "blocked_by",
 ];
 
 #[derive(Debug, Clone, Deserialize)]

@@ -7,7 +7,12 @@
 //! lock_contention (workload locks, 4 threads), asyncio_client (python asyncio client of that server),
 //! denied_sleep (`attach` run as user nobody to a root-owned `sleep`: syscall and wchan hidden),
 //! go_program (`docker --help`: the docker client is a Go binary),
-//! gil_threads (examples/python/gil_threads.py with 3 threads for 1 s).
+//! gil_threads (examples/python/gil_threads.py with 3 threads for 1 s),
+//! asyncio_blocked_loop (examples/python/blocked_loop.py 3), asyncio_gather
+//! (examples/python/async_client.py, 10 in flight to a 100 ms line server), asyncio_idle_server
+//! (examples/python/async_server.py 1), thread_pool_http (examples/python/pool_client.py with 8
+//! threads to a 200 ms HTTP server), process_pool (examples/python/process_pool.py 16 2),
+//! node_blocked_loop (examples/node/blocked_loop.js 1.2).
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
@@ -209,5 +214,105 @@ fn recordings_round_trip_through_json() {
         let again: TickSnapshot =
             serde_json::from_str(&serde_json::to_string(&snapshot).unwrap()).unwrap();
         assert_eq!(again, snapshot);
+    }
+}
+
+/// The advice a recording gets with its detected runtime's profile.
+fn advised(name: &str) -> (Findings, concadvise::advice::Advice) {
+    let findings = findings(name, None);
+    let profiles = ProfileSet::built_in().unwrap();
+    let profile = profiles.for_runtime(&findings.runtime.name).unwrap();
+    let advice = recommend(&findings, profile).advice;
+    (findings, advice)
+}
+
+#[test]
+fn an_asyncio_loop_blocked_by_sleep_and_cpu_is_a_blocked_event_loop() {
+    let (findings, advice) = advised("asyncio_blocked_loop");
+    let event_loop = findings.concurrency.event_loop.as_ref().unwrap();
+    assert!(event_loop.blocked_share >= 0.5, "{event_loop:?}");
+    let blocked_by: Vec<&str> = event_loop
+        .blocked_by
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert!(
+        blocked_by.contains(&"sleep") && blocked_by.contains(&"cpu"),
+        "{blocked_by:?}"
+    );
+    assert_eq!(advice.situation, "blocked_event_loop");
+    assert_eq!(advice.model, Model::Async);
+    assert!(advice.how.contains("asyncio.to_thread"), "{}", advice.how);
+}
+
+#[test]
+fn a_healthy_asyncio_client_is_already_async_with_ten_in_flight() {
+    let (findings, advice) = advised("asyncio_gather");
+    let concurrency = &findings.concurrency;
+    assert_eq!(
+        concurrency.structure.name(),
+        "event_loop",
+        "{concurrency:?}"
+    );
+    assert!(concurrency.in_flight >= 5.0, "{concurrency:?}");
+    assert!(concurrency.event_loop.as_ref().unwrap().blocked_share < 0.3);
+    assert_eq!(advice.situation, "already_async");
+    assert!(
+        advice.reasons[0].contains("already"),
+        "{:?}",
+        advice.reasons
+    );
+}
+
+#[test]
+fn an_asyncio_server_without_clients_is_idle_not_ipc() {
+    let (findings, advice) = advised("asyncio_idle_server");
+    assert_eq!(findings.verdict.class, WorkloadClass::Idle);
+    // Its self-pipe is a Unix socketpair the process holds both ends of: not IPC.
+    assert!(findings.wall.wait(WaitKind::Ipc) < 0.05 * findings.wall.total_ns());
+    assert_eq!(advice.model, Model::None);
+    assert_ne!(advice.situation, "blocked_event_loop");
+}
+
+#[test]
+fn eight_pool_threads_doing_http_are_threads_with_waits_in_flight() {
+    let (findings, advice) = advised("thread_pool_http");
+    assert_eq!(findings.concurrency.structure.name(), "threads");
+    assert!(
+        findings.concurrency.in_flight >= 5.0,
+        "{:?}",
+        findings.concurrency
+    );
+    assert_eq!(advice.situation, "already_threaded");
+}
+
+#[test]
+fn a_process_pool_computing_on_every_core_is_processes_and_told_none() {
+    let (findings, advice) = advised("process_pool");
+    assert_eq!(findings.concurrency.structure.name(), "processes");
+    assert_eq!(advice.model, Model::None);
+}
+
+#[test]
+fn a_node_callback_that_busy_loops_blocks_its_event_loop() {
+    let (findings, advice) = advised("node_blocked_loop");
+    assert_eq!(findings.runtime.name, "node");
+    assert_eq!(advice.situation, "blocked_event_loop");
+    assert!(advice.how.contains("worker_threads"), "{}", advice.how);
+}
+
+#[test]
+fn serial_programs_have_about_one_activity_in_flight() {
+    for name in ["net_client", "cpu_loop", "disk_fdatasync"] {
+        let concurrency = findings(name, None).concurrency;
+        assert_eq!(
+            concurrency.structure.name(),
+            "serial",
+            "{name}: {concurrency:?}"
+        );
+        assert!(
+            (0.7..=1.4).contains(&concurrency.in_flight),
+            "{name}: {concurrency:?}"
+        );
     }
 }

@@ -4,39 +4,20 @@
 //! and writes the measured reason and the sizing formulas; the profile (profiles/*.toml) says
 //! what that situation means in its runtime: the model, why, how, and the alternatives.
 
-use crate::analysis::contention::SerializedThreads;
-use crate::analysis::findings::{Findings, WaitCompute};
+pub mod situations;
+
+use crate::analysis::findings::Findings;
 use crate::analysis::phases::Phase;
 use crate::analysis::verdict::{Verdict, WorkloadClass};
 use crate::analysis::wait_kind::WaitKind;
 use crate::profile::{fill, Profile, SituationAdvice};
-use crate::target::runtime::Runtime;
+use situations::{pct, AdviceInput, Sizing};
 
 pub use crate::profile::Model;
 
 pub const WARNING: &str = "Concurrency adds complexity (races, deadlocks, harder debugging and \
 testing) and pays only for a measured bottleneck: change nothing unless this run's time is a \
 known problem, then measure again and compare.";
-
-/// Target utilisation of a core in the pool-size formula.
-const UTILISATION: f64 = 0.8;
-/// Pool sizes above this are reported as this: something else saturates long before.
-const MAX_WORKERS: f64 = 1024.0;
-
-/// What the advice is computed from: the parts of `Findings` it reads, for the whole run or
-/// for one phase.
-#[derive(Debug, Clone)]
-struct AdviceInput<'a> {
-    pub verdict: &'a Verdict,
-    pub runtime: &'a Runtime,
-    pub profile: &'a Profile,
-    pub wall_s: f64,
-    pub avg_cores: f64,
-    /// CPUs this machine offers the program (cgroup quota and affinity applied).
-    pub cores: f64,
-    pub serialized: Option<&'a SerializedThreads>,
-    pub wait_compute: Option<WaitCompute>,
-}
 
 /// The advice for the run, and the model each phase alone would get.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,9 +35,14 @@ pub fn recommend(findings: &Findings, profile: &Profile) -> Recommendation {
         profile,
         wall_s: findings.wall_s,
         avg_cores: findings.avg_cores,
+        avg_cores_wanted: findings.avg_cores_wanted,
         cores: findings.cores,
         serialized: findings.contention.as_ref(),
         wait_compute: findings.wait_compute,
+        concurrency: &findings.concurrency,
+        event_loop_runtime: findings.event_loop_runtime.as_ref(),
+        processes: &findings.processes,
+        samples: findings.sampling.samples,
     };
     let advice = if findings.phases_disagree {
         advise_phases(&input, &findings.phases)
@@ -74,18 +60,6 @@ pub fn recommend(findings: &Findings, profile: &Profile) -> Recommendation {
     }
 }
 
-impl<'a> AdviceInput<'a> {
-    /// The same input, narrowed to one phase's verdict, length and CPU use.
-    fn for_phase(&self, phase: &'a Phase) -> AdviceInput<'a> {
-        AdviceInput {
-            verdict: &phase.verdict,
-            wall_s: phase.seconds(),
-            avg_cores: phase.avg_cores(),
-            ..self.clone()
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Advice {
     pub model: Model,
@@ -99,147 +73,9 @@ pub struct Advice {
     pub warning: String,
 }
 
-fn pct(share: f64) -> String {
-    format!("{:.0}%", share * 100.0)
-}
-
-/// The situation a verdict puts the program in, as the profiles name it.
-fn situation(input: &AdviceInput) -> &'static str {
-    let verdict = input.verdict;
-    let gil = input.profile.traits.gil && !input.runtime.free_threaded;
-    match verdict.class {
-        WorkloadClass::Idle => "idle",
-        WorkloadClass::CpuBound if input.avg_cores >= 0.85 * input.cores => "already_parallel",
-        WorkloadClass::CpuBound if input.serialized.is_some() && gil => "gil_contention",
-        WorkloadClass::CpuBound if input.serialized.is_some() => "lock_contention",
-        WorkloadClass::CpuBound if input.runtime.free_threaded => "cpu_bound_free_threaded",
-        WorkloadClass::CpuBound => "cpu_bound",
-        WorkloadClass::IoBound => match verdict.dominant_wait {
-            Some(WaitKind::Network) => "io_network",
-            Some(WaitKind::Ipc) => "io_ipc",
-            Some(WaitKind::Paging) => "paging",
-            _ => "io_disk",
-        },
-        WorkloadClass::Mixed if verdict.shares.lock > 0.2 => "lock_contention",
-        WorkloadClass::Mixed => "mixed",
-    }
-}
-
-/// Pool size and speedup ceiling for the situation, with the sentence that shows the formula.
-fn sizing(input: &AdviceInput, situation: &str) -> (Option<u32>, Option<f64>, Option<String>) {
-    let shares = &input.verdict.shares;
-    let cores = input.cores.max(1.0);
-    let amdahl = |p: f64, n: f64| 1.0 / ((1.0 - p) + p / n);
-    match situation {
-        "cpu_bound" | "cpu_bound_free_threaded" | "gil_contention" | "mixed" => {
-            // The computing part spread over every core; the rest of the wall time unchanged:
-            // new wall = (1 - p) x wall + cpu / N, so S = 1 / ((1 - p) + cores_now / N).
-            let p = shares.computing.min(1.0);
-            let now = input.avg_cores.max(0.0);
-            let ceiling = 1.0 / ((1.0 - p) + now / cores).max(f64::MIN_POSITIVE);
-            let text = format!(
-                "Workers: the {cores:.0} cores available (machine or cgroup quota, whichever is \
-                 smaller). Speedup ceiling (Amdahl): 1 / ((1 - p) + c / N) = 1 / ({:.2} + \
-                 {now:.2} / {cores:.0}) = {ceiling:.2}x, with p = {} of the wall time computing, \
-                 c = {now:.2} cores used now and N = {cores:.0}; an upper bound, as real work \
-                 rarely splits evenly.",
-                1.0 - p,
-                pct(p)
-            );
-            (Some(cores as u32), Some(round2(ceiling)), Some(text))
-        }
-        "io_network" | "io_disk" | "io_ipc" => {
-            let Some(wc) = input.wait_compute else {
-                return (None, None, None);
-            };
-            let ratio = wc.wait_s / wc.compute_s.max(1e-3);
-            let n = (cores * UTILISATION * (1.0 + ratio))
-                .ceil()
-                .clamp(1.0, MAX_WORKERS);
-            let ceiling = amdahl(shares.io.min(1.0), n);
-            let text = format!(
-                "Workers: N = cores x utilisation x (1 + W/C) = {cores:.0} x {UTILISATION} x \
-                 (1 + {ratio:.1}) = {n:.0}{}, where W/C = {:.2} s waiting / {:.3} s computing \
-                 of the busy threads. Speedup ceiling (Amdahl): 1 / ((1 - p) + p / N) = \
-                 {ceiling:.1}x with p = {} of the wall time waiting on I/O. Both are upper \
-                 bounds: the server, disk or network saturates first.",
-                if n >= MAX_WORKERS { " (capped)" } else { "" },
-                wc.wait_s,
-                wc.compute_s,
-                pct(shares.io)
-            );
-            (Some(n as u32), Some(round2(ceiling)), Some(text))
-        }
-        _ => (None, None, None),
-    }
-}
-
-fn round2(value: f64) -> f64 {
-    (value * 100.0).round() / 100.0
-}
-
-/// The measured reason: the numbers and the rule they trigger.
-fn measured_reason(input: &AdviceInput, situation: &str) -> String {
-    let verdict = input.verdict;
-    let shares = &verdict.shares;
-    let wall = input.wall_s;
-    match situation {
-        "idle" => format!(
-            "{} of the {wall:.1} s wall time was spent waiting on timers, terminal input or an \
-             event loop with nothing to do ({} computing): there is no throughput bottleneck \
-             for concurrency to remove.",
-            pct(shares.idle + shares.child + shares.other),
-            pct(shares.computing)
-        ),
-        "already_parallel" => format!(
-            "{} of the wall time was spent computing, using {:.2} of {:.0} cores on average: \
-             the program is already parallel and uses the whole machine.",
-            pct(shares.computing),
-            input.avg_cores,
-            input.cores
-        ),
-        "gil_contention" | "lock_contention" => match input.serialized {
-            Some(s) => format!(
-                "{} threads wanted the CPU but together used {:.2} cores, spending {} of their \
-                 time parked on futexes and switching {:.0} times a second each: the threads \
-                 did not run in parallel, they took turns.",
-                s.threads,
-                s.cores_used,
-                pct(s.lock_share),
-                s.switches_per_s
-            ),
-            None => format!(
-                "{} of the wall time every thread waited on a lock: the threads serialise on \
-                 shared state.",
-                pct(shares.lock)
-            ),
-        },
-        "cpu_bound" | "cpu_bound_free_threaded" => format!(
-            "{} of the wall time was spent computing, using {:.2} of {:.0} cores on average: \
-             CPU-bound work gains only from parallelism (tasks running at the same instant on \
-             several cores), not from overlapping waits.",
-            pct(shares.computing),
-            input.avg_cores,
-            input.cores
-        ),
-        "mixed" => format!(
-            "Neither computing ({}) nor waiting on I/O ({}) dominates the {wall:.1} s wall time.",
-            pct(shares.computing),
-            pct(shares.io)
-        ),
-        _ => format!(
-            "{} of the {wall:.1} s wall time was spent waiting on I/O (mostly {}) while only {} \
-             was spent computing: I/O-bound work gains from overlapping its waits, not from \
-             more cores.",
-            pct(shares.io),
-            verdict.dominant_wait.map_or("other", WaitKind::name),
-            pct(shares.computing)
-        ),
-    }
-}
-
 fn advise(input: &AdviceInput) -> Advice {
-    let situation = situation(input);
+    let chosen = situations::choose(input);
+    let situation = chosen.name();
     let entry = input
         .profile
         .advice_for(situation, "cpu_bound")
@@ -250,10 +86,14 @@ fn advise(input: &AdviceInput) -> Advice {
             how: String::new(),
             alternatives: Vec::new(),
         });
-    let (workers, speedup_ceiling, sizing_text) = sizing(input, situation);
+    let Sizing {
+        workers,
+        ceiling: speedup_ceiling,
+        text: sizing_text,
+    } = chosen.sizing(input);
     let values = placeholder_values(input, workers, speedup_ceiling);
     let shares = &input.verdict.shares;
-    let mut reasons = vec![measured_reason(input, situation)];
+    let mut reasons = vec![chosen.measured(input)];
     reasons.extend(entry.reasons.iter().map(|r| fill(r, &values)));
     reasons.extend(sizing_text);
     if shares.runqueue > 0.1 {
@@ -261,6 +101,16 @@ fn advise(input: &AdviceInput) -> Advice {
             "{} of the wall time the program was ready to run but waited for a CPU: the machine \
              is busy with other work, and more parallelism will not help until it is not.",
             pct(shares.runqueue)
+        ));
+    }
+    if input.verdict.too_short {
+        reasons.push(format!(
+            "The run was too short to judge reliably: {} samples in {:.2} s (at least {} are \
+             needed). Measure a longer run (a bigger input, more iterations, or attach for \
+             longer), or sample faster with --rate.",
+            input.samples,
+            input.wall_s,
+            crate::analysis::verdict::ENOUGH_TICKS
         ));
     }
     if shares.unknown > 0.2 {
@@ -293,6 +143,8 @@ fn placeholder_values(
     speedup_ceiling: Option<f64>,
 ) -> Vec<(&'static str, String)> {
     let shares = &input.verdict.shares;
+    let concurrency = input.concurrency;
+    let event_loop = concurrency.event_loop.as_ref();
     vec![
         ("wall_s", format!("{:.1}", input.wall_s)),
         ("computing", pct(shares.computing)),
@@ -319,6 +171,25 @@ fn placeholder_values(
             input
                 .serialized
                 .map_or("?".into(), |s| s.threads.to_string()),
+        ),
+        ("structure", concurrency.structure.name().replace('_', " ")),
+        ("in_flight", format!("{:.1}", concurrency.in_flight)),
+        ("peak_in_flight", concurrency.peak_in_flight.to_string()),
+        ("busy_threads", concurrency.busy_threads.to_string()),
+        (
+            "loop_blocked_s",
+            event_loop.map_or("?".into(), |l| format!("{:.2}", l.blocked_s)),
+        ),
+        (
+            "loop_blocked_share",
+            event_loop.map_or("?".into(), |l| pct(l.blocked_share)),
+        ),
+        (
+            "blocked_by",
+            event_loop.map_or("?".into(), |l| {
+                let kinds: Vec<&str> = l.blocked_by.iter().map(|(k, _)| k.as_str()).collect();
+                kinds.join(" and ")
+            }),
         ),
     ]
 }
@@ -379,8 +250,11 @@ fn describe(verdict: &Verdict) -> String {
 mod tests {
     use super::*;
     use crate::analysis::accountant::TimeSplit;
+    use crate::analysis::findings::WaitCompute;
+    use crate::analysis::structure::Concurrency;
     use crate::analysis::verdict::classify;
     use crate::profile::ProfileSet;
+    use crate::target::runtime::Runtime;
 
     fn verdict(cpu: f64, waits: &[(WaitKind, f64)]) -> Verdict {
         classify(&TimeSplit::with_waits(cpu, waits), 100)
@@ -389,18 +263,27 @@ mod tests {
     fn advise_for(verdict: &Verdict, runtime: &str, avg_cores: f64) -> Advice {
         let set = ProfileSet::built_in().unwrap();
         let runtime = Runtime::named(runtime);
+        let concurrency = Concurrency {
+            in_flight: 1.0,
+            ..Concurrency::default()
+        };
         advise(&AdviceInput {
             verdict,
             runtime: &runtime,
             profile: set.get(&runtime.name).unwrap(),
             wall_s: 2.0,
             avg_cores,
+            avg_cores_wanted: avg_cores,
             cores: 2.0,
             serialized: None,
             wait_compute: Some(WaitCompute {
                 wait_s: 1.9,
                 compute_s: 0.1,
             }),
+            concurrency: &concurrency,
+            event_loop_runtime: None,
+            processes: &[],
+            samples: 100,
         })
     }
 

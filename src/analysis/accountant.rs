@@ -136,6 +136,27 @@ pub struct Accountant {
     recent: TimeSplit,
     recent_cpu_ns: f64,
     pub ticks: u64,
+    /// The last tick, thread by thread, for the analyses that follow the accountant.
+    pub last_tick: TickIntervals,
+}
+
+/// Each thread's interval up to the last tick, as the accountant split it.
+#[derive(Debug, Default)]
+pub struct TickIntervals {
+    /// The tick's wall time (0 at the first tick).
+    pub tick_ns: f64,
+    pub threads: Vec<ThreadInterval>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ThreadInterval {
+    pub pid: i32,
+    pub tid: i32,
+    /// Index of the thread's observation in the snapshot.
+    pub observation: usize,
+    pub split: TimeSplit,
+    /// The wait the thread is in now, if it waits (running threads: `None`).
+    pub wait: Option<WaitKind>,
 }
 
 impl Accountant {
@@ -145,8 +166,16 @@ impl Accountant {
         }
         let mut interval = TimeSplit::default();
         let mut interval_busy_ns = 0.0;
-        for observation in &snapshot.threads {
-            if let Some((split, busy_ns)) = self.account_thread(observation) {
+        self.last_tick.threads.clear();
+        for (index, observation) in snapshot.threads.iter().enumerate() {
+            if let Some((split, busy_ns, wait)) = self.account_thread(observation) {
+                self.last_tick.threads.push(ThreadInterval {
+                    pid: observation.pid,
+                    tid: observation.tid,
+                    observation: index,
+                    split,
+                    wait,
+                });
                 interval_busy_ns += busy_ns;
                 if let Some(process) = self.processes.get_mut(&observation.pid) {
                     process.cpu_ns += split.cpu_ns;
@@ -176,6 +205,7 @@ impl Accountant {
             None => 0.0,
         };
         self.last_tick_ns = Some(snapshot.at_ns);
+        self.last_tick.tick_ns = tick_ns;
         let wall = wall_split(tick_ns, &interval, interval_busy_ns);
         self.wall.add(&wall);
         self.timeline.add(snapshot.at_ns, &wall, interval.cpu_ns);
@@ -215,8 +245,12 @@ impl Accountant {
     }
 
     /// Accounts one thread's interval up to this observation: its split and how much of the
-    /// interval it was busy (see `ThreadAccount::advance`); `None` if it has no account.
-    fn account_thread(&mut self, observation: &ThreadObservation) -> Option<(TimeSplit, f64)> {
+    /// interval it was busy (see `ThreadAccount::advance`) and the wait it is in now; `None`
+    /// if it has no account.
+    fn account_thread(
+        &mut self,
+        observation: &ThreadObservation,
+    ) -> Option<(TimeSplit, f64, Option<WaitKind>)> {
         let key = (observation.pid, observation.tid);
         let previous = self.threads.get(&key).map(|a| a.prev_wait);
         let wait = match (&observation.state, previous) {
@@ -274,7 +308,7 @@ impl Accountant {
             .timeslices
             .saturating_sub(account.prev_timeslices);
         account.prev_timeslices = observation.timeslices;
-        Some((split, busy_ns))
+        Some((split, busy_ns, wait))
     }
 
     fn start_thread(&mut self, key: (i32, i32), account: ThreadAccount) {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::accountant::{Accountant, TimeSplit};
 use super::contention::{serialized_threads, SerializedThreads};
 use super::phases::{self, Phase};
+use super::structure::Concurrency;
 use super::timeline::state_letter;
 use super::verdict::{classify_with, Verdict, WorkloadClass};
 use super::wait_kind::WaitKind;
@@ -122,6 +123,8 @@ pub struct Findings {
     pub cores: f64,
     /// cpu_s / wall_s.
     pub avg_cores: f64,
+    /// (cpu_s + the threads' run-queue seconds) / wall_s: the cores the tree wanted.
+    pub avg_cores_wanted: f64,
     pub cpu: CpuTotals,
     /// Thread-seconds over the whole tree (unsampled CPU included in its CPU).
     pub breakdown: TimeSplit,
@@ -136,6 +139,10 @@ pub struct Findings {
     /// Threads of one process that took turns on about one core (a GIL, a hot lock).
     pub contention: Option<SerializedThreads>,
     pub wait_compute: Option<WaitCompute>,
+    /// The program's own concurrency: its structure, what overlaps, its event loop.
+    pub concurrency: Concurrency,
+    /// The runtime of the loop thread's process, when there is a loop.
+    pub event_loop_runtime: Option<Runtime>,
     /// The runtime of the process that used the most CPU (or the one asked for).
     pub runtime: Runtime,
     /// Busiest first.
@@ -177,9 +184,25 @@ pub fn analyse_ticks(
     if phases_disagree {
         verdict.class = WorkloadClass::Mixed;
     }
+    let concurrency =
+        analyser
+            .structure
+            .conclude(accountant, analyser.event_loops.finish(), span_ns);
+    let processes = processes(accountant, profiles);
+    let event_loop_runtime = concurrency.event_loop.as_ref().and_then(|found| {
+        processes
+            .iter()
+            .find(|p| p.pid == found.pid)
+            .map(|p| p.runtime.clone())
+    });
     let cores = machine.cores as f64;
     let avg_cores = if wall_s > 0.0 {
         cpu.cpu_s() / wall_s
+    } else {
+        0.0
+    };
+    let avg_cores_wanted = if wall_s > 0.0 {
+        avg_cores + breakdown.runqueue_ns / 1e9 / wall_s
     } else {
         0.0
     };
@@ -187,6 +210,7 @@ pub fn analyse_ticks(
         wall_s,
         cores,
         avg_cores,
+        avg_cores_wanted,
         cpu,
         breakdown,
         wall: scaled(&unscaled_wall, span_ns, wall_s),
@@ -203,8 +227,10 @@ pub fn analyse_ticks(
                 .collect(),
         },
         contention: serialized_threads(accountant, span_ns, cores),
-        wait_compute: wait_compute(accountant),
-        processes: processes(accountant, profiles),
+        wait_compute: wait_compute(accountant, concurrency.io_wait_s),
+        concurrency,
+        event_loop_runtime,
+        processes,
         threads: threads(accountant),
         runtime,
         sampling,
@@ -311,22 +337,21 @@ fn threads(accountant: &Accountant) -> Vec<ThreadFinding> {
     threads
 }
 
-/// The I/O wait and CPU time of the threads that did I/O (W and C of the pool-size formula).
-fn wait_compute(accountant: &Accountant) -> Option<WaitCompute> {
-    let mut wc = WaitCompute {
-        wait_s: 0.0,
-        compute_s: 0.0,
-    };
-    for thread in accountant.threads() {
-        let io: f64 = WaitKind::ALL
-            .into_iter()
-            .filter(|kind| kind.is_io())
-            .map(|kind| thread.time.wait(kind))
-            .sum();
-        if io > 0.0 {
-            wc.wait_s += io / 1e9;
-            wc.compute_s += thread.time.cpu_ns / 1e9;
-        }
-    }
-    (wc.wait_s > 0.0).then_some(wc)
+/// W and C of the pool-size formula: the activity-seconds spent waiting on I/O (a blocked
+/// thread's wait, or each peer an event loop waited on) and the CPU time of the threads that
+/// did I/O.
+fn wait_compute(accountant: &Accountant, io_wait_s: f64) -> Option<WaitCompute> {
+    let compute_s: f64 = accountant
+        .threads()
+        .filter(|thread| {
+            WaitKind::ALL
+                .into_iter()
+                .any(|kind| kind.is_io() && thread.time.wait(kind) > 0.0)
+        })
+        .map(|thread| thread.time.cpu_ns / 1e9)
+        .sum();
+    (io_wait_s > 0.0).then_some(WaitCompute {
+        wait_s: io_wait_s,
+        compute_s,
+    })
 }

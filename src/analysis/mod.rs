@@ -2,13 +2,17 @@
 
 pub mod accountant;
 pub mod contention;
+pub mod event_loop;
 pub mod findings;
 pub mod phases;
+pub mod structure;
 pub mod timeline;
 pub mod verdict;
 pub mod wait_kind;
 
 use accountant::Accountant;
+use event_loop::LoopTracker;
+use structure::StructureTracker;
 
 use crate::sampler::observation::TickSnapshot;
 use crate::sampler::{RecentActivity, TickSink};
@@ -18,6 +22,8 @@ use crate::sampler::{RecentActivity, TickSink};
 #[derive(Debug, Default)]
 pub struct TickAnalyser {
     pub accountant: Accountant,
+    pub event_loops: LoopTracker,
+    pub structure: StructureTracker,
 }
 
 impl TickAnalyser {
@@ -34,6 +40,10 @@ impl TickAnalyser {
 impl TickSink for TickAnalyser {
     fn ingest(&mut self, snapshot: &TickSnapshot) {
         self.accountant.ingest(snapshot);
+        self.event_loops
+            .ingest(snapshot, &self.accountant.last_tick);
+        self.structure
+            .ingest(&self.accountant.last_tick, &self.event_loops);
     }
 
     fn recent(&mut self, span_ns: f64) -> RecentActivity {

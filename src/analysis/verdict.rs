@@ -81,10 +81,15 @@ pub struct Verdict {
     pub shares: WallShares,
     /// The wait kind with the most wall time, if the tree waited at all.
     pub dominant_wait: Option<WaitKind>,
+    /// Fewer than `ENOUGH_TICKS` samples: too few to judge reliably.
+    pub too_short: bool,
 }
 
-/// Below this many ticks the measurement is thin and the confidence says so.
-const FULL_CONFIDENCE_TICKS: f64 = 20.0;
+/// Below this many ticks (half a second at 100 Hz) the measurement is too short to judge
+/// reliably: the confidence grows with the ticks up to this many, and stays at most
+/// `TOO_SHORT_CONFIDENCE` below it.
+pub const ENOUGH_TICKS: u64 = 50;
+const TOO_SHORT_CONFIDENCE: f64 = 0.5;
 
 /// The class of the workload from its wall split (already reconciled with the kernel's totals).
 pub fn classify(wall: &TimeSplit, ticks: u64) -> Verdict {
@@ -111,13 +116,18 @@ pub fn classify_with(wall: &TimeSplit, ticks: u64, thresholds: &Thresholds) -> V
             shares.computing + shares.io + shares.lock,
         )
     };
-    let thin = (ticks as f64 / FULL_CONFIDENCE_TICKS).min(1.0);
-    let confidence = (strength * (1.0 - shares.unknown) * thin).clamp(0.0, 1.0);
+    let too_short = ticks < ENOUGH_TICKS;
+    let thin = (ticks as f64 / ENOUGH_TICKS as f64).min(1.0);
+    let mut confidence = (strength * (1.0 - shares.unknown) * thin).clamp(0.0, 1.0);
+    if too_short {
+        confidence = confidence.min(TOO_SHORT_CONFIDENCE);
+    }
     Verdict {
         class,
         confidence: (confidence * 100.0).round() / 100.0,
         shares,
         dominant_wait,
+        too_short,
     }
 }
 
@@ -158,5 +168,11 @@ mod tests {
         assert!(unknown.confidence < known.confidence);
         let thin = classify(&TimeSplit::with_waits(100.0, &[]), 2);
         assert!(thin.confidence <= 0.1);
+        assert!(thin.too_short);
+        // Just short of enough: capped however clear the split.
+        let short = classify(&TimeSplit::with_waits(100.0, &[]), ENOUGH_TICKS - 1);
+        assert!(short.too_short && short.confidence <= 0.5, "{short:?}");
+        let enough = classify(&TimeSplit::with_waits(100.0, &[]), ENOUGH_TICKS);
+        assert!(!enough.too_short && enough.confidence > 0.9, "{enough:?}");
     }
 }

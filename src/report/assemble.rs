@@ -3,9 +3,9 @@
 use std::time::SystemTime;
 
 use super::{
-    round3, MachineSection, PhaseSection, ProcessSection, RecommendationSection, Report,
-    SamplingSection, SourcesSection, StateSeconds, TargetSection, ThreadSection, TimeSection,
-    TimelineSection, VerdictSection, WaitSeconds, SCHEMA_VERSION,
+    round3, ConcurrencySection, EventLoopSection, MachineSection, PhaseSection, ProcessSection,
+    RecommendationSection, Report, SamplingSection, SourcesSection, StateSeconds, TargetSection,
+    ThreadSection, TimeSection, TimelineSection, VerdictSection, WaitSeconds, SCHEMA_VERSION,
 };
 use crate::advice::Recommendation;
 use crate::analysis::findings::Findings;
@@ -62,6 +62,7 @@ pub fn assemble(
             io_share: round3(shares.io),
             idle_share: round3(shares.idle),
             lock_share: round3(shares.lock),
+            too_short: findings.verdict.too_short,
         },
         recommendation: RecommendationSection {
             model: advice.model.name().to_string(),
@@ -74,6 +75,7 @@ pub fn assemble(
             speedup_ceiling: advice.speedup_ceiling,
             warning: advice.warning.clone(),
         },
+        concurrency: Some(concurrency_section(findings)),
         sampling: sampling_section(mode, &sampling, findings),
         timeline: TimelineSection {
             bucket_s: round3(findings.timeline.bucket_s),
@@ -99,6 +101,47 @@ fn target_section(facts: TargetFacts, findings: &Findings) -> TargetSection {
         interrupted: facts.interrupted,
         exited: facts.exited,
     }
+}
+
+fn concurrency_section(findings: &Findings) -> ConcurrencySection {
+    let concurrency = &findings.concurrency;
+    ConcurrencySection {
+        structure: concurrency.structure.name().to_string(),
+        in_flight: round2(concurrency.in_flight),
+        peak_in_flight: concurrency.peak_in_flight,
+        busy_threads: concurrency.busy_threads,
+        busy_processes: concurrency.busy_processes,
+        event_loop: concurrency
+            .event_loop
+            .as_ref()
+            .map(|found| EventLoopSection {
+                pid: found.pid,
+                tid: found.tid,
+                runtime: findings
+                    .event_loop_runtime
+                    .as_ref()
+                    .map_or_else(String::new, |r| r.name.clone()),
+                watched: found.watched,
+                blocked_s: round3(found.blocked_s),
+                blocked_share: round3(found.blocked_share),
+                longest_block_s: round3(found.longest_block_s),
+                blocked_by: found
+                    .blocked_by
+                    .iter()
+                    .map(|(kind, _)| kind.clone())
+                    .collect(),
+                blocking_calls: found
+                    .blocking_calls
+                    .iter()
+                    .map(|(call, _)| call.clone())
+                    .collect(),
+                other_loops: found.loops.saturating_sub(1),
+            }),
+    }
+}
+
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
 }
 
 fn time_section(findings: &Findings) -> TimeSection {

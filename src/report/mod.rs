@@ -29,6 +29,9 @@ pub struct Report {
     pub wall: StateSeconds,
     pub verdict: VerdictSection,
     pub recommendation: RecommendationSection,
+    /// The program's own concurrency (absent in reports written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<ConcurrencySection>,
     pub sampling: SamplingSection,
     #[serde(default)]
     pub timeline: TimelineSection,
@@ -191,6 +194,9 @@ pub struct VerdictSection {
     pub io_share: f64,
     pub idle_share: f64,
     pub lock_share: f64,
+    /// Too few samples to judge reliably (under 50): the confidence is capped at 0.5.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub too_short: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -216,6 +222,49 @@ pub struct RecommendationSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speedup_ceiling: Option<f64>,
     pub warning: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConcurrencySection {
+    /// serial, threads, event_loop, processes or mixed.
+    pub structure: String,
+    /// Mean activities overlapping at once over the busy ticks: threads computing, threads
+    /// blocked on I/O, and the peers an event loop waits on.
+    pub in_flight: f64,
+    pub peak_in_flight: u32,
+    /// Threads that computed or waited on I/O for over 5% of the wall time, and their processes.
+    pub busy_threads: usize,
+    pub busy_processes: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_loop: Option<EventLoopSection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventLoopSection {
+    pub pid: i32,
+    pub tid: i32,
+    /// The runtime of the loop's process (python: asyncio or another loop; node: libuv...).
+    pub runtime: String,
+    /// Descriptors in its poll set at the busiest tick.
+    pub watched: u32,
+    /// Time the loop could not run its callbacks: blocked in other calls, or computing in
+    /// stretches of 100 ms or more without returning to its poller.
+    pub blocked_s: f64,
+    /// blocked_s / the loop thread's non-idle time.
+    pub blocked_share: f64,
+    pub longest_block_s: f64,
+    /// What blocked it, most first (wait kinds, and "cpu").
+    pub blocked_by: Vec<String>,
+    /// The system calls it blocked in outside its poller, most time first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocking_calls: Vec<String>,
+    /// Other threads of the tree that ran a loop too.
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub other_loops: usize,
+}
+
+fn is_zero_usize(value: &usize) -> bool {
+    *value == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -90,12 +90,35 @@ pub fn render(report: &Report, look: Look) -> String {
 fn headline(report: &Report, painter: &Painter) -> String {
     let bold = Style::new().bold();
     let verdict = &report.verdict;
+    // The situation is named when it says more than the class does.
+    let plain = [
+        "",
+        "idle",
+        "cpu_bound",
+        "cpu_bound_free_threaded",
+        "mixed",
+        "io_network",
+        "io_disk",
+        "io_ipc",
+        "paging",
+    ];
+    let situation = &report.recommendation.situation;
+    let situation = if plain.contains(&situation.as_str()) {
+        ""
+    } else {
+        situation.as_str()
+    };
     let mut out = format!(
-        "{} {} (confidence {:.2}) -> {}\n",
+        "{} {} (confidence {:.2}) -> {}{}\n",
         painter.paint(bold.clone(), "concadvise:"),
         painter.paint(bold.clone().yellow(), &verdict.class),
         verdict.confidence,
-        painter.paint(bold.green(), &report.recommendation.model)
+        painter.paint(bold.green(), &report.recommendation.model),
+        if situation.is_empty() {
+            String::new()
+        } else {
+            format!(" · {}", situation.replace('_', " "))
+        }
     );
     let target = &report.target;
     let mut status = vec![target.runtime.clone()];
@@ -123,7 +146,50 @@ fn headline(report: &Report, painter: &Painter) -> String {
         "  wall {:.2} s · cpu {:.2} s (user {:.2}, sys {:.2}) · {:.2} of {} cores\n",
         time.wall_s, time.cpu_s, time.user_s, time.system_s, time.avg_cores, report.machine.cores
     ));
+    if let Some(line) = structure_line(report) {
+        out.push_str(&format!("  {line}\n"));
+    }
+    if verdict.too_short {
+        out.push_str(&format!(
+            "  {}\n",
+            painter.paint(
+                Style::new().yellow(),
+                &format!(
+                    "too short to judge reliably: {} samples in {:.2} s (see why)",
+                    report.sampling.samples, time.wall_s
+                )
+            )
+        ));
+    }
     out
+}
+
+/// "structure: event loop (python3 pid 123), 9.6 in flight; loop blocked 72% (sleep, cpu)".
+fn structure_line(report: &Report) -> Option<String> {
+    let concurrency = report.concurrency.as_ref()?;
+    let mut line = format!("structure: {}", concurrency.structure.replace('_', " "));
+    if let Some(event_loop) = &concurrency.event_loop {
+        let name = report
+            .processes
+            .iter()
+            .find(|p| p.pid == event_loop.pid)
+            .and_then(|p| p.command.first())
+            .map_or("", |command| command.rsplit('/').next().unwrap_or(command));
+        if concurrency.structure == "event_loop" {
+            line.push_str(&format!(" ({name} pid {})", event_loop.pid));
+        }
+        line.push_str(&format!(", {:.1} in flight", concurrency.in_flight));
+        if event_loop.blocked_share >= 0.05 {
+            line.push_str(&format!(
+                "; loop blocked {:.0}% ({})",
+                event_loop.blocked_share * 100.0,
+                event_loop.blocked_by.join(", ")
+            ));
+        }
+    } else {
+        line.push_str(&format!(", {:.1} in flight", concurrency.in_flight));
+    }
+    Some(line)
 }
 
 /// One bar per state with a share of the wall time worth showing.
@@ -221,10 +287,20 @@ fn busiest_threads(report: &Report, painter: &Painter) -> String {
             .iter()
             .map(|w| format!("{} {:.2} s", w.kind, w.seconds))
             .collect();
+        let loop_tid = report
+            .concurrency
+            .as_ref()
+            .and_then(|c| c.event_loop.as_ref())
+            .map(|l| l.tid);
+        let name = if loop_tid == Some(thread.tid) {
+            format!("{} (loop)", shorten(&thread.name, 9))
+        } else {
+            shorten(&thread.name, 16)
+        };
         out.push_str(&format!(
             "    {:>7} {:<16} cpu {:.2} s{}{}\n",
             thread.tid,
-            shorten(&thread.name, 16),
+            name,
             thread.cpu_s,
             if waits.is_empty() { "" } else { " · " },
             waits.join(" · ")

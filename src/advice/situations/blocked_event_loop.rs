@@ -1,0 +1,88 @@
+//! `blocked_event_loop`: an event loop that spends much of its busy time blocked instead of waiting in its poller.
+//!
+//! ## What it detects
+//! A thread that runs an event loop (asyncio, libuv, tokio, any epoll/poll loop) and was
+//! blocked at least 30 % of its non-idle time, for at least 100 ms and a tenth of the run:
+//! in a call other than its poller (a `time.sleep`, a synchronous file read, a blocking
+//! socket call, a lock) or computing for 100 ms or more without returning to the poller.
+//!
+//! ## Why it matters
+//! An event loop is cooperative: tasks yield at `await`. A task that never yields blocks the
+//! whole loop, so every other task, timer and connection waits behind it. The loop is the
+//! right model; the blocking call is what is wrong. More loops or threads around it would
+//! hide the symptom, not remove it.
+//!
+//! ## Example
+//! `async def handler(): time.sleep(0.25)`, or a coroutine that runs a 2-million-step loop.
+//!
+//! ## Instead
+//! Keep the loop, move the blocking work off it: `await asyncio.to_thread(f)` or
+//! `loop.run_in_executor` for blocking calls, a `ProcessPoolExecutor` for CPU, an async client
+//! for the library that blocks (the runtime's profile says how in its terms). ruff's ASYNC2xx
+//! rules (ASYNC251 `time.sleep`, ASYNC210 blocking HTTP, ASYNC230 `open`) catch the ones
+//! written directly in an `async def`.
+
+use super::{pct, AdviceInput, Situation};
+
+/// The loop was blocked at least this share of its non-idle time...
+pub const BLOCKED_SHARE: f64 = 0.3;
+/// ...for at least this long and this share of the run.
+const MIN_BLOCKED_S: f64 = 0.1;
+const MIN_BLOCKED_OF_WALL: f64 = 0.1;
+
+pub struct BlockedEventLoop;
+
+impl Situation for BlockedEventLoop {
+    fn name(&self) -> &'static str {
+        "blocked_event_loop"
+    }
+
+    fn applies(&self, input: &AdviceInput) -> bool {
+        input.concurrency.event_loop.as_ref().is_some_and(|found| {
+            found.blocked_share >= BLOCKED_SHARE
+                && found.blocked_s >= MIN_BLOCKED_S.max(MIN_BLOCKED_OF_WALL * input.wall_s)
+        })
+    }
+
+    fn measured(&self, input: &AdviceInput) -> String {
+        let Some(found) = input.concurrency.event_loop.as_ref() else {
+            return String::new();
+        };
+        let what: Vec<String> = found
+            .blocked_by
+            .iter()
+            .map(|(kind, seconds)| match kind.as_str() {
+                "cpu" => format!("computing {seconds:.2} s in stretches of 100 ms or more"),
+                "lock" => format!("waiting on a lock {seconds:.2} s"),
+                _ => format!("blocked in {kind} {seconds:.2} s"),
+            })
+            .collect();
+        let calls = if found.blocking_calls.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<&str> = found
+                .blocking_calls
+                .iter()
+                .map(|(c, _)| c.as_str())
+                .collect();
+            format!("; the calls it blocked in: {}", names.join(", "))
+        };
+        let runtime = input
+            .event_loop_runtime
+            .map_or("the", |runtime| runtime.name.as_str());
+        format!(
+            "The {runtime} event loop (thread {}) was blocked {:.2} s, {} of its busy time: {}{}. \
+             The longest it went without returning to its poller was {:.2} s. While the loop \
+             is blocked no other task runs: a task that never yields blocks the whole loop. \
+             (A stretch of 100 ms or more is asyncio's own slow-callback threshold; at the \
+             sampling rate one long callback and a loop saturated with short ones look the \
+             same, and both mean the loop's one thread is the limit.)",
+            found.tid,
+            found.blocked_s,
+            pct(found.blocked_share),
+            what.join(", "),
+            calls,
+            found.longest_block_s,
+        )
+    }
+}

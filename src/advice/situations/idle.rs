@@ -1,0 +1,42 @@
+//! `idle`: the program mostly waited on timers, an event loop with nothing to do, or a person.
+//!
+//! ## What it detects
+//! The verdict `idle`: timers, event loops waiting with nothing outstanding and terminal
+//! input took most of the wall time (or hardly anything happened at all).
+//!
+//! ## Why it matters
+//! There is no throughput bottleneck for concurrency to remove: a server waiting for clients
+//! or a script sleeping between polls is as fast as what it waits for.
+//!
+//! ## Example
+//! `sleep 2`; an asyncio server with no clients.
+//!
+//! ## Instead
+//! Nothing; if it feels slow, look at what it waits for (a timer, a person, a peer).
+
+use super::{pct, AdviceInput, Situation};
+use crate::analysis::verdict::WorkloadClass;
+
+pub struct Idle;
+
+impl Situation for Idle {
+    fn name(&self) -> &'static str {
+        "idle"
+    }
+
+    fn applies(&self, input: &AdviceInput) -> bool {
+        input.verdict.class == WorkloadClass::Idle
+    }
+
+    fn measured(&self, input: &AdviceInput) -> String {
+        let shares = &input.verdict.shares;
+        format!(
+            "{} of the {:.1} s wall time was spent waiting on timers, terminal input or an \
+             event loop with nothing to do ({} computing): there is no throughput bottleneck \
+             for concurrency to remove.",
+            pct(shares.idle + shares.child + shares.other),
+            input.wall_s,
+            pct(shares.computing)
+        )
+    }
+}

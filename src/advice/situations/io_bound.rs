@@ -1,0 +1,87 @@
+//! `io_network`, `io_ipc`, `paging`, `io_disk`: a program that waits on one thing at a time.
+//!
+//! ## What it detects
+//! The verdict `io-bound` (waiting on disk, network, pipes or paging at least half of the
+//! program's own time, more than it computes) with about one wait in flight at a time; the
+//! situation is named by the wait with the most wall time (disk for anything else).
+//!
+//! ## Why it matters
+//! I/O-bound work gains from overlapping its waits, not from more cores: "use asyncio when
+//! you can, threading when you must" (must: the libraries block). Disk files have no real
+//! asynchronous path in asyncio (it hands them to threads). Paging is a memory shortage,
+//! which more workers would make worse.
+//!
+//! ## Example
+//! A loop of `urllib.request.urlopen` calls to a slow server; 4 KiB writes each fsync'ed.
+//!
+//! ## Instead
+//! Overlap the waits: an event loop with an async client, or a thread pool of about the size
+//! the formula gives (the runtime's profile says which).
+
+use super::{io_sizing, pct, AdviceInput, Situation, Sizing};
+use crate::analysis::verdict::WorkloadClass;
+use crate::analysis::wait_kind::WaitKind;
+
+pub struct IoBound {
+    name: &'static str,
+    /// The dominant wait this one is for; `None`: any (the catch-all, disk).
+    kind: Option<WaitKind>,
+    sized: bool,
+}
+
+impl IoBound {
+    pub const NETWORK: IoBound = IoBound {
+        name: "io_network",
+        kind: Some(WaitKind::Network),
+        sized: true,
+    };
+    pub const IPC: IoBound = IoBound {
+        name: "io_ipc",
+        kind: Some(WaitKind::Ipc),
+        sized: true,
+    };
+    pub const PAGING: IoBound = IoBound {
+        name: "paging",
+        kind: Some(WaitKind::Paging),
+        sized: false,
+    };
+    pub const DISK: IoBound = IoBound {
+        name: "io_disk",
+        kind: None,
+        sized: true,
+    };
+}
+
+impl Situation for IoBound {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn applies(&self, input: &AdviceInput) -> bool {
+        input.verdict.class == WorkloadClass::IoBound
+            && self
+                .kind
+                .is_none_or(|kind| input.verdict.dominant_wait == Some(kind))
+    }
+
+    fn measured(&self, input: &AdviceInput) -> String {
+        let shares = &input.verdict.shares;
+        format!(
+            "{} of the {:.1} s wall time was spent waiting on I/O (mostly {}) while only {} was \
+             spent computing, about one wait at a time: I/O-bound work gains from overlapping \
+             its waits, not from more cores.",
+            pct(shares.io),
+            input.wall_s,
+            input.verdict.dominant_wait.map_or("other", WaitKind::name),
+            pct(shares.computing)
+        )
+    }
+
+    fn sizing(&self, input: &AdviceInput) -> Sizing {
+        if self.sized {
+            io_sizing(input, 1.0)
+        } else {
+            Sizing::default()
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! `lock_contention`: threads that serialise on one lock instead of running in parallel.
+//!
+//! ## What it detects
+//! A CPU-bound run whose busy threads took turns on about one core without a GIL to blame
+//! (see `gil_contention`), or a mixed run in which locks took over a fifth of the wall time.
+//!
+//! ## Why it matters
+//! More threads would only queue on the same lock; the critical section is the serial part
+//! that Amdahl's law says bounds the speedup.
+//!
+//! ## Example
+//! Four threads that each hold one mutex while they compute.
+//!
+//! ## Instead
+//! Shorten the critical sections, shard the shared state, or give each worker its own data and
+//! merge at the end.
+
+use super::gil_contention::serialized_reason;
+use super::{AdviceInput, Situation};
+use crate::analysis::verdict::WorkloadClass;
+
+/// In a mixed run, locks taking this share of the wall time are the story.
+const LOCK_SHARE: f64 = 0.2;
+
+pub struct LockContention;
+
+impl Situation for LockContention {
+    fn name(&self) -> &'static str {
+        "lock_contention"
+    }
+
+    fn applies(&self, input: &AdviceInput) -> bool {
+        match input.verdict.class {
+            WorkloadClass::CpuBound => input.serialized.is_some(),
+            WorkloadClass::Mixed => input.verdict.shares.lock > LOCK_SHARE,
+            _ => false,
+        }
+    }
+
+    fn measured(&self, input: &AdviceInput) -> String {
+        serialized_reason(input)
+    }
+}

@@ -1,0 +1,43 @@
+//! `mixed`: neither computing nor waiting on I/O dominates (the situation when no other applies).
+//!
+//! ## What it detects
+//! Anything the other situations do not: typically a run where computing and I/O each take a
+//! large share, or whose phases want different things (then each phase is advised alone).
+//!
+//! ## Why it matters
+//! One model rarely fits both halves; overlapping the waits and parallelising the
+//! computation are different changes.
+//!
+//! ## Example
+//! A job that downloads, then crunches, then uploads.
+//!
+//! ## Instead
+//! Look at the phases; start with the part that takes the most wall time.
+
+use super::{cpu_sizing, pct, AdviceInput, Situation, Sizing};
+
+pub struct Mixed;
+
+impl Situation for Mixed {
+    fn name(&self) -> &'static str {
+        "mixed"
+    }
+
+    fn applies(&self, _input: &AdviceInput) -> bool {
+        true
+    }
+
+    fn measured(&self, input: &AdviceInput) -> String {
+        let shares = &input.verdict.shares;
+        format!(
+            "Neither computing ({}) nor waiting on I/O ({}) dominates the {:.1} s wall time.",
+            pct(shares.computing),
+            pct(shares.io),
+            input.wall_s
+        )
+    }
+
+    fn sizing(&self, input: &AdviceInput) -> Sizing {
+        cpu_sizing(input)
+    }
+}

@@ -1,0 +1,223 @@
+//! The situations a measurement can put a program in, one module each, ranked: the first that applies is the advice.
+//!
+//! Each situation says when it applies (its measured condition), the reason it gives first
+//! (the numbers and the rule they trigger), and the sizing formula where one applies; its
+//! module's doc says why it matters and what to do instead. What the situation means in a
+//! runtime (the model, the "how", the alternatives) is in that runtime's profile under the
+//! situation's name.
+
+mod already_overlapping;
+mod already_parallel;
+mod blocked_event_loop;
+mod cpu_bound;
+mod gil_contention;
+mod idle;
+mod io_bound;
+mod lock_contention;
+mod mixed;
+mod sequential_processes;
+
+use crate::analysis::contention::SerializedThreads;
+use crate::analysis::findings::{ProcessFinding, WaitCompute};
+use crate::analysis::phases::Phase;
+use crate::analysis::structure::Concurrency;
+use crate::analysis::verdict::Verdict;
+use crate::profile::Profile;
+use crate::target::runtime::Runtime;
+
+/// Target utilisation of a core in the pool-size formula.
+pub const UTILISATION: f64 = 0.8;
+/// Pool sizes above this are reported as this: something else saturates long before.
+pub const MAX_WORKERS: f64 = 1024.0;
+
+/// What the advice is computed from: the parts of `Findings` it reads, for the whole run or
+/// for one phase.
+#[derive(Debug, Clone)]
+pub struct AdviceInput<'a> {
+    pub verdict: &'a Verdict,
+    pub runtime: &'a Runtime,
+    pub profile: &'a Profile,
+    pub wall_s: f64,
+    pub avg_cores: f64,
+    /// Cores the tree wanted on average: its CPU and its run-queue wait over the wall time.
+    pub avg_cores_wanted: f64,
+    /// CPUs this machine offers the program (cgroup quota and affinity applied).
+    pub cores: f64,
+    pub serialized: Option<&'a SerializedThreads>,
+    pub wait_compute: Option<WaitCompute>,
+    pub concurrency: &'a Concurrency,
+    /// The runtime of the event loop's process, when there is a loop.
+    pub event_loop_runtime: Option<&'a Runtime>,
+    /// Busiest first.
+    pub processes: &'a [ProcessFinding],
+    /// Samples the verdict rests on.
+    pub samples: u64,
+}
+
+impl<'a> AdviceInput<'a> {
+    /// A runtime whose threads take turns on an interpreter lock (CPython's GIL).
+    pub fn has_gil(&self) -> bool {
+        self.profile.traits.gil && !self.runtime.free_threaded
+    }
+
+    /// The same input, narrowed to one phase's verdict, length and CPU use.
+    pub fn for_phase(&self, phase: &'a Phase) -> AdviceInput<'a> {
+        AdviceInput {
+            verdict: &phase.verdict,
+            wall_s: phase.seconds(),
+            avg_cores: phase.avg_cores(),
+            avg_cores_wanted: phase.avg_cores(),
+            ..self.clone()
+        }
+    }
+}
+
+/// Pool size and speedup ceiling, with the sentence that shows the formula.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sizing {
+    pub workers: Option<u32>,
+    pub ceiling: Option<f64>,
+    pub text: Option<String>,
+}
+
+pub trait Situation: Sync {
+    /// The name profiles advise under (`[advice.NAME]`) and the report records.
+    fn name(&self) -> &'static str;
+    /// Whether the measurement puts the program in this situation.
+    fn applies(&self, input: &AdviceInput) -> bool;
+    /// The first reason: what was measured and the rule it triggers.
+    fn measured(&self, input: &AdviceInput) -> String;
+    fn sizing(&self, _input: &AdviceInput) -> Sizing {
+        Sizing::default()
+    }
+}
+
+/// Every situation, most specific first; `mixed` applies to anything and comes last.
+static RANKED: [&dyn Situation; 15] = [
+    &blocked_event_loop::BlockedEventLoop,
+    &idle::Idle,
+    &already_parallel::AlreadyParallel,
+    &gil_contention::GilContention,
+    &lock_contention::LockContention,
+    &sequential_processes::SequentialProcesses,
+    &cpu_bound::CpuBound {
+        free_threaded: true,
+    },
+    &cpu_bound::CpuBound {
+        free_threaded: false,
+    },
+    &already_overlapping::AlreadyOverlapping { event_loop: true },
+    &already_overlapping::AlreadyOverlapping { event_loop: false },
+    &io_bound::IoBound::NETWORK,
+    &io_bound::IoBound::IPC,
+    &io_bound::IoBound::PAGING,
+    &io_bound::IoBound::DISK,
+    &mixed::Mixed,
+];
+
+/// The situation the measurement puts the program in.
+pub fn choose(input: &AdviceInput) -> &'static dyn Situation {
+    RANKED
+        .iter()
+        .copied()
+        .find(|situation| situation.applies(input))
+        .unwrap_or(&mixed::Mixed)
+}
+
+/// Every situation's name, for profile validation.
+pub fn names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = RANKED.iter().map(|s| s.name()).collect();
+    names.dedup();
+    names
+}
+
+pub fn pct(share: f64) -> String {
+    format!("{:.0}%", share * 100.0)
+}
+
+pub fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+/// CPU-bound sizing: every core available, and the Amdahl ceiling for the computing share.
+pub fn cpu_sizing(input: &AdviceInput) -> Sizing {
+    let shares = &input.verdict.shares;
+    let cores = input.cores.max(1.0);
+    // The computing part spread over every core; the rest of the wall time unchanged:
+    // new wall = (1 - p) x wall + cpu / N, so S = 1 / ((1 - p) + cores_now / N).
+    let p = shares.computing.min(1.0);
+    let now = input.avg_cores.max(0.0);
+    let ceiling = 1.0 / ((1.0 - p) + now / cores).max(f64::MIN_POSITIVE);
+    let text = format!(
+        "Workers: the {cores:.0} cores available (machine or cgroup quota, whichever is \
+         smaller). Speedup ceiling (Amdahl): 1 / ((1 - p) + c / N) = 1 / ({:.2} + {now:.2} / \
+         {cores:.0}) = {ceiling:.2}x, with p = {} of the wall time computing, c = {now:.2} \
+         cores used now and N = {cores:.0}; an upper bound, as real work rarely splits evenly.",
+        1.0 - p,
+        pct(p)
+    );
+    Sizing {
+        workers: Some(cores as u32),
+        ceiling: Some(round2(ceiling)),
+        text: Some(text),
+    }
+}
+
+/// I/O-bound sizing: the activities in flight that would keep the cores busy,
+/// N = cores x utilisation x (1 + W/C), and the Amdahl ceiling for going from today's
+/// `in_flight` to N on the waiting share.
+pub fn io_sizing(input: &AdviceInput, in_flight: f64) -> Sizing {
+    let Some(wc) = input.wait_compute else {
+        return Sizing::default();
+    };
+    let shares = &input.verdict.shares;
+    let cores = input.cores.max(1.0);
+    let ratio = wc.wait_s / wc.compute_s.max(1e-3);
+    let n = (cores * UTILISATION * (1.0 + ratio))
+        .ceil()
+        .clamp(1.0, MAX_WORKERS);
+    let now = in_flight.max(1.0);
+    let p = shares.io.min(1.0);
+    let ceiling = (1.0 / ((1.0 - p) + p * now.min(n) / n)).max(1.0);
+    let amdahl = if now > 1.05 {
+        format!(
+            "1 / ((1 - p) + p x k / N) = {ceiling:.1}x with p = {} of the wall time waiting on \
+             I/O and k = {now:.1} in flight now",
+            pct(p)
+        )
+    } else {
+        format!(
+            "1 / ((1 - p) + p / N) = {ceiling:.1}x with p = {} of the wall time waiting on I/O",
+            pct(p)
+        )
+    };
+    let text = format!(
+        "Workers: N = cores x utilisation x (1 + W/C) = {cores:.0} x {UTILISATION} x (1 + \
+         {ratio:.1}) = {n:.0}{}, where W/C = {:.2} s waiting / {:.3} s computing (each request \
+         in flight counts its own wait). Speedup ceiling (Amdahl): {amdahl}. Both are upper \
+         bounds: the server, disk or network saturates first.",
+        if n >= MAX_WORKERS { " (capped)" } else { "" },
+        wc.wait_s,
+        wc.compute_s,
+    );
+    Sizing {
+        workers: Some(n as u32),
+        ceiling: Some(round2(ceiling)),
+        text: Some(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{OPTIONAL, REQUIRED};
+
+    #[test]
+    fn every_situation_is_one_profiles_know_and_every_known_one_exists() {
+        let mut known: Vec<&str> = REQUIRED.iter().chain(OPTIONAL.iter()).copied().collect();
+        known.sort();
+        let mut names = names();
+        names.sort();
+        assert_eq!(names, known);
+    }
+}

@@ -1,0 +1,402 @@
+//! Event-loop threads: which threads run a loop, and how long their loop was blocked instead of waiting in its poller.
+//!
+//! A loop thread waits in a multiplexing call (epoll, io_uring, poll or select on several
+//! descriptors) between stretches of work. Its time splits into: polling (idle, or with
+//! peers to hear from), short callbacks, and *blocked* time: waits in any other call (sleep,
+//! disk, a blocking recv, a futex) and computing stretches of 100 ms or more without going
+//! back to the poller. 100 ms is asyncio's own `slow_callback_duration` in debug mode.
+//! "A task that never yields blocks the whole loop": the blocked time is what that costs.
+//!
+//! At the sampling rate one cannot tell one long callback from a loop saturated with short
+//! ones that never waits (both keep the thread out of its poller); both mean the loop's one
+//! core is the limit, and the report says so in those words.
+
+use std::collections::HashMap;
+
+use super::accountant::{TickIntervals, TimeSplit};
+use super::wait_kind::{is_multiplexing, WaitKind};
+use crate::sampler::observation::{SyscallState, TickSnapshot};
+
+/// A computing stretch at least this long, out of the poller, blocks the loop.
+pub const SLOW_CALLBACK_NS: f64 = 100e6;
+/// A thread is a loop thread when it was seen in its poller at least this many times...
+const MIN_POLL_SIGHTINGS: u64 = 3;
+/// ...and its polling took at least this share of its time off the CPU.
+const MIN_POLL_SHARE: f64 = 0.1;
+
+/// Where a loop thread was, as far as the loop is concerned.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum LoopWait {
+    /// In the poller; `io` when its set holds peers (sockets, pipes to other processes).
+    Poll { io: bool },
+    /// Waiting anywhere else: the loop cannot run.
+    Other(WaitKind),
+}
+
+/// A stretch out of the poller: from the observation before the first one out of it (when
+/// it may have left) to the last one out of it. What it blocked is committed when the thread
+/// is back in its poller: a stretch still open at the end (the program shutting down after
+/// its loop ended) is not charged to the loop.
+#[derive(Debug, Clone, Copy)]
+struct Stretch {
+    first_out_ns: u64,
+    last_out_ns: u64,
+    cpu_ns: f64,
+    blocked_ns: [f64; WaitKind::COUNT],
+}
+
+#[derive(Debug, Clone, Default)]
+struct ThreadLoop {
+    /// Ticks at which the thread was in its poller; the first starts the loop's accounting
+    /// (what a thread does before it ever polls is not its loop's).
+    poll_sightings: u64,
+    /// The largest poll set seen, and the peers in it then.
+    max_watched: u32,
+    peers_now: u32,
+    poll_idle_ns: f64,
+    poll_io_ns: f64,
+    callback_cpu_ns: f64,
+    slow_cpu_ns: f64,
+    blocked_ns: [f64; WaitKind::COUNT],
+    off_cpu_ns: f64,
+    longest_block_ns: f64,
+    prev: Option<LoopWait>,
+    prev_at_ns: Option<u64>,
+    last: Option<LoopWait>,
+    stretch: Option<Stretch>,
+    /// The last syscall seen outside the poller, by name, most time first at the end.
+    blocking_calls: HashMap<&'static str, f64>,
+}
+
+/// What the analysis found about one loop thread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventLoop {
+    pub pid: i32,
+    pub tid: i32,
+    /// Descriptors in its poll set at the busiest tick.
+    pub watched: u32,
+    /// Time blocked: in other waits, and computing in stretches of 100 ms or more.
+    pub blocked_s: f64,
+    /// blocked_s / the thread's non-idle time (computing, blocked, polling with peers).
+    pub blocked_share: f64,
+    pub longest_block_s: f64,
+    /// What blocked it, most first: wait kinds by name, and "cpu".
+    pub blocked_by: Vec<(String, f64)>,
+    /// The syscalls it blocked in outside its poller, most time first.
+    pub blocking_calls: Vec<(String, f64)>,
+    /// Its time in the poller with peers to hear from, and computing in short callbacks.
+    pub polling_io_s: f64,
+    pub callbacks_s: f64,
+    /// How many threads of the tree ran a loop (this one is the busiest).
+    pub loops: usize,
+}
+
+/// Follows every thread's loop-relevant state tick by tick.
+#[derive(Debug, Default)]
+pub struct LoopTracker {
+    threads: HashMap<(i32, i32), ThreadLoop>,
+    finished: Vec<((i32, i32), ThreadLoop)>,
+}
+
+impl LoopTracker {
+    pub fn ingest(&mut self, snapshot: &TickSnapshot, tick: &TickIntervals) {
+        for interval in &tick.threads {
+            let Some(observation) = snapshot.threads.get(interval.observation) else {
+                continue;
+            };
+            let key = (interval.pid, interval.tid);
+            let thread = self.threads.entry(key).or_default();
+            let now = match &observation.state {
+                Some(state) if is_multiplexing(state) => {
+                    if state.watched > thread.max_watched {
+                        thread.max_watched = state.watched;
+                    }
+                    thread.peers_now = state.watched_peers;
+                    Some(LoopWait::Poll {
+                        io: interval.wait.is_some_and(WaitKind::is_io),
+                    })
+                }
+                Some(state) => {
+                    thread.peers_now = 0;
+                    let looping = thread.poll_sightings > 0;
+                    if let (SyscallState::Blocked { call, .. }, Some(_), true) =
+                        (&state.syscall, interval.wait, looping)
+                    {
+                        *thread.blocking_calls.entry(call.name()).or_insert(0.0) +=
+                            interval.split.waits_ns.iter().sum::<f64>();
+                    }
+                    interval.wait.map(LoopWait::Other)
+                }
+                // Unchanged since the last observation: still where it was.
+                None => thread.prev,
+            };
+            if matches!(now, Some(LoopWait::Poll { .. })) {
+                thread.poll_sightings += 1;
+            }
+            thread.advance(observation.at_ns, now, &interval.split);
+        }
+        for key in &snapshot.exited {
+            if let Some(thread) = self.threads.remove(key) {
+                self.finished.push((*key, thread));
+                // Keep memory bounded: only threads that polled can be loops.
+                self.finished.retain(|(_, t)| t.poll_sightings > 0);
+            }
+        }
+    }
+
+    /// The peers a thread's poller was watching at its last observation, if it is in one.
+    pub fn polling_peers(&self, pid: i32, tid: i32) -> Option<u32> {
+        let thread = self.threads.get(&(pid, tid))?;
+        matches!(thread.prev, Some(LoopWait::Poll { .. })).then_some(thread.peers_now)
+    }
+
+    /// The busiest loop thread, if any thread ran a loop.
+    pub fn finish(&self) -> Option<EventLoop> {
+        let mut loops: Vec<(&(i32, i32), ThreadLoop)> = self
+            .threads
+            .iter()
+            .map(|(key, thread)| (key, thread.clone()))
+            .chain(self.finished.iter().map(|(key, t)| (key, t.clone())))
+            .filter(|(_, thread)| thread.is_loop())
+            .collect();
+        let count = loops.len();
+        loops.sort_by(|a, b| b.1.non_idle_ns().total_cmp(&a.1.non_idle_ns()));
+        let (&(pid, tid), thread) = loops.into_iter().next()?;
+        Some(thread.conclusion(pid, tid, count))
+    }
+}
+
+impl ThreadLoop {
+    fn is_loop(&self) -> bool {
+        let polling = self.poll_idle_ns + self.poll_io_ns;
+        self.poll_sightings >= MIN_POLL_SIGHTINGS
+            && polling >= MIN_POLL_SHARE * self.off_cpu_ns.max(f64::MIN_POSITIVE)
+    }
+
+    fn blocked_wait_ns(&self) -> f64 {
+        self.blocked_ns.iter().sum()
+    }
+
+    fn non_idle_ns(&self) -> f64 {
+        self.callback_cpu_ns + self.slow_cpu_ns + self.blocked_wait_ns() + self.poll_io_ns
+    }
+
+    /// Accounts the interval that ends with an observation at `at_ns` in state `now`
+    /// (`poll_sightings` already counts this one).
+    fn advance(&mut self, at_ns: u64, now: Option<LoopWait>, split: &TimeSplit) {
+        let before = (self.prev, self.prev_at_ns);
+        self.prev = now;
+        self.prev_at_ns = Some(at_ns);
+        if now.is_some() {
+            self.last = now;
+        }
+        if self.poll_sightings == 0 {
+            return;
+        }
+        let (prev, prev_at_ns) = before;
+        let out_of_poller = !matches!(now, Some(LoopWait::Poll { .. }));
+        if out_of_poller && self.stretch.is_none() {
+            self.stretch = Some(Stretch {
+                first_out_ns: prev_at_ns.unwrap_or(at_ns),
+                last_out_ns: at_ns,
+                cpu_ns: 0.0,
+                blocked_ns: [0.0; WaitKind::COUNT],
+            });
+        }
+        let off_ns: f64 = split.waits_ns.iter().sum();
+        self.off_cpu_ns += off_ns;
+        // Off-CPU time between two observations goes to what the thread was in at either
+        // end, half each if they differ (as the accountant splits wait kinds).
+        match (prev, now) {
+            (Some(before), Some(after)) if before != after => {
+                self.charge_wait(before, off_ns / 2.0);
+                self.charge_wait(after, off_ns / 2.0);
+            }
+            (Some(wait), _) | (None, Some(wait)) => self.charge_wait(wait, off_ns),
+            (None, None) => {
+                if let Some(wait) = self.last {
+                    self.charge_wait(wait, off_ns);
+                }
+            }
+        }
+        match self.stretch.as_mut() {
+            // Out of the poller, or just back in it: the CPU since the last observation was
+            // part of the stretch.
+            Some(stretch) => {
+                stretch.cpu_ns += split.cpu_ns;
+                if out_of_poller {
+                    stretch.last_out_ns = at_ns;
+                } else {
+                    self.close_stretch();
+                }
+            }
+            None => self.callback_cpu_ns += split.cpu_ns,
+        }
+    }
+
+    fn charge_wait(&mut self, wait: LoopWait, ns: f64) {
+        match (wait, self.stretch.as_mut()) {
+            (LoopWait::Poll { io: true }, _) => self.poll_io_ns += ns,
+            (LoopWait::Poll { io: false }, _) => self.poll_idle_ns += ns,
+            (LoopWait::Other(kind), Some(stretch)) => stretch.blocked_ns[kind.index()] += ns,
+            // Out of the poller always means a stretch is open.
+            (LoopWait::Other(_), None) => {}
+        }
+    }
+
+    /// The thread is back in its poller: the stretch's waits blocked the loop, and so did its
+    /// CPU if it lasted 100 ms or more.
+    fn close_stretch(&mut self) {
+        let Some(stretch) = self.stretch.take() else {
+            return;
+        };
+        let span = stretch.last_out_ns.saturating_sub(stretch.first_out_ns) as f64;
+        let waits: f64 = stretch.blocked_ns.iter().sum();
+        for (total, ns) in self.blocked_ns.iter_mut().zip(stretch.blocked_ns) {
+            *total += ns;
+        }
+        let block_ns = if span >= SLOW_CALLBACK_NS {
+            self.slow_cpu_ns += stretch.cpu_ns;
+            stretch.cpu_ns + waits
+        } else {
+            self.callback_cpu_ns += stretch.cpu_ns;
+            waits
+        };
+        self.longest_block_ns = self.longest_block_ns.max(block_ns);
+    }
+
+    fn conclusion(&self, pid: i32, tid: i32, loops: usize) -> EventLoop {
+        let blocked_ns = self.blocked_wait_ns() + self.slow_cpu_ns;
+        let mut blocked_by: Vec<(String, f64)> = WaitKind::ALL
+            .into_iter()
+            .map(|kind| (kind.name().to_string(), self.blocked_ns[kind.index()] / 1e9))
+            .chain(std::iter::once(("cpu".to_string(), self.slow_cpu_ns / 1e9)))
+            .filter(|(_, seconds)| *seconds >= 0.001 && *seconds * 1e9 >= 0.05 * blocked_ns)
+            .collect();
+        blocked_by.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut blocking_calls: Vec<(String, f64)> = self
+            .blocking_calls
+            .iter()
+            .map(|(call, ns)| (call.to_string(), ns / 1e9))
+            .filter(|(_, seconds)| *seconds >= 0.001)
+            .collect();
+        blocking_calls.sort_by(|a, b| b.1.total_cmp(&a.1));
+        blocking_calls.truncate(3);
+        let non_idle = self.non_idle_ns();
+        EventLoop {
+            pid,
+            tid,
+            watched: self.max_watched,
+            blocked_s: blocked_ns / 1e9,
+            blocked_share: if non_idle > 0.0 {
+                (blocked_ns / non_idle).min(1.0)
+            } else {
+                0.0
+            },
+            longest_block_s: self.longest_block_ns / 1e9,
+            blocked_by,
+            blocking_calls,
+            polling_io_s: self.poll_io_ns / 1e9,
+            callbacks_s: self.callback_cpu_ns / 1e9,
+            loops,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn tick(thread: &mut ThreadLoop, at_ms: u64, now: Option<LoopWait>, split: TimeSplit) {
+        let polling = matches!(now, Some(LoopWait::Poll { .. }))
+            || (now.is_none() && matches!(thread.prev, Some(LoopWait::Poll { .. })));
+        if polling {
+            thread.poll_sightings += 1;
+        }
+        thread.advance(at_ms * MS, now, &split);
+    }
+
+    fn cpu(ms: f64) -> TimeSplit {
+        TimeSplit::with_waits(ms * 1e6, &[])
+    }
+
+    fn waited(kind: WaitKind, ms: f64) -> TimeSplit {
+        TimeSplit::with_waits(0.0, &[(kind, ms * 1e6)])
+    }
+
+    const POLL_IDLE: Option<LoopWait> = Some(LoopWait::Poll { io: false });
+    const POLL_IO: Option<LoopWait> = Some(LoopWait::Poll { io: true });
+
+    #[test]
+    fn a_sleep_and_a_long_computation_between_polls_block_the_loop() {
+        let mut t = ThreadLoop::default();
+        let mut at = 0;
+        // Poll idle for 100 ms, sleep 250 ms, compute 300 ms, poll again, three times.
+        for _ in 0..3 {
+            for _ in 0..10 {
+                at += 10;
+                tick(&mut t, at, POLL_IDLE, waited(WaitKind::EventWait, 10.0));
+            }
+            at += 10;
+            tick(
+                &mut t,
+                at,
+                Some(LoopWait::Other(WaitKind::Sleep)),
+                waited(WaitKind::Sleep, 10.0),
+            );
+            for _ in 0..24 {
+                at += 10;
+                tick(&mut t, at, None, waited(WaitKind::Sleep, 10.0));
+            }
+            for _ in 0..30 {
+                at += 10;
+                tick(&mut t, at, None, cpu(10.0));
+            }
+        }
+        at += 10;
+        tick(&mut t, at, POLL_IDLE, waited(WaitKind::EventWait, 10.0));
+        assert!(t.is_loop());
+        let found = t.conclusion(1, 1, 1);
+        assert!(found.blocked_share > 0.95, "{found:?}");
+        assert!((found.blocked_s - 3.0 * 0.55).abs() < 0.05, "{found:?}");
+        assert_eq!(found.blocked_by[0].0, "cpu");
+        assert_eq!(found.blocked_by[1].0, "sleep");
+        assert!((found.longest_block_s - 0.55).abs() < 0.03, "{found:?}");
+    }
+
+    #[test]
+    fn short_callbacks_between_network_polls_do_not_block_it() {
+        let mut t = ThreadLoop::default();
+        let mut at = 0;
+        for i in 0..200 {
+            at += 10;
+            // Mostly in the poller on sockets, a 2 ms callback now and then.
+            let split = if i % 3 == 0 {
+                TimeSplit::with_waits(2e6, &[(WaitKind::Network, 8e6)])
+            } else {
+                waited(WaitKind::Network, 10.0)
+            };
+            tick(&mut t, at, POLL_IO, split);
+        }
+        assert!(t.is_loop());
+        let found = t.conclusion(1, 1, 1);
+        assert!(found.blocked_share < 0.01, "{found:?}");
+        assert!(found.polling_io_s > 1.5, "{found:?}");
+    }
+
+    #[test]
+    fn a_thread_that_never_polls_is_not_a_loop() {
+        let mut t = ThreadLoop::default();
+        for i in 1..100 {
+            tick(
+                &mut t,
+                i * 10,
+                Some(LoopWait::Other(WaitKind::Network)),
+                waited(WaitKind::Network, 10.0),
+            );
+        }
+        assert!(!t.is_loop());
+    }
+}
