@@ -4,8 +4,9 @@
 
 use std::collections::HashMap;
 
+use super::throttling::{allowances, ThreadNs, Throttling};
 use super::timeline::Timeline;
-use super::wait_kind::{classify, WaitKind};
+use super::wait_kind::{classify, is_sync, WaitKind};
 use crate::sampler::observation::{ProcessInfo, Sighting, ThreadObservation, TickSnapshot};
 
 /// Nanoseconds on the CPU, waiting for a CPU, and off the CPU by wait kind.
@@ -14,6 +15,8 @@ pub struct TimeSplit {
     pub cpu_ns: f64,
     pub runqueue_ns: f64,
     pub waits_ns: [f64; WaitKind::COUNT],
+    /// The part of the disk wait spent in syncs (counted in `waits_ns` as disk too).
+    pub disk_sync_ns: f64,
 }
 
 impl TimeSplit {
@@ -36,6 +39,7 @@ impl TimeSplit {
     pub fn add(&mut self, other: &TimeSplit) {
         self.cpu_ns += other.cpu_ns;
         self.runqueue_ns += other.runqueue_ns;
+        self.disk_sync_ns += other.disk_sync_ns;
         for (mine, theirs) in self.waits_ns.iter_mut().zip(other.waits_ns) {
             *mine += theirs;
         }
@@ -67,13 +71,30 @@ pub struct ThreadAccount {
     prev_timeslices: u64,
     prev_cpu_ns: u64,
     prev_runqueue_ns: u64,
-    prev_wait: Option<WaitKind>,
+    prev_wait: Option<Wait>,
     /// The last wait this thread was seen in, however long ago.
-    last_wait: Option<WaitKind>,
+    last_wait: Option<Wait>,
     /// Off-CPU time not yet attributed: negative when counters ran ahead of the clock
     /// (schedstat is updated at scheduler ticks), positive while the thread was seen running
     /// at both ends of its intervals.
     pending_off_ns: i64,
+}
+
+/// What a thread was blocked in, as the accounting needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Wait {
+    kind: WaitKind,
+    /// A disk wait that was a sync (fsync, O_SYNC write...).
+    sync: bool,
+}
+
+impl TimeSplit {
+    fn charge(&mut self, wait: Wait, ns: f64) {
+        self.waits_ns[wait.kind.index()] += ns;
+        if wait.sync {
+            self.disk_sync_ns += ns;
+        }
+    }
 }
 
 /// One process's account: what it runs and the CPU its threads used.
@@ -105,7 +126,9 @@ const KEPT_FINISHED_THREADS: usize = 100;
 
 /// Groups of wait kinds, in the order they explain wall time when nothing computes:
 /// a thread waiting on I/O explains the wall better than a pool thread parked on a futex.
-const WALL_PRIORITY: [&[WaitKind]; 5] = [
+const WALL_PRIORITY: [&[WaitKind]; 6] = [
+    // Held off the CPU by a quota: the program wanted to compute.
+    &[WaitKind::Throttled],
     &[
         WaitKind::Disk,
         WaitKind::Network,
@@ -138,6 +161,11 @@ pub struct Accountant {
     pub ticks: u64,
     /// The last tick, thread by thread, for the analyses that follow the accountant.
     pub last_tick: TickIntervals,
+    /// The cgroups with a CPU quota the tree ran under.
+    pub throttling: Throttling,
+    /// Times threads were scheduled onto a CPU around their sync waits: each sync that
+    /// blocks ends in one, so this estimates the number of syncs.
+    pub sync_switches: u64,
 }
 
 /// Each thread's interval up to the last tick, as the accountant split it.
@@ -164,11 +192,15 @@ impl Accountant {
         for info in &snapshot.new_processes {
             self.note_process(info);
         }
+        self.throttling.note(&snapshot.new_cgroups);
+        let throttled = self.throttled_allowances(snapshot);
         let mut interval = TimeSplit::default();
         let mut interval_busy_ns = 0.0;
         self.last_tick.threads.clear();
         for (index, observation) in snapshot.threads.iter().enumerate() {
-            if let Some((split, busy_ns, wait)) = self.account_thread(observation) {
+            let key = (observation.pid, observation.tid);
+            let allowance = throttled.get(&key).copied().unwrap_or(0.0);
+            if let Some((split, busy_ns, wait)) = self.account_thread(observation, allowance) {
                 self.last_tick.threads.push(ThreadInterval {
                     pid: observation.pid,
                     tid: observation.tid,
@@ -214,6 +246,46 @@ impl Accountant {
         self.ticks += 1;
     }
 
+    /// How much of each thread's waiting for a CPU in this tick its cgroup's quota caused
+    /// (see `throttling`); empty when no cgroup of the tree has a quota.
+    fn throttled_allowances(&mut self, snapshot: &TickSnapshot) -> HashMap<(i32, i32), f64> {
+        if self.throttling.is_empty() {
+            return HashMap::new();
+        }
+        let mut usage: HashMap<u32, f64> = HashMap::new();
+        let mut candidates: HashMap<u32, Vec<ThreadNs>> = HashMap::new();
+        for observation in &snapshot.threads {
+            let Some(group) = self
+                .processes
+                .get(&observation.pid)
+                .and_then(|p| p.info.cgroup)
+            else {
+                continue;
+            };
+            let key = (observation.pid, observation.tid);
+            let Some(account) = self.threads.get(&key) else {
+                continue;
+            };
+            let wait = wait_of(observation, account.prev_wait);
+            let (cpu_ns, candidate_ns) = account.preview(observation, wait);
+            *usage.entry(group).or_insert(0.0) += cpu_ns;
+            candidates
+                .entry(group)
+                .or_default()
+                .push((key, candidate_ns));
+        }
+        let ticks = self
+            .throttling
+            .tick(snapshot.at_ns, &snapshot.cgroups, &usage);
+        let mut allowed = HashMap::new();
+        for (group, threads) in candidates {
+            if let Some(tick) = ticks.get(&group) {
+                allowed.extend(allowances(*tick, &threads));
+            }
+        }
+        allowed
+    }
+
     /// A process seen for the first time, or again after an exec; the same PID with another
     /// start time is another process (the PID was reused), and the old one's account is kept.
     fn note_process(&mut self, info: &ProcessInfo) {
@@ -250,15 +322,11 @@ impl Accountant {
     fn account_thread(
         &mut self,
         observation: &ThreadObservation,
+        throttled_ns: f64,
     ) -> Option<(TimeSplit, f64, Option<WaitKind>)> {
         let key = (observation.pid, observation.tid);
-        let previous = self.threads.get(&key).map(|a| a.prev_wait);
-        let wait = match (&observation.state, previous) {
-            (Some(state), _) => classify(state),
-            // Unchanged since the previous observation.
-            (None, Some(previous)) => previous,
-            (None, None) => None,
-        };
+        let previous = self.threads.get(&key).and_then(|a| a.prev_wait);
+        let wait = wait_of(observation, previous);
         let fresh = |prev_at_ns, prev_cpu_ns, prev_runqueue_ns, prev_timeslices| ThreadAccount {
             pid: observation.pid,
             tid: observation.tid,
@@ -296,19 +364,27 @@ impl Accountant {
             .state
             .as_ref()
             .is_some_and(|state| matches!(state.letter, 'Z' | 'X'));
+        let syncing = wait.is_some_and(|w| w.sync) || account.prev_wait.is_some_and(|w| w.sync);
         let (split, busy_ns) = account.advance(
-            observation.at_ns,
-            observation.cpu_ns,
-            observation.runqueue_ns,
+            Reading {
+                at_ns: observation.at_ns,
+                cpu_ns: observation.cpu_ns,
+                runqueue_ns: observation.runqueue_ns,
+            },
             wait,
             exited,
+            throttled_ns,
         );
         account.time.add(&split);
-        account.timeslices += observation
+        let switches = observation
             .timeslices
             .saturating_sub(account.prev_timeslices);
+        account.timeslices += switches;
         account.prev_timeslices = observation.timeslices;
-        Some((split, busy_ns, wait))
+        if syncing {
+            self.sync_switches += switches;
+        }
+        Some((split, busy_ns, wait.map(|w| w.kind)))
     }
 
     fn start_thread(&mut self, key: (i32, i32), account: ThreadAccount) {
@@ -359,26 +435,70 @@ impl Accountant {
     }
 }
 
+/// A thread's counters at one observation.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    at_ns: u64,
+    cpu_ns: u64,
+    runqueue_ns: u64,
+}
+
+/// The wait a thread is in at an observation: what its state says, or, when it has not run
+/// since the last one (no state read), the wait it was in then.
+fn wait_of(observation: &ThreadObservation, previous: Option<Wait>) -> Option<Wait> {
+    match &observation.state {
+        Some(state) => classify(state).map(|kind| Wait {
+            kind,
+            sync: kind == WaitKind::Disk && is_sync(state),
+        }),
+        None => previous,
+    }
+}
+
 impl ThreadAccount {
+    /// The CPU this observation adds, and how long the thread waited for a CPU in the
+    /// interval: its run-queue wait, and the time it was runnable at both ends without
+    /// running (what a cgroup's quota does on some kernels).
+    fn preview(&self, observation: &ThreadObservation, wait: Option<Wait>) -> (f64, f64) {
+        let elapsed = observation.at_ns.saturating_sub(self.prev_at_ns) as i64;
+        let cpu = observation.cpu_ns.saturating_sub(self.prev_cpu_ns);
+        let runqueue = observation
+            .runqueue_ns
+            .saturating_sub(self.prev_runqueue_ns);
+        let off = elapsed - cpu as i64 - runqueue as i64 + self.pending_off_ns;
+        let runnable_off = if self.prev_wait.is_none() && wait.is_none() {
+            off.max(0) as f64
+        } else {
+            0.0
+        };
+        (cpu as f64, runqueue as f64 + runnable_off)
+    }
+
     /// Accounts the interval from the previous reading to this one. Also returns how much of
     /// the interval the thread was busy (on a CPU or queued for one), smoothed for counter lag:
     /// the part of the interval not attributed to a wait. A thread seen `exited` (a zombie)
     /// is charged its last CPU, but no wait: after its exit it waits for nothing.
+    /// `throttled_ns` of its waiting for a CPU was its cgroup's quota: first the time it was
+    /// runnable at both ends without running, then its run-queue wait.
     fn advance(
         &mut self,
-        at_ns: u64,
-        cpu_ns: u64,
-        runqueue_ns: u64,
-        wait: Option<WaitKind>,
+        reading: Reading,
+        wait: Option<Wait>,
         exited: bool,
+        throttled_ns: f64,
     ) -> (TimeSplit, f64) {
+        let Reading {
+            at_ns,
+            cpu_ns,
+            runqueue_ns,
+        } = reading;
         let mut split = TimeSplit::default();
         let elapsed = at_ns.saturating_sub(self.prev_at_ns) as i64;
         let cpu = cpu_ns.saturating_sub(self.prev_cpu_ns);
         let runqueue = runqueue_ns.saturating_sub(self.prev_runqueue_ns);
         split.cpu_ns = cpu as f64;
         split.runqueue_ns = runqueue as f64;
-        let off = elapsed - cpu as i64 - runqueue as i64 + self.pending_off_ns;
+        let mut off = elapsed - cpu as i64 - runqueue as i64 + self.pending_off_ns;
         self.pending_off_ns = 0;
         if exited {
             let busy = ((cpu + runqueue) as f64).min(elapsed.max(0) as f64);
@@ -387,21 +507,37 @@ impl ThreadAccount {
             self.prev_runqueue_ns = runqueue_ns;
             return (split, busy);
         }
+        let mut throttle_left = throttled_ns;
+        let throttled = Wait {
+            kind: WaitKind::Throttled,
+            sync: false,
+        };
+        if off > 0 && self.prev_wait.is_none() && wait.is_none() && throttle_left > 0.0 {
+            let held = (off as f64).min(throttle_left);
+            split.charge(throttled, held);
+            throttle_left -= held;
+            off -= held as i64;
+        }
+        if throttle_left > 0.0 {
+            let held = split.runqueue_ns.min(throttle_left);
+            split.runqueue_ns -= held;
+            split.charge(throttled, held);
+        }
         if off < 0 {
             self.pending_off_ns = off;
         } else {
             match (self.prev_wait, wait) {
                 (Some(before), Some(now)) if before != now => {
-                    split.waits_ns[before.index()] += off as f64 / 2.0;
-                    split.waits_ns[now.index()] += off as f64 / 2.0;
+                    split.charge(before, off as f64 / 2.0);
+                    split.charge(now, off as f64 / 2.0);
                 }
-                (Some(kind), _) | (None, Some(kind)) => split.waits_ns[kind.index()] += off as f64,
+                (Some(kind), _) | (None, Some(kind)) => split.charge(kind, off as f64),
                 // Running at both ends: waits too short to be seen (a thread doing many quick
                 // fsyncs) or counter lag, which the next interval takes back. Give it to the
                 // wait this thread was last seen in; with none seen yet, keep it for later,
                 // unless it grows past the interval itself.
                 (None, None) => match self.last_wait {
-                    Some(kind) => split.waits_ns[kind.index()] += off as f64,
+                    Some(kind) => split.charge(kind, off as f64),
                     None if off > elapsed => split.waits_ns[WaitKind::Other.index()] += off as f64,
                     None => self.pending_off_ns = off,
                 },
@@ -414,6 +550,7 @@ impl ThreadAccount {
         self.prev_cpu_ns = cpu_ns;
         self.prev_runqueue_ns = runqueue_ns;
         self.prev_wait = wait;
+        // Run-queue time moved to `throttled` is a wait, not busy time.
         let busy = (elapsed as f64 - split.waits_ns.iter().sum::<f64>()).max(0.0);
         (split, busy)
     }
@@ -452,6 +589,10 @@ pub fn wall_split(tick_ns: f64, interval: &TimeSplit, busy_ns: f64) -> TimeSplit
     }
     // Nothing observed explains the rest (between processes, or before the first thread).
     wall.waits_ns[WaitKind::Other.index()] += left.max(0.0);
+    let disk = interval.wait(WaitKind::Disk);
+    if disk > 0.0 {
+        wall.disk_sync_ns = wall.wait(WaitKind::Disk) * interval.disk_sync_ns / disk;
+    }
     wall
 }
 
@@ -499,9 +640,8 @@ mod tests {
         assert_eq!(idle.wait(WaitKind::Child), 10.0);
     }
 
-    #[test]
-    fn off_cpu_time_goes_half_and_half_across_a_change_of_wait() {
-        let mut account = ThreadAccount {
+    fn account_waiting_on(kind: WaitKind) -> ThreadAccount {
+        ThreadAccount {
             pid: 1,
             tid: 1,
             name: String::new(),
@@ -511,21 +651,74 @@ mod tests {
             prev_timeslices: 0,
             prev_cpu_ns: 0,
             prev_runqueue_ns: 0,
-            prev_wait: Some(WaitKind::Disk),
-            last_wait: Some(WaitKind::Disk),
+            prev_wait: Some(plain(kind)),
+            last_wait: Some(plain(kind)),
             pending_off_ns: 0,
-        };
-        let (s, busy) = account.advance(100, 20, 0, Some(WaitKind::Sleep), false);
+        }
+    }
+
+    fn plain(kind: WaitKind) -> Wait {
+        Wait { kind, sync: false }
+    }
+
+    fn read(at_ns: u64, cpu_ns: u64, runqueue_ns: u64) -> Reading {
+        Reading {
+            at_ns,
+            cpu_ns,
+            runqueue_ns,
+        }
+    }
+
+    #[test]
+    fn off_cpu_time_goes_half_and_half_across_a_change_of_wait() {
+        let mut account = account_waiting_on(WaitKind::Disk);
+        let sleep = Some(plain(WaitKind::Sleep));
+        let (s, busy) = account.advance(read(100, 20, 0), sleep, false, 0.0);
         assert_eq!(s.cpu_ns, 20.0);
         assert_eq!(busy, 20.0);
         assert_eq!(s.wait(WaitKind::Disk), 40.0);
         assert_eq!(s.wait(WaitKind::Sleep), 40.0);
         // Counters ahead of the clock: nothing negative, the excess is settled next time,
         // and the thread counts as busy for the whole interval.
-        let (s, busy) = account.advance(110, 35, 0, None, false);
+        let (s, busy) = account.advance(read(110, 35, 0), None, false, 0.0);
         assert_eq!(s.wait(WaitKind::Sleep), 0.0);
         assert_eq!(busy, 10.0);
-        let (s, _) = account.advance(200, 40, 0, Some(WaitKind::Disk), false);
+        let disk = Some(plain(WaitKind::Disk));
+        let (s, _) = account.advance(read(200, 40, 0), disk, false, 0.0);
         assert_eq!(s.wait(WaitKind::Disk), 80.0);
+    }
+
+    #[test]
+    fn sync_waits_are_disk_waits_counted_apart_too() {
+        let mut account = account_waiting_on(WaitKind::Disk);
+        let sync = Some(Wait {
+            kind: WaitKind::Disk,
+            sync: true,
+        });
+        account.prev_wait = sync;
+        let (s, _) = account.advance(read(100, 10, 0), sync, false, 0.0);
+        assert_eq!(s.wait(WaitKind::Disk), 90.0);
+        assert_eq!(s.disk_sync_ns, 90.0);
+        let (s, _) = account.advance(read(200, 10, 0), Some(plain(WaitKind::Disk)), false, 0.0);
+        assert_eq!(s.wait(WaitKind::Disk), 100.0);
+        assert_eq!(s.disk_sync_ns, 50.0, "half the interval was the sync");
+    }
+
+    #[test]
+    fn a_quota_turns_run_queue_wait_and_unexplained_runnable_time_into_throttled() {
+        let mut account = account_waiting_on(WaitKind::Disk);
+        account.prev_wait = None;
+        account.last_wait = None;
+        // Runnable at both ends: 40 ns ran, 20 queued, 40 unaccounted.
+        let (s, busy) = account.advance(read(100, 40, 20), None, false, 60.0);
+        assert_eq!(s.wait(WaitKind::Throttled), 60.0);
+        assert_eq!(s.runqueue_ns, 0.0);
+        assert_eq!(s.cpu_ns, 40.0);
+        assert_eq!(busy, 40.0);
+        // Without a quota the same interval is busy, as before.
+        let (s, busy) = account.advance(read(200, 80, 40), None, false, 0.0);
+        assert_eq!(s.wait(WaitKind::Throttled), 0.0);
+        assert_eq!(s.runqueue_ns, 20.0);
+        assert_eq!(busy, 100.0);
     }
 }

@@ -6,6 +6,7 @@ pub mod event_loop;
 pub mod findings;
 pub mod phases;
 pub mod structure;
+pub mod throttling;
 pub mod timeline;
 pub mod verdict;
 pub mod wait_kind;

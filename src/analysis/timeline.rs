@@ -101,6 +101,7 @@ pub fn state_letter(bucket: &TimeSplit) -> char {
 
 pub fn kind_letter(kind: WaitKind) -> char {
     match kind {
+        WaitKind::Throttled => 'q',
         WaitKind::Disk => 'd',
         WaitKind::Network => 'n',
         WaitKind::Ipc => 'i',

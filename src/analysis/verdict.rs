@@ -33,6 +33,9 @@ impl WorkloadClass {
 pub struct WallShares {
     /// On a CPU.
     pub computing: f64,
+    /// Runnable, but held off the CPU by a cgroup's quota.
+    #[serde(default)]
+    pub throttled: f64,
     /// Ready to run but waiting for a CPU (other load on the machine, or more threads than cores).
     pub runqueue: f64,
     /// Disk, network, IPC, paging.
@@ -63,6 +66,7 @@ impl WallShares {
         };
         WallShares {
             computing: wall.cpu_ns / total,
+            throttled: wall.wait(WaitKind::Throttled) / total,
             runqueue: wall.runqueue_ns / all,
             io: sum(WaitKind::is_io),
             lock: sum(|k| k == WaitKind::Lock),
@@ -99,13 +103,15 @@ pub fn classify(wall: &TimeSplit, ticks: u64) -> Verdict {
 pub fn classify_with(wall: &TimeSplit, ticks: u64, thresholds: &Thresholds) -> Verdict {
     let shares = WallShares::from_wall(wall);
     let dominant_wait = wall.dominant_wait();
-    let (class, strength) = if shares.computing >= thresholds.cpu_bound_share {
-        (WorkloadClass::CpuBound, shares.computing)
+    // Time held off the CPU by a quota is time the program wanted to compute.
+    let wants_cpu = shares.computing + shares.throttled;
+    let (class, strength) = if wants_cpu >= thresholds.cpu_bound_share {
+        (WorkloadClass::CpuBound, wants_cpu)
     } else if shares.io >= thresholds.io_bound_share && shares.io > shares.computing {
         (WorkloadClass::IoBound, shares.io)
     } else if shares.idle >= thresholds.idle_share {
         (WorkloadClass::Idle, shares.idle)
-    } else if shares.computing + shares.io + shares.lock + shares.unknown < 0.2 {
+    } else if wants_cpu + shares.io + shares.lock + shares.unknown < 0.2 {
         // Hardly any work and hardly any I/O: waiting on timers or children.
         (WorkloadClass::Idle, 1.0 - shares.computing - shares.io)
     } else {

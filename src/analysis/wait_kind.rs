@@ -9,6 +9,8 @@ use crate::sampler::observation::{FdKind, SyscallState, ThreadState};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitKind {
+    /// Runnable, but held off the CPU by its cgroup's CPU quota (a container's limit).
+    Throttled,
     /// Regular files and block devices: reads, writes, fsync, metadata.
     Disk,
     /// TCP and UDP sockets.
@@ -34,7 +36,8 @@ pub enum WaitKind {
 }
 
 impl WaitKind {
-    pub const ALL: [WaitKind; 11] = [
+    pub const ALL: [WaitKind; 12] = [
+        WaitKind::Throttled,
         WaitKind::Disk,
         WaitKind::Network,
         WaitKind::Ipc,
@@ -55,6 +58,7 @@ impl WaitKind {
 
     pub fn name(self) -> &'static str {
         match self {
+            WaitKind::Throttled => "throttled",
             WaitKind::Disk => "disk",
             WaitKind::Network => "network",
             WaitKind::Ipc => "ipc",
@@ -129,9 +133,8 @@ fn classify_syscall(call: Sysno, args: &[u64; 6], state: &ThreadState) -> WaitKi
         wait4 | waitid => WaitKind::Child,
         rt_sigsuspend | rt_sigtimedwait | pause => WaitKind::EventWait,
         msgrcv | msgsnd | semop | semtimedop | mq_timedreceive | mq_timedsend => WaitKind::Ipc,
-        fsync | fdatasync | sync | syncfs | sync_file_range | io_getevents | io_pgetevents => {
-            WaitKind::Disk
-        }
+        fsync | fdatasync | sync | syncfs | sync_file_range | msync | io_getevents
+        | io_pgetevents => WaitKind::Disk,
         // A server blocked in accept() is waiting for work to arrive, not on a peer.
         accept | accept4 => match by_fds() {
             Some(WaitKind::Ipc) => WaitKind::Ipc,
@@ -170,6 +173,21 @@ pub fn is_multiplexing(state: &ThreadState) -> bool {
     match call {
         epoll_wait | epoll_pwait | epoll_pwait2 | io_uring_enter => true,
         poll | ppoll | select | pselect6 => state.watched >= 2,
+        _ => false,
+    }
+}
+
+/// Whether a disk wait is a sync: the data goes to the device before the call returns
+/// (fsync, fdatasync, sync_file_range, msync, sync, syncfs, or a write to a descriptor opened
+/// with O_SYNC or O_DSYNC).
+pub fn is_sync(state: &ThreadState) -> bool {
+    use Sysno::*;
+    let SyscallState::Blocked { call, .. } = &state.syscall else {
+        return false;
+    };
+    match call {
+        fsync | fdatasync | sync_file_range | msync | sync | syncfs => true,
+        write | writev | pwrite64 | pwritev | pwritev2 => state.fd_sync,
         _ => false,
     }
 }
@@ -276,6 +294,7 @@ mod tests {
             fds,
             watched: 0,
             watched_peers: 0,
+            fd_sync: false,
         }
     }
 
@@ -366,6 +385,7 @@ mod tests {
             fds: vec![],
             watched: 0,
             watched_peers: 0,
+            fd_sync: false,
         };
         assert_eq!(classify(&state), Some(WaitKind::Paging));
     }
@@ -379,6 +399,7 @@ mod tests {
             fds: vec![],
             watched: 0,
             watched_peers: 0,
+            fd_sync: false,
         };
         assert_eq!(classify(&state), Some(WaitKind::Unknown));
         state.wchan = Some("hrtimer_nanosleep".into());

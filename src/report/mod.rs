@@ -99,7 +99,13 @@ pub struct TimeSection {
 pub struct StateSeconds {
     pub cpu_s: f64,
     pub runqueue_s: f64,
+    /// Runnable but held off the CPU by the cgroup's CPU quota.
+    #[serde(default)]
+    pub throttled_s: f64,
     pub disk_s: f64,
+    /// The part of disk_s spent in syncs (fsync, fdatasync, O_SYNC writes...).
+    #[serde(default)]
+    pub disk_sync_s: f64,
     pub network_s: f64,
     pub ipc_s: f64,
     pub lock_s: f64,
@@ -137,7 +143,9 @@ impl StateSeconds {
         StateSeconds {
             cpu_s: s(split.cpu_ns),
             runqueue_s: s(split.runqueue_ns),
+            throttled_s: w(WaitKind::Throttled),
             disk_s: w(WaitKind::Disk),
+            disk_sync_s: s(split.disk_sync_ns),
             network_s: w(WaitKind::Network),
             ipc_s: w(WaitKind::Ipc),
             lock_s: w(WaitKind::Lock),
@@ -154,6 +162,7 @@ impl StateSeconds {
 
     pub fn wait_s(&self, kind: WaitKind) -> f64 {
         match kind {
+            WaitKind::Throttled => self.throttled_s,
             WaitKind::Disk => self.disk_s,
             WaitKind::Network => self.network_s,
             WaitKind::Ipc => self.ipc_s,
@@ -168,7 +177,8 @@ impl StateSeconds {
         }
     }
 
-    /// (name, seconds) for cpu, runqueue and every wait kind, in report order.
+    /// (name, seconds) for cpu, runqueue and every wait kind, in report order (disk_sync_s
+    /// is part of disk_s, not a state of its own).
     pub fn states(&self) -> Vec<(&'static str, f64)> {
         let mut states = vec![("cpu", self.cpu_s), ("runqueue", self.runqueue_s)];
         states.extend(WaitKind::ALL.map(|kind| (kind.name(), self.wait_s(kind))));

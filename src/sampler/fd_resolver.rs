@@ -95,6 +95,17 @@ pub struct WaitTargets {
     /// For a set (epoll, poll, select): its size, and how many lead to a peer.
     pub watched: u32,
     pub watched_peers: u32,
+    /// A write to a regular file opened with O_SYNC or O_DSYNC.
+    pub fd_sync: bool,
+}
+
+/// O_DSYNC (O_SYNC includes it): from the open flags in /proc/PID/fdinfo/N, in octal.
+const O_DSYNC: u64 = 0o10000;
+
+/// The open flags in an fdinfo text ("flags:\t0100001").
+pub fn fdinfo_flags(text: &str) -> Option<u64> {
+    let value = text.lines().find_map(|line| line.strip_prefix("flags:"))?;
+    u64::from_str_radix(value.trim(), 8).ok()
 }
 
 /// Whether a descriptor of this kind is a conversation with someone else.
@@ -145,6 +156,15 @@ impl FdResolver {
                 targets.kinds.push(kind);
             }
         }
+        let writes = matches!(
+            call,
+            Sysno::write | Sysno::writev | Sysno::pwrite64 | Sysno::pwritev | Sysno::pwritev2
+        );
+        if writes && targets.kinds == [FdKind::RegularFile] {
+            if let Some(&fd) = fds.first() {
+                targets.fd_sync = self.opened_sync(pid, fd);
+            }
+        }
         if is_set {
             targets.watched = fds.len() as u32;
             // Past the descriptors resolved, assume the same mix.
@@ -155,6 +175,14 @@ impl FdResolver {
             };
         }
         targets
+    }
+
+    /// Whether descriptor `fd` was opened with O_SYNC or O_DSYNC (from its fdinfo).
+    fn opened_sync(&mut self, pid: i32, fd: i32) -> bool {
+        let path = PathBuf::from(format!("/proc/{pid}/fdinfo/{fd}"));
+        read_once(&path, &mut self.buf).is_ok()
+            && fdinfo_flags(&String::from_utf8_lossy(&self.buf))
+                .is_some_and(|flags| flags & O_DSYNC != 0)
     }
 
     fn epoll_targets(&mut self, pid: i32, epfd: i32) -> Vec<i32> {
@@ -388,6 +416,19 @@ mod tests {
         assert_eq!(kind_from_link_text("/dev/pts/3"), Some(FdKind::Terminal));
         assert_eq!(kind_from_link_text("/home/a/data.csv"), None);
         assert_eq!(bracketed_number("socket:[98765]", "socket:["), Some(98765));
+    }
+
+    #[test]
+    fn open_flags_from_fdinfo() {
+        // O_SYNC | O_LARGEFILE | O_WRONLY, as dd oflag=sync opens its output.
+        let text = "pos:\t4096\nflags:\t04110001\nmnt_id:\t25\nino:\t1234\n";
+        let flags = fdinfo_flags(text).unwrap();
+        assert_ne!(flags & O_DSYNC, 0, "O_SYNC (04010000) includes O_DSYNC");
+        assert_eq!(
+            fdinfo_flags("flags:\t0100001\n").map(|f| f & O_DSYNC),
+            Some(0)
+        );
+        assert_eq!(fdinfo_flags("pos: 0\n"), None);
     }
 
     #[test]

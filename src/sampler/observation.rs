@@ -19,6 +19,41 @@ pub struct TickSnapshot {
     /// threads that already exited, seen or not.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub process_cpu: Vec<ProcessCpu>,
+    /// Cgroups with a CPU quota seen for the first time at this tick.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_cgroups: Vec<CgroupInfo>,
+    /// The throttling counters of every cgroup with a quota the tree runs under.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroups: Vec<CgroupSample>,
+}
+
+/// A cgroup whose CPU quota limits processes of the tree: the tightest quota among the
+/// cgroup a process is in and its ancestors (the one in force).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CgroupInfo {
+    /// The sampler's number for it, unique within a measurement.
+    pub id: u32,
+    /// Its path in the cgroup hierarchy ("/kubepods/pod1/ctr", "/system.slice/app.service").
+    pub path: String,
+    /// 1 or 2.
+    pub version: u8,
+    /// quota / period: the cores' worth of CPU time it may use.
+    pub quota_cores: f64,
+    pub period_ns: u64,
+}
+
+/// A cgroup's cumulative counters at one tick.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct CgroupSample {
+    pub id: u32,
+    /// Periods in which it was throttled (cpu.stat nr_throttled).
+    pub nr_throttled: u64,
+    /// Time throttled, ns (v1 throttled_time; v2 throttled_usec x 1000).
+    pub throttled_ns: u64,
+    /// CPU the whole cgroup used, ns (v2 cpu.stat usage_usec, v1 cpuacct.usage), when
+    /// readable: it counts processes outside the tree too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_ns: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
@@ -35,6 +70,8 @@ impl TickSnapshot {
         self.threads.clear();
         self.exited.clear();
         self.process_cpu.clear();
+        self.new_cgroups.clear();
+        self.cgroups.clear();
     }
 }
 
@@ -56,6 +93,9 @@ pub struct ProcessInfo {
     /// The executable has a .go.buildinfo section (a Go program).
     #[serde(default)]
     pub go_buildinfo: bool,
+    /// The cgroup whose CPU quota is in force for it (see `CgroupInfo`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<u32>,
 }
 
 /// How the thread was first seen: it tells the accountant where its first interval starts.
@@ -116,6 +156,10 @@ pub struct ThreadState {
     /// first descriptors resolved when the set is large.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub watched_peers: u32,
+    /// The descriptor written to was opened with O_SYNC or O_DSYNC: each write waits for the
+    /// device.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fd_sync: bool,
 }
 
 fn is_zero(value: &u32) -> bool {
@@ -131,6 +175,7 @@ impl ThreadState {
             fds: Vec::new(),
             watched: 0,
             watched_peers: 0,
+            fd_sync: false,
         }
     }
 }

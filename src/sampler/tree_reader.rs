@@ -579,6 +579,7 @@ fn read_wait_state(
         fds: targets.kinds,
         watched: targets.watched,
         watched_peers: targets.watched_peers,
+        fd_sync: targets.fd_sync,
     }
 }
 
@@ -708,6 +709,7 @@ pub fn read_process_info(pid: i32, buf: &mut Vec<u8>) -> Option<ProcessInfo> {
         exe,
         libraries,
         go_buildinfo,
+        cgroup: None,
     })
 }
 

@@ -79,6 +79,7 @@ mod tests {
             exe: Some(exe.to_string()),
             libraries: libraries.iter().map(|l| l.to_string()).collect(),
             go_buildinfo,
+            cgroup: None,
         }
     }
 
