@@ -1,5 +1,7 @@
-//! The measured program: launched as a child (`run`) or found running (`attach`), and the signals around it.
+//! The measured program: launched as a child (`run`) or found running (`attach`), the signals around it, and facts about it (its CPU cgroup, its Python).
 
 pub mod attach;
+pub mod cgroup;
 pub mod launch;
+pub mod python;
 pub mod signals;
