@@ -11,6 +11,8 @@ pub mod exit_code {
     pub const REFUSED_TARGET: u8 = 4;
     pub const BAD_INPUT_FILE: u8 = 5;
     pub const OUTPUT_NOT_WRITABLE: u8 = 6;
+    /// `doctor`: a check is limited or missing, so a measurement now would not be complete.
+    pub const LIMITED: u8 = 7;
     pub const RUN_FAILED: u8 = 125;
     pub const NOT_EXECUTABLE: u8 = 126;
     pub const NOT_FOUND: u8 = 127;

@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod diff;
+pub mod doctor;
 pub mod profiles;
 pub mod run;
 mod session;
@@ -17,6 +18,7 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Show(args) => (show::show(args), false),
         Command::Diff(args) => (diff::diff(args), false),
         Command::Profiles(args) => (profiles::profiles(args), false),
+        Command::Doctor(args) => (doctor::doctor(args), false),
     };
     match result {
         Ok(code) => code,
