@@ -79,6 +79,9 @@ pub struct Who {
     pub name: Option<String>,
     /// CAP_SYS_PTRACE in the effective set: every process's ptrace-protected files.
     pub cap_sys_ptrace: bool,
+    /// The effective capability set (CapEff).
+    #[serde(skip)]
+    pub capabilities: u64,
 }
 
 /// CAP_SYS_PTRACE's bit in the capability sets (linux/capability.h).
@@ -88,11 +91,12 @@ impl Who {
     pub fn current() -> Who {
         let uid = nix::unistd::geteuid().as_raw();
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let capabilities = capability_set(&status, "CapEff").unwrap_or(0);
         Who {
             uid,
             name: user_name(uid),
-            cap_sys_ptrace: effective_capabilities(&status)
-                .is_some_and(|caps| caps & (1 << CAP_SYS_PTRACE) != 0),
+            cap_sys_ptrace: capabilities & (1 << CAP_SYS_PTRACE) != 0,
+            capabilities,
         }
     }
 
@@ -116,11 +120,11 @@ pub fn user_name(uid: u32) -> Option<String> {
         .map(|user| user.name)
 }
 
-/// The CapEff mask of a /proc/PID/status text.
-pub fn effective_capabilities(status: &str) -> Option<u64> {
+/// A capability mask ("CapEff", "CapPrm") of a /proc/PID/status text.
+pub fn capability_set(status: &str, set: &str) -> Option<u64> {
     let hex = status
         .lines()
-        .find_map(|line| line.strip_prefix("CapEff:"))?
+        .find_map(|line| line.strip_prefix(set)?.strip_prefix(':'))?
         .trim();
     u64::from_str_radix(hex, 16).ok()
 }
@@ -133,6 +137,10 @@ pub struct Target {
     /// Its real, effective and saved uids (ptrace access needs all three to be the caller's).
     pub uids: [u32; 3],
     pub owner: Option<String>,
+    /// Its permitted capabilities (CapPrm): a process holding some the caller lacks is
+    /// protected from it even when the uids match.
+    #[serde(skip)]
+    pub capabilities: Option<u64>,
     /// The PIDs of its tree, the target first.
     pub tree: Vec<i32>,
     /// Threads in the whole tree.
@@ -143,7 +151,7 @@ impl Target {
     /// The live process `pid` (3 when there is none, as for `attach`).
     pub fn find(pid: i32) -> Result<Target, Error> {
         let mut buf = Vec::new();
-        let stat = read_stat(pid, &mut buf).map_err(|_| Error::NoSuchProcess(pid))?;
+        let stat = read_stat(pid, &mut buf).map_err(|_| not_visible(pid))?;
         if matches!(stat.state, 'Z' | 'X') {
             return Err(Error::NoSuchProcess(pid));
         }
@@ -163,6 +171,7 @@ impl Target {
             pid,
             command: read_command_line(pid, &mut buf).unwrap_or_else(|| vec![stat.comm]),
             owner: user_name(uids[0]),
+            capabilities: capability_set(&status, "CapPrm"),
             uids,
             tree,
             threads,
@@ -171,6 +180,15 @@ impl Target {
 
     pub fn owned_by(&self, uid: u32) -> bool {
         self.uids.iter().all(|&u| u == uid)
+    }
+}
+
+/// No such process, or (with hidepid) none this user may see.
+fn not_visible(pid: i32) -> Error {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    match proc_files::hidepid(&mountinfo) {
+        Some(hidepid) if !nix::unistd::geteuid().is_root() => Error::HiddenProcess { pid, hidepid },
+        _ => Error::NoSuchProcess(pid),
     }
 }
 
@@ -252,13 +270,14 @@ mod tests {
         let status = "Name:\tbash\nUid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\n\
                       CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\n\
                       CapEff:\t0000000000080000\nCapBnd:\t000001ffffffffff\n";
-        assert_eq!(effective_capabilities(status), Some(0x80000));
+        assert_eq!(capability_set(status, "CapEff"), Some(0x80000));
+        assert_eq!(capability_set(status, "CapPrm"), Some(0));
         assert_eq!(status_uids(status), Some([1000, 1000, 1000]));
         // Root in a docker container: the default capabilities, without CAP_SYS_PTRACE.
         let docker_root = "CapEff:\t00000000a80425fb\n";
-        let caps = effective_capabilities(docker_root).unwrap();
+        let caps = capability_set(docker_root, "CapEff").unwrap();
         assert_eq!(caps & (1 << CAP_SYS_PTRACE), 0);
-        assert_eq!(effective_capabilities("Name:\tx\n"), None);
+        assert_eq!(capability_set("Name:\tx\n", "CapEff"), None);
     }
 
     #[test]

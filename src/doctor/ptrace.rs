@@ -34,6 +34,8 @@ pub struct TargetAccess {
     pub owner: String,
     /// Its real, effective and saved uids are all the caller's.
     pub same_user: bool,
+    /// It holds capabilities the caller lacks (its CapPrm is not a subset of the caller's CapEff).
+    pub more_capable: bool,
     /// Its syscall file could be read just now.
     pub readable: bool,
 }
@@ -50,6 +52,9 @@ pub fn check(who: &Who, target: Option<&Target>) -> Check {
             pid: t.pid,
             owner: describe_uid(t.uids[0], t.owner.as_deref()),
             same_user: t.owned_by(who.uid),
+            more_capable: t
+                .capabilities
+                .is_some_and(|caps| caps & !who.capabilities != 0),
             readable: wait_sources_readable(t.pid),
         }),
     })
@@ -112,10 +117,25 @@ fn target_verdict(facts: &PtraceFacts, target: &TargetAccess, rules: &str) -> Ch
     }
     let todo = match facts.yama {
         Some(3) => "nothing but a reboot lowers ptrace_scope 3: measure on another machine",
+        _ if facts.cap_sys_ptrace => {
+            if target.more_capable {
+                "it holds capabilities concadvise lacks, and the kernel (or a security module: \
+                 SELinux, AppArmor, Landlock) refuses it even with CAP_SYS_PTRACE: measure the \
+                 program started under `concadvise run` instead"
+            } else {
+                "refused even with CAP_SYS_PTRACE: a security module (SELinux, AppArmor, \
+                 Landlock) forbids it; measure the program started under `concadvise run` \
+                 instead"
+            }
+        }
         Some(2) => "give concadvise CAP_SYS_PTRACE (sudo, or docker run --cap-add SYS_PTRACE)",
         Some(1) if target.same_user => {
             "start the program under `concadvise run` (an ancestor may read it), or as root \
              sysctl kernel.yama.ptrace_scope=0, or give concadvise CAP_SYS_PTRACE"
+        }
+        _ if target.same_user && target.more_capable => {
+            "it holds capabilities concadvise lacks: only CAP_SYS_PTRACE reads it; run \
+             concadvise as root"
         }
         _ if target.same_user => {
             "it is not dumpable (setuid, or it called prctl(PR_SET_DUMPABLE, 0)): only \
@@ -202,6 +222,7 @@ mod tests {
                 "uid 0 (root)".into()
             },
             same_user,
+            more_capable: false,
             readable,
         }
     }
@@ -271,6 +292,13 @@ mod tests {
         assert!(todo(1).contains("concadvise run"));
         assert!(todo(2).contains("CAP_SYS_PTRACE"));
         assert!(todo(3).contains("reboot"));
+        // Refused although concadvise has CAP_SYS_PTRACE (this machine's PID 1 holds
+        // capabilities concadvise lacks): say so rather than "run as root".
+        let mut protected = target(true, false);
+        protected.more_capable = true;
+        let todo = verdict(&facts(None, true, Some(protected))).todo.unwrap();
+        assert!(todo.contains("even with CAP_SYS_PTRACE"), "{todo}");
+        assert!(!todo.contains("run concadvise as root"));
         // Readable: ok whatever the scope, saying why.
         for scope in 0..=3 {
             let check = verdict(&facts(Some(scope), true, Some(target(false, true))));
