@@ -13,12 +13,7 @@ pub fn diff(args: DiffArgs) -> Result<u8, Error> {
     let comparison = compare(&before, &after);
     let bytes = match args.format {
         TextFormat::Text => render(&comparison, Look::for_stdout(args.color)).into_bytes(),
-        TextFormat::Json => {
-            let mut bytes = serde_json::to_vec_pretty(&comparison)
-                .map_err(|e| Error::Setup(format!("serialising the comparison: {e}")))?;
-            bytes.push(b'\n');
-            bytes
-        }
+        TextFormat::Json => super::json_bytes(&comparison, "comparison")?,
     };
     Destination::Stdout.commit(&bytes)?;
     Ok(0)

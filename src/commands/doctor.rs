@@ -10,12 +10,7 @@ pub fn doctor(args: DoctorArgs) -> Result<u8, Error> {
     let diagnosis = examine(args.pid)?;
     let bytes = match args.format {
         TextFormat::Text => render(&diagnosis, Look::for_stdout(args.color)).into_bytes(),
-        TextFormat::Json => {
-            let mut bytes = serde_json::to_vec_pretty(&diagnosis)
-                .map_err(|e| Error::Setup(format!("serialising the diagnosis: {e}")))?;
-            bytes.push(b'\n');
-            bytes
-        }
+        TextFormat::Json => super::json_bytes(&diagnosis, "diagnosis")?,
     };
     Destination::Stdout.commit(&bytes)?;
     Ok(if diagnosis.full_measurement {

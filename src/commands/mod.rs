@@ -9,6 +9,7 @@ mod session;
 pub mod show;
 
 use crate::cli::{Cli, Command};
+use crate::error::Error;
 
 /// Runs the subcommand; errors are printed here as one line.
 pub fn dispatch(cli: Cli) -> u8 {
@@ -27,4 +28,12 @@ pub fn dispatch(cli: Cli) -> u8 {
             error.exit_code(in_run)
         }
     }
+}
+
+/// `value` as pretty JSON and a newline, for commands that print JSON on stdout.
+fn json_bytes<T: serde::Serialize>(value: &T, what: &str) -> Result<Vec<u8>, Error> {
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::Setup(format!("serialising the {what}: {e}")))?;
+    bytes.push(b'\n');
+    Ok(bytes)
 }
