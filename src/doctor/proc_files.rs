@@ -71,6 +71,7 @@ pub fn hidepid(mountinfo: &str) -> Option<String> {
     (!matches!(value, "0" | "off")).then(|| value.to_string())
 }
 
+/// One branch per outcome, worst first; most of its length is the messages.
 pub fn verdict(facts: &ProcFacts) -> Check {
     let whose = match facts.pid {
         Some(pid) => format!("PID {pid}'s"),

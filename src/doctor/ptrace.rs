@@ -95,6 +95,8 @@ pub fn verdict(facts: &PtraceFacts) -> Check {
     }
 }
 
+/// For a PID: readable or not, and for not, the one remedy that fits why (most of its length
+/// is the messages).
 fn target_verdict(facts: &PtraceFacts, target: &TargetAccess, rules: &str) -> Check {
     let relation = if target.same_user {
         format!("it runs as you, {}", target.owner)

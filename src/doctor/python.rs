@@ -8,7 +8,7 @@ use super::{Check, State, Target};
 use crate::target::attach::wait_sources_readable;
 use crate::target::python::{
     of_process, probe, python3_on_path, stack_reader_supports, version_from_executable_name,
-    Interpreter, PythonProcess, PythonVersion, STACK_READER, STACK_READER_RANGE,
+    Interpreter, Probed, PythonProcess, PythonVersion, STACK_READER, STACK_READER_RANGE,
 };
 
 pub const NAME: &str = "python";
@@ -118,6 +118,23 @@ pub fn process_verdict(pid: i32, python: &PythonProcess, readable: bool) -> Chec
     }
 }
 
+/// What `python3` says it is; when it will not answer, what its real file's name says.
+fn ask(python3: &Path) -> Result<Probed, String> {
+    probe(python3).or_else(|why| {
+        let real = std::fs::canonicalize(python3).unwrap_or_else(|_| python3.to_path_buf());
+        let name = real.file_name().map(|n| n.to_string_lossy().into_owned());
+        let version = name
+            .as_deref()
+            .and_then(version_from_executable_name)
+            .ok_or(why)?;
+        Ok(Probed {
+            interpreter: Some(Interpreter::CPython),
+            version,
+            executable: real.display().to_string(),
+        })
+    })
+}
+
 /// Without a PID: the `python3` a program started from here would run.
 pub fn on_path_verdict(python3: Option<&Path>) -> Check {
     let Some(python3) = python3 else {
@@ -126,67 +143,43 @@ pub fn on_path_verdict(python3: Option<&Path>) -> Check {
             "no python3 on PATH (Python stacks matter only for Python programs)".to_string(),
         );
     };
-    let (version, executable, interpreter) = match probe(python3) {
-        Ok(probed) => (Some(probed.version), probed.executable, probed.interpreter),
-        // It would not answer: its name may still tell.
+    let probed = match ask(python3) {
+        Ok(probed) => probed,
         Err(why) => {
-            let real = std::fs::canonicalize(python3).unwrap_or_else(|_| python3.to_path_buf());
-            let name = real.file_name().map(|n| n.to_string_lossy().into_owned());
-            match name.as_deref().and_then(version_from_executable_name) {
-                Some(version) => (
-                    Some(version),
-                    real.display().to_string(),
-                    Some(Interpreter::CPython),
+            return Check::not_ok(
+                NAME,
+                State::Limited,
+                format!(
+                    "{} is on PATH, but asking it its version failed ({why})",
+                    python3.display()
                 ),
-                None => {
-                    return Check::not_ok(
-                        NAME,
-                        State::Limited,
-                        format!(
-                            "{} is on PATH, but asking it its version failed ({why})",
-                            python3.display()
-                        ),
-                        format!("check that `{} --version` works", python3.display()),
-                    )
-                }
-            }
+                format!("check that `{} --version` works", python3.display()),
+            )
         }
     };
     // A shim or a link names the real interpreter only when asked.
-    let real = if Path::new(&executable) == python3 {
+    let real = if Path::new(&probed.executable) == python3 {
         String::new()
     } else {
-        format!(", {executable}")
+        format!(", {}", probed.executable)
     };
-    let what = match &version {
-        Some(version) => format!(
-            "python3 on PATH ({}{real}) is CPython {version}",
-            python3.display()
-        ),
-        None => format!("python3 on PATH ({})", python3.display()),
-    };
-    match (interpreter, version) {
-        (Some(Interpreter::PyPy), _) => Check::not_ok(
+    let at = format!("python3 on PATH ({}{real})", python3.display());
+    if probed.interpreter == Some(Interpreter::PyPy) {
+        return Check::not_ok(
             NAME,
             State::Limited,
-            format!(
-                "python3 on PATH ({}) is PyPy: the stack reader ({STACK_READER}) reads CPython \
-                 only",
-                python3.display()
-            ),
+            format!("{at} is PyPy: the stack reader ({STACK_READER}) reads CPython only"),
             "nothing to do for PyPy; the rest of the measurement is unaffected".to_string(),
-        ),
-        (_, Some(version)) if stack_reader_supports(&version) => Check::ok(
+        );
+    }
+    let what = format!("{at} is CPython {}", probed.version);
+    if stack_reader_supports(&probed.version) {
+        Check::ok(
             NAME,
             format!("{what}: a version the stack reader ({STACK_READER}) supports"),
-        ),
-        (_, Some(version)) => unsupported(what, &version),
-        (_, None) => Check::not_ok(
-            NAME,
-            State::Limited,
-            format!("{what}: its version could not be told"),
-            format!("check that `{} --version` works", python3.display()),
-        ),
+        )
+    } else {
+        unsupported(what, &probed.version)
     }
 }
 

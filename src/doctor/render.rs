@@ -3,7 +3,7 @@
 
 use console::Style;
 
-use super::{Diagnosis, State};
+use super::{Check, Diagnosis, State};
 use crate::report::terminal::{wrap, Look};
 
 /// Width of the state column ("limited ") and of the name column ("open-files ").
@@ -11,18 +11,6 @@ const STATE_WIDTH: usize = 8;
 const NAME_WIDTH: usize = 11;
 
 pub fn render(diagnosis: &Diagnosis, look: Look) -> String {
-    let paint = |state: State, text: &str| -> String {
-        let style = match state {
-            State::Ok => Style::new().green(),
-            State::Limited => Style::new().yellow(),
-            State::Missing => Style::new().red(),
-        };
-        if look.color {
-            style.force_styling(true).apply_to(text).to_string()
-        } else {
-            text.to_string()
-        }
-    };
     let about = match &diagnosis.target {
         Some(target) => format!("PID {} ({})", target.pid, target.command.join(" ")),
         None => "your own processes".to_string(),
@@ -36,28 +24,8 @@ pub fn render(diagnosis: &Diagnosis, look: Look) -> String {
         "",
         "  ",
     );
-    let indent = " ".repeat(STATE_WIDTH + NAME_WIDTH);
     for check in &diagnosis.checks {
-        let lead = format!(
-            "{:<STATE_WIDTH$}{:<NAME_WIDTH$}",
-            check.state.word(),
-            check.name
-        );
-        let text = wrap(&check.found, look.width, &lead, &indent);
-        // Colour only the state word, after wrapping (escape codes have no width).
-        out.push_str(&text.replacen(
-            check.state.word(),
-            &paint(check.state, check.state.word()),
-            1,
-        ));
-        if let Some(todo) = &check.todo {
-            out.push_str(&wrap(
-                &format!("-> {todo}"),
-                look.width,
-                &indent,
-                &format!("{indent}   "),
-            ));
-        }
+        out.push_str(&render_check(check, look));
     }
     let not_ok: Vec<&str> = diagnosis
         .checks
@@ -76,6 +44,38 @@ pub fn render(diagnosis: &Diagnosis, look: Look) -> String {
             look.width,
             "",
             "  ",
+        ));
+    }
+    out
+}
+
+/// "STATE   NAME       found..." wrapped under the name column, then "-> todo".
+fn render_check(check: &Check, look: Look) -> String {
+    let indent = " ".repeat(STATE_WIDTH + NAME_WIDTH);
+    let lead = format!(
+        "{:<STATE_WIDTH$}{:<NAME_WIDTH$}",
+        check.state.word(),
+        check.name
+    );
+    let word = check.state.word();
+    let painted = if look.color {
+        let style = match check.state {
+            State::Ok => Style::new().green(),
+            State::Limited => Style::new().yellow(),
+            State::Missing => Style::new().red(),
+        };
+        style.force_styling(true).apply_to(word).to_string()
+    } else {
+        word.to_string()
+    };
+    // Colour only the state word, after wrapping (escape codes have no width).
+    let mut out = wrap(&check.found, look.width, &lead, &indent).replacen(word, &painted, 1);
+    if let Some(todo) = &check.todo {
+        out.push_str(&wrap(
+            &format!("-> {todo}"),
+            look.width,
+            &indent,
+            &format!("{indent}   "),
         ));
     }
     out

@@ -171,25 +171,7 @@ fn unescape_mount_path(text: &str) -> String {
 pub fn locate(membership: &str, mountinfo: &str, root: &Path) -> Result<CpuCgroup, CgroupProblem> {
     let memberships = parse_memberships(membership);
     let mounts = parse_cgroup_mounts(mountinfo);
-    let v1 = memberships
-        .iter()
-        .filter(|m| m.controllers.contains(&"cpu"))
-        .find_map(|m| {
-            let mount = mounts.iter().find(|mount| {
-                mount.version == CgroupVersion::V1 && mount.options.iter().any(|o| o == "cpu")
-            })?;
-            Some((m, mount))
-        });
-    let v2 = || {
-        let m = memberships
-            .iter()
-            .find(|m| m.hierarchy == "0" && m.controllers.is_empty())?;
-        let mount = mounts
-            .iter()
-            .find(|mount| mount.version == CgroupVersion::V2)?;
-        Some((m, mount))
-    };
-    let Some((membership, mount)) = v1.or_else(v2) else {
+    let Some((membership, mount)) = cpu_hierarchy(&memberships, &mounts) else {
         return Err(CgroupProblem::NoCpuController(
             "no mounted cgroup hierarchy has the cpu controller for it".into(),
         ));
@@ -230,6 +212,32 @@ pub fn locate(membership: &str, mountinfo: &str, root: &Path) -> Result<CpuCgrou
         quota: tightest_quota(mount.version, &levels),
         throttling: nearest_throttling(mount.version, &levels),
         dir,
+    })
+}
+
+/// The membership and mount of the cpu controller: v1 where a v1 hierarchy has it (hybrid
+/// systems mount an empty v2 beside), else the v2 hierarchy.
+fn cpu_hierarchy<'m, 'a>(
+    memberships: &'m [Membership<'a>],
+    mounts: &'m [CgroupMount],
+) -> Option<(&'m Membership<'a>, &'m CgroupMount)> {
+    let v1 = memberships
+        .iter()
+        .filter(|m| m.controllers.contains(&"cpu"))
+        .find_map(|m| {
+            let mount = mounts.iter().find(|mount| {
+                mount.version == CgroupVersion::V1 && mount.options.iter().any(|o| o == "cpu")
+            })?;
+            Some((m, mount))
+        });
+    v1.or_else(|| {
+        let m = memberships
+            .iter()
+            .find(|m| m.hierarchy == "0" && m.controllers.is_empty())?;
+        let mount = mounts
+            .iter()
+            .find(|mount| mount.version == CgroupVersion::V2)?;
+        Some((m, mount))
     })
 }
 
