@@ -69,6 +69,29 @@ pub enum Command {
                       Exit status: 0; 5 if a file is not a readable report."
     )]
     Diff(DiffArgs),
+    /// Check what this machine and this user allow before measuring: /proc, ptrace, cgroup
+    /// counters, the open-file limit, the Python stack reader.
+    #[command(
+        after_help = "Examples:\n  concadvise doctor\n  concadvise doctor 4242\n  \
+                      concadvise doctor 4242 --format json\n\n\
+                      One line per check: ok, limited (a measurement works but loses what the \
+                      line says) or missing (that part cannot be measured), with what to do.\n\n\
+                      Exit status: 0 when a full measurement is possible; 7 when a check is \
+                      limited or missing; 3 if no such process; 2 for usage errors."
+    )]
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Check for this running process (and its descendants); without it, for your own
+    /// processes and `concadvise run`.
+    pub pid: Option<i32>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: TextFormat,
+    /// Colour in the text output.
+    #[arg(long, value_enum, default_value_t, value_name = "WHEN")]
+    pub color: ColorChoice,
 }
 
 #[derive(Debug, Args)]
@@ -108,14 +131,15 @@ pub struct DiffArgs {
     /// The report from after the change.
     pub after: PathBuf,
     #[arg(long, value_enum, default_value_t)]
-    pub format: DiffFormat,
+    pub format: TextFormat,
     /// Colour in the text output.
     #[arg(long, value_enum, default_value_t, value_name = "WHEN")]
     pub color: ColorChoice,
 }
 
+/// Text for people, JSON for scripts (`diff`, `doctor`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum DiffFormat {
+pub enum TextFormat {
     #[default]
     Text,
     Json,
@@ -254,5 +278,21 @@ mod tests {
         assert!(Cli::try_parse_from(["concadvise", "attach"]).is_err());
         assert!(Cli::try_parse_from(["concadvise", "attach", "42", "--name", "x"]).is_err());
         assert!(Cli::try_parse_from(["concadvise", "attach", "42", "--duration", "soon"]).is_err());
+    }
+
+    #[test]
+    fn doctor_takes_an_optional_pid_and_a_format() {
+        let cli = Cli::parse_from(["concadvise", "doctor", "42", "--format", "json"]);
+        let Command::Doctor(args) = cli.command else {
+            panic!("parsed as another subcommand")
+        };
+        assert_eq!(args.pid, Some(42));
+        assert_eq!(args.format, TextFormat::Json);
+        let cli = Cli::parse_from(["concadvise", "doctor"]);
+        assert!(matches!(
+            cli.command,
+            Command::Doctor(DoctorArgs { pid: None, .. })
+        ));
+        assert!(Cli::try_parse_from(["concadvise", "doctor", "x"]).is_err());
     }
 }

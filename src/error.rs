@@ -11,6 +11,8 @@ pub mod exit_code {
     pub const REFUSED_TARGET: u8 = 4;
     pub const BAD_INPUT_FILE: u8 = 5;
     pub const OUTPUT_NOT_WRITABLE: u8 = 6;
+    /// `doctor`: a check is limited or missing, so a measurement now would not be complete.
+    pub const LIMITED: u8 = 7;
     pub const RUN_FAILED: u8 = 125;
     pub const NOT_EXECUTABLE: u8 = 126;
     pub const NOT_FOUND: u8 = 127;
@@ -28,6 +30,11 @@ pub enum Error {
     Report { path: PathBuf, reason: String },
     #[error("no process with PID {0} (check `ps`; it may have exited)")]
     NoSuchProcess(i32),
+    #[error(
+        "no process with PID {pid} visible here: /proc is mounted with hidepid={hidepid}, which \
+         hides other users' processes (run as root or as the process's user)"
+    )]
+    HiddenProcess { pid: i32, hidepid: String },
     #[error("no process named {0:?} (check `ps -e`, or give its PID)")]
     NoProcessNamed(String),
     #[error(
@@ -79,13 +86,29 @@ impl Error {
             Error::CommandNotExecutable(_) => NOT_EXECUTABLE,
             _ if in_run => RUN_FAILED,
             Error::Report { .. } => OUTPUT_NOT_WRITABLE,
-            Error::NoSuchProcess(_) | Error::NoProcessNamed(_) | Error::AmbiguousName { .. } => {
-                NO_SUCH_PROCESS
-            }
+            Error::NoSuchProcess(_)
+            | Error::HiddenProcess { .. }
+            | Error::NoProcessNamed(_)
+            | Error::AmbiguousName { .. } => NO_SUCH_PROCESS,
             Error::RefusedTarget { .. } => REFUSED_TARGET,
             Error::InputFile { .. } | Error::Profile { .. } => BAD_INPUT_FILE,
             Error::UnknownRuntime { .. } => USAGE,
             Error::Spawn { .. } | Error::Setup(_) => FAILURE,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_hidden_by_hidepid_is_no_such_process_with_the_reason() {
+        let error = Error::HiddenProcess {
+            pid: 42,
+            hidepid: "invisible".into(),
+        };
+        assert_eq!(error.exit_code(false), exit_code::NO_SUCH_PROCESS);
+        assert!(error.to_string().contains("hidepid=invisible"));
     }
 }

@@ -8,6 +8,7 @@ pub mod advice;
 pub mod analysis;
 pub mod cli;
 pub mod commands;
+pub mod doctor;
 pub mod error;
 pub mod machine;
 pub mod notice;

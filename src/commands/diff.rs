@@ -1,6 +1,6 @@
 //! `concadvise diff`: compare two saved reports, before and after a change.
 
-use crate::cli::{DiffArgs, DiffFormat};
+use crate::cli::{DiffArgs, TextFormat};
 use crate::error::Error;
 use crate::report::diff::{compare, render};
 use crate::report::read::load;
@@ -12,13 +12,8 @@ pub fn diff(args: DiffArgs) -> Result<u8, Error> {
     let after = load(&args.after)?;
     let comparison = compare(&before, &after);
     let bytes = match args.format {
-        DiffFormat::Text => render(&comparison, Look::for_stdout(args.color)).into_bytes(),
-        DiffFormat::Json => {
-            let mut bytes = serde_json::to_vec_pretty(&comparison)
-                .map_err(|e| Error::Setup(format!("serialising the comparison: {e}")))?;
-            bytes.push(b'\n');
-            bytes
-        }
+        TextFormat::Text => render(&comparison, Look::for_stdout(args.color)).into_bytes(),
+        TextFormat::Json => super::json_bytes(&comparison, "comparison")?,
     };
     Destination::Stdout.commit(&bytes)?;
     Ok(0)

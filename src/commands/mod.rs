@@ -2,12 +2,14 @@
 
 pub mod attach;
 pub mod diff;
+pub mod doctor;
 pub mod profiles;
 pub mod run;
 mod session;
 pub mod show;
 
 use crate::cli::{Cli, Command};
+use crate::error::Error;
 
 /// Runs the subcommand; errors are printed here as one line.
 pub fn dispatch(cli: Cli) -> u8 {
@@ -17,6 +19,7 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Show(args) => (show::show(args), false),
         Command::Diff(args) => (diff::diff(args), false),
         Command::Profiles(args) => (profiles::profiles(args), false),
+        Command::Doctor(args) => (doctor::doctor(args), false),
     };
     match result {
         Ok(code) => code,
@@ -25,4 +28,12 @@ pub fn dispatch(cli: Cli) -> u8 {
             error.exit_code(in_run)
         }
     }
+}
+
+/// `value` as pretty JSON and a newline, for commands that print JSON on stdout.
+fn json_bytes<T: serde::Serialize>(value: &T, what: &str) -> Result<Vec<u8>, Error> {
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::Setup(format!("serialising the {what}: {e}")))?;
+    bytes.push(b'\n');
+    Ok(bytes)
 }
