@@ -64,8 +64,10 @@ const BUILT_IN: [(&str, &str); 5] = [
 pub const FALLBACK: &str = "native";
 
 /// Situations every profile must advise on.
-pub const REQUIRED: [&str; 13] = [
+pub const REQUIRED: [&str; 15] = [
     "cpu_bound",
+    "cpu_quota",
+    "sync_bound",
     "already_parallel",
     "sequential_processes",
     "io_network",

@@ -123,7 +123,7 @@ fn a_shell_loop_compiling_one_file_after_another_is_serial_and_told_to_run_them_
     let _lock = timing_lock();
     let dir = scratch_dir();
     for i in 0..4 {
-        let body: String = (0..150)
+        let body: String = (0..400)
             .map(|f| {
                 format!(
                     "static int f{f}(int x) {{ int s = 0; for (int j = 0; j < x; j++) \
@@ -132,7 +132,7 @@ fn a_shell_loop_compiling_one_file_after_another_is_serial_and_told_to_run_them_
                 )
             })
             .collect();
-        let calls: String = (0..150).map(|f| format!("t += f{f}({f});\n")).collect();
+        let calls: String = (0..400).map(|f| format!("t += f{f}({f});\n")).collect();
         let source = format!("{body}int main(void) {{ int t = 0;\n{calls}return t & 1; }}\n");
         std::fs::write(dir.path().join(format!("unit{i}.c")), source).unwrap();
     }

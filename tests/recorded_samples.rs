@@ -12,7 +12,10 @@
 //! (examples/python/async_client.py, 10 in flight to a 100 ms line server), asyncio_idle_server
 //! (examples/python/async_server.py 1), thread_pool_http (examples/python/pool_client.py with 8
 //! threads to a 200 ms HTTP server), process_pool (examples/python/process_pool.py 16 2),
-//! node_blocked_loop (examples/node/blocked_loop.js 1.2).
+//! node_blocked_loop (examples/node/blocked_loop.js 1.2), xz_pipeline (sh -c 'cat F F | xz -T1 |
+//! wc -c' on 1.5 MB), socketpair_consumer (examples/python/socketpair_pipeline.py 300),
+//! cpu_quota_half_core (workload cpu 1.2 s in a cgroup v1 with cfs_quota_us 50000 of 100000),
+//! sqlite_autocommit (sqlite3 running 300 autocommit INSERTs).
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
@@ -315,4 +318,54 @@ fn serial_programs_have_about_one_activity_in_flight() {
             "{name}: {concurrency:?}"
         );
     }
+}
+
+#[test]
+fn the_compressor_of_a_pipeline_is_the_process_the_others_wait_on() {
+    let findings = findings("xz_pipeline", None);
+    let bottleneck = findings.bottleneck.as_ref().unwrap();
+    assert_eq!(bottleneck.command[0], "xz", "{bottleneck:?}");
+    assert_eq!(bottleneck.kind, "cpu");
+    assert_eq!(findings.runtime.name, "native");
+}
+
+#[test]
+fn a_slow_consumer_over_a_socketpair_is_what_its_producer_waits_on() {
+    let findings = findings("socketpair_consumer", None);
+    let bottleneck = findings.bottleneck.as_ref().unwrap();
+    assert_eq!(bottleneck.kind, "sleep", "{bottleneck:?}");
+    assert!(bottleneck
+        .waiters
+        .iter()
+        .all(|(pid, _, _)| *pid != bottleneck.pid));
+    // The advice is about the consumer's own time, which is sleeping.
+    assert_eq!(
+        findings.bottleneck_verdict.unwrap().class,
+        WorkloadClass::Idle
+    );
+}
+
+#[test]
+fn a_half_core_quota_shows_as_throttled_time_and_the_quota_situation() {
+    let (findings, advice) = advised("cpu_quota_half_core");
+    let quota = findings.limits.quota.as_ref().unwrap();
+    assert_eq!(quota.cores, 0.5);
+    let throttled = findings.wall.wait(WaitKind::Throttled) / findings.wall.total_ns();
+    assert!((0.3..0.7).contains(&throttled), "{throttled}");
+    assert_eq!(advice.situation, "cpu_quota");
+    assert_eq!(advice.speedup_ceiling, Some(1.0));
+}
+
+#[test]
+fn sqlite_autocommit_waits_on_syncs() {
+    let (findings, advice) = advised("sqlite_autocommit");
+    let syncs = findings.limits.syncs.as_ref().unwrap();
+    assert!(syncs.share() > 0.5, "{syncs:?}");
+    assert!(
+        syncs.syncs >= 300,
+        "at least one sync per insert: {syncs:?}"
+    );
+    assert_eq!(advice.situation, "sync_bound");
+    // Without a quota nothing is throttled.
+    assert_eq!(findings.breakdown.wait(WaitKind::Throttled), 0.0);
 }

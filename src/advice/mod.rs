@@ -30,16 +30,23 @@ pub struct Recommendation {
 /// Advises on a whole measurement with its runtime's profile.
 pub fn recommend(findings: &Findings, profile: &Profile) -> Recommendation {
     let input = AdviceInput {
-        verdict: &findings.verdict,
+        // When the tree mostly waited on one process, the advice is about that process.
+        verdict: findings
+            .bottleneck_verdict
+            .as_ref()
+            .unwrap_or(&findings.verdict),
         runtime: &findings.runtime,
         profile,
         wall_s: findings.wall_s,
         avg_cores: findings.avg_cores,
         avg_cores_wanted: findings.avg_cores_wanted,
-        cores: findings.cores,
+        cores: findings.limits.usable_cores(findings.cores),
         serialized: findings.contention.as_ref(),
         wait_compute: findings.wait_compute,
         concurrency: &findings.concurrency,
+        limits: &findings.limits,
+        bottleneck: findings.bottleneck.as_ref(),
+        about_bottleneck: findings.bottleneck_verdict.is_some(),
         event_loop_runtime: findings.event_loop_runtime.as_ref(),
         processes: &findings.processes,
         samples: findings.sampling.samples,
@@ -94,6 +101,24 @@ fn advise(input: &AdviceInput) -> Advice {
     let values = placeholder_values(input, workers, speedup_ceiling);
     let shares = &input.verdict.shares;
     let mut reasons = vec![chosen.measured(input)];
+    if let Some(bottleneck) = input.bottleneck {
+        if input.about_bottleneck {
+            // The verdict is that process's own: say so before its numbers.
+            reasons[0] = format!("In that process's own time: {}", reasons[0]);
+            reasons.insert(0, bottleneck.reason());
+        } else {
+            reasons.push(bottleneck.reason());
+        }
+        if bottleneck.kind == "cpu" && bottleneck.cores < 1.2 {
+            reasons.push(
+                "That stage computes on about one core: the whole pipeline goes at its pace. Make \
+                 it faster, or run it on several cores (many tools have a threads option: xz -T0, \
+                 zstd -T0, pigz instead of gzip, sort --parallel), or split its input among \
+                 several copies of it."
+                    .to_string(),
+            );
+        }
+    }
     reasons.extend(entry.reasons.iter().map(|r| fill(r, &values)));
     reasons.extend(sizing_text);
     if shares.runqueue > 0.1 {
@@ -251,6 +276,7 @@ mod tests {
     use super::*;
     use crate::analysis::accountant::TimeSplit;
     use crate::analysis::findings::WaitCompute;
+    use crate::analysis::limits::Limits;
     use crate::analysis::structure::Concurrency;
     use crate::analysis::verdict::classify;
     use crate::profile::ProfileSet;
@@ -281,6 +307,9 @@ mod tests {
                 compute_s: 0.1,
             }),
             concurrency: &concurrency,
+            limits: &Limits::default(),
+            bottleneck: None,
+            about_bottleneck: false,
             event_loop_runtime: None,
             processes: &[],
             samples: 100,

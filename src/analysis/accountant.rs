@@ -78,7 +78,15 @@ pub struct ThreadAccount {
     /// (schedstat is updated at scheduler ticks), positive while the thread was seen running
     /// at both ends of its intervals.
     pending_off_ns: i64,
+    /// Throttled time charged while the thread's counters stood still, that its run-queue
+    /// counter may show later (some kernels add a throttled stretch to run_delay when the
+    /// thread runs again), and when it was charged: paid back from that run-queue time.
+    throttle_debt: (f64, u64),
 }
+
+/// Throttled time not seen in the run-queue counter within this long never will be (the
+/// kernel does not count throttling as run delay).
+const THROTTLE_DEBT_LIFE_NS: u64 = 250_000_000;
 
 /// What a thread was blocked in, as the accounting needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -340,6 +348,7 @@ impl Accountant {
             prev_wait: wait,
             last_wait: wait,
             pending_off_ns: 0,
+            throttle_debt: (0.0, 0),
         };
         match observation.sighting {
             Sighting::Continuing if self.threads.contains_key(&key) => {}
@@ -413,6 +422,15 @@ impl Accountant {
         (recent, std::mem::take(&mut self.recent_cpu_ns))
     }
 
+    /// What is known of a live (or last seen) process with this PID.
+    pub fn process_info(&self, pid: i32) -> Option<&ProcessInfo> {
+        self.processes.get(&pid).map(|p| &p.info)
+    }
+
+    pub fn ppid_of(&self, pid: i32) -> Option<i32> {
+        self.process_info(pid).map(|info| info.ppid)
+    }
+
     pub fn threads(&self) -> impl Iterator<Item = &ThreadAccount> {
         self.threads.values().chain(self.finished_threads.iter())
     }
@@ -466,10 +484,12 @@ impl ThreadAccount {
             .runqueue_ns
             .saturating_sub(self.prev_runqueue_ns);
         let off = elapsed - cpu as i64 - runqueue as i64 + self.pending_off_ns;
-        let runnable_off = if self.prev_wait.is_none() && wait.is_none() {
-            off.max(0) as f64
-        } else {
-            0.0
+        let runnable = self.prev_wait.is_none() && wait.is_none();
+        let runnable_off = match (runnable, cpu + runqueue) {
+            // Runnable, and its counters stood still: held the whole interval.
+            (true, 0) => elapsed.max(0) as f64,
+            (true, _) => off.max(0) as f64,
+            (false, _) => 0.0,
         };
         (cpu as f64, runqueue as f64 + runnable_off)
     }
@@ -512,7 +532,27 @@ impl ThreadAccount {
             kind: WaitKind::Throttled,
             sync: false,
         };
-        if off > 0 && self.prev_wait.is_none() && wait.is_none() && throttle_left > 0.0 {
+        let runnable = self.prev_wait.is_none() && wait.is_none();
+        let (debt, debt_at) = self.throttle_debt;
+        if debt > 0.0 && at_ns.saturating_sub(debt_at) > THROTTLE_DEBT_LIFE_NS {
+            self.throttle_debt = (0.0, 0);
+        }
+        if cpu + runqueue == 0 && runnable && throttle_left > 0.0 {
+            // Held the whole interval: charged now, so the wall view shows it when it happened.
+            let held = (elapsed.max(0) as f64).min(throttle_left);
+            split.charge(throttled, held);
+            throttle_left = 0.0;
+            off -= held as i64;
+            self.throttle_debt = (self.throttle_debt.0 + held, at_ns);
+        } else if self.throttle_debt.0 > 0.0 && split.runqueue_ns > 0.0 {
+            // The run-queue counter now shows what was already charged: not twice.
+            let paid = split.runqueue_ns.min(self.throttle_debt.0);
+            split.runqueue_ns -= paid;
+            self.throttle_debt.0 -= paid;
+            off += paid as i64;
+            throttle_left = (throttle_left - paid).max(0.0);
+        }
+        if off > 0 && runnable && throttle_left > 0.0 {
             let held = (off as f64).min(throttle_left);
             split.charge(throttled, held);
             throttle_left -= held;
@@ -654,6 +694,7 @@ mod tests {
             prev_wait: Some(plain(kind)),
             last_wait: Some(plain(kind)),
             pending_off_ns: 0,
+            throttle_debt: (0.0, 0),
         }
     }
 
@@ -702,6 +743,21 @@ mod tests {
         let (s, _) = account.advance(read(200, 10, 0), Some(plain(WaitKind::Disk)), false, 0.0);
         assert_eq!(s.wait(WaitKind::Disk), 100.0);
         assert_eq!(s.disk_sync_ns, 50.0, "half the interval was the sync");
+    }
+
+    #[test]
+    fn throttling_that_run_delay_shows_late_is_charged_when_it_happened_and_only_once() {
+        let mut account = account_waiting_on(WaitKind::Disk);
+        account.prev_wait = None;
+        account.last_wait = None;
+        // Held for a whole 10 ns tick: the counters stand still.
+        let (s, busy) = account.advance(read(10, 0, 0), None, false, 10.0);
+        assert_eq!((s.wait(WaitKind::Throttled), busy), (10.0, 0.0));
+        // Then it runs 2 ns, and run_delay shows the 10 ns held plus 8 more now.
+        let (s, _) = account.advance(read(20, 2, 18), None, false, 18.0);
+        assert_eq!(s.wait(WaitKind::Throttled), 8.0);
+        assert_eq!(s.runqueue_ns, 0.0);
+        assert_eq!(account.pending_off_ns, 0, "the totals telescope");
     }
 
     #[test]

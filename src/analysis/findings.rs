@@ -8,7 +8,9 @@
 use std::time::Duration;
 
 use super::accountant::{Accountant, TimeSplit};
+use super::bottleneck::Bottleneck;
 use super::contention::{serialized_threads, SerializedThreads};
+use super::limits::{self, Limits};
 use super::phases::{self, Phase};
 use super::structure::Concurrency;
 use super::timeline::state_letter;
@@ -141,6 +143,13 @@ pub struct Findings {
     pub wait_compute: Option<WaitCompute>,
     /// The program's own concurrency: its structure, what overlaps, its event loop.
     pub concurrency: Concurrency,
+    /// What limits it from outside its code: a CPU quota, syncs.
+    pub limits: Limits,
+    /// The process the others wait on, when one dominates.
+    pub bottleneck: Option<Bottleneck>,
+    /// When the tree mostly waited on that process (through pipes, sockets or for it to
+    /// exit), the verdict of its own time: what the advice is about.
+    pub bottleneck_verdict: Option<Verdict>,
     /// The runtime of the loop thread's process, when there is a loop.
     pub event_loop_runtime: Option<Runtime>,
     /// The runtime of the process that used the most CPU (or the one asked for).
@@ -175,15 +184,21 @@ pub fn analyse_ticks(
     let cpu = cpu_totals(accountant, facts);
     let (breakdown, unscaled_wall) = reconcile(accountant, &cpu);
 
-    let runtime = runtime_of(accountant, facts, profiles);
+    let span_ns = accountant.span_ns();
+    let bottleneck = analyser.bottleneck.conclude(accountant, span_ns);
+    let runtime = runtime_of(accountant, bottleneck.as_ref(), facts, profiles);
     let profile = profiles.for_runtime(&runtime.name)?;
     let mut verdict = classify_with(&unscaled_wall, sampling.samples, &profile.thresholds);
-    let span_ns = accountant.span_ns();
     let phases = phases::detect(&accountant.timeline, span_ns);
     let phases_disagree = phases::disagree(&phases);
     if phases_disagree {
         verdict.class = WorkloadClass::Mixed;
     }
+    let bottleneck_verdict = bottleneck.as_ref().and_then(|b| {
+        let waits_on_it = matches!(verdict.dominant_wait, Some(WaitKind::Ipc | WaitKind::Child));
+        (waits_on_it && verdict.class != WorkloadClass::CpuBound)
+            .then(|| classify_with(&b.own, sampling.samples, &profile.thresholds))
+    });
     let concurrency =
         analyser
             .structure
@@ -229,6 +244,9 @@ pub fn analyse_ticks(
         contention: serialized_threads(accountant, span_ns, cores),
         wait_compute: wait_compute(accountant, concurrency.io_wait_s),
         concurrency,
+        limits: limits::conclude(accountant, &breakdown),
+        bottleneck,
+        bottleneck_verdict,
         event_loop_runtime,
         processes,
         threads: threads(accountant),
@@ -291,10 +309,19 @@ fn scaled(wall: &TimeSplit, span_ns: f64, wall_s: f64) -> TimeSplit {
     scaled
 }
 
-/// The runtime asked for, else that of the process that used the most CPU.
-fn runtime_of(accountant: &Accountant, facts: &RunFacts, profiles: &ProfileSet) -> Runtime {
+/// The runtime asked for, else that of the process the others wait on, else that of the
+/// process that used the most CPU.
+fn runtime_of(
+    accountant: &Accountant,
+    bottleneck: Option<&Bottleneck>,
+    facts: &RunFacts,
+    profiles: &ProfileSet,
+) -> Runtime {
     if let Some(name) = &facts.runtime_override {
         return Runtime::named(name);
+    }
+    if let Some(info) = bottleneck.and_then(|b| accountant.process_info(b.pid)) {
+        return detect(profiles, info);
     }
     accountant
         .processes()

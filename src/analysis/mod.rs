@@ -1,9 +1,11 @@
 //! From snapshots to conclusions: one module per question, joined by `findings::analyse` into one `Findings` value.
 
 pub mod accountant;
+pub mod bottleneck;
 pub mod contention;
 pub mod event_loop;
 pub mod findings;
+pub mod limits;
 pub mod phases;
 pub mod structure;
 pub mod throttling;
@@ -12,6 +14,7 @@ pub mod verdict;
 pub mod wait_kind;
 
 use accountant::Accountant;
+use bottleneck::BottleneckTracker;
 use event_loop::LoopTracker;
 use structure::StructureTracker;
 
@@ -25,6 +28,7 @@ pub struct TickAnalyser {
     pub accountant: Accountant,
     pub event_loops: LoopTracker,
     pub structure: StructureTracker,
+    pub bottleneck: BottleneckTracker,
 }
 
 impl TickAnalyser {
@@ -43,8 +47,13 @@ impl TickSink for TickAnalyser {
         self.accountant.ingest(snapshot);
         self.event_loops
             .ingest(snapshot, &self.accountant.last_tick);
+        self.bottleneck
+            .ingest(snapshot, &self.accountant.last_tick, &self.accountant);
+        let (bottleneck, accountant) = (&self.bottleneck, &self.accountant);
         self.structure
-            .ingest(&self.accountant.last_tick, &self.event_loops);
+            .ingest(&accountant.last_tick, &self.event_loops, |pid, tid| {
+                bottleneck.waits_on_tree(pid, tid, accountant)
+            });
     }
 
     fn recent(&mut self, span_ns: f64) -> RecentActivity {

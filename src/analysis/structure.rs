@@ -94,9 +94,15 @@ pub struct StructureTracker {
 }
 
 impl StructureTracker {
-    /// One tick: what each thread did in it, as the accountant split it, and which threads
-    /// sit in an event loop's poller.
-    pub fn ingest(&mut self, tick: &TickIntervals, loops: &LoopTracker) {
+    /// One tick: what each thread did in it, as the accountant split it, which threads sit
+    /// in an event loop's poller, and which wait on another process of the tree (a pipeline's
+    /// stages waiting on each other are one activity, not several).
+    pub fn ingest(
+        &mut self,
+        tick: &TickIntervals,
+        loops: &LoopTracker,
+        on_tree: impl Fn(i32, i32) -> bool,
+    ) {
         let tick_ns = tick.tick_ns;
         if tick_ns <= 0.0 {
             return;
@@ -109,6 +115,7 @@ impl StructureTracker {
             let busy = ((split.cpu_ns + split.runqueue_ns) / tick_ns).min(1.0);
             let (io, peers) = match loops.polling_peers(interval.pid, interval.tid) {
                 Some(peers) => (0.0, f64::from(peers)),
+                None if on_tree(interval.pid, interval.tid) => (0.0, 0.0),
                 None => {
                     let io: f64 = WaitKind::ALL
                         .into_iter()
@@ -255,6 +262,7 @@ mod tests {
                     threads: threads.to_vec(),
                 },
                 &loops,
+                |_, _| false,
             );
         }
     }

@@ -295,6 +295,7 @@ mod tests {
             watched: 0,
             watched_peers: 0,
             fd_sync: false,
+            peers: Vec::new(),
         }
     }
 
@@ -386,6 +387,7 @@ mod tests {
             watched: 0,
             watched_peers: 0,
             fd_sync: false,
+            peers: Vec::new(),
         };
         assert_eq!(classify(&state), Some(WaitKind::Paging));
     }
@@ -400,6 +402,7 @@ mod tests {
             watched: 0,
             watched_peers: 0,
             fd_sync: false,
+            peers: Vec::new(),
         };
         assert_eq!(classify(&state), Some(WaitKind::Unknown));
         state.wchan = Some("hrtimer_nanosleep".into());

@@ -3,9 +3,10 @@
 use std::time::SystemTime;
 
 use super::{
-    round3, ConcurrencySection, EventLoopSection, MachineSection, PhaseSection, ProcessSection,
-    RecommendationSection, Report, SamplingSection, SourcesSection, StateSeconds, TargetSection,
-    ThreadSection, TimeSection, TimelineSection, VerdictSection, WaitSeconds, SCHEMA_VERSION,
+    round3, BottleneckSection, ConcurrencySection, EventLoopSection, MachineSection, PhaseSection,
+    ProcessSection, RecommendationSection, Report, SamplingSection, SourcesSection, StateSeconds,
+    TargetSection, ThreadSection, TimeSection, TimelineSection, VerdictSection, WaitSeconds,
+    SCHEMA_VERSION,
 };
 use crate::advice::Recommendation;
 use crate::analysis::findings::Findings;
@@ -50,7 +51,10 @@ pub fn assemble(
     Report {
         schema_version: SCHEMA_VERSION,
         target: target_section(facts, findings),
-        machine: MachineSection::from(&sampling.machine),
+        machine: MachineSection {
+            cpu_quota_cores: findings.limits.quota.as_ref().map(|q| round3(q.cores)),
+            ..MachineSection::from(&sampling.machine)
+        },
         time: time_section(findings),
         breakdown,
         wall: StateSeconds::from_split(&findings.wall),
@@ -76,6 +80,13 @@ pub fn assemble(
             warning: advice.warning.clone(),
         },
         concurrency: Some(concurrency_section(findings)),
+        bottleneck: findings.bottleneck.as_ref().map(|b| BottleneckSection {
+            pid: b.pid,
+            command: b.command.clone(),
+            kind: b.kind.clone(),
+            waited_on_s: round3(b.waited_on_s),
+            reason: b.reason(),
+        }),
         sampling: sampling_section(mode, &sampling, findings),
         timeline: TimelineSection {
             bucket_s: round3(findings.timeline.bucket_s),
@@ -100,6 +111,7 @@ fn target_section(facts: TargetFacts, findings: &Findings) -> TargetSection {
         started_at: humantime::format_rfc3339_seconds(facts.started_at).to_string(),
         interrupted: facts.interrupted,
         exited: facts.exited,
+        cgroup: findings.limits.quota.as_ref().map(|q| q.cgroup.clone()),
     }
 }
 

@@ -32,6 +32,9 @@ pub struct Report {
     /// The program's own concurrency (absent in reports written before it was measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<ConcurrencySection>,
+    /// The process the others waited on, when one dominated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bottleneck: Option<BottleneckSection>,
     pub sampling: SamplingSection,
     #[serde(default)]
     pub timeline: TimelineSection,
@@ -63,6 +66,9 @@ pub struct TargetSection {
     /// attach only: whether the process exited while attached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exited: Option<bool>,
+    /// The cgroup whose CPU quota was in force (when there was one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +76,9 @@ pub struct MachineSection {
     pub cores: usize,
     pub memory_gib: f64,
     pub kernel: String,
+    /// The CPU quota of the tightest cgroup the program ran under, in cores (quota / period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_quota_cores: Option<f64>,
 }
 
 impl From<&crate::machine::Machine> for MachineSection {
@@ -78,6 +87,7 @@ impl From<&crate::machine::Machine> for MachineSection {
             cores: machine.cores,
             memory_gib: machine.memory_gib,
             kernel: machine.kernel.clone(),
+            cpu_quota_cores: None,
         }
     }
 }
@@ -247,6 +257,17 @@ pub struct ConcurrencySection {
     pub busy_processes: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_loop: Option<EventLoopSection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BottleneckSection {
+    pub pid: i32,
+    pub command: Vec<String>,
+    /// What it spends its own time on: "cpu", or a wait kind.
+    pub kind: String,
+    /// Thread-seconds of the other processes' waits that lead to it.
+    pub waited_on_s: f64,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

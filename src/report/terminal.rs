@@ -149,6 +149,16 @@ fn headline(report: &Report, painter: &Painter) -> String {
     if let Some(line) = structure_line(report) {
         out.push_str(&format!("  {line}\n"));
     }
+    if let Some(bottleneck) = &report.bottleneck {
+        let name = bottleneck
+            .command
+            .first()
+            .map_or("?", |c| c.rsplit('/').next().unwrap_or(c));
+        out.push_str(&format!(
+            "  bottleneck: {name} (pid {}, {}), waited on {:.1} s\n",
+            bottleneck.pid, bottleneck.kind, bottleneck.waited_on_s
+        ));
+    }
     if verdict.too_short {
         out.push_str(&format!(
             "  {}\n",

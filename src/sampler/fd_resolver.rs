@@ -80,11 +80,16 @@ impl LazyMem {
 #[derive(Default)]
 pub struct FdResolver {
     sockets: HashMap<u64, FdKind>,
+    /// A connected TCP socket's inode -> its peer's, for connections whose two ends are both
+    /// in this network namespace (loopback).
+    tcp_peers: HashMap<u64, u64>,
     sockets_read_at: Option<Instant>,
     peers: Peers,
     buf: Vec<u8>,
     /// Set when a descriptor could not be inspected for lack of permission.
     pub denied: bool,
+    /// The inode of the pipe or socket `kind_of` last resolved.
+    last_inode: Option<u64>,
 }
 
 /// What a blocked syscall waits on.
@@ -97,6 +102,9 @@ pub struct WaitTargets {
     pub watched_peers: u32,
     /// A write to a regular file opened with O_SYNC or O_DSYNC.
     pub fd_sync: bool,
+    /// A single descriptor waited on that is a pipe or a socket: its kind and inode, to find
+    /// the process at its other end.
+    pub conversation: Option<(FdKind, u64)>,
 }
 
 /// O_DSYNC (O_SYNC includes it): from the open flags in /proc/PID/fdinfo/N, in octal.
@@ -150,6 +158,9 @@ impl FdResolver {
         let mut peers = 0u32;
         for &fd in fds.iter().take(MAX_FDS_PER_WAIT) {
             let kind = self.kind_of(pid, fd);
+            if !is_set && targets.conversation.is_none() && leads_to_peer(kind) {
+                targets.conversation = self.last_inode.map(|inode| (kind, inode));
+            }
             resolved += 1;
             peers += u32::from(leads_to_peer(kind));
             if !targets.kinds.contains(&kind) {
@@ -177,6 +188,42 @@ impl FdResolver {
         targets
     }
 
+    /// The processes at the other end of a conversation of process `pid` (see
+    /// `WaitTargets::conversation`): those of `tree` that hold the pipe's other end or the
+    /// socket's peer; for a loopback TCP connection no process of the tree holds, the process
+    /// on this machine that does, when it is visible.
+    pub fn peer_processes(
+        &mut self,
+        pid: i32,
+        conversation: (FdKind, u64),
+        tree: &[i32],
+    ) -> Vec<i32> {
+        let (kind, inode) = conversation;
+        let others: Vec<i32> = tree.iter().copied().filter(|p| *p != pid).collect();
+        match kind {
+            FdKind::Pipe | FdKind::Fifo => self.peers.holders_of_pipe(inode, &others),
+            FdKind::UnixSocket => match self.peers.unix_peer(inode) {
+                Some(peer) => self.peers.holders_of_socket(peer, &others),
+                None => Vec::new(),
+            },
+            FdKind::TcpSocket => match self.tcp_peers.get(&inode).copied() {
+                Some(peer) => {
+                    let holders = self.peers.holders_of_socket(peer, &others);
+                    if holders.is_empty() {
+                        self.peers
+                            .visible_holder_of_socket(peer)
+                            .into_iter()
+                            .collect()
+                    } else {
+                        holders
+                    }
+                }
+                None => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether descriptor `fd` was opened with O_SYNC or O_DSYNC (from its fdinfo).
     fn opened_sync(&mut self, pid: i32, fd: i32) -> bool {
         let path = PathBuf::from(format!("/proc/{pid}/fdinfo/{fd}"));
@@ -199,6 +246,7 @@ impl FdResolver {
 
     /// What descriptor `fd` of process `pid` is.
     pub fn kind_of(&mut self, pid: i32, fd: i32) -> FdKind {
+        self.last_inode = None;
         let link = PathBuf::from(format!("/proc/{pid}/fd/{fd}"));
         let target = match fs::read_link(&link) {
             Ok(target) => target,
@@ -211,6 +259,7 @@ impl FdResolver {
         };
         let target = target.to_string_lossy();
         if let Some(inode) = bracketed_number(&target, "socket:[") {
+            self.last_inode = Some(inode);
             let kind = self.socket_kind(pid, inode, &link);
             if kind == FdKind::UnixSocket && self.peers.unix_is_self(pid, inode) == Some(true) {
                 return FdKind::SelfPipe;
@@ -218,6 +267,7 @@ impl FdResolver {
             return kind;
         }
         if let Some(inode) = bracketed_number(&target, "pipe:[") {
+            self.last_inode = Some(inode);
             if self.peers.pipe_is_self(pid, inode) == Some(true) {
                 return FdKind::SelfPipe;
             }
@@ -278,7 +328,7 @@ impl FdResolver {
             .sockets_read_at
             .is_none_or(|at| at.elapsed() >= SOCKET_TABLE_REFRESH);
         if stale {
-            self.sockets = read_socket_tables(pid);
+            (self.sockets, self.tcp_peers) = read_socket_tables(pid);
             self.sockets_read_at = Some(Instant::now());
         }
         match (self.sockets.get(&inode), protocol) {
@@ -291,20 +341,34 @@ impl FdResolver {
     }
 }
 
-/// The socket tables of the network namespace `pid` lives in, by inode.
-fn read_socket_tables(pid: i32) -> HashMap<u64, FdKind> {
+/// The socket tables of the network namespace `pid` lives in: each socket's kind by inode,
+/// and the TCP connections whose two ends are both in it (by inode, each to its peer's).
+fn read_socket_tables(pid: i32) -> (HashMap<u64, FdKind>, HashMap<u64, u64>) {
     let mut map = HashMap::new();
+    let mut peers = HashMap::new();
     let Ok(process) = procfs::process::Process::new(pid) else {
-        return map;
+        return (map, peers);
     };
+    let mut by_endpoints = HashMap::new();
+    let mut connected = Vec::new();
     for table in [process.tcp(), process.tcp6()].into_iter().flatten() {
         for entry in table {
             let kind = if entry.state == procfs::net::TcpState::Listen {
                 FdKind::TcpListener
             } else {
+                by_endpoints.insert((entry.local_address, entry.remote_address), entry.inode);
+                connected.push((entry.inode, entry.local_address, entry.remote_address));
                 FdKind::TcpSocket
             };
             map.insert(entry.inode, kind);
+        }
+    }
+    for (inode, local, remote) in connected {
+        if let Some(peer) = by_endpoints.get(&(remote, local)) {
+            // Inode 0: a socket no process holds any more (TIME_WAIT and the like).
+            if inode != 0 && *peer != 0 {
+                peers.insert(inode, *peer);
+            }
         }
     }
     for table in [process.udp(), process.udp6()].into_iter().flatten() {
@@ -317,7 +381,7 @@ fn read_socket_tables(pid: i32) -> HashMap<u64, FdKind> {
             map.insert(entry.inode, FdKind::UnixSocket);
         }
     }
-    map
+    (map, peers)
 }
 
 /// Kinds that the link text alone tells (pipes, anonymous inodes, terminals).

@@ -1,5 +1,6 @@
 //! The sampling thread: paced ticks that read the tree from /proc and feed the accountant.
 
+pub mod cgroups;
 pub mod fd_resolver;
 pub mod observation;
 pub mod peers;
@@ -162,6 +163,7 @@ fn sample_until_stopped<S: TickSink>(
             reader.discover(&mut snapshot);
         }
         reader.read_threads(&mut snapshot, stopping);
+        reader.read_cgroups(&mut snapshot);
         sink.ingest(&snapshot);
         if let Some(writer) = recorder.as_mut() {
             let written = serde_json::to_writer(&mut *writer, &snapshot)

@@ -160,6 +160,10 @@ pub struct ThreadState {
     /// device.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fd_sync: bool,
+    /// For a blocking read or write on one pipe or socket: the processes holding its other end
+    /// (in the tree; for a loopback TCP connection, any visible process).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<i32>,
 }
 
 fn is_zero(value: &u32) -> bool {
@@ -176,6 +180,7 @@ impl ThreadState {
             watched: 0,
             watched_peers: 0,
             fd_sync: false,
+            peers: Vec::new(),
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct Peers {
     /// When each (process, inode) was first asked about: a listing older than that may
     /// predate the descriptor, a newer one is the answer.
     asked: HashMap<(i32, u64), Instant>,
+    /// Sockets looked for among every process of the machine, and who held them.
+    machine_holders: HashMap<u64, Option<i32>>,
 }
 
 impl Peers {
@@ -71,6 +73,61 @@ impl Peers {
         let table =
             self.table_knowing(pid, inode, |table, inode| table.pipes.contains_key(&inode))?;
         Some(table.pipes.get(&inode).is_some_and(|count| *count >= 2))
+    }
+
+    /// The peer of a connected Unix socket, by inode.
+    pub fn unix_peer(&mut self, inode: u64) -> Option<u64> {
+        if !self.unix_peers.contains_key(&inode) {
+            self.refresh_unix_table();
+        }
+        self.unix_peers.get(&inode).copied()
+    }
+
+    /// The processes among `candidates` holding the pipe `inode`.
+    pub fn holders_of_pipe(&mut self, inode: u64, candidates: &[i32]) -> Vec<i32> {
+        candidates
+            .iter()
+            .copied()
+            .filter(|pid| {
+                self.table_knowing(*pid, inode, |table, inode| table.pipes.contains_key(&inode))
+                    .is_some_and(|table| table.pipes.contains_key(&inode))
+            })
+            .collect()
+    }
+
+    /// The processes among `candidates` holding the socket `inode`.
+    pub fn holders_of_socket(&mut self, inode: u64, candidates: &[i32]) -> Vec<i32> {
+        candidates
+            .iter()
+            .copied()
+            .filter(|pid| {
+                self.table_knowing(*pid, inode, |table, inode| table.sockets.contains(&inode))
+                    .is_some_and(|table| table.sockets.contains(&inode))
+            })
+            .collect()
+    }
+
+    /// The process on this machine holding socket `inode`, among those whose descriptors this
+    /// user may list: looked for once per socket (it lists every process's descriptors).
+    pub fn visible_holder_of_socket(&mut self, inode: u64) -> Option<i32> {
+        if let Some(known) = self.machine_holders.get(&inode) {
+            return *known;
+        }
+        if self.machine_holders.len() >= MAX_ASKED {
+            self.machine_holders.clear();
+        }
+        let found = std::fs::read_dir("/proc").ok().and_then(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .find(|pid| {
+                    let mut table = FdTable::default();
+                    list_descriptors(*pid, &mut table);
+                    table.sockets.contains(&inode)
+                })
+        });
+        self.machine_holders.insert(inode, found);
+        found
     }
 
     /// Forgets a process that left the tree.

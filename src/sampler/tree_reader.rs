@@ -8,6 +8,7 @@ use std::time::Instant;
 use procfs::FromRead;
 use syscalls::Sysno;
 
+use super::cgroups::CgroupReader;
 use super::fd_resolver::{FdResolver, LazyMem, WaitTargets};
 use super::observation::{
     ProcessCpu, ProcessInfo, Sighting, SyscallState, ThreadObservation, ThreadState, TickSnapshot,
@@ -99,6 +100,7 @@ pub struct TreeReader {
     processes: HashMap<i32, TrackedProcess>,
     discovered_once: bool,
     resolver: FdResolver,
+    cgroups: CgroupReader,
     buf: Vec<u8>,
     sources: SourceStatus,
     /// Every process and thread ever seen, for the report's counts.
@@ -129,6 +131,7 @@ impl TreeReader {
             processes: HashMap::new(),
             discovered_once: false,
             resolver: FdResolver::default(),
+            cgroups: CgroupReader::default(),
             buf: Vec::with_capacity(1024),
             sources: SourceStatus::default(),
             processes_seen: 0,
@@ -146,6 +149,11 @@ impl TreeReader {
             fds_denied: self.sources.fds_denied || self.resolver.denied,
             ..self.sources
         }
+    }
+
+    /// The throttling counters of the cgroups with a CPU quota the tree runs under.
+    pub fn read_cgroups(&mut self, snapshot: &mut TickSnapshot) {
+        self.cgroups.read(snapshot);
     }
 
     pub fn live_threads(&self) -> usize {
@@ -178,9 +186,10 @@ impl TreeReader {
                 continue;
             }
             if !self.processes.contains_key(&pid) {
-                let Some(info) = read_process_info(pid, &mut self.buf) else {
+                let Some(mut info) = read_process_info(pid, &mut self.buf) else {
                     continue;
                 };
+                info.cgroup = self.cgroups.assign(pid, snapshot);
                 let born_during = info.start_ticks.saturating_mul(self.ns_per_tick)
                     + self.ns_per_tick
                     >= self.origin_boot_ns;
@@ -360,8 +369,10 @@ impl TreeReader {
             }
             match self.read_thread(tid, at_ns) {
                 Ok(observation) => {
-                    if observation.comm.is_some() && observation.pid == observation.tid {
-                        execed.push(observation.pid);
+                    if let (Some(comm), true) =
+                        (&observation.comm, observation.pid == observation.tid)
+                    {
+                        execed.push((observation.pid, comm.clone()));
                     }
                     // A zombie has exited: this last interval is its end.
                     let zombie = observation
@@ -402,10 +413,22 @@ impl TreeReader {
         }
         // A changed main-thread name after the first sight means exec: read the program again,
         // and forget the old program's memory.
-        for pid in execed {
-            let first_sight = snapshot.new_processes.iter().any(|p| p.pid == pid);
-            if !first_sight {
-                if let Some(info) = read_process_info(pid, &mut self.buf) {
+        for (pid, comm) in execed {
+            // Found and first read in the same tick: the exec may have come between the two
+            // (a forked shell that became `xz`); the info read at discovery says which.
+            let first_sight = snapshot.new_processes.iter().position(|p| p.pid == pid);
+            if let Some(index) = first_sight {
+                if !runs_program_named(&snapshot.new_processes[index], &comm) {
+                    if let Some(mut info) = read_process_info(pid, &mut self.buf) {
+                        info.cgroup = self.cgroups.assign(pid, snapshot);
+                        snapshot.new_processes[index] = info;
+                    }
+                }
+            } else {
+                if let Some(mut info) = read_process_info(pid, &mut self.buf) {
+                    // A program started in a cgroup of its own (`echo $$ > cgroup.procs;
+                    // exec prog`) moved there before the exec.
+                    info.cgroup = self.cgroups.assign(pid, snapshot);
                     snapshot.new_processes.push(info);
                 }
                 if let Some(process) = self.processes.get_mut(&pid) {
@@ -515,8 +538,9 @@ impl TreeReader {
         let state = if letter == 'R' {
             ThreadState::running()
         } else {
+            let tree: Vec<i32> = processes.keys().copied().collect();
             let mem = processes.get_mut(&thread.pid).map(|p| &mut p.mem);
-            read_wait_state(thread, letter, buf, sources, resolver, mem)
+            read_wait_state(thread, letter, buf, sources, resolver, mem, &tree)
         };
         thread.last = Some(LastRead {
             cpu_ns,
@@ -536,6 +560,7 @@ fn read_wait_state(
     sources: &mut SourceStatus,
     resolver: &mut FdResolver,
     mem: Option<&mut LazyMem>,
+    tree: &[i32],
 ) -> ThreadState {
     let syscall = match held_file(&mut thread.syscall, &thread.dir, "syscall")
         .and_then(|f| f.read_into(buf))
@@ -572,6 +597,10 @@ fn read_wait_state(
         }
         _ => WaitTargets::default(),
     };
+    let peers = match targets.conversation {
+        Some(conversation) => resolver.peer_processes(thread.pid, conversation, tree),
+        None => Vec::new(),
+    };
     ThreadState {
         letter,
         syscall,
@@ -580,6 +609,7 @@ fn read_wait_state(
         watched: targets.watched,
         watched_peers: targets.watched_peers,
         fd_sync: targets.fd_sync,
+        peers,
     }
 }
 
@@ -711,6 +741,15 @@ pub fn read_process_info(pid: i32, buf: &mut Vec<u8>) -> Option<ProcessInfo> {
         go_buildinfo,
         cgroup: None,
     })
+}
+
+/// Whether a process's info names the program its thread name says it runs (the name is the
+/// executable's file name, cut to 15 bytes).
+fn runs_program_named(info: &ProcessInfo, comm: &str) -> bool {
+    let base = |path: &str| path.rsplit('/').next().unwrap_or(path).to_string();
+    let named = |name: String| name.starts_with(comm) || comm.starts_with(&name);
+    info.exe.as_deref().map(base).is_some_and(named)
+        || info.command.first().map(|c| base(c)).is_some_and(named)
 }
 
 /// Whether an executable carries Go's build info section; reads only the ELF section headers

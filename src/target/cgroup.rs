@@ -320,7 +320,7 @@ fn nearest_throttling(
 }
 
 /// `cpu.stat`'s nr_periods, nr_throttled and throttled_time (v1, ns) or throttled_usec (v2).
-fn parse_cpu_stat(text: &str, version: CgroupVersion, dir: &Path) -> Option<Throttling> {
+pub fn parse_cpu_stat(text: &str, version: CgroupVersion, dir: &Path) -> Option<Throttling> {
     let field = |name: &str| {
         text.lines().find_map(|line| {
             let (key, value) = line.split_once(' ')?;

@@ -67,11 +67,11 @@ impl Situation for AlreadyOverlapping {
             }
         };
         format!(
-            "{} of the {:.1} s wall time was spent waiting on I/O (mostly {}), and the program is \
-             {shape} about {:.1} waits in flight on average (peak {}): its waits already \
-             overlap, so the question is how far to go, not whether to.",
+            "{} of {} was spent waiting on I/O (mostly {}), and the program is {shape} about \
+             {:.1} waits in flight on average (peak {}): its waits already overlap, so the \
+             question is how far to go, not whether to.",
             pct(input.verdict.shares.io),
-            input.wall_s,
+            input.own_time(),
             input
                 .verdict
                 .dominant_wait

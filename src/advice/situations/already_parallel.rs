@@ -45,10 +45,11 @@ impl Situation for AlreadyParallel {
             Structure::Serial | Structure::EventLoop => "its threads".to_string(),
         };
         format!(
-            "{} of the wall time was spent computing, using {:.2} of {:.0} cores on average \
+            "{} of {} was spent computing, using {:.2} of {:.0} cores on average \
              (wanting {:.2}) with {how} busy: the program is already parallel and uses the whole \
              machine.",
             pct(input.verdict.shares.computing),
+            input.own_time(),
             input.avg_cores,
             input.cores,
             input.avg_cores_wanted

@@ -43,16 +43,18 @@ impl Situation for CpuBound {
         let concurrency = input.concurrency;
         let now = match concurrency.structure {
             Structure::Serial | Structure::EventLoop => String::new(),
+            _ if concurrency.computing_threads < 2 => String::new(),
             _ => format!(
                 " (already {} computing threads in {} processes)",
                 concurrency.computing_threads, concurrency.computing_processes
             ),
         };
         format!(
-            "{} of the wall time was spent computing, using {:.2} of {:.0} cores on average{now}: \
+            "{} of {} was spent computing, using {:.2} of {:.0} cores on average{now}: \
              CPU-bound work gains only from parallelism (tasks running at the same instant on \
              several cores), not from overlapping waits.",
             pct(input.verdict.shares.computing),
+            input.own_time(),
             input.avg_cores,
             input.cores
         )

@@ -31,11 +31,10 @@ impl Situation for Idle {
     fn measured(&self, input: &AdviceInput) -> String {
         let shares = &input.verdict.shares;
         format!(
-            "{} of the {:.1} s wall time was spent waiting on timers, terminal input or an \
-             event loop with nothing to do ({} computing): there is no throughput bottleneck \
-             for concurrency to remove.",
+            "{} of {} was spent waiting on timers, terminal input or an event loop with nothing \
+             to do ({} computing): there is no throughput bottleneck for concurrency to remove.",
             pct(shares.idle + shares.child + shares.other),
-            input.wall_s,
+            input.own_time(),
             pct(shares.computing)
         )
     }

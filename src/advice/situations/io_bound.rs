@@ -67,11 +67,11 @@ impl Situation for IoBound {
     fn measured(&self, input: &AdviceInput) -> String {
         let shares = &input.verdict.shares;
         format!(
-            "{} of the {:.1} s wall time was spent waiting on I/O (mostly {}) while only {} was \
-             spent computing, about one wait at a time: I/O-bound work gains from overlapping \
-             its waits, not from more cores.",
+            "{} of {} was spent waiting on I/O (mostly {}) while only {} was spent computing, \
+             about one wait at a time: I/O-bound work gains from overlapping its waits, not from \
+             more cores.",
             pct(shares.io),
-            input.wall_s,
+            input.own_time(),
             input.verdict.dominant_wait.map_or("other", WaitKind::name),
             pct(shares.computing)
         )

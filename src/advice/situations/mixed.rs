@@ -30,10 +30,10 @@ impl Situation for Mixed {
     fn measured(&self, input: &AdviceInput) -> String {
         let shares = &input.verdict.shares;
         format!(
-            "Neither computing ({}) nor waiting on I/O ({}) dominates the {:.1} s wall time.",
+            "Neither computing ({}) nor waiting on I/O ({}) dominates {}.",
             pct(shares.computing),
             pct(shares.io),
-            input.wall_s
+            input.own_time()
         )
     }
 

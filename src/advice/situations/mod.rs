@@ -10,15 +10,19 @@ mod already_overlapping;
 mod already_parallel;
 mod blocked_event_loop;
 mod cpu_bound;
+mod cpu_quota;
 mod gil_contention;
 mod idle;
 mod io_bound;
 mod lock_contention;
 mod mixed;
 mod sequential_processes;
+mod sync_bound;
 
+use crate::analysis::bottleneck::Bottleneck;
 use crate::analysis::contention::SerializedThreads;
 use crate::analysis::findings::{ProcessFinding, WaitCompute};
+use crate::analysis::limits::Limits;
 use crate::analysis::phases::Phase;
 use crate::analysis::structure::Concurrency;
 use crate::analysis::verdict::Verdict;
@@ -41,11 +45,17 @@ pub struct AdviceInput<'a> {
     pub avg_cores: f64,
     /// Cores the tree wanted on average: its CPU and its run-queue wait over the wall time.
     pub avg_cores_wanted: f64,
-    /// CPUs this machine offers the program (cgroup quota and affinity applied).
+    /// CPUs the program may use: the machine's (affinity applied), or its CPU quota's when
+    /// that is tighter.
     pub cores: f64,
     pub serialized: Option<&'a SerializedThreads>,
     pub wait_compute: Option<WaitCompute>,
     pub concurrency: &'a Concurrency,
+    pub limits: &'a Limits,
+    /// The process the others wait on, when one dominates.
+    pub bottleneck: Option<&'a Bottleneck>,
+    /// The verdict is the bottleneck process's own (the tree mostly waited on it).
+    pub about_bottleneck: bool,
     /// The runtime of the event loop's process, when there is a loop.
     pub event_loop_runtime: Option<&'a Runtime>,
     /// Busiest first.
@@ -58,6 +68,23 @@ impl<'a> AdviceInput<'a> {
     /// A runtime whose threads take turns on an interpreter lock (CPython's GIL).
     pub fn has_gil(&self) -> bool {
         self.profile.traits.gil && !self.runtime.free_threaded
+    }
+
+    /// "the 2.1 s wall time", or, when the program waited for a CPU over a tenth of it (the
+    /// shares are of its own time, run-queue wait excluded), "its own 0.4 s (the 2.1 s wall
+    /// time less 1.7 s waiting for a CPU)".
+    pub fn own_time(&self) -> String {
+        let runqueue = self.verdict.shares.runqueue;
+        if runqueue > 0.1 {
+            format!(
+                "its own {:.1} s (the {:.1} s wall time less {:.1} s waiting for a CPU)",
+                self.wall_s * (1.0 - runqueue),
+                self.wall_s,
+                self.wall_s * runqueue
+            )
+        } else {
+            format!("the {:.1} s wall time", self.wall_s)
+        }
     }
 
     /// The same input, narrowed to one phase's verdict, length and CPU use.
@@ -93,8 +120,10 @@ pub trait Situation: Sync {
 }
 
 /// Every situation, most specific first; `mixed` applies to anything and comes last.
-static RANKED: [&dyn Situation; 15] = [
+static RANKED: [&dyn Situation; 17] = [
     &blocked_event_loop::BlockedEventLoop,
+    &cpu_quota::CpuQuota,
+    &sync_bound::SyncBound,
     &idle::Idle,
     &already_parallel::AlreadyParallel,
     &gil_contention::GilContention,

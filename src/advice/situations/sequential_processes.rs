@@ -56,11 +56,12 @@ impl Situation for SequentialProcesses {
     fn measured(&self, input: &AdviceInput) -> String {
         let (computing, busiest) = Self::busiest_share(input);
         format!(
-            "{} of the wall time was spent computing, in {computing} processes run one after \
+            "{} of {} was spent computing, in {computing} processes run one after \
              another (the busiest did {} of the CPU), using {:.2} of {:.0} cores with about \
              {:.1} activity at a time: the steps are separate processes already, so if they \
              are independent, running several at once needs no change to the programs.",
             pct(input.verdict.shares.computing),
+            input.own_time(),
             pct(busiest),
             input.avg_cores,
             input.cores,

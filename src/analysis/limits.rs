@@ -1,0 +1,75 @@
+//! What limits the program from outside its own code: a container's CPU quota, one sync per write.
+//!
+//! The measurement of each is done tick by tick elsewhere (the accountant's `throttled` wait
+//! kind, its sync share of the disk wait); this module concludes from the totals.
+
+use super::accountant::{Accountant, TimeSplit};
+use super::wait_kind::WaitKind;
+
+/// The CPU quota in force for the tree, and what it cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quota {
+    /// quota / period of the tightest cgroup the tree ran under.
+    pub cores: f64,
+    /// That cgroup's path, and its version (1 or 2).
+    pub cgroup: String,
+    pub version: u8,
+    /// Thread-seconds the accounting put in `throttled`.
+    pub throttled_s: f64,
+    /// The cgroups' own throttled-time counters over the run (kernels differ in what they
+    /// count there; some count little of it).
+    pub counted_s: f64,
+}
+
+/// The part of the disk wait spent waiting for syncs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Syncs {
+    /// Thread-seconds of sync waits (part of the disk wait) and of all disk waits.
+    pub sync_s: f64,
+    pub disk_s: f64,
+    /// About how many syncs blocked: the times the syncing threads were scheduled back onto a
+    /// CPU around them (each sync that blocks ends in one), so an upper-bound estimate.
+    pub syncs: u64,
+}
+
+impl Syncs {
+    pub fn share(&self) -> f64 {
+        if self.disk_s > 0.0 {
+            self.sync_s / self.disk_s
+        } else {
+            0.0
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Limits {
+    pub quota: Option<Quota>,
+    pub syncs: Option<Syncs>,
+}
+
+impl Limits {
+    /// The cores the program may use: the machine's, or its quota's when that is tighter.
+    pub fn usable_cores(&self, machine_cores: f64) -> f64 {
+        match &self.quota {
+            Some(quota) => machine_cores.min(quota.cores),
+            None => machine_cores,
+        }
+    }
+}
+
+pub fn conclude(accountant: &Accountant, breakdown: &TimeSplit) -> Limits {
+    let quota = accountant.throttling.tightest().map(|cgroup| Quota {
+        cores: cgroup.quota_cores,
+        cgroup: cgroup.path.clone(),
+        version: cgroup.version,
+        throttled_s: breakdown.wait(WaitKind::Throttled) / 1e9,
+        counted_s: accountant.throttling.counted_ns() / 1e9,
+    });
+    let syncs = (breakdown.disk_sync_ns > 0.0).then(|| Syncs {
+        sync_s: breakdown.disk_sync_ns / 1e9,
+        disk_s: breakdown.wait(WaitKind::Disk) / 1e9,
+        syncs: accountant.sync_switches,
+    });
+    Limits { quota, syncs }
+}
