@@ -130,6 +130,10 @@ pub struct DiffArgs {
     pub before: PathBuf,
     /// The report from after the change.
     pub after: PathBuf,
+    /// The two runs did the same work even though their commands differ (check the
+    /// before-run's expected speedup against the measured wall-time ratio).
+    #[arg(long)]
+    pub same_work: bool,
     #[arg(long, value_enum, default_value_t)]
     pub format: TextFormat,
     /// Colour in the text output.

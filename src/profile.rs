@@ -154,6 +154,9 @@ struct AdviceFile {
     how: Spanned<String>,
     #[serde(default)]
     alternatives: Vec<Spanned<String>>,
+    /// The change the advice is, in a few words, for the expected speedup's line.
+    #[serde(default)]
+    change: Option<Spanned<String>>,
 }
 
 /// What a profile says for one situation; texts still hold {placeholders}.
@@ -163,6 +166,8 @@ pub struct SituationAdvice {
     pub reasons: Vec<String>,
     pub how: String,
     pub alternatives: Vec<String>,
+    /// "the work in a ProcessPoolExecutor of {workers}" (the situation's own words if absent).
+    pub change: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -403,6 +408,11 @@ impl Checker<'_> {
             reasons: texts(&entry.reasons, "reasons")?,
             how: self.placeholders_known(&entry.how, &format!("{key}.how"))?,
             alternatives: texts(&entry.alternatives, "alternatives")?,
+            change: entry
+                .change
+                .as_ref()
+                .map(|change| self.placeholders_known(change, &format!("{key}.change")))
+                .transpose()?,
         })
     }
 }

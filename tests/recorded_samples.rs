@@ -68,11 +68,13 @@ fn findings(name: &str, runtime: Option<&str>) -> Findings {
         kernel_cpu: None,
         user_fraction: None,
         runtime_override: runtime.map(str::to_string),
+        attached: false,
     };
     let machine = Machine {
         cores: 2,
         memory_gib: 8.0,
         kernel: "6.1".into(),
+        other_load_cores: None,
     };
     analyse_ticks(
         &analyser,

@@ -4,6 +4,7 @@
 //! and writes the measured reason and the sizing formulas; the profile (profiles/*.toml) says
 //! what that situation means in its runtime: the model, why, how, and the alternatives.
 
+pub mod expected;
 pub mod situations;
 
 use crate::analysis::findings::Findings;
@@ -11,6 +12,7 @@ use crate::analysis::phases::Phase;
 use crate::analysis::verdict::{Verdict, WorkloadClass};
 use crate::analysis::wait_kind::WaitKind;
 use crate::profile::{fill, Profile, SituationAdvice};
+use expected::{Expected, Measure};
 use situations::{pct, AdviceInput, Sizing};
 
 pub use crate::profile::Model;
@@ -50,6 +52,12 @@ pub fn recommend(findings: &Findings, profile: &Profile) -> Recommendation {
         event_loop_runtime: findings.event_loop_runtime.as_ref(),
         processes: &findings.processes,
         samples: findings.sampling.samples,
+        io_waits: findings.io_waits,
+        attached: findings.attached,
+        user_s: findings.cpu.user_s,
+        system_s: findings.cpu.system_s,
+        wall_sync_s: findings.wall.disk_sync_ns / 1e9,
+        other_load_cores: findings.other_load_cores,
     };
     let advice = if findings.phases_disagree {
         advise_phases(&input, &findings.phases)
@@ -78,6 +86,8 @@ pub struct Advice {
     pub workers: Option<u32>,
     pub speedup_ceiling: Option<f64>,
     pub warning: String,
+    /// What the change it advises is expected to buy.
+    pub expected: Expected,
 }
 
 fn advise(input: &AdviceInput) -> Advice {
@@ -92,12 +102,15 @@ fn advise(input: &AdviceInput) -> Advice {
             reasons: Vec::new(),
             how: String::new(),
             alternatives: Vec::new(),
+            change: None,
         });
+    let sizing = chosen.sizing(input);
+    let estimate = chosen.expected(input, &sizing);
     let Sizing {
         workers,
         ceiling: speedup_ceiling,
         text: sizing_text,
-    } = chosen.sizing(input);
+    } = sizing;
     let values = placeholder_values(input, workers, speedup_ceiling);
     let shares = &input.verdict.shares;
     let mut reasons = vec![chosen.measured(input)];
@@ -158,6 +171,18 @@ fn advise(input: &AdviceInput) -> Advice {
         workers,
         speedup_ceiling,
         warning: WARNING.to_string(),
+        expected: Expected {
+            change: entry
+                .change
+                .as_deref()
+                .map_or_else(|| chosen.change().to_string(), |c| fill(c, &values)),
+            measure: if input.attached {
+                Measure::Capacity
+            } else {
+                Measure::Wall
+            },
+            estimate,
+        },
     }
 }
 
@@ -313,6 +338,12 @@ mod tests {
             event_loop_runtime: None,
             processes: &[],
             samples: 100,
+            io_waits: 20,
+            attached: false,
+            user_s: 0.1,
+            system_s: 0.0,
+            wall_sync_s: 0.0,
+            other_load_cores: None,
         })
     }
 

@@ -174,6 +174,8 @@ pub struct Accountant {
     /// Times threads were scheduled onto a CPU around their sync waits: each sync that
     /// blocks ends in one, so this estimates the number of syncs.
     pub sync_switches: u64,
+    /// The same around waits on I/O (disk, network, pipes): about the number of waits.
+    pub io_switches: u64,
 }
 
 /// Each thread's interval up to the last tick, as the accountant split it.
@@ -374,6 +376,8 @@ impl Accountant {
             .as_ref()
             .is_some_and(|state| matches!(state.letter, 'Z' | 'X'));
         let syncing = wait.is_some_and(|w| w.sync) || account.prev_wait.is_some_and(|w| w.sync);
+        let on_io = wait.is_some_and(|w| w.kind.is_io())
+            || account.prev_wait.is_some_and(|w| w.kind.is_io());
         let (split, busy_ns) = account.advance(
             Reading {
                 at_ns: observation.at_ns,
@@ -392,6 +396,9 @@ impl Accountant {
         account.prev_timeslices = observation.timeslices;
         if syncing {
             self.sync_switches += switches;
+        }
+        if on_io {
+            self.io_switches += switches;
         }
         Some((split, busy_ns, wait.map(|w| w.kind)))
     }

@@ -50,9 +50,12 @@ struct ThreadLoop {
     /// Ticks at which the thread was in its poller; the first starts the loop's accounting
     /// (what a thread does before it ever polls is not its loop's).
     poll_sightings: u64,
-    /// The largest poll set seen, and the peers in it then.
+    /// The largest poll set seen, the most peers seen in one, and the peers now.
     max_watched: u32,
+    max_peers: u32,
     peers_now: u32,
+    /// Stretches that blocked the loop.
+    blocks: u64,
     poll_idle_ns: f64,
     poll_io_ns: f64,
     callback_cpu_ns: f64,
@@ -87,6 +90,16 @@ pub struct EventLoop {
     /// Its time in the poller with peers to hear from, and computing in short callbacks.
     pub polling_io_s: f64,
     pub callbacks_s: f64,
+    /// Its time in the poller with nothing to hear from.
+    pub polling_idle_s: f64,
+    /// Of `blocked_s`: the waits, and the long computing stretches.
+    pub blocked_wait_s: f64,
+    pub blocked_cpu_s: f64,
+    /// The most peers its poll set held (connections it serves or waits on).
+    pub peers: u32,
+    /// Stretches out of the poller that blocked it: about one per blocking call or long
+    /// callback (for a server, about one per request that blocked).
+    pub blocks: u64,
     /// How many threads of the tree ran a loop (this one is the busiest).
     pub loops: usize,
 }
@@ -112,6 +125,7 @@ impl LoopTracker {
                         thread.max_watched = state.watched;
                     }
                     thread.peers_now = state.watched_peers;
+                    thread.max_peers = thread.max_peers.max(state.watched_peers);
                     Some(LoopWait::Poll {
                         io: interval.wait.is_some_and(WaitKind::is_io),
                     })
@@ -262,6 +276,9 @@ impl ThreadLoop {
             self.callback_cpu_ns += stretch.cpu_ns;
             waits
         };
+        if block_ns > 0.0 {
+            self.blocks += 1;
+        }
         self.longest_block_ns = self.longest_block_ns.max(block_ns);
     }
 
@@ -298,6 +315,11 @@ impl ThreadLoop {
             blocking_calls,
             polling_io_s: self.poll_io_ns / 1e9,
             callbacks_s: self.callback_cpu_ns / 1e9,
+            polling_idle_s: self.poll_idle_ns / 1e9,
+            blocked_wait_s: self.blocked_wait_ns() / 1e9,
+            blocked_cpu_s: self.slow_cpu_ns / 1e9,
+            peers: self.max_peers,
+            blocks: self.blocks,
             loops,
         }
     }

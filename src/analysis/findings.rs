@@ -34,6 +34,8 @@ pub struct RunFacts {
     pub user_fraction: Option<f64>,
     /// --runtime: the profile to advise with, instead of the detected one.
     pub runtime_override: Option<String>,
+    /// Measured by attaching to a running process (a server, usually) rather than running it.
+    pub attached: bool,
 }
 
 /// Where the tree's CPU total comes from.
@@ -141,6 +143,13 @@ pub struct Findings {
     /// Threads of one process that took turns on about one core (a GIL, a hot lock).
     pub contention: Option<SerializedThreads>,
     pub wait_compute: Option<WaitCompute>,
+    /// About how many waits on I/O the threads made (their switches around them).
+    pub io_waits: u64,
+    /// Measured by attach (see `RunFacts::attached`).
+    pub attached: bool,
+    /// Cores' worth of CPU other work on the machine used meanwhile (set by the command
+    /// layer, which reads the machine's clock around the measurement).
+    pub other_load_cores: Option<f64>,
     /// The program's own concurrency: its structure, what overlaps, its event loop.
     pub concurrency: Concurrency,
     /// What limits it from outside its code: a CPU quota, syncs.
@@ -243,6 +252,9 @@ pub fn analyse_ticks(
         },
         contention: serialized_threads(accountant, span_ns, cores),
         wait_compute: wait_compute(accountant, concurrency.io_wait_s),
+        io_waits: accountant.io_switches,
+        attached: facts.attached,
+        other_load_cores: machine.other_load_cores,
         concurrency,
         limits: limits::conclude(accountant, &breakdown),
         bottleneck,

@@ -89,6 +89,7 @@ pub fn attach(args: AttachArgs) -> Result<u8, Error> {
             kernel_cpu: None,
             user_fraction,
             runtime_override: args.advice.runtime.clone(),
+            attached: true,
         },
     )?;
     Ok(0)

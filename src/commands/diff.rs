@@ -10,7 +10,7 @@ use crate::report::write::Destination;
 pub fn diff(args: DiffArgs) -> Result<u8, Error> {
     let before = load(&args.before)?;
     let after = load(&args.after)?;
-    let comparison = compare(&before, &after);
+    let comparison = compare(&before, &after, args.same_work);
     let bytes = match args.format {
         TextFormat::Text => render(&comparison, Look::for_stdout(args.color)).into_bytes(),
         TextFormat::Json => super::json_bytes(&comparison, "comparison")?,

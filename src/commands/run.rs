@@ -56,6 +56,7 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
                 .filter(|(user, system)| user + system > 0.0)
                 .map(|(user, system)| user / (user + system)),
             runtime_override: args.advice.runtime.clone(),
+            attached: false,
         },
     )?;
     // Exit codes are 8 bits: 128 + signal stays in range, and so does any code a program used.

@@ -87,6 +87,7 @@ impl<'a> Outputs<'a> {
             outputs: self,
             sampler,
             progress,
+            clock_at_start: machine::CpuClock::now(),
         })
     }
 }
@@ -95,6 +96,8 @@ pub struct Measuring<'a> {
     outputs: Outputs<'a>,
     sampler: Sampler<TickAnalyser>,
     progress: Option<Progress>,
+    /// The machine's CPU clock when measuring began, for the other load on it.
+    clock_at_start: Option<machine::CpuClock>,
 }
 
 /// Analyses what was measured, advises, assembles the report, prints the summary and writes
@@ -108,6 +111,7 @@ pub fn conclude(
         outputs,
         sampler,
         progress,
+        clock_at_start,
     } = measuring;
     drop(progress);
     let outcome = sampler
@@ -117,8 +121,15 @@ pub fn conclude(
         crate::notice::line(&format!("warning: recording samples stopped: {error}"));
     }
     let self_cpu_s = crate::target::launch::own_cpu().map_or(0.0, |(user, system)| user + system);
-    let machine = machine::describe();
-    let findings = analyse(outcome, &run, &machine, &outputs.profiles)?;
+    let mut machine = machine::describe();
+    let mut findings = analyse(outcome, &run, &machine, &outputs.profiles)?;
+    // The machine's busy time less the tree's and concadvise's own: other work's load.
+    if let (Some(start), Some(end)) = (clock_at_start, machine::CpuClock::now()) {
+        let wall = run.wall.as_secs_f64().max(f64::MIN_POSITIVE);
+        let other = end.busy_since(&start) - findings.cpu.cpu_s() - self_cpu_s;
+        machine.other_load_cores = Some((other / wall).max(0.0));
+        findings.other_load_cores = machine.other_load_cores;
+    }
     let profile = outputs.profiles.for_runtime(&findings.runtime.name)?;
     let recommendation = recommend(&findings, profile);
     let sampling = SamplingFacts {

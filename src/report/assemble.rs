@@ -3,11 +3,12 @@
 use std::time::SystemTime;
 
 use super::{
-    round3, BottleneckSection, ConcurrencySection, EventLoopSection, MachineSection, PhaseSection,
-    ProcessSection, RecommendationSection, Report, SamplingSection, SourcesSection, StateSeconds,
-    TargetSection, ThreadSection, TimeSection, TimelineSection, VerdictSection, WaitSeconds,
-    SCHEMA_VERSION,
+    round3, BottleneckSection, ConcurrencySection, EventLoopSection, ExpectedSection,
+    MachineSection, PhaseSection, ProcessSection, RecommendationSection, Report, SamplingSection,
+    SourcesSection, StateSeconds, TargetSection, ThreadSection, TimeSection, TimelineSection,
+    VerdictSection, WaitSeconds, SCHEMA_VERSION,
 };
+use crate::advice::expected::{Estimate, Expected};
 use crate::advice::Recommendation;
 use crate::analysis::findings::Findings;
 use crate::machine::Machine;
@@ -78,6 +79,7 @@ pub fn assemble(
             workers: advice.workers,
             speedup_ceiling: advice.speedup_ceiling,
             warning: advice.warning.clone(),
+            expected: Some(expected_section(&advice.expected)),
         },
         concurrency: Some(concurrency_section(findings)),
         bottleneck: findings.bottleneck.as_ref().map(|b| BottleneckSection {
@@ -149,6 +151,34 @@ fn concurrency_section(findings: &Findings) -> ConcurrencySection {
                     .collect(),
                 other_loops: found.loops.saturating_sub(1),
             }),
+    }
+}
+
+fn expected_section(expected: &Expected) -> ExpectedSection {
+    let (band, basis, unavailable) = match &expected.estimate {
+        Estimate::Band { band, basis } => (Some(*band), basis.clone(), None),
+        Estimate::Unavailable(why) => (None, String::new(), Some(why.clone())),
+    };
+    // Two significant digits: a band is an estimate.
+    let shown = |value: f64| {
+        let digits = if value >= 10.0 {
+            0.0
+        } else if value >= 1.0 {
+            1.0
+        } else {
+            2.0
+        };
+        let scale = 10f64.powf(digits);
+        (value * scale).round() / scale
+    };
+    ExpectedSection {
+        change: expected.change.clone(),
+        measure: expected.measure.name().to_string(),
+        speedup: band.map(|b| shown(b.speedup)),
+        low: band.map(|b| shown(b.low)),
+        high: band.map(|b| shown(b.high)),
+        basis,
+        unavailable,
     }
 }
 

@@ -44,6 +44,66 @@ pub struct Comparison {
     pub summary: String,
     pub states: Vec<StateRow>,
     pub warnings: Vec<String>,
+    /// The before-run's expected speedup set beside what was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<PredictionCheck>,
+}
+
+/// A band predicted from the before-run and the ratio the two runs measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictionCheck {
+    /// "wall" or "capacity" (see the report's recommendation.expected).
+    pub measure: String,
+    pub change: String,
+    pub low: f64,
+    pub high: f64,
+    /// before wall / after wall ("wall" only: a capacity is measured by the load tool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inside: Option<bool>,
+    /// "capacity" only: the event loop's blocked share before and after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loop_blocked: Option<(f64, f64)>,
+}
+
+/// The prediction check, when the before-run carries a band and the runs did the same work
+/// (same command, or `same_work`); a capacity band is set beside the loop's blocked share.
+fn prediction(
+    before: &Report,
+    after: &Report,
+    same_work: bool,
+    speedup: f64,
+) -> Option<PredictionCheck> {
+    let expected = before.recommendation.expected.as_ref()?;
+    let (low, high) = (expected.low?, expected.high?);
+    let blocked = |report: &Report| {
+        report
+            .concurrency
+            .as_ref()
+            .and_then(|c| c.event_loop.as_ref())
+            .map_or(0.0, |l| l.blocked_share)
+    };
+    let mut check = PredictionCheck {
+        measure: expected.measure.clone(),
+        change: expected.change.clone(),
+        low,
+        high,
+        measured: None,
+        inside: None,
+        loop_blocked: None,
+    };
+    if expected.measure == "capacity" {
+        check.loop_blocked = Some((blocked(before), blocked(after)));
+        return Some(check);
+    }
+    if !same_work && before.target.command != after.target.command {
+        return None;
+    }
+    let measured = (speedup * 100.0).round() / 100.0;
+    check.measured = Some(measured);
+    check.inside = Some(low <= measured && measured <= high);
+    Some(check)
 }
 
 fn side(report: &Report) -> Side {
@@ -68,7 +128,7 @@ fn share(seconds: f64, total: f64) -> f64 {
 
 /// The comparison of two runs: the wall-time ratio, whether it is within run-to-run noise,
 /// each state's seconds side by side, and warnings for comparisons that mislead.
-pub fn compare(before: &Report, after: &Report) -> Comparison {
+pub fn compare(before: &Report, after: &Report, same_work: bool) -> Comparison {
     let speedup = if after.time.wall_s > 0.0 {
         before.time.wall_s / after.time.wall_s
     } else {
@@ -98,7 +158,7 @@ pub fn compare(before: &Report, after: &Report) -> Comparison {
         .collect();
 
     let mut warnings = Vec::new();
-    if before.target.command != after.target.command {
+    if before.target.command != after.target.command && !same_work {
         warnings.push(format!(
             "the reports measured different commands ({} vs {}): compare like with like",
             before.target.command.join(" "),
@@ -120,6 +180,7 @@ pub fn compare(before: &Report, after: &Report) -> Comparison {
         ));
     }
     Comparison {
+        prediction: prediction(before, after, same_work, speedup),
         summary: sentence(before, after, speedup, within_noise),
         before: side(before),
         after: side(after),
@@ -234,10 +295,48 @@ pub fn render(comparison: &Comparison, look: Look) -> String {
             format!("{:+.2} s", state.after_s - state.before_s),
         ));
     }
+    if let Some(check) = &comparison.prediction {
+        out.push_str(&format!("\n{}\n", prediction_line(check)));
+    }
     for warning in &comparison.warnings {
         out.push_str(&format!("\nwarning: {warning}\n"));
     }
     out
+}
+
+/// "predicted x30-x90 with ..., measured x88: inside".
+fn prediction_line(check: &PredictionCheck) -> String {
+    let times = |v: f64| {
+        if v >= 10.0 {
+            format!("x{v:.0}")
+        } else {
+            format!("x{v:.1}")
+        }
+    };
+    let band = format!("{}-{}", times(check.low), times(check.high));
+    match (check.measured, check.inside, check.loop_blocked) {
+        (Some(measured), Some(inside), _) => format!(
+            "prediction: {band} with {}; measured {}: {}",
+            check.change,
+            times(measured),
+            if inside {
+                "inside"
+            } else if measured < check.low {
+                "below (the change bought less than expected)"
+            } else {
+                "above (the change bought more than expected)"
+            }
+        ),
+        (_, _, Some((before, after))) => format!(
+            "prediction: {band} the load it can take, with {}; the event loop was blocked {:.0}% \
+             of its busy time before and {:.0}% after (the load generator measures the \
+             requests per second)",
+            check.change,
+            before * 100.0,
+            after * 100.0
+        ),
+        _ => format!("prediction: {band} with {}", check.change),
+    }
 }
 
 /// "2.9x shorter", "12% more", "same".

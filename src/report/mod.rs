@@ -79,6 +79,9 @@ pub struct MachineSection {
     /// The CPU quota of the tightest cgroup the program ran under, in cores (quota / period).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_quota_cores: Option<f64>,
+    /// Cores' worth of CPU other work on the machine used during the measurement, on average.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_load_cores: Option<f64>,
 }
 
 impl From<&crate::machine::Machine> for MachineSection {
@@ -88,6 +91,7 @@ impl From<&crate::machine::Machine> for MachineSection {
             memory_gib: machine.memory_gib,
             kernel: machine.kernel.clone(),
             cpu_quota_cores: None,
+            other_load_cores: machine.other_load_cores.map(round3),
         }
     }
 }
@@ -242,6 +246,30 @@ pub struct RecommendationSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speedup_ceiling: Option<f64>,
     pub warning: String,
+    /// What the advised change is expected to buy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<ExpectedSection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExpectedSection {
+    /// The change, in a few words.
+    pub change: String,
+    /// "wall": a run doing the same work; "capacity": how much more load a server takes.
+    pub measure: String,
+    /// The point estimate of before / after, and the band a measurement should fall in
+    /// (absent, with `unavailable`, where no honest model exists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speedup: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high: Option<f64>,
+    /// What the estimate rests on (measured numbers, and what it assumes).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub basis: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

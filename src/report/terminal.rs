@@ -334,6 +334,9 @@ fn advice(report: &Report, painter: &Painter) -> String {
             out.push_str(&wrap(alternative, width, "  or: ", "      "));
         }
     }
+    if let Some(line) = expected_line(report) {
+        out.push_str(&wrap(&line, width, "  expected: ", "    "));
+    }
     out.push_str(&painter.heading("before you change anything"));
     out.push_str(&painter.paint(
         Style::new().dim(),
@@ -341,6 +344,48 @@ fn advice(report: &Report, painter: &Painter) -> String {
     ));
     out.push('\n');
     out
+}
+
+/// "2.5 s -> 0.02-0.06 s (x40-x120) with the writes grouped into fewer syncs (...)".
+fn expected_line(report: &Report) -> Option<String> {
+    let expected = report.recommendation.expected.as_ref()?;
+    let (Some(speedup), Some(low), Some(high)) = (expected.speedup, expected.low, expected.high)
+    else {
+        return expected
+            .unavailable
+            .as_ref()
+            .map(|why| format!("no estimate for {}: {why}", expected.change));
+    };
+    let times = |value: f64| {
+        if value >= 10.0 {
+            format!("x{value:.0}")
+        } else {
+            format!("x{value:.1}")
+        }
+    };
+    let band = if (high - low).abs() < 0.05 * speedup {
+        times(speedup)
+    } else {
+        format!("{}-{} (about {})", times(low), times(high), times(speedup))
+    };
+    let wall = report.time.wall_s;
+    let mut line = match expected.measure.as_str() {
+        "capacity" => format!("{band} the load it can take, with {}", expected.change),
+        _ if speedup >= 1.05 => format!(
+            "{wall:.2} s -> {:.2}-{:.2} s, {band}, with {}",
+            wall / high,
+            wall / low,
+            expected.change
+        ),
+        _ => format!("{band}, with {}", expected.change),
+    };
+    line.push_str(&format!(" ({})", expected.basis));
+    if high / low > 3.0 {
+        line.push_str(
+            "; uncertain: a longer run, or concadvise scale over a few levels, would narrow it",
+        );
+    }
+    Some(line)
 }
 
 /// What limited the measurement itself: a lowered rate, threads not followed, late ticks.

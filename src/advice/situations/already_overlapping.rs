@@ -18,7 +18,8 @@
 //! Raise the number in flight step by step (a semaphore, the pool size) and measure each
 //! step (`concadvise scale`); stop where throughput stops growing.
 
-use super::{io_sizing, pct, AdviceInput, Situation, Sizing};
+use super::{io_sizing, overlapped_io, pct, AdviceInput, Situation, Sizing};
+use crate::advice::expected::Estimate;
 use crate::analysis::structure::Structure;
 use crate::analysis::verdict::WorkloadClass;
 
@@ -100,5 +101,13 @@ impl Situation for AlreadyOverlapping {
             });
         }
         sizing
+    }
+
+    fn change(&self) -> &'static str {
+        "more requests in flight"
+    }
+
+    fn expected(&self, input: &AdviceInput, sizing: &Sizing) -> Estimate {
+        overlapped_io(input, sizing, input.concurrency.in_flight, "server")
     }
 }

@@ -14,7 +14,8 @@
 //! ## Instead
 //! Make the work cheaper (profile the hot code) or give it more cores.
 
-use super::{pct, AdviceInput, Situation};
+use super::{pct, AdviceInput, Situation, Sizing};
+use crate::advice::expected::{Band, Estimate};
 use crate::analysis::structure::Structure;
 use crate::analysis::verdict::WorkloadClass;
 
@@ -53,6 +54,21 @@ impl Situation for AlreadyParallel {
             input.avg_cores,
             input.cores,
             input.avg_cores_wanted
+        )
+    }
+
+    fn change(&self) -> &'static str {
+        "more processes or threads"
+    }
+
+    fn expected(&self, input: &AdviceInput, _sizing: &Sizing) -> Estimate {
+        Estimate::band(
+            Band::unchanged().widened_for(input),
+            format!(
+                "the program already wants {:.2} of the {:.0} cores: more workers share the \
+                 same cores and pay a little for switching",
+                input.avg_cores_wanted, input.cores
+            ),
         )
     }
 }

@@ -22,7 +22,8 @@
 //! rules (ASYNC251 `time.sleep`, ASYNC210 blocking HTTP, ASYNC230 `open`) catch the ones
 //! written directly in an `async def`.
 
-use super::{pct, AdviceInput, Situation};
+use super::{pct, AdviceInput, Situation, Sizing};
+use crate::advice::expected::{Band, Estimate};
 
 /// The loop was blocked at least this share of its non-idle time...
 pub const BLOCKED_SHARE: f64 = 0.3;
@@ -83,6 +84,63 @@ impl Situation for BlockedEventLoop {
             what.join(", "),
             calls,
             found.longest_block_s,
+        )
+    }
+
+    fn change(&self) -> &'static str {
+        "the blocking calls moved off the event loop"
+    }
+
+    /// Run (fixed work): the blocking waits leave the loop and overlap what it does; what it
+    /// computes stays (moving CPU to processes is the CPU model, not this one). Attach (a
+    /// server): capacity grows towards busy / (busy - blocked waits), bounded by the peers
+    /// it serves, each of which has one request in flight at a time.
+    fn expected(&self, input: &AdviceInput, _sizing: &Sizing) -> Estimate {
+        let Some(found) = input.concurrency.event_loop.as_ref() else {
+            return Estimate::Unavailable("no event loop was measured".into());
+        };
+        let waits = found.blocked_wait_s;
+        let computing = found.callbacks_s + found.blocked_cpu_s;
+        if waits < 0.05 * found.blocked_s.max(f64::MIN_POSITIVE) {
+            return Estimate::Unavailable(format!(
+                "the loop was blocked by computing ({:.2} s), not by waits: that is the CPU \
+                 model (processes), whose gain depends on how the work divides",
+                found.blocked_cpu_s
+            ));
+        }
+        if input.attached {
+            let busy = waits + computing + found.polling_io_s;
+            let mut point = busy / (busy - waits).max(0.001 * busy.max(f64::MIN_POSITIVE));
+            let mut bound = String::new();
+            if found.peers >= 1 && f64::from(found.peers) < point {
+                point = f64::from(found.peers);
+                bound = format!(
+                    ", bounded by the {} connections it serves (one request in flight each)",
+                    found.peers
+                );
+            }
+            return Estimate::band(
+                Band::new(point, 1.0 + 0.6 * (point - 1.0), point * 1.2).widened_for(input),
+                format!(
+                    "the loop was busy {busy:.2} s, {waits:.2} s of it blocked in waits that \
+                     an await would overlap{bound}; what it computes ({computing:.2} s) stays"
+                ),
+            );
+        }
+        let wall = input.wall_s.max(f64::MIN_POSITIVE);
+        let floor = 0.001 * wall;
+        let point = wall / (wall - waits).max(floor);
+        // At best the waits also overlap the loop's idle polling (timers that ran meanwhile).
+        let high = wall
+            / (wall - waits - found.polling_idle_s)
+                .max(computing)
+                .max(floor);
+        Estimate::band(
+            Band::new(point, 1.0 + (point - 1.0) / 2.0, high).widened_for(input),
+            format!(
+                "{waits:.2} s of the {wall:.1} s were the loop blocked in waits that an await \
+                 would overlap with its other work; its computing ({computing:.2} s) stays"
+            ),
         )
     }
 }

@@ -17,7 +17,8 @@
 //! Split the work into independent pieces for a pool of workers, one per core (the
 //! runtime's profile says which kind).
 
-use super::{cpu_sizing, pct, AdviceInput, Situation, Sizing};
+use super::{cpu_sizing, parallel_cpu, pct, AdviceInput, Situation, Sizing};
+use crate::advice::expected::Estimate;
 use crate::analysis::structure::Structure;
 use crate::analysis::verdict::WorkloadClass;
 
@@ -62,5 +63,13 @@ impl Situation for CpuBound {
 
     fn sizing(&self, input: &AdviceInput) -> Sizing {
         cpu_sizing(input)
+    }
+
+    fn change(&self) -> &'static str {
+        "the work split among a pool of workers, one per core"
+    }
+
+    fn expected(&self, input: &AdviceInput, sizing: &Sizing) -> Estimate {
+        parallel_cpu(input, sizing.workers)
     }
 }

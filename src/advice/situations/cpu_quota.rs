@@ -20,6 +20,7 @@
 //! cheaper. Requests near the limit also help the scheduler place the pod.
 
 use super::{pct, AdviceInput, Situation, Sizing};
+use crate::advice::expected::{Band, Estimate};
 use crate::analysis::verdict::WorkloadClass;
 
 /// Throttled at least this share of the program's own time...
@@ -72,5 +73,20 @@ impl Situation for CpuQuota {
                  faster."
             )),
         }
+    }
+
+    fn change(&self) -> &'static str {
+        "more processes or threads under the same quota"
+    }
+
+    fn expected(&self, input: &AdviceInput, _sizing: &Sizing) -> Estimate {
+        let cores = input.limits.quota.as_ref().map_or(1.0, |q| q.cores);
+        Estimate::band(
+            Band::unchanged().widened_for(input),
+            format!(
+                "the cgroup may use {cores:.2} cores and uses them: more workers share the same \
+                 quota and pay a little for switching"
+            ),
+        )
     }
 }

@@ -17,7 +17,8 @@
 //! Move the CPU-bound work to processes (`ProcessPoolExecutor`), or to an extension that
 //! releases the GIL, or run a free-threaded build.
 
-use super::{cpu_sizing, pct, AdviceInput, Situation, Sizing};
+use super::{cpu_sizing, parallel_cpu, pct, AdviceInput, Situation, Sizing};
+use crate::advice::expected::Estimate;
 use crate::analysis::verdict::WorkloadClass;
 
 pub struct GilContention;
@@ -39,6 +40,14 @@ impl Situation for GilContention {
 
     fn sizing(&self, input: &AdviceInput) -> Sizing {
         cpu_sizing(input)
+    }
+
+    fn change(&self) -> &'static str {
+        "the CPU-bound work in processes instead of threads"
+    }
+
+    fn expected(&self, input: &AdviceInput, sizing: &Sizing) -> Estimate {
+        parallel_cpu(input, sizing.workers)
     }
 }
 

@@ -14,7 +14,8 @@
 //! ## Instead
 //! Nothing; if it feels slow, look at what it waits for (a timer, a person, a peer).
 
-use super::{pct, AdviceInput, Situation};
+use super::{pct, AdviceInput, Situation, Sizing};
+use crate::advice::expected::{Band, Estimate};
 use crate::analysis::verdict::WorkloadClass;
 
 pub struct Idle;
@@ -36,6 +37,19 @@ impl Situation for Idle {
             pct(shares.idle + shares.child + shares.other),
             input.own_time(),
             pct(shares.computing)
+        )
+    }
+
+    fn change(&self) -> &'static str {
+        "nothing: there is no throughput bottleneck to remove"
+    }
+
+    fn expected(&self, input: &AdviceInput, _sizing: &Sizing) -> Estimate {
+        Estimate::band(
+            Band::unchanged().widened_for(input),
+            "the program waits on timers, a person or an event loop with nothing to do: \
+             concurrency cannot make those come sooner"
+                .into(),
         )
     }
 }

@@ -18,7 +18,8 @@
 //! Overlap the waits: an event loop with an async client, or a thread pool of about the size
 //! the formula gives (the runtime's profile says which).
 
-use super::{io_sizing, pct, AdviceInput, Situation, Sizing};
+use super::{io_sizing, overlapped_io, pct, AdviceInput, Situation, Sizing};
+use crate::advice::expected::Estimate;
 use crate::analysis::verdict::WorkloadClass;
 use crate::analysis::wait_kind::WaitKind;
 
@@ -83,5 +84,26 @@ impl Situation for IoBound {
         } else {
             Sizing::default()
         }
+    }
+
+    fn change(&self) -> &'static str {
+        "the waits overlapped (several requests in flight at once)"
+    }
+
+    fn expected(&self, input: &AdviceInput, sizing: &Sizing) -> Estimate {
+        let peer = match self.kind {
+            Some(WaitKind::Network) => "server",
+            Some(WaitKind::Ipc) => "other process",
+            Some(_) => "device",
+            None => "disk",
+        };
+        if !self.sized {
+            return Estimate::Unavailable(
+                "paging ends when the working set fits in memory: how much it shrinks is up to \
+                 the change"
+                    .into(),
+            );
+        }
+        overlapped_io(input, sizing, 1.0, peer)
     }
 }

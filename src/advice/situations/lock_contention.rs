@@ -16,7 +16,8 @@
 //! merge at the end.
 
 use super::gil_contention::serialized_reason;
-use super::{AdviceInput, Situation};
+use super::{AdviceInput, Situation, Sizing};
+use crate::advice::expected::Estimate;
 use crate::analysis::verdict::WorkloadClass;
 
 /// In a mixed run, locks taking this share of the wall time are the story.
@@ -39,5 +40,17 @@ impl Situation for LockContention {
 
     fn measured(&self, input: &AdviceInput) -> String {
         serialized_reason(input)
+    }
+
+    fn change(&self) -> &'static str {
+        "shorter critical sections, or data of its own for each worker"
+    }
+
+    fn expected(&self, _input: &AdviceInput, _sizing: &Sizing) -> Estimate {
+        Estimate::Unavailable(
+            "how much shorter the critical sections get is up to the change itself: one run \
+             cannot tell"
+                .into(),
+        )
     }
 }

@@ -15,6 +15,7 @@
 //! Look at the phases; start with the part that takes the most wall time.
 
 use super::{cpu_sizing, pct, AdviceInput, Situation, Sizing};
+use crate::advice::expected::Estimate;
 
 pub struct Mixed;
 
@@ -39,5 +40,17 @@ impl Situation for Mixed {
 
     fn sizing(&self, input: &AdviceInput) -> Sizing {
         cpu_sizing(input)
+    }
+
+    fn change(&self) -> &'static str {
+        "the phase that takes the most time made concurrent its own way"
+    }
+
+    fn expected(&self, _input: &AdviceInput, _sizing: &Sizing) -> Estimate {
+        Estimate::Unavailable(
+            "neither computing nor waiting dominates: what a change buys depends on which part \
+             it touches"
+                .into(),
+        )
     }
 }

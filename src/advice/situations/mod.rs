@@ -19,6 +19,7 @@ mod mixed;
 mod sequential_processes;
 mod sync_bound;
 
+use super::expected::{amdahl, Band, Estimate};
 use crate::analysis::bottleneck::Bottleneck;
 use crate::analysis::contention::SerializedThreads;
 use crate::analysis::findings::{ProcessFinding, WaitCompute};
@@ -62,6 +63,17 @@ pub struct AdviceInput<'a> {
     pub processes: &'a [ProcessFinding],
     /// Samples the verdict rests on.
     pub samples: u64,
+    /// About how many waits on I/O the threads made.
+    pub io_waits: u64,
+    /// Measured by attach (a running server, usually): gains are in capacity, not wall time.
+    pub attached: bool,
+    /// CPU seconds in user and in system mode.
+    pub user_s: f64,
+    pub system_s: f64,
+    /// Wall-clock seconds the tree spent in sync waits (part of the disk wait).
+    pub wall_sync_s: f64,
+    /// Cores' worth of CPU other work used meanwhile, when known.
+    pub other_load_cores: Option<f64>,
 }
 
 impl<'a> AdviceInput<'a> {
@@ -117,6 +129,86 @@ pub trait Situation: Sync {
     fn sizing(&self, _input: &AdviceInput) -> Sizing {
         Sizing::default()
     }
+    /// The change it advises, in words, when the runtime's profile does not put it better.
+    fn change(&self) -> &'static str;
+    /// What that change is expected to buy (see `advice::expected`), given the sizing.
+    fn expected(&self, _input: &AdviceInput, _sizing: &Sizing) -> Estimate {
+        Estimate::Unavailable(
+            "no honest model for this situation: what the change buys depends on more than \
+             one run can measure"
+                .into(),
+        )
+    }
+}
+
+/// The expected gain of spreading the computing share over `workers` (from the `avg_cores`
+/// used now): all of the ideal gain if the work divides evenly, down to half of it for
+/// start-up, hand-off and uneven pieces. One run cannot tell how well the work divides.
+pub fn parallel_cpu(input: &AdviceInput, workers: Option<u32>) -> Estimate {
+    let p = input.verdict.shares.computing.min(1.0);
+    let now = input.avg_cores.max(0.05);
+    let target = f64::from(workers.unwrap_or(1)).min(input.cores.max(1.0));
+    // The cores other work left free meanwhile: the low end assumes the after-run finds the
+    // machine as busy.
+    let free = input
+        .other_load_cores
+        .map_or(target, |other| (input.cores - other).clamp(now, target));
+    if target <= now * 1.05 {
+        return Estimate::band(
+            Band::unchanged().widened_for(input),
+            format!("{now:.2} cores are in use already and {target:.0} are available"),
+        );
+    }
+    let gain = |cores_then: f64, efficiency: f64| {
+        let cores = now + efficiency * (cores_then - now);
+        1.0 / ((1.0 - p) + p * now / cores.max(now))
+    };
+    let busy = if free < target {
+        format!(
+            "; other work used {:.1} cores meanwhile, so the low end has only {free:.1} free",
+            input.other_load_cores.unwrap_or(0.0)
+        )
+    } else {
+        String::new()
+    };
+    Estimate::band(
+        Band::new(gain(target, 0.85), gain(free, 0.5), gain(target, 1.0)).widened_for(input),
+        format!(
+            "{} of the time computing on {now:.2} cores, spread over {target:.0}: the whole \
+             gain if the work divides evenly, half of it if start-up, hand-off and uneven \
+             pieces take their usual share (one run cannot tell how well it divides: \
+             concadvise scale measures it){busy}",
+            pct(p)
+        ),
+    )
+}
+
+/// The expected gain of overlapping I/O waits, from `now` in flight to as many as the sizing
+/// gives or as there were waits, whichever is fewer: as if the peer took them all at once at
+/// best, only four at a time at worst (a client cannot see its capacity).
+pub fn overlapped_io(input: &AdviceInput, sizing: &Sizing, now: f64, peer: &str) -> Estimate {
+    let p = input.verdict.shares.io.min(1.0);
+    let now = now.max(1.0);
+    let waits = input.io_waits.max(1) as f64;
+    let most = f64::from(sizing.workers.unwrap_or(1)).min(waits.max(now));
+    if most <= now * 1.05 {
+        return Estimate::band(
+            Band::unchanged().widened_for(input),
+            format!("{now:.1} waits are in flight already and no more would fit"),
+        );
+    }
+    let high = amdahl(p, most / now);
+    let low = amdahl(p, (4.0 / now).max(1.0).min(most / now));
+    Estimate::band(
+        Band::new((low * high).sqrt(), low, high).widened_for(input),
+        format!(
+            "{} of the time waiting on I/O, about {waits:.0} waits, {now:.1} at a time now; up \
+             to {most:.0} at once if the {peer} keeps up, which cannot be measured from this \
+             side: the band runs from a {peer} that takes four at a time to one that takes them \
+             all",
+            pct(p)
+        ),
+    )
 }
 
 /// Every situation, most specific first; `mixed` applies to anything and comes last.

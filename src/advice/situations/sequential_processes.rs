@@ -16,7 +16,8 @@
 //! Run the independent steps side by side: `make -jN`, `xargs -P N`, GNU parallel, or a
 //! process pool in the driver script.
 
-use super::{cpu_sizing, pct, AdviceInput, Situation, Sizing};
+use super::{cpu_sizing, parallel_cpu, pct, AdviceInput, Situation, Sizing};
+use crate::advice::expected::Estimate;
 use crate::analysis::structure::Structure;
 use crate::analysis::verdict::WorkloadClass;
 
@@ -71,5 +72,13 @@ impl Situation for SequentialProcesses {
 
     fn sizing(&self, input: &AdviceInput) -> Sizing {
         cpu_sizing(input)
+    }
+
+    fn change(&self) -> &'static str {
+        "the independent steps run side by side"
+    }
+
+    fn expected(&self, input: &AdviceInput, sizing: &Sizing) -> Estimate {
+        parallel_cpu(input, sizing.workers)
     }
 }
