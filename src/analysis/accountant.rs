@@ -60,6 +60,9 @@ pub struct ThreadAccount {
     pub pid: i32,
     pub tid: i32,
     pub name: String,
+    /// Where the account begins (ns since sampling started): the thread's birth, or its first
+    /// sight. With pid and tid, it tells a thread from a later one that reused its TID.
+    pub started_ns: u64,
     pub time: TimeSplit,
     /// Times the thread was scheduled onto a CPU during the measurement.
     pub timeslices: u64,
@@ -118,6 +121,23 @@ const WALL_PRIORITY: [&[WaitKind]; 5] = [
     &[WaitKind::Child],
 ];
 
+/// One thread's share of one tick, as accounted: what analyses that follow each thread over
+/// time (the per-thread timeline) are built from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ThreadInterval {
+    pub pid: i32,
+    pub tid: i32,
+    /// Index of the thread's observation in the tick's snapshot (`TickSnapshot::threads`).
+    pub observation: usize,
+    /// `ThreadAccount::started_ns` of the account this interval was added to.
+    pub account_started_ns: u64,
+    /// The time accounted to the thread in this interval.
+    pub split: TimeSplit,
+    /// The wait the thread was in at the interval's start, and at its end (None: running).
+    pub wait_before: Option<WaitKind>,
+    pub wait_after: Option<WaitKind>,
+}
+
 #[derive(Debug, Default)]
 pub struct Accountant {
     threads: HashMap<(i32, i32), ThreadAccount>,
@@ -136,6 +156,8 @@ pub struct Accountant {
     recent: TimeSplit,
     recent_cpu_ns: f64,
     pub ticks: u64,
+    /// Each thread's interval in the last tick ingested.
+    intervals: Vec<ThreadInterval>,
 }
 
 impl Accountant {
@@ -145,8 +167,9 @@ impl Accountant {
         }
         let mut interval = TimeSplit::default();
         let mut interval_busy_ns = 0.0;
-        for observation in &snapshot.threads {
-            if let Some((split, busy_ns)) = self.account_thread(observation) {
+        self.intervals.clear();
+        for (index, observation) in snapshot.threads.iter().enumerate() {
+            if let Some((split, busy_ns)) = self.account_thread(index, observation) {
                 interval_busy_ns += busy_ns;
                 if let Some(process) = self.processes.get_mut(&observation.pid) {
                     process.cpu_ns += split.cpu_ns;
@@ -216,7 +239,11 @@ impl Accountant {
 
     /// Accounts one thread's interval up to this observation: its split and how much of the
     /// interval it was busy (see `ThreadAccount::advance`); `None` if it has no account.
-    fn account_thread(&mut self, observation: &ThreadObservation) -> Option<(TimeSplit, f64)> {
+    fn account_thread(
+        &mut self,
+        index: usize,
+        observation: &ThreadObservation,
+    ) -> Option<(TimeSplit, f64)> {
         let key = (observation.pid, observation.tid);
         let previous = self.threads.get(&key).map(|a| a.prev_wait);
         let wait = match (&observation.state, previous) {
@@ -229,6 +256,7 @@ impl Accountant {
             pid: observation.pid,
             tid: observation.tid,
             name: String::new(),
+            started_ns: prev_at_ns,
             time: TimeSplit::default(),
             timeslices: 0,
             prev_at_ns,
@@ -238,6 +266,10 @@ impl Accountant {
             prev_wait: wait,
             last_wait: wait,
             pending_off_ns: 0,
+        };
+        let born = match observation.sighting {
+            Sighting::BornAt(_) => true,
+            Sighting::Continuing | Sighting::Baseline => false,
         };
         match observation.sighting {
             Sighting::Continuing if self.threads.contains_key(&key) => {}
@@ -262,6 +294,8 @@ impl Accountant {
             .state
             .as_ref()
             .is_some_and(|state| matches!(state.letter, 'Z' | 'X'));
+        // A thread born during the interval started it running.
+        let wait_before = if born { None } else { account.prev_wait };
         let (split, busy_ns) = account.advance(
             observation.at_ns,
             observation.cpu_ns,
@@ -274,6 +308,15 @@ impl Accountant {
             .timeslices
             .saturating_sub(account.prev_timeslices);
         account.prev_timeslices = observation.timeslices;
+        self.intervals.push(ThreadInterval {
+            pid: observation.pid,
+            tid: observation.tid,
+            observation: index,
+            account_started_ns: account.started_ns,
+            split,
+            wait_before,
+            wait_after: wait,
+        });
         Some((split, busy_ns))
     }
 
@@ -295,6 +338,11 @@ impl Accountant {
                 .sort_by(|a, b| b.time.cpu_ns.total_cmp(&a.time.cpu_ns));
             self.finished_threads.truncate(KEPT_FINISHED_THREADS);
         }
+    }
+
+    /// Each thread's interval in the last tick ingested, in the order of its observations.
+    pub fn intervals(&self) -> &[ThreadInterval] {
+        &self.intervals
     }
 
     /// The wall split and tree CPU since the last call, for a live display.
@@ -471,6 +519,7 @@ mod tests {
             pid: 1,
             tid: 1,
             name: String::new(),
+            started_ns: 0,
             time: TimeSplit::default(),
             timeslices: 0,
             prev_at_ns: 0,

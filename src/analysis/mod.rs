@@ -4,11 +4,13 @@ pub mod accountant;
 pub mod contention;
 pub mod findings;
 pub mod phases;
+pub mod thread_timeline;
 pub mod timeline;
 pub mod verdict;
 pub mod wait_kind;
 
 use accountant::Accountant;
+use thread_timeline::ThreadTimeline;
 
 use crate::sampler::observation::TickSnapshot;
 use crate::sampler::{RecentActivity, TickSink};
@@ -18,9 +20,19 @@ use crate::sampler::{RecentActivity, TickSink};
 #[derive(Debug, Default)]
 pub struct TickAnalyser {
     pub accountant: Accountant,
+    /// Each thread's states over time (from the accountant's per-thread intervals).
+    pub thread_timeline: ThreadTimeline,
 }
 
 impl TickAnalyser {
+    /// An analyser whose per-thread timeline keeps at most `event_budget` trace events.
+    pub fn with_event_budget(event_budget: usize) -> TickAnalyser {
+        TickAnalyser {
+            accountant: Accountant::default(),
+            thread_timeline: ThreadTimeline::with_budget(event_budget),
+        }
+    }
+
     /// Feeds recorded snapshots (JSON lines, as written by `--record-samples`) to a new analyser.
     pub fn replay(recording: &str) -> Result<TickAnalyser, serde_json::Error> {
         let mut analyser = TickAnalyser::default();
@@ -34,6 +46,8 @@ impl TickAnalyser {
 impl TickSink for TickAnalyser {
     fn ingest(&mut self, snapshot: &TickSnapshot) {
         self.accountant.ingest(snapshot);
+        self.thread_timeline
+            .ingest(snapshot, self.accountant.intervals());
     }
 
     fn recent(&mut self, span_ns: f64) -> RecentActivity {
