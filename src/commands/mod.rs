@@ -1,7 +1,9 @@
 //! One module per subcommand; `dispatch` runs one and turns its outcome into an exit code.
 
 pub mod attach;
+pub mod completions;
 pub mod diff;
+pub mod man;
 pub mod profiles;
 pub mod run;
 mod session;
@@ -17,6 +19,8 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Show(args) => (show::show(args), false),
         Command::Diff(args) => (diff::diff(args), false),
         Command::Profiles(args) => (profiles::profiles(args), false),
+        Command::Completions { shell } => (completions::completions(shell), false),
+        Command::Man(args) => (man::man(args), false),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
 //! What `run` and `attach` share: outputs checked before anything starts, the sampler and progress line while measuring, the summary and report at the end.
 
+use std::path::Path;
 use std::time::Instant;
 
 use crate::advice::recommend;
@@ -13,6 +14,7 @@ use crate::progress::Progress;
 use crate::report::assemble::{assemble, SamplingFacts, TargetFacts};
 use crate::report::export::Format;
 use crate::report::terminal::{render, Look};
+use crate::report::trace::{self, TraceInput};
 use crate::report::write::Destination;
 use crate::report::Report;
 use crate::sampler::tree_reader::Scope;
@@ -25,6 +27,8 @@ pub struct Outputs<'a> {
     destination: Option<Destination>,
     /// Where the raw samples go: streamed into a temporary file, renamed at the end.
     record: Option<Destination>,
+    /// Where the Perfetto trace goes.
+    trace: Option<Destination>,
     profiles: ProfileSet,
 }
 
@@ -44,8 +48,18 @@ impl<'a> Outputs<'a> {
                 });
             }
         }
+        if output.report.as_deref() == Some("-") && output.trace.as_deref() == Some("-") {
+            return Err(Error::Usage(
+                "the report and the trace cannot both go to stdout: give one a file name".into(),
+            ));
+        }
         let destination = output
             .report
+            .as_deref()
+            .map(Destination::prepare)
+            .transpose()?;
+        let trace = output
+            .trace
             .as_deref()
             .map(Destination::prepare)
             .transpose()?;
@@ -64,6 +78,7 @@ impl<'a> Outputs<'a> {
             sampling,
             destination,
             record,
+            trace,
             profiles,
         })
     }
@@ -79,7 +94,7 @@ impl<'a> Outputs<'a> {
             scope,
             origin,
             record,
-            sink: TickAnalyser::default(),
+            sink: TickAnalyser::with_event_budget(self.output.trace_events),
         })
         .map_err(|e| Error::Setup(format!("cannot start the sampler thread: {e}")))?;
         let progress = Progress::start(sampler.live(), self.output.quiet);
@@ -142,6 +157,22 @@ pub fn conclude(
                 path: path.clone().into(),
                 reason: format!("{e:#}"),
             })?;
+        destination.commit(&bytes)?;
+    }
+    if let Some(destination) = outputs.trace {
+        let input = TraceInput {
+            findings: &findings,
+            recommendation: &recommendation,
+            command: &report.target.command,
+            // The event-loop analysis will name the loop thread here.
+            loop_thread: None,
+        };
+        let bytes = trace::serialize(&input).map_err(|e| Error::Report {
+            path: destination
+                .path()
+                .map_or_else(|| "-".into(), Path::to_path_buf),
+            reason: format!("serialising the trace: {e}"),
+        })?;
         destination.commit(&bytes)?;
     }
     if let Some(recording) = outputs.record {

@@ -1,0 +1,289 @@
+//! The per-thread timeline as a Chrome/Perfetto trace (the JSON trace-event format): one track per thread, a slice per stretch of one state.
+//!
+//! It only serialises `Findings::thread_timelines` (and the phases, the verdict and the model);
+//! the events are streamed into the output as they are made, so a trace of a long run costs
+//! memory only for its bytes. ui.perfetto.dev and chrome://tracing open it as it is.
+
+use std::borrow::Cow;
+
+use serde::ser::{SerializeSeq, Serializer};
+use serde::Serialize;
+
+use crate::advice::Recommendation;
+use crate::analysis::findings::Findings;
+use crate::analysis::thread_timeline::{Slice, State, Track};
+use crate::sampler::observation::FdKind;
+
+/// The phases' track has a PID no process can have (Linux PIDs stay below PID_MAX_LIMIT).
+pub const PHASES_PID: i32 = 4_194_304;
+
+/// What the trace is made from.
+pub struct TraceInput<'a> {
+    pub findings: &'a Findings,
+    pub recommendation: &'a Recommendation,
+    /// The measured command, as launched or attached to.
+    pub command: &'a [String],
+    /// The thread (pid, tid) that runs an event loop: its track's name says so. The event-loop
+    /// analysis names it; `None` until it does.
+    pub loop_thread: Option<(i32, i32)>,
+}
+
+/// The trace as JSON bytes.
+pub fn serialize<'a>(input: &'a TraceInput<'a>) -> serde_json::Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec(&TraceFile {
+        trace_events: Events(input),
+        display_time_unit: "ms",
+        other_data: OtherData::of(input),
+    })?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+#[derive(Serialize)]
+struct TraceFile<'a> {
+    #[serde(rename = "traceEvents")]
+    trace_events: Events<'a>,
+    #[serde(rename = "displayTimeUnit")]
+    display_time_unit: &'static str,
+    /// The format's place for metadata (Perfetto and chrome://tracing show it as such).
+    #[serde(rename = "otherData")]
+    other_data: OtherData,
+}
+
+/// The run as a whole: what was measured, the verdict and the model, and how the budget
+/// shaped the slices.
+#[derive(Serialize)]
+struct OtherData {
+    command: String,
+    verdict: &'static str,
+    confidence: f64,
+    model: &'static str,
+    concadvise: &'static str,
+    event_budget: usize,
+    /// Stretches shorter than this (ms) were merged to keep within the budget (0: none were).
+    merged_below_ms: f64,
+    threads_left_out: u64,
+    resolution: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_loop_thread: Option<i32>,
+}
+
+impl OtherData {
+    fn of(input: &TraceInput) -> OtherData {
+        let timelines = &input.findings.thread_timelines;
+        let merged_below_ms = timelines.resolution_ns as f64 / 1e6;
+        let mut resolution = if timelines.resolution_ns == 0 {
+            "as sampled: every change of state the samples saw is a slice".to_string()
+        } else {
+            format!(
+                "stretches shorter than {merged_below_ms} ms were merged into their neighbours \
+                 (each state's total time per thread kept) to stay within {} events",
+                timelines.event_budget
+            )
+        };
+        if timelines.threads_left_out > 0 {
+            resolution.push_str(&format!(
+                "; {} threads with the least CPU were left out to stay within it",
+                timelines.threads_left_out
+            ));
+        }
+        OtherData {
+            command: input.command.join(" "),
+            verdict: input.findings.verdict.class.name(),
+            confidence: input.findings.verdict.confidence,
+            model: input.recommendation.advice.model.name(),
+            concadvise: crate::VERSION,
+            event_budget: timelines.event_budget,
+            merged_below_ms,
+            threads_left_out: timelines.threads_left_out,
+            resolution,
+            event_loop_thread: input.loop_thread.map(|(_, tid)| tid),
+        }
+    }
+}
+
+/// One trace event: `M` (metadata: names, sort order) or `X` (a complete slice).
+#[derive(Serialize)]
+struct Event<'a> {
+    name: Cow<'a, str>,
+    ph: &'static str,
+    pid: i32,
+    tid: i32,
+    /// Microseconds since sampling started.
+    ts: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dur: Option<u64>,
+    #[serde(skip_serializing_if = "Args::is_empty")]
+    args: Args<'a>,
+}
+
+#[derive(Serialize, Default)]
+struct Args<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sort_index: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    syscall: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fd: Option<FdKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_loop: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waits: Option<Vec<&'static str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'static str>,
+}
+
+impl Args<'_> {
+    fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.sort_index.is_none()
+            && self.syscall.is_none()
+            && self.fd.is_none()
+            && self.event_loop.is_none()
+            && self.waits.is_none()
+            && self.model.is_none()
+    }
+}
+
+fn metadata<'a>(name: &'static str, pid: i32, tid: i32, args: Args<'a>) -> Event<'a> {
+    Event {
+        name: Cow::Borrowed(name),
+        ph: "M",
+        pid,
+        tid,
+        ts: 0,
+        dur: None,
+        args,
+    }
+}
+
+fn micros(ns: u64) -> u64 {
+    (ns + 500) / 1000
+}
+
+/// A slice of one state: start and end are rounded to the microsecond separately, so a
+/// track's slices stay end to end; one shorter than a microsecond is left out.
+fn slice_event<'a>(input: &TraceInput<'a>, track: &Track, slice: Slice) -> Option<Event<'a>> {
+    let ts = micros(slice.start_ns);
+    let dur = micros(slice.end_ns).saturating_sub(ts);
+    let detail = input.findings.thread_timelines.detail(slice.detail);
+    (dur > 0).then(|| Event {
+        name: Cow::Borrowed(slice.state.name()),
+        ph: "X",
+        pid: track.pid,
+        tid: track.tid,
+        ts,
+        dur: Some(dur),
+        args: Args {
+            syscall: detail.and_then(|d| d.syscall),
+            fd: detail.and_then(|d| d.fd),
+            ..Args::default()
+        },
+    })
+}
+
+/// The events, made as they are written.
+struct Events<'a>(&'a TraceInput<'a>);
+
+impl Serialize for Events<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let input = self.0;
+        let findings = input.findings;
+        let tracks = &findings.thread_timelines.tracks;
+        let mut seq = serializer.serialize_seq(None)?;
+        // Processes, named by their command, in order of CPU.
+        let mut pids: Vec<i32> = tracks.iter().map(|t| t.pid).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        for pid in &pids {
+            let command = findings
+                .processes
+                .iter()
+                .find(|p| p.pid == *pid)
+                .map(|p| p.command.join(" "))
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| format!("process {pid}"));
+            let name = Args {
+                name: Some(Cow::Owned(shorten(&command, 120))),
+                ..Args::default()
+            };
+            seq.serialize_element(&metadata("process_name", *pid, 0, name))?;
+        }
+        // Threads, named by their comm, busiest first.
+        let mut by_cpu: Vec<&Track> = tracks.iter().collect();
+        by_cpu.sort_by_key(|t| (std::cmp::Reverse(t.time_in(State::Cpu)), t.tid));
+        for (rank, track) in by_cpu.iter().enumerate() {
+            let event_loop = input.loop_thread == Some((track.pid, track.tid));
+            let mut name = if track.name.is_empty() {
+                format!("thread {}", track.tid)
+            } else {
+                track.name.clone()
+            };
+            if event_loop {
+                name.push_str(" (event loop)");
+            }
+            let args = Args {
+                name: Some(Cow::Owned(name)),
+                event_loop: event_loop.then_some(true),
+                ..Args::default()
+            };
+            seq.serialize_element(&metadata("thread_name", track.pid, track.tid, args))?;
+            let order = Args {
+                sort_index: Some(rank as i64),
+                ..Args::default()
+            };
+            seq.serialize_element(&metadata("thread_sort_index", track.pid, track.tid, order))?;
+        }
+        for track in tracks {
+            for slice in track.slices() {
+                if let Some(event) = slice_event(input, track, slice) {
+                    seq.serialize_element(&event)?;
+                }
+            }
+        }
+        // The phases, on a track of their own above the processes.
+        if !findings.phases.is_empty() {
+            let named = |text: &'static str| Args {
+                name: Some(Cow::Borrowed(text)),
+                ..Args::default()
+            };
+            seq.serialize_element(&metadata("process_name", PHASES_PID, 0, named("phases")))?;
+            let first = Args {
+                sort_index: Some(-1),
+                ..Args::default()
+            };
+            seq.serialize_element(&metadata("process_sort_index", PHASES_PID, 0, first))?;
+            let thread = named("phases");
+            seq.serialize_element(&metadata("thread_name", PHASES_PID, PHASES_PID, thread))?;
+            let models = &input.recommendation.phase_models;
+            for (phase, model) in findings.phases.iter().zip(models) {
+                let ts = micros(phase.start_ns.max(0.0) as u64);
+                let dur = micros(phase.end_ns.max(0.0) as u64).saturating_sub(ts);
+                seq.serialize_element(&Event {
+                    name: Cow::Borrowed(phase.verdict.class.name()),
+                    ph: "X",
+                    pid: PHASES_PID,
+                    tid: PHASES_PID,
+                    ts,
+                    dur: Some(dur),
+                    args: Args {
+                        waits: Some(phase.dominant_waits(2).iter().map(|k| k.name()).collect()),
+                        model: Some(model.name()),
+                        ..Args::default()
+                    },
+                })?;
+            }
+        }
+        seq.end()
+    }
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(max - 1).collect();
+    format!("{kept}…")
+}
