@@ -92,7 +92,7 @@ pub enum Command {
     /// Print the manual page (roff) on stdout, or write every page into a directory.
     #[command(after_help = "Examples:\n  concadvise man | man -l -\n  \
                       concadvise man run | man -l -\n  \
-                      concadvise man --dir ~/.local/share/man/man1")]
+                      concadvise man --dir ~/.cargo/share/man/man1")]
     Man(ManArgs),
 }
 

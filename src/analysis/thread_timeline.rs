@@ -27,6 +27,8 @@ pub const MIN_EVENT_BUDGET: usize = 1_000;
 /// Events of a trace that are neither a thread's slices nor its or its process's name: the
 /// phases and the trace's own metadata.
 pub const RESERVED_EVENTS: usize = 256;
+/// Trace records each thread costs besides its slices (see `events`).
+pub const RECORDS_PER_THREAD: usize = 3;
 /// The resolution the first merge uses; it doubles until the segments fit.
 const FIRST_RESOLUTION_NS: u64 = 1_000_000;
 /// Pieces of a tick shorter than this (a thread queued for 40 us of a 10 ms tick of computing)
@@ -377,10 +379,10 @@ impl ThreadTimeline {
         Some(index)
     }
 
-    /// Trace events the tracks would make: their slices, and a name record for each thread
-    /// and (at most) one for its process.
+    /// Trace events the tracks would make: their slices, and per thread the records of its
+    /// name and its place in the order, and (at most) one naming its process.
     pub fn events(&self) -> usize {
-        self.segments + 2 * self.kept_tracks
+        self.segments + RECORDS_PER_THREAD * self.kept_tracks
     }
 
     fn tracks(&self) -> impl Iterator<Item = &Track> {
@@ -436,7 +438,7 @@ impl ThreadTimeline {
             if events <= target {
                 break;
             }
-            events -= segments + 2;
+            events -= segments + RECORDS_PER_THREAD;
             chosen.insert(id);
         }
         self.threads_left_out += chosen.len() as u64;

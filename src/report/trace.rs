@@ -109,7 +109,7 @@ struct Event<'a> {
     ph: &'static str,
     pid: i32,
     tid: i32,
-    /// Microseconds since sampling started.
+    /// Microseconds since sampling started (0 for metadata).
     ts: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     dur: Option<u64>,
