@@ -118,6 +118,17 @@ cpu_ticks() {
 
 elapsed_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.6f", b - a }'; }
 
+# vmhwm_until_gone PID: reads PID's peak resident memory (VmHWM, KiB) every 0.2 s until it is
+# gone, then prints the last reading (0 if none).
+vmhwm_until_gone() {
+    local line hwm=0
+    while [[ -d /proc/$1 ]]; do
+        line=$(grep VmHWM "/proc/$1/status" 2>/dev/null) && hwm=$(awk '{print $2}' <<<"$line")
+        sleep 0.2
+    done
+    printf '%s\n' "$hwm"
+}
+
 # child_of PID: the first child process of PID (waits up to 2 s for it to appear).
 child_of() {
     local i kids
@@ -235,14 +246,10 @@ for secs in 5 "$LONG_S"; do
     tpid=$(child_of "$lpid") || fail "time did not start"
     cpid=$(child_of "$tpid") || fail "concadvise did not start"
     STARTED+=("$cpid")
-    hwm=""
-    while [[ -d /proc/$cpid ]]; do
-        line=$(grep VmHWM "/proc/$cpid/status" 2>/dev/null) && hwm=$(awk '{print $2}' <<<"$line")
-        sleep 0.2
-    done
+    hwm=$(vmhwm_until_gone "$cpid")
     wait "$lpid" || fail "the $secs s memory run failed (exit $?)"
     record "mem_$secs.maxrss_kib" "$(cat "$TMP/time4")"
-    record "mem_$secs.vmhwm_kib" "${hwm:-0}"
+    record "mem_$secs.vmhwm_kib" "$hwm"
 done
 record mem.long_s "$LONG_S"
 
@@ -289,14 +296,10 @@ note "== 6. trace: workload flicker --threads 1000 --seconds $TRACE_S with --tra
 lpid=$!
 cpid=$(child_of "$lpid") || fail "concadvise did not start"
 STARTED+=("$cpid")
-hwm=""
-while [[ -d /proc/$cpid ]]; do
-    line=$(grep VmHWM "/proc/$cpid/status" 2>/dev/null) && hwm=$(awk '{print $2}' <<<"$line")
-    sleep 0.2
-done
+hwm=$(vmhwm_until_gone "$cpid")
 wait "$lpid" || fail "the traced 1000-thread run failed (exit $?)"
 record_report trace "$TMP/r6.toml"
-record trace.vmhwm_kib "${hwm:-0}"
+record trace.vmhwm_kib "$hwm"
 record trace.bytes "$(stat -c %s "$TMP/t6.json")"
 record trace.seconds "$TRACE_S"
 # events, budget, merged_below_ms, threads_left_out, threads with slices, and the largest

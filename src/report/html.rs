@@ -6,7 +6,7 @@
 
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use super::{Report, StateRunSection};
+use super::{shorten, Report, StateRunSection};
 use crate::analysis::timeline::letter_name;
 
 /// Width of the timeline drawing (SVG user units; it scales to the page).
@@ -82,18 +82,7 @@ pub fn render(report: &Report) -> String {
 
 fn headline(report: &Report) -> Markup {
     let target = &report.target;
-    let mut status = vec![target.runtime.clone()];
-    match (target.exit_code, target.signal) {
-        (_, Some(signal)) => status.push(format!("killed by signal {signal}")),
-        (Some(code), None) => status.push(format!("exit {code}")),
-        (None, None) => {}
-    }
-    if target.exited == Some(true) {
-        status.push("exited while attached".into());
-    }
-    if target.interrupted {
-        status.push("interrupted".into());
-    }
+    let status = target.status();
     let time = &report.time;
     html! {
         header id="verdict" {
@@ -472,14 +461,6 @@ fn readable_date(rfc3339: &str) -> String {
         }
         Err(_) => rfc3339.to_string(),
     }
-}
-
-fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let kept: String = text.chars().take(max.saturating_sub(1)).collect();
-    format!("{kept}…")
 }
 
 #[cfg(test)]

@@ -67,6 +67,35 @@ pub struct TargetSection {
     pub exited: Option<bool>,
 }
 
+impl TargetSection {
+    /// How the program ran, for a headline: its runtime, how it ended, whether it was cut short.
+    pub fn status(&self) -> Vec<String> {
+        let mut status = vec![self.runtime.clone()];
+        match (self.exit_code, self.signal) {
+            (_, Some(signal)) => status.push(format!("killed by signal {signal}")),
+            (Some(code), None) => status.push(format!("exit {code}")),
+            (None, None) => {}
+        }
+        if self.exited == Some(true) {
+            status.push("exited while attached".into());
+        }
+        if self.interrupted {
+            status.push("interrupted".into());
+        }
+        status
+    }
+}
+
+/// `text` cut to `max` characters (at least 8), the cut marked with an ellipsis.
+pub fn shorten(text: &str, max: usize) -> String {
+    let max = max.max(8);
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(max - 1).collect();
+    format!("{kept}…")
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MachineSection {
     pub cores: usize,

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use serde::ser::{SerializeSeq, Serializer};
 use serde::Serialize;
 
+use super::shorten;
 use crate::advice::Recommendation;
 use crate::analysis::findings::Findings;
 use crate::analysis::thread_timeline::{Slice, State, Track};
@@ -278,12 +279,4 @@ impl Serialize for Events<'_> {
         }
         seq.end()
     }
-}
-
-fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let kept: String = text.chars().take(max - 1).collect();
-    format!("{kept}…")
 }
