@@ -312,7 +312,7 @@ events = trace["traceEvents"]
 meta = trace["otherData"]
 seconds = {}
 for e in events:
-    if e["ph"] == "X":
+    if e["ph"] == "X" and e["pid"] != 4194304:  # not the phases' track
         per = seconds.setdefault((e["pid"], e["tid"]), {})
         per[e["name"]] = per.get(e["name"], 0) + e["dur"] / 1e6
 worst = 0.0

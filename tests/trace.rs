@@ -229,10 +229,18 @@ fn a_trace_of_an_asyncio_loop_blocked_by_its_coroutines_shows_each_block() {
 #[test]
 fn a_small_event_budget_merges_slices_but_keeps_each_threads_totals() {
     let _lock = timing_lock();
-    // Four threads taking turns on a mutex change state every few milliseconds.
+    // Twenty threads that sleep 10 ms, then wait 10 ms on a condition variable, over and
+    // over: thousands of slices as sampled.
     let (report, trace) = run_traced(
         &["--trace-events", "1000"],
-        &[&workload_str(), "locks", "--threads", "4", "--seconds", "2"],
+        &[
+            &workload_str(),
+            "flicker",
+            "--threads",
+            "20",
+            "--seconds",
+            "2",
+        ],
     );
     let events = trace["traceEvents"].as_array().unwrap().len();
     assert!(events <= 1000, "{events} events");

@@ -1,5 +1,6 @@
 //! What `run` and `attach` share: outputs checked before anything starts, the sampler and progress line while measuring, the summary and report at the end.
 
+use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
@@ -112,6 +113,34 @@ pub struct Measuring<'a> {
     progress: Option<Progress>,
 }
 
+/// Streams the trace into its temporary file (or stdout) and puts it in place.
+fn write_trace(input: &TraceInput, destination: Destination) -> Result<(), Error> {
+    let failed = |e: serde_json::Error| Error::Report {
+        path: destination
+            .path()
+            .map_or_else(|| "-".into(), Path::to_path_buf),
+        reason: format!("writing the trace: {e}"),
+    };
+    match destination.file_handle() {
+        Some(file) => {
+            let file = file.map_err(|e| failed(serde_json::Error::io(e)))?;
+            let mut writer = BufWriter::new(file);
+            trace::write(input, &mut writer).map_err(failed)?;
+            writer
+                .flush()
+                .map_err(|e| failed(serde_json::Error::io(e)))?;
+            drop(writer);
+            // Everything is in the temporary file: rename it into place.
+            destination.commit(&[])
+        }
+        None => {
+            let mut bytes = Vec::new();
+            trace::write(input, &mut bytes).map_err(failed)?;
+            destination.commit(&bytes)
+        }
+    }
+}
+
 /// Analyses what was measured, advises, assembles the report, prints the summary and writes
 /// the report.
 pub fn conclude(
@@ -167,13 +196,7 @@ pub fn conclude(
             // The event-loop analysis will name the loop thread here.
             loop_thread: None,
         };
-        let bytes = trace::serialize(&input).map_err(|e| Error::Report {
-            path: destination
-                .path()
-                .map_or_else(|| "-".into(), Path::to_path_buf),
-            reason: format!("serialising the trace: {e}"),
-        })?;
-        destination.commit(&bytes)?;
+        write_trace(&input, destination)?;
     }
     if let Some(recording) = outputs.record {
         // Everything was streamed into the temporary file: rename it into place.

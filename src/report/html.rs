@@ -154,18 +154,12 @@ struct Row {
     runs: Vec<(usize, usize, String)>,
 }
 
-/// The whole program's timeline, the phases under it, then the busiest threads, one row each,
-/// and the other threads summed into the last row.
-fn timeline_section(report: &Report) -> Markup {
-    let letters: Vec<char> = report.timeline.states.chars().collect();
-    let buckets = letters.len();
-    if buckets == 0 {
-        return html! {};
-    }
-    let bucket_s = report.timeline.bucket_s;
+/// The rows of the drawing: the whole program (the wall view's letters), the threads with a
+/// timeline of their own, and the other threads summed.
+fn timeline_rows(report: &Report, letters: &[char]) -> Vec<Row> {
     let mut rows = vec![Row {
         label: "whole program (wall)".into(),
-        runs: letter_runs(&letters),
+        runs: letter_runs(letters),
     }];
     for thread in report.threads.iter().filter(|t| !t.timeline.is_empty()) {
         rows.push(Row {
@@ -175,10 +169,23 @@ fn timeline_section(report: &Report) -> Markup {
     }
     if let Some(other) = report.other_threads.as_ref().filter(|o| o.threads > 0) {
         rows.push(Row {
-            label: format!("{} other threads", other.threads),
+            label: count(other.threads, "other thread"),
             runs: state_runs(&other.timeline),
         });
     }
+    rows
+}
+
+/// The whole program's timeline, the phases under it, then the busiest threads, one row each,
+/// and the other threads summed into the last row.
+fn timeline_section(report: &Report) -> Markup {
+    let letters: Vec<char> = report.timeline.states.chars().collect();
+    let buckets = letters.len();
+    if buckets == 0 {
+        return html! {};
+    }
+    let bucket_s = report.timeline.bucket_s;
+    let rows = timeline_rows(report, &letters);
     let thread_rows = rows.len() - 1;
     let phase_band = !report.phases.is_empty();
     let top = 22.0;
@@ -194,13 +201,13 @@ fn timeline_section(report: &Report) -> Markup {
     let span_s = buckets as f64 * bucket_s;
     let x_s = |seconds: f64| LABEL_WIDTH + (seconds / span_s).clamp(0.0, 1.0) * PLOT_WIDTH;
     let mut states: Vec<String> = Vec::new();
-    for row in &rows {
-        for (_, _, state) in &row.runs {
-            if !states.contains(state) {
-                states.push(state.clone());
-            }
+    for (_, _, state) in rows.iter().flat_map(|row| &row.runs) {
+        if !states.contains(state) {
+            states.push(state.clone());
         }
     }
+    // One piece of markup: the axis, the rows, the phase band and the legend share one
+    // coordinate system (x, x_s, the row offsets above).
     html! {
         section id="timeline" {
             h2 { "Over time" }

@@ -5,6 +5,7 @@
 //! memory only for its bytes. ui.perfetto.dev and chrome://tracing open it as it is.
 
 use std::borrow::Cow;
+use std::io::Write;
 
 use serde::ser::{SerializeSeq, Serializer};
 use serde::Serialize;
@@ -29,15 +30,16 @@ pub struct TraceInput<'a> {
     pub loop_thread: Option<(i32, i32)>,
 }
 
-/// The trace as JSON bytes.
-pub fn serialize<'a>(input: &'a TraceInput<'a>) -> serde_json::Result<Vec<u8>> {
-    let mut bytes = serde_json::to_vec(&TraceFile {
+/// Writes the trace as JSON, event by event (a trace of a long run is tens of megabytes: it
+/// is never held in memory whole).
+pub fn write<'a>(input: &'a TraceInput<'a>, mut writer: impl Write) -> serde_json::Result<()> {
+    let file = TraceFile {
         trace_events: Events(input),
         display_time_unit: "ms",
         other_data: OtherData::of(input),
-    })?;
-    bytes.push(b'\n');
-    Ok(bytes)
+    };
+    serde_json::to_writer(&mut writer, &file)?;
+    writer.write_all(b"\n").map_err(serde_json::Error::io)
 }
 
 #[derive(Serialize)]
@@ -191,92 +193,129 @@ struct Events<'a>(&'a TraceInput<'a>);
 impl Serialize for Events<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let input = self.0;
-        let findings = input.findings;
-        let tracks = &findings.thread_timelines.tracks;
         let mut seq = serializer.serialize_seq(None)?;
-        // Processes, named by their command, in order of CPU.
-        let mut pids: Vec<i32> = tracks.iter().map(|t| t.pid).collect();
-        pids.sort_unstable();
-        pids.dedup();
-        for pid in &pids {
-            let command = findings
-                .processes
-                .iter()
-                .find(|p| p.pid == *pid)
-                .map(|p| p.command.join(" "))
-                .filter(|c| !c.is_empty())
-                .unwrap_or_else(|| format!("process {pid}"));
-            let name = Args {
-                name: Some(Cow::Owned(shorten(&command, 120))),
-                ..Args::default()
-            };
-            seq.serialize_element(&metadata("process_name", *pid, 0, name))?;
+        for event in process_names(input).iter().chain(&thread_records(input)) {
+            seq.serialize_element(event)?;
         }
-        // Threads, named by their comm, busiest first.
-        let mut by_cpu: Vec<&Track> = tracks.iter().collect();
-        by_cpu.sort_by_key(|t| (std::cmp::Reverse(t.time_in(State::Cpu)), t.tid));
-        for (rank, track) in by_cpu.iter().enumerate() {
-            let event_loop = input.loop_thread == Some((track.pid, track.tid));
-            let mut name = if track.name.is_empty() {
-                format!("thread {}", track.tid)
-            } else {
-                track.name.clone()
-            };
-            if event_loop {
-                name.push_str(" (event loop)");
-            }
-            let args = Args {
-                name: Some(Cow::Owned(name)),
-                event_loop: event_loop.then_some(true),
-                ..Args::default()
-            };
-            seq.serialize_element(&metadata("thread_name", track.pid, track.tid, args))?;
-            let order = Args {
-                sort_index: Some(rank as i64),
-                ..Args::default()
-            };
-            seq.serialize_element(&metadata("thread_sort_index", track.pid, track.tid, order))?;
-        }
-        for track in tracks {
+        // The slices are the bulk of the trace: made one at a time.
+        for track in &input.findings.thread_timelines.tracks {
             for slice in track.slices() {
                 if let Some(event) = slice_event(input, track, slice) {
                     seq.serialize_element(&event)?;
                 }
             }
         }
-        // The phases, on a track of their own above the processes.
-        if !findings.phases.is_empty() {
-            let named = |text: &'static str| Args {
-                name: Some(Cow::Borrowed(text)),
-                ..Args::default()
-            };
-            seq.serialize_element(&metadata("process_name", PHASES_PID, 0, named("phases")))?;
-            let first = Args {
-                sort_index: Some(-1),
-                ..Args::default()
-            };
-            seq.serialize_element(&metadata("process_sort_index", PHASES_PID, 0, first))?;
-            let thread = named("phases");
-            seq.serialize_element(&metadata("thread_name", PHASES_PID, PHASES_PID, thread))?;
-            let models = &input.recommendation.phase_models;
-            for (phase, model) in findings.phases.iter().zip(models) {
-                let ts = micros(phase.start_ns.max(0.0) as u64);
-                let dur = micros(phase.end_ns.max(0.0) as u64).saturating_sub(ts);
-                seq.serialize_element(&Event {
-                    name: Cow::Borrowed(phase.verdict.class.name()),
-                    ph: "X",
-                    pid: PHASES_PID,
-                    tid: PHASES_PID,
-                    ts,
-                    dur: Some(dur),
-                    args: Args {
-                        waits: Some(phase.dominant_waits(2).iter().map(|k| k.name()).collect()),
-                        model: Some(model.name()),
-                        ..Args::default()
-                    },
-                })?;
-            }
+        for event in &phase_events(input) {
+            seq.serialize_element(event)?;
         }
         seq.end()
     }
+}
+
+fn named<'a>(name: Cow<'a, str>) -> Args<'a> {
+    Args {
+        name: Some(name),
+        ..Args::default()
+    }
+}
+
+/// Each process with a thread in the trace, named by its command.
+fn process_names<'a>(input: &TraceInput<'a>) -> Vec<Event<'a>> {
+    let findings = input.findings;
+    let mut pids: Vec<i32> = findings
+        .thread_timelines
+        .tracks
+        .iter()
+        .map(|t| t.pid)
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids.into_iter()
+        .map(|pid| {
+            let command = findings
+                .processes
+                .iter()
+                .find(|p| p.pid == pid)
+                .map(|p| p.command.join(" "))
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| format!("process {pid}"));
+            let name = named(Cow::Owned(shorten(&command, 120)));
+            metadata("process_name", pid, 0, name)
+        })
+        .collect()
+}
+
+/// Each thread's name (its comm; the event-loop thread marked) and its place, busiest first.
+fn thread_records<'a>(input: &TraceInput<'a>) -> Vec<Event<'a>> {
+    let mut by_cpu: Vec<&Track> = input.findings.thread_timelines.tracks.iter().collect();
+    by_cpu.sort_by_cached_key(|t| (std::cmp::Reverse(t.time_in(State::Cpu)), t.tid));
+    let mut records = Vec::with_capacity(2 * by_cpu.len());
+    for (rank, track) in by_cpu.into_iter().enumerate() {
+        let event_loop = input.loop_thread == Some((track.pid, track.tid));
+        let mut name = if track.name.is_empty() {
+            format!("thread {}", track.tid)
+        } else {
+            track.name.clone()
+        };
+        if event_loop {
+            name.push_str(" (event loop)");
+        }
+        let args = Args {
+            event_loop: event_loop.then_some(true),
+            ..named(Cow::Owned(name))
+        };
+        records.push(metadata("thread_name", track.pid, track.tid, args));
+        let order = Args {
+            sort_index: Some(rank as i64),
+            ..Args::default()
+        };
+        records.push(metadata("thread_sort_index", track.pid, track.tid, order));
+    }
+    records
+}
+
+/// The phases, on a track of their own above the processes: a slice each, with its waits and
+/// the model it alone would get.
+fn phase_events<'a>(input: &TraceInput<'a>) -> Vec<Event<'a>> {
+    let phases = &input.findings.phases;
+    if phases.is_empty() {
+        return Vec::new();
+    }
+    let first = Args {
+        sort_index: Some(-1),
+        ..Args::default()
+    };
+    let mut events = vec![
+        metadata(
+            "process_name",
+            PHASES_PID,
+            0,
+            named(Cow::Borrowed("phases")),
+        ),
+        metadata("process_sort_index", PHASES_PID, 0, first),
+        metadata(
+            "thread_name",
+            PHASES_PID,
+            PHASES_PID,
+            named(Cow::Borrowed("phases")),
+        ),
+    ];
+    for (phase, model) in phases.iter().zip(&input.recommendation.phase_models) {
+        let ts = micros(phase.start_ns.max(0.0) as u64);
+        let dur = micros(phase.end_ns.max(0.0) as u64).saturating_sub(ts);
+        events.push(Event {
+            name: Cow::Borrowed(phase.verdict.class.name()),
+            ph: "X",
+            pid: PHASES_PID,
+            tid: PHASES_PID,
+            ts,
+            dur: Some(dur),
+            args: Args {
+                waits: Some(phase.dominant_waits(2).iter().map(|k| k.name()).collect()),
+                model: Some(model.name()),
+                ..Args::default()
+            },
+        });
+    }
+    events
 }
