@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark of concadvise's own cost (the sampler): target slowdown, sampler CPU, scale to 1000
-# threads, memory over a long run, thread churn. See bench/README.md for what each number means.
+# threads, memory over a long run, thread churn, the trace of 1000 busy threads. See
+# bench/README.md for what each number means.
 #
-# Usage: bench/run.sh            (from anywhere; about 2.5 minutes on a 2-core machine)
+# Usage: bench/run.sh            (from anywhere; about 4 minutes on a 2-core machine)
 # Knobs (environment): BENCH_PAIRS=11 alone/under pairs for the slowdown,
 #   BENCH_WORK=1800 million loop iterations of the fixed-work target (~2 s here),
 #   BENCH_LONG_S=60 length of the long memory run, BENCH_TRACE_S=60 length of the traced
