@@ -484,6 +484,28 @@ mod tests {
     }
 
     #[test]
+    fn text_from_the_report_is_escaped() {
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/reports/before_thread_timelines.toml"
+        );
+        let text = std::fs::read_to_string(fixture).expect("the fixture exists");
+        let mut report = crate::report::read::parse(&text).expect("the fixture is a report");
+        report.target.command = vec!["<script>alert(1)</script>".into(), "a&b".into()];
+        report.threads[0].name = "<b>x</b>".into();
+        report.threads[0].timeline = vec![StateRunSection {
+            start: 0,
+            buckets: 3,
+            state: "sleep".into(),
+        }];
+        let page = render(&report);
+        assert!(!page.contains("<script"), "{page}");
+        assert!(!page.contains("<b>x"));
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; a&amp;b"));
+        assert!(page.contains("&lt;b&gt;x&lt;/b&gt;"));
+    }
+
+    #[test]
     fn ticks_are_round_and_few() {
         let ticks = ticks(3.2);
         assert_eq!(ticks.first().map(|t| t.1.as_str()), Some("0 s"));
