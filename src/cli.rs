@@ -49,8 +49,8 @@ pub enum Command {
                       Stops at --duration, at Ctrl-C, or when the process exits; the process is \
                       only read from /proc, never stopped, traced or signalled.\n\n\
                       Exit status: 0 when measured; 3 if no such process; 4 if it may not be \
-                      measured (concadvise itself, its parent, a kernel thread); 6 if the report \
-                      cannot be written; 2 for usage errors.")]
+                      measured (concadvise itself, its parent, a kernel thread); 6 if the report or \
+                      the trace cannot be written; 2 for usage errors.")]
     Attach(AttachArgs),
     /// Print a saved report as the live summary, convert it (--format json), or make a page to
     /// share (--html).

@@ -217,7 +217,9 @@ fn timeline_section(report: &Report) -> Markup {
                 @for (tick_s, label) in ticks(span_s) {
                     line x1=(fixed(x_s(tick_s), 1)) x2=(fixed(x_s(tick_s), 1)) y1="14"
                         y2=(fixed(height - 4.0, 0)) stroke="#ddd" stroke-width="1" {}
-                    text.axis x=(fixed(x_s(tick_s), 1)) y="11" text-anchor="middle" { (label) }
+                    // A label at the right edge would be cut in half.
+                    @let anchor = if x_s(tick_s) > WIDTH - 25.0 { "end" } else { "middle" };
+                    text.axis x=(fixed(x_s(tick_s), 1)) y="11" text-anchor=(anchor) { (label) }
                 }
                 @for (index, row) in rows.iter().enumerate() {
                     @let y = if index == 0 { top } else { threads_y + (index - 1) as f64 * (ROW_HEIGHT + ROW_GAP) };
