@@ -35,20 +35,16 @@ fn commit() -> Option<String> {
         return None;
     }
     let commit = git(&["rev-parse", "--short", "HEAD"])?;
-    // HEAD names a branch whose ref file (or packed-refs) moves with each commit.
-    for path in ["HEAD", "packed-refs"] {
+    // HEAD names a branch whose ref file (or packed-refs) moves with each commit. Only files
+    // that exist: cargo would rerun this script on every build for a missing one.
+    let branch = git(&["symbolic-ref", "-q", "HEAD"]);
+    for path in ["HEAD", "packed-refs"].into_iter().chain(branch.as_deref()) {
         if let Some(file) = git(&["rev-parse", "--git-path", path]) {
-            println!("cargo:rerun-if-changed={}", absolute(&manifest_dir, &file));
-        }
-    }
-    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        if let Some(file) = git(&["rev-parse", "--git-path", &branch]) {
-            println!("cargo:rerun-if-changed={}", absolute(&manifest_dir, &file));
+            let file = Path::new(&manifest_dir).join(file);
+            if file.exists() {
+                println!("cargo:rerun-if-changed={}", file.display());
+            }
         }
     }
     Some(commit)
-}
-
-fn absolute(dir: &str, path: &str) -> String {
-    Path::new(dir).join(path).display().to_string()
 }
