@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Benchmark of concadvise's own cost (the sampler): target slowdown, sampler CPU, scale to 1000
-# threads, memory over a long run, thread churn. See bench/README.md for what each number means.
+# threads, memory over a long run, thread churn, the trace of 1000 busy threads. See
+# bench/README.md for what each number means.
 #
-# Usage: bench/run.sh            (from anywhere; about 2.5 minutes on a 2-core machine)
+# Usage: bench/run.sh            (from anywhere; about 4 minutes on a 2-core machine)
 # Knobs (environment): BENCH_PAIRS=11 alone/under pairs for the slowdown,
 #   BENCH_WORK=1800 million loop iterations of the fixed-work target (~2 s here),
-#   BENCH_LONG_S=60 length of the long memory run, BENCH_STRACE=1 also count concadvise's
+#   BENCH_LONG_S=60 length of the long memory run, BENCH_TRACE_S=60 length of the traced
+#   1000-thread run, BENCH_STRACE=1 also count concadvise's
 #   syscalls with strace during a 1000-thread run (slows that run; not part of the table).
 set -euo pipefail
 shopt -s inherit_errexit
@@ -15,6 +17,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PAIRS=${BENCH_PAIRS:-11}
 WORK=${BENCH_WORK:-1800}
 LONG_S=${BENCH_LONG_S:-60}
+TRACE_S=${BENCH_TRACE_S:-60}
 STRACE=${BENCH_STRACE:-0}
 C=target/release/concadvise
 W=target/release/examples/workload
@@ -115,6 +118,17 @@ cpu_ticks() {
 }
 
 elapsed_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.6f", b - a }'; }
+
+# vmhwm_until_gone PID: reads PID's peak resident memory (VmHWM, KiB) every 0.2 s until it is
+# gone, then prints the last reading (0 if none).
+vmhwm_until_gone() {
+    local line hwm=0
+    while [[ -d /proc/$1 ]]; do
+        line=$(grep VmHWM "/proc/$1/status" 2>/dev/null) && hwm=$(awk '{print $2}' <<<"$line")
+        sleep 0.2
+    done
+    printf '%s\n' "$hwm"
+}
 
 # child_of PID: the first child process of PID (waits up to 2 s for it to appear).
 child_of() {
@@ -233,14 +247,10 @@ for secs in 5 "$LONG_S"; do
     tpid=$(child_of "$lpid") || fail "time did not start"
     cpid=$(child_of "$tpid") || fail "concadvise did not start"
     STARTED+=("$cpid")
-    hwm=""
-    while [[ -d /proc/$cpid ]]; do
-        line=$(grep VmHWM "/proc/$cpid/status" 2>/dev/null) && hwm=$(awk '{print $2}' <<<"$line")
-        sleep 0.2
-    done
+    hwm=$(vmhwm_until_gone "$cpid")
     wait "$lpid" || fail "the $secs s memory run failed (exit $?)"
     record "mem_$secs.maxrss_kib" "$(cat "$TMP/time4")"
-    record "mem_$secs.vmhwm_kib" "${hwm:-0}"
+    record "mem_$secs.vmhwm_kib" "$hwm"
 done
 record mem.long_s "$LONG_S"
 
@@ -275,6 +285,52 @@ churn_run churn_b run -q -- sh -c 'sleep 1 && "$0" thread-churn --count 2000 >/d
 record churn_b.fds_start "$(awk '$1 >= 0.3 && $1 < 0.9 { n = $2 } END { print n + 0 }' "$TMP/fds.churn_b")"
 record churn_b.fds_max "$(awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }' "$TMP/fds.churn_b")"
 record churn_b.fds_end "$(tail -n 1 "$TMP/fds.churn_b" | awk '{ print $2 + 0 }')"
+
+# ---------------------------------------------------------------------------------------------
+# 1000 threads that change state every 10 ms (sleep, then a condition-variable wait) make far
+# more slices than the budget: the trace must stay within it (and small), merging short ones,
+# with each thread's time per state still as the report counts it.
+mark 6
+note "== 6. trace: workload flicker --threads 1000 --seconds $TRACE_S with --trace (100 Hz)"
+"${LIMIT[@]}" $((TRACE_S + 60)) "$C" run -q --report "$TMP/r6.toml" --trace "$TMP/t6.json" -- \
+    "$W" flicker --threads 1000 --seconds "$TRACE_S" --sleep-ms 10 --wait-ms 10 >/dev/null &
+lpid=$!
+cpid=$(child_of "$lpid") || fail "concadvise did not start"
+STARTED+=("$cpid")
+hwm=$(vmhwm_until_gone "$cpid")
+wait "$lpid" || fail "the traced 1000-thread run failed (exit $?)"
+record_report trace "$TMP/r6.toml"
+record trace.vmhwm_kib "$hwm"
+record trace.bytes "$(stat -c %s "$TMP/t6.json")"
+record trace.seconds "$TRACE_S"
+# events, budget, merged_below_ms, threads_left_out, threads with slices, and the largest
+# difference between a listed thread's time in a state (>= 0.1 s) in the trace and the report.
+python3 - "$TMP/t6.json" "$TMP/r6.toml" >>"$RAW" <<'PY'
+import json, sys, tomllib
+trace = json.load(open(sys.argv[1]))
+report = tomllib.load(open(sys.argv[2], "rb"))
+events = trace["traceEvents"]
+meta = trace["otherData"]
+seconds = {}
+for e in events:
+    if e["ph"] == "X" and e["pid"] != 4194304:  # not the phases' track
+        per = seconds.setdefault((e["pid"], e["tid"]), {})
+        per[e["name"]] = per.get(e["name"], 0) + e["dur"] / 1e6
+worst = 0.0
+for t in report.get("threads", []):
+    per = seconds.get((t["pid"], t["tid"]), {})
+    states = [("cpu", t["cpu_s"]), ("runqueue", t["runqueue_s"])]
+    states += [(w["kind"], w["seconds"]) for w in t["waits"]]
+    for state, value in states:
+        if value >= 0.1:
+            worst = max(worst, abs(per.get(state, 0) - value) / value)
+print("trace.events", len(events))
+print("trace.budget", meta["event_budget"])
+print("trace.merged_below_ms", meta["merged_below_ms"])
+print("trace.left_out", meta["threads_left_out"])
+print("trace.tracks", len(seconds))
+print("trace.worst_state_diff", worst)
+PY
 
 record bench.seconds "$(elapsed_since "$BENCH_START")"
 mark end
@@ -376,6 +432,24 @@ start, peak, end = (int(num(f"churn_b.fds_{k}")) for k in ("start", "max", "end"
 row("   churn bracketed by idle: fds before / max / after",
     f"{start} / {peak} / {end} (exit {int(num('churn_b.exit'))})",
     "after <= before + 2", end <= start + 2 and int(num("churn_b.exit")) == 0)
+
+# 6. trace at scale
+events, budget = num("trace.events"), num("trace.budget")
+row(f"6. trace, 1000 flickering threads, {raw['trace.seconds'][0]} s: events",
+    f"{events:.0f} of a budget of {budget:.0f} (stretches under {num('trace.merged_below_ms'):.0f} ms "
+    f"merged, {num('trace.left_out'):.0f} threads left out, {num('trace.tracks'):.0f} threads drawn)",
+    "<= budget", events <= budget)
+size_mb = num("trace.bytes") / 1e6
+row("   trace size", f"{size_mb:.1f} MB ({num('trace.bytes') / events:.0f} bytes per event)",
+    "< 20 MB", size_mb < 20)
+worst = num("trace.worst_state_diff")
+row("   trace vs report, per thread and state",
+    f"largest difference {worst * 100:.2f} % (listed threads, states >= 0.1 s)",
+    "<= 5 %", worst <= 0.05)
+row("   traced run: sampler and memory",
+    f"{num('trace.samples') / num('trace.wall_s'):.1f} Hz achieved, self CPU "
+    f"{num('trace.self_cpu_s') / num('trace.wall_s') * 100:.1f} % of a core, "
+    f"concadvise's VmHWM {num('trace.vmhwm_kib') / 1024:.1f} MiB", "", None)
 
 # Other load: machine busy time (/proc/stat) that was not this benchmark's own CPU (the
 # script's children), as a share of the machine, per section and overall. 3b (strace) runs

@@ -35,6 +35,10 @@
 //!   blocked until the end — `workload many-threads --threads 1000 --busy 2 --seconds 5`
 //! - `locks`: N threads taking turns on one mutex, computing ~1 ms while holding
 //!   it — `workload locks --threads 4 --seconds 2`
+//! - `flicker`: N threads that change state all the time (for the trace's event
+//!   budget), each over and over computing W ms, sleeping P ms, then waiting L ms
+//!   on a condition variable nobody signals, for S seconds —
+//!   `workload flicker --threads 1000 --seconds 60 --work-ms 0 --sleep-ms 10 --wait-ms 10`
 
 use std::fs::{self, OpenOptions};
 use std::hint::black_box;
@@ -59,7 +63,8 @@ const USAGE: &str = "usage: workload MODE [--flag value]...
   spawn-cpu-later [--after S=1] [--seconds T=2]
   thread-churn    [--count N=500] [--batch B=50] [--work-ms M=2]
   many-threads    [--threads N=1000] [--busy K=2] [--seconds S=5]
-  locks           [--threads N=4] [--seconds S=2]";
+  locks           [--threads N=4] [--seconds S=2]
+  flicker         [--threads N=100] [--seconds S=5] [--work-ms W=0] [--sleep-ms P=10] [--wait-ms L=10]";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -168,6 +173,14 @@ fn main() -> ExitCode {
             let (threads, secs) = (opts.count("threads", 4), opts.secs("seconds", 2.0));
             opts.finish();
             locks(threads, secs);
+        }
+        "flicker" => {
+            let (threads, secs) = (opts.count("threads", 100), opts.secs("seconds", 5.0));
+            let work = Duration::from_millis(opts.get("work-ms", 0));
+            let pause = Duration::from_millis(opts.get("sleep-ms", 10));
+            let wait = Duration::from_millis(opts.get("wait-ms", 10));
+            opts.finish();
+            return flicker(threads, secs, [work, pause, wait]);
         }
         other => usage_error(&format!("unknown mode `{other}`")),
     }
@@ -537,6 +550,39 @@ fn many_threads(threads: usize, busy: usize, secs: Duration) -> ExitCode {
         return ExitCode::FAILURE;
     }
     println!("many-threads: {threads} threads ({busy} busy)");
+    ExitCode::SUCCESS
+}
+
+/// `threads` threads each computing, sleeping, then waiting on a condition variable (for the
+/// three durations of `steps`) until `secs` pass.
+fn flicker(threads: usize, secs: Duration, steps: [Duration; 3]) -> ExitCode {
+    let deadline = Instant::now() + secs;
+    let [work, pause, wait] = steps;
+    let never = (Mutex::new(()), Condvar::new());
+    let spawned = thread::scope(|s| {
+        for _ in 0..threads {
+            let never = &never;
+            let flick = move || {
+                while Instant::now() < deadline {
+                    if !work.is_zero() {
+                        burn_for(work);
+                    }
+                    thread::sleep(pause);
+                    let guard = never.0.lock().unwrap_or_else(PoisonError::into_inner);
+                    drop(never.1.wait_timeout(guard, wait));
+                }
+            };
+            thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn_scoped(s, flick)?;
+        }
+        Ok::<(), io::Error>(())
+    });
+    if let Err(e) = spawned {
+        eprintln!("workload: cannot start {threads} threads: {e}");
+        return ExitCode::FAILURE;
+    }
+    println!("flicker: {threads} threads");
     ExitCode::SUCCESS
 }
 

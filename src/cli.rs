@@ -4,19 +4,25 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::analysis::thread_timeline::{DEFAULT_EVENT_BUDGET, MIN_EVENT_BUDGET};
 use crate::report::export::Format;
 use crate::report::terminal::ColorChoice;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "concadvise",
-    version,
+    version = crate::VERSION,
     about = "Measure where a program's time goes and whether processes, threads or async would help",
     long_about = "Measure where a program's time goes (on a CPU, waiting for one, or off the CPU \
                   on disk, network, pipes, locks, timers...) across its whole process tree, \
                   classify the workload, and recommend a concurrency model (multiprocessing, \
                   threads, async or none) with the measured reasons.\n\n\
                   Linux only: it reads /proc."
+)]
+#[command(
+    after_help = "Examples:\n  concadvise run -- ./myprog --flag input.dat\n  \
+                  concadvise attach 4242 --duration 30s --report svc.toml\n  \
+                  concadvise show --html svc.toml > svc.html"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -28,7 +34,9 @@ pub enum Command {
     /// Run a program and measure its whole process tree until it exits.
     #[command(
         after_help = "Examples:\n  concadvise run -- ./myprog --flag input.dat\n  \
-                      concadvise run --report before.toml -- python3 etl.py\n\n\
+                      concadvise run --report before.toml -- python3 etl.py\n  \
+                      concadvise run --trace trace.json -- python3 app.py   \
+                      (then open trace.json in ui.perfetto.dev)\n\n\
                       Exit status: the program's own; 128+N if it died of signal N; 127 if \
                       the command was not found, 126 if it could not be executed, 125 if \
                       concadvise itself failed."
@@ -41,14 +49,16 @@ pub enum Command {
                       Stops at --duration, at Ctrl-C, or when the process exits; the process is \
                       only read from /proc, never stopped, traced or signalled.\n\n\
                       Exit status: 0 when measured; 3 if no such process; 4 if it may not be \
-                      measured (concadvise itself, its parent, a kernel thread); 6 if the report \
-                      cannot be written; 2 for usage errors.")]
+                      measured (concadvise itself, its parent, a kernel thread); 6 if the report or \
+                      the trace cannot be written; 2 for usage errors.")]
     Attach(AttachArgs),
-    /// Print a saved report as the live summary, or convert it (--format json).
-    #[command(
-        after_help = "Exit status: 0; 5 if the file is missing, not TOML/JSON, not a \
-                      concadvise report, or from a newer concadvise."
-    )]
+    /// Print a saved report as the live summary, convert it (--format json), or make a page to
+    /// share (--html).
+    #[command(after_help = "Examples:\n  concadvise show before.toml\n  \
+                      concadvise show --html before.toml > report.html\n  \
+                      concadvise show --format json before.toml\n\n\
+                      Exit status: 0; 5 if the file is missing, not TOML/JSON, not a \
+                      concadvise report, or from a newer concadvise.")]
     Show(ShowArgs),
     /// List the runtime profiles in force and where each came from, or show one.
     #[command(
@@ -61,9 +71,10 @@ pub enum Command {
     Profiles(ProfilesArgs),
     /// Compare two saved reports: before and after a change.
     #[command(
-        after_help = "Example:\n  concadvise run --report before.toml -- ./job\n  \
+        after_help = "Examples:\n  concadvise run --report before.toml -- ./job\n  \
                       (change the code)\n  concadvise run --report after.toml -- ./job\n  \
-                      concadvise diff before.toml after.toml\n\n\
+                      concadvise diff before.toml after.toml\n  \
+                      concadvise diff --format json before.toml after.toml\n\n\
                       A wall-time change under 5% (10% if either run waited for a CPU over \
                       10% of its time) or under 50 ms is called run-to-run noise.\n\n\
                       Exit status: 0; 5 if a file is not a readable report."
@@ -80,6 +91,20 @@ pub enum Command {
                       limited or missing; 3 if no such process; 2 for usage errors."
     )]
     Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Examples:\n  \
+                      concadvise completions bash > ~/.local/share/bash-completion/completions/concadvise\n  \
+                      concadvise completions zsh > ~/.zfunc/_concadvise\n  \
+                      concadvise completions fish > ~/.config/fish/completions/concadvise.fish")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout, or write every page into a directory.
+    #[command(after_help = "Examples:\n  concadvise man | man -l -\n  \
+                      concadvise man run | man -l -\n  \
+                      concadvise man --dir ~/.cargo/share/man/man1")]
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -95,12 +120,25 @@ pub struct DoctorArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The page of this subcommand (concadvise-COMMAND(1)) instead of concadvise(1).
+    #[arg(value_name = "COMMAND", conflicts_with = "dir")]
+    pub command: Option<String>,
+    /// Write concadvise.1 and a concadvise-COMMAND.1 for each subcommand into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct ShowArgs {
     /// The report file (TOML or JSON).
     pub report: PathBuf,
     /// Print the report in this format instead of the summary.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// Print the report as one self-contained HTML page (inline CSS and SVG, no scripts).
+    #[arg(long, conflicts_with = "format")]
+    pub html: bool,
     /// Colour in the summary.
     #[arg(long, value_enum, default_value_t, value_name = "WHEN")]
     pub color: ColorChoice,
@@ -222,6 +260,15 @@ pub struct OutputArgs {
     /// Report format [default: json for a .json file, else toml].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// Also write each thread's states over time to this file as a Chrome/Perfetto trace
+    /// (JSON; "-" for stdout). Open it in ui.perfetto.dev or chrome://tracing.
+    #[arg(long, value_name = "PATH")]
+    pub trace: Option<String>,
+    /// Events the trace (and the report's per-thread timeline) may hold: past it, the shortest
+    /// stretches are merged into their neighbours.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_EVENT_BUDGET,
+          value_parser = parse_event_budget)]
+    pub trace_events: usize,
     /// Print neither the progress line nor the summary.
     #[arg(long, short)]
     pub quiet: bool,
@@ -238,6 +285,19 @@ fn parse_rate(text: &str) -> Result<f64, String> {
         Ok(rate)
     } else {
         Err(format!("{rate} Hz is out of range: use 1 to 1000"))
+    }
+}
+
+fn parse_event_budget(text: &str) -> Result<usize, String> {
+    let budget: usize = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of events"))?;
+    if budget >= MIN_EVENT_BUDGET {
+        Ok(budget)
+    } else {
+        Err(format!(
+            "{budget} events is too few: use at least {MIN_EVENT_BUDGET}"
+        ))
     }
 }
 

@@ -55,6 +55,9 @@ pub enum Error {
     },
     #[error("unknown runtime {name:?} for --runtime (profiles: {})", known.join(", "))]
     UnknownRuntime { name: String, known: Vec<String> },
+    /// A wrong argument clap could not check itself.
+    #[error("{0}")]
+    Usage(String),
     #[error("{0}")]
     Setup(String),
 }
@@ -92,7 +95,7 @@ impl Error {
             | Error::AmbiguousName { .. } => NO_SUCH_PROCESS,
             Error::RefusedTarget { .. } => REFUSED_TARGET,
             Error::InputFile { .. } | Error::Profile { .. } => BAD_INPUT_FILE,
-            Error::UnknownRuntime { .. } => USAGE,
+            Error::UnknownRuntime { .. } | Error::Usage(_) => USAGE,
             Error::Spawn { .. } | Error::Setup(_) => FAILURE,
         }
     }

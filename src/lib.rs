@@ -17,3 +17,6 @@ pub mod progress;
 pub mod report;
 pub mod sampler;
 pub mod target;
+
+/// The version, with the git commit when built from a checkout (`build.rs`).
+pub const VERSION: &str = env!("CONCADVISE_VERSION");

@@ -64,6 +64,9 @@ pub struct ThreadAccount {
     pub pid: i32,
     pub tid: i32,
     pub name: String,
+    /// Where the account begins (ns since sampling started): the thread's birth, or its first
+    /// sight. With pid and tid, it tells a thread from a later one that reused its TID.
+    pub started_ns: u64,
     pub time: TimeSplit,
     /// Times the thread was scheduled onto a CPU during the measurement.
     pub timeslices: u64,
@@ -149,6 +152,23 @@ const WALL_PRIORITY: [&[WaitKind]; 6] = [
     &[WaitKind::Child],
 ];
 
+/// One thread's share of one tick, as accounted: what analyses that follow each thread over
+/// time (the per-thread timeline) are built from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ThreadInterval {
+    pub pid: i32,
+    pub tid: i32,
+    /// Index of the thread's observation in the tick's snapshot (`TickSnapshot::threads`).
+    pub observation: usize,
+    /// `ThreadAccount::started_ns` of the account this interval was added to.
+    pub account_started_ns: u64,
+    /// The time accounted to the thread in this interval.
+    pub split: TimeSplit,
+    /// The wait the thread was in at the interval's start, and at its end (None: running).
+    pub wait_before: Option<WaitKind>,
+    pub wait_after: Option<WaitKind>,
+}
+
 #[derive(Debug, Default)]
 pub struct Accountant {
     threads: HashMap<(i32, i32), ThreadAccount>,
@@ -186,17 +206,6 @@ pub struct TickIntervals {
     pub threads: Vec<ThreadInterval>,
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct ThreadInterval {
-    pub pid: i32,
-    pub tid: i32,
-    /// Index of the thread's observation in the snapshot.
-    pub observation: usize,
-    pub split: TimeSplit,
-    /// The wait the thread is in now, if it waits (running threads: `None`).
-    pub wait: Option<WaitKind>,
-}
-
 impl Accountant {
     pub fn ingest(&mut self, snapshot: &TickSnapshot) {
         for info in &snapshot.new_processes {
@@ -210,14 +219,7 @@ impl Accountant {
         for (index, observation) in snapshot.threads.iter().enumerate() {
             let key = (observation.pid, observation.tid);
             let allowance = throttled.get(&key).copied().unwrap_or(0.0);
-            if let Some((split, busy_ns, wait)) = self.account_thread(observation, allowance) {
-                self.last_tick.threads.push(ThreadInterval {
-                    pid: observation.pid,
-                    tid: observation.tid,
-                    observation: index,
-                    split,
-                    wait,
-                });
+            if let Some((split, busy_ns)) = self.account_thread(index, observation, allowance) {
                 interval_busy_ns += busy_ns;
                 if let Some(process) = self.processes.get_mut(&observation.pid) {
                     process.cpu_ns += split.cpu_ns;
@@ -327,13 +329,14 @@ impl Accountant {
     }
 
     /// Accounts one thread's interval up to this observation: its split and how much of the
-    /// interval it was busy (see `ThreadAccount::advance`) and the wait it is in now; `None`
-    /// if it has no account.
+    /// interval it was busy (see `ThreadAccount::advance`); the interval itself goes to
+    /// `last_tick`. `None` if the thread has no account.
     fn account_thread(
         &mut self,
+        index: usize,
         observation: &ThreadObservation,
         throttled_ns: f64,
-    ) -> Option<(TimeSplit, f64, Option<WaitKind>)> {
+    ) -> Option<(TimeSplit, f64)> {
         let key = (observation.pid, observation.tid);
         let previous = self.threads.get(&key).and_then(|a| a.prev_wait);
         let wait = wait_of(observation, previous);
@@ -341,6 +344,7 @@ impl Accountant {
             pid: observation.pid,
             tid: observation.tid,
             name: String::new(),
+            started_ns: prev_at_ns,
             time: TimeSplit::default(),
             timeslices: 0,
             prev_at_ns,
@@ -351,6 +355,10 @@ impl Accountant {
             last_wait: wait,
             pending_off_ns: 0,
             throttle_debt: (0.0, 0),
+        };
+        let born = match observation.sighting {
+            Sighting::BornAt(_) => true,
+            Sighting::Continuing | Sighting::Baseline => false,
         };
         match observation.sighting {
             Sighting::Continuing if self.threads.contains_key(&key) => {}
@@ -378,6 +386,8 @@ impl Accountant {
         let syncing = wait.is_some_and(|w| w.sync) || account.prev_wait.is_some_and(|w| w.sync);
         let on_io = wait.is_some_and(|w| w.kind.is_io())
             || account.prev_wait.is_some_and(|w| w.kind.is_io());
+        // A thread born during the interval started it running.
+        let wait_before = if born { None } else { account.prev_wait };
         let (split, busy_ns) = account.advance(
             Reading {
                 at_ns: observation.at_ns,
@@ -400,7 +410,16 @@ impl Accountant {
         if on_io {
             self.io_switches += switches;
         }
-        Some((split, busy_ns, wait.map(|w| w.kind)))
+        self.last_tick.threads.push(ThreadInterval {
+            pid: observation.pid,
+            tid: observation.tid,
+            observation: index,
+            account_started_ns: account.started_ns,
+            split,
+            wait_before: wait_before.map(|w| w.kind),
+            wait_after: wait.map(|w| w.kind),
+        });
+        Some((split, busy_ns))
     }
 
     fn start_thread(&mut self, key: (i32, i32), account: ThreadAccount) {
@@ -421,6 +440,11 @@ impl Accountant {
                 .sort_by(|a, b| b.time.cpu_ns.total_cmp(&a.time.cpu_ns));
             self.finished_threads.truncate(KEPT_FINISHED_THREADS);
         }
+    }
+
+    /// Each thread's interval in the last tick ingested, in the order of its observations.
+    pub fn intervals(&self) -> &[ThreadInterval] {
+        &self.last_tick.threads
     }
 
     /// The wall split and tree CPU since the last call, for a live display.
@@ -692,6 +716,7 @@ mod tests {
             pid: 1,
             tid: 1,
             name: String::new(),
+            started_ns: 0,
             time: TimeSplit::default(),
             timeslices: 0,
             prev_at_ns: 0,

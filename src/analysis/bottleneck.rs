@@ -124,7 +124,7 @@ impl BottleneckTracker {
                 continue;
             };
             if let Some(state) = &observation.state {
-                let target = match (&state.syscall, interval.wait) {
+                let target = match (&state.syscall, interval.wait_after) {
                     (_, Some(kind)) if !waits_on_a_process(kind) => None,
                     (_, _) if !state.peers.is_empty() => {
                         Some(Target::Processes(state.peers.clone()))

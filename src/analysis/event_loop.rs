@@ -127,19 +127,19 @@ impl LoopTracker {
                     thread.peers_now = state.watched_peers;
                     thread.max_peers = thread.max_peers.max(state.watched_peers);
                     Some(LoopWait::Poll {
-                        io: interval.wait.is_some_and(WaitKind::is_io),
+                        io: interval.wait_after.is_some_and(WaitKind::is_io),
                     })
                 }
                 Some(state) => {
                     thread.peers_now = 0;
                     let looping = thread.poll_sightings > 0;
                     if let (SyscallState::Blocked { call, .. }, Some(_), true) =
-                        (&state.syscall, interval.wait, looping)
+                        (&state.syscall, interval.wait_after, looping)
                     {
                         *thread.blocking_calls.entry(call.name()).or_insert(0.0) +=
                             interval.split.waits_ns.iter().sum::<f64>();
                     }
-                    interval.wait.map(LoopWait::Other)
+                    interval.wait_after.map(LoopWait::Other)
                 }
                 // Unchanged since the last observation: still where it was.
                 None => thread.prev,

@@ -13,6 +13,7 @@ use super::contention::{serialized_threads, SerializedThreads};
 use super::limits::{self, Limits};
 use super::phases::{self, Phase};
 use super::structure::Concurrency;
+use super::thread_timeline::{bucket_runs, StateRun, ThreadTimelines};
 use super::timeline::state_letter;
 use super::verdict::{classify_with, Verdict, WorkloadClass};
 use super::wait_kind::WaitKind;
@@ -95,7 +96,23 @@ pub struct ThreadFinding {
     pub pid: i32,
     pub tid: i32,
     pub name: String,
+    /// When its account began (ns since sampling started): its birth or first sight.
+    pub started_ns: u64,
     pub time: TimeSplit,
+    /// What it mostly did in each bucket of the timeline (the busiest `TIMELINE_THREADS` only).
+    pub timeline: Vec<StateRun>,
+}
+
+/// Threads that get a row of their own in the per-thread timeline (busiest first); the rest
+/// share one row.
+pub const TIMELINE_THREADS: usize = 32;
+
+/// The threads without a timeline row of their own, summed into one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtherThreads {
+    pub threads: u64,
+    /// What most of their thread-time went to, bucket by bucket.
+    pub timeline: Vec<StateRun>,
 }
 
 impl ThreadFinding {
@@ -140,6 +157,10 @@ pub struct Findings {
     /// Significant phases that are not idle want different things (the verdict is mixed).
     pub phases_disagree: bool,
     pub timeline: TimelineView,
+    /// Every thread's states over time, within the event budget (the trace's content).
+    pub thread_timelines: ThreadTimelines,
+    /// The threads after the first `TIMELINE_THREADS`, their timelines summed.
+    pub other_threads: Option<OtherThreads>,
     /// Threads of one process that took turns on about one core (a GIL, a hot lock).
     pub contention: Option<SerializedThreads>,
     pub wait_compute: Option<WaitCompute>,
@@ -219,6 +240,9 @@ pub fn analyse_ticks(
             .find(|p| p.pid == found.pid)
             .map(|p| p.runtime.clone())
     });
+    let thread_timelines = analyser.thread_timeline.timelines();
+    let mut threads = threads(accountant);
+    let other_threads = timeline_rows(&mut threads, &thread_timelines, accountant);
     let cores = machine.cores as f64;
     let avg_cores = if wall_s > 0.0 {
         cpu.cpu_s() / wall_s
@@ -250,6 +274,8 @@ pub fn analyse_ticks(
                 .map(state_letter)
                 .collect(),
         },
+        thread_timelines,
+        other_threads,
         contention: serialized_threads(accountant, span_ns, cores),
         wait_compute: wait_compute(accountant, concurrency.io_wait_s),
         io_waits: accountant.io_switches,
@@ -261,7 +287,7 @@ pub fn analyse_ticks(
         bottleneck_verdict,
         event_loop_runtime,
         processes,
-        threads: threads(accountant),
+        threads,
         runtime,
         sampling,
     })
@@ -364,7 +390,9 @@ fn threads(accountant: &Accountant) -> Vec<ThreadFinding> {
             pid: t.pid,
             tid: t.tid,
             name: t.name.clone(),
+            started_ns: t.started_ns,
             time: t.time,
+            timeline: Vec::new(),
         })
         .collect();
     threads.sort_by(|a, b| {
@@ -374,6 +402,35 @@ fn threads(accountant: &Accountant) -> Vec<ThreadFinding> {
             .then(a.tid.cmp(&b.tid))
     });
     threads
+}
+
+/// Gives the busiest threads their timeline at the tree timeline's resolution, and sums the
+/// others' (threads beyond the first `TIMELINE_THREADS`, and those no longer listed or left out
+/// of the budget) into one row.
+fn timeline_rows(
+    threads: &mut [ThreadFinding],
+    timelines: &ThreadTimelines,
+    accountant: &Accountant,
+) -> Option<OtherThreads> {
+    let bucket_ns = accountant.timeline.bucket_ns();
+    let buckets = accountant.timeline.buckets().len();
+    let mut own_rows = Vec::new();
+    for thread in threads.iter_mut().take(TIMELINE_THREADS) {
+        if let Some(track) = timelines.track(thread.pid, thread.tid, thread.started_ns) {
+            thread.timeline = bucket_runs([track], bucket_ns, buckets);
+            own_rows.push((track.pid, track.tid, track.start_ns));
+        }
+    }
+    let others: Vec<_> = timelines
+        .tracks
+        .iter()
+        .filter(|t| !own_rows.contains(&(t.pid, t.tid, t.start_ns)))
+        .collect();
+    let count = others.len() as u64 + timelines.threads_left_out;
+    (count > 0).then(|| OtherThreads {
+        threads: count,
+        timeline: bucket_runs(others, bucket_ns, buckets),
+    })
 }
 
 /// W and C of the pool-size formula: the activity-seconds spent waiting on I/O (a blocked

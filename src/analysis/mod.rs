@@ -8,6 +8,7 @@ pub mod findings;
 pub mod limits;
 pub mod phases;
 pub mod structure;
+pub mod thread_timeline;
 pub mod throttling;
 pub mod timeline;
 pub mod verdict;
@@ -17,6 +18,7 @@ use accountant::Accountant;
 use bottleneck::BottleneckTracker;
 use event_loop::LoopTracker;
 use structure::StructureTracker;
+use thread_timeline::ThreadTimeline;
 
 use crate::sampler::observation::TickSnapshot;
 use crate::sampler::{RecentActivity, TickSink};
@@ -29,9 +31,19 @@ pub struct TickAnalyser {
     pub event_loops: LoopTracker,
     pub structure: StructureTracker,
     pub bottleneck: BottleneckTracker,
+    /// Each thread's states over time (from the accountant's per-thread intervals).
+    pub thread_timeline: ThreadTimeline,
 }
 
 impl TickAnalyser {
+    /// An analyser whose per-thread timeline keeps at most `event_budget` trace events.
+    pub fn with_event_budget(event_budget: usize) -> TickAnalyser {
+        TickAnalyser {
+            thread_timeline: ThreadTimeline::with_budget(event_budget),
+            ..TickAnalyser::default()
+        }
+    }
+
     /// Feeds recorded snapshots (JSON lines, as written by `--record-samples`) to a new analyser.
     pub fn replay(recording: &str) -> Result<TickAnalyser, serde_json::Error> {
         let mut analyser = TickAnalyser::default();
@@ -54,6 +66,8 @@ impl TickSink for TickAnalyser {
             .ingest(&accountant.last_tick, &self.event_loops, |pid, tid| {
                 bottleneck.waits_on_tree(pid, tid, accountant)
             });
+        self.thread_timeline
+            .ingest(snapshot, self.accountant.intervals());
     }
 
     fn recent(&mut self, span_ns: f64) -> RecentActivity {

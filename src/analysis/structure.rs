@@ -248,8 +248,10 @@ mod tests {
             pid,
             tid,
             observation: 0,
+            account_started_ns: 0,
             split,
-            wait: None,
+            wait_before: None,
+            wait_after: None,
         }
     }
 

@@ -1,8 +1,10 @@
 //! One module per subcommand; `dispatch` runs one and turns its outcome into an exit code.
 
 pub mod attach;
+pub mod completions;
 pub mod diff;
 pub mod doctor;
+pub mod man;
 pub mod profiles;
 pub mod run;
 mod session;
@@ -20,6 +22,8 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Diff(args) => (diff::diff(args), false),
         Command::Profiles(args) => (profiles::profiles(args), false),
         Command::Doctor(args) => (doctor::doctor(args), false),
+        Command::Completions { shell } => (completions::completions(shell), false),
+        Command::Man(args) => (man::man(args), false),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,7 @@
 //! What `run` and `attach` share: outputs checked before anything starts, the sampler and progress line while measuring, the summary and report at the end.
 
+use std::io::{BufWriter, Write};
+use std::path::Path;
 use std::time::Instant;
 
 use crate::advice::recommend;
@@ -13,6 +15,7 @@ use crate::progress::Progress;
 use crate::report::assemble::{assemble, SamplingFacts, TargetFacts};
 use crate::report::export::Format;
 use crate::report::terminal::{render, Look};
+use crate::report::trace::{self, TraceInput};
 use crate::report::write::Destination;
 use crate::report::Report;
 use crate::sampler::tree_reader::Scope;
@@ -25,6 +28,8 @@ pub struct Outputs<'a> {
     destination: Option<Destination>,
     /// Where the raw samples go: streamed into a temporary file, renamed at the end.
     record: Option<Destination>,
+    /// Where the Perfetto trace goes.
+    trace: Option<Destination>,
     profiles: ProfileSet,
 }
 
@@ -44,8 +49,18 @@ impl<'a> Outputs<'a> {
                 });
             }
         }
+        if output.report.as_deref() == Some("-") && output.trace.as_deref() == Some("-") {
+            return Err(Error::Usage(
+                "the report and the trace cannot both go to stdout: give one a file name".into(),
+            ));
+        }
         let destination = output
             .report
+            .as_deref()
+            .map(Destination::prepare)
+            .transpose()?;
+        let trace = output
+            .trace
             .as_deref()
             .map(Destination::prepare)
             .transpose()?;
@@ -64,6 +79,7 @@ impl<'a> Outputs<'a> {
             sampling,
             destination,
             record,
+            trace,
             profiles,
         })
     }
@@ -79,7 +95,7 @@ impl<'a> Outputs<'a> {
             scope,
             origin,
             record,
-            sink: TickAnalyser::default(),
+            sink: TickAnalyser::with_event_budget(self.output.trace_events),
         })
         .map_err(|e| Error::Setup(format!("cannot start the sampler thread: {e}")))?;
         let progress = Progress::start(sampler.live(), self.output.quiet);
@@ -98,6 +114,34 @@ pub struct Measuring<'a> {
     progress: Option<Progress>,
     /// The machine's CPU clock when measuring began, for the other load on it.
     clock_at_start: Option<machine::CpuClock>,
+}
+
+/// Streams the trace into its temporary file (or stdout) and puts it in place.
+fn write_trace(input: &TraceInput, destination: Destination) -> Result<(), Error> {
+    let failed = |e: serde_json::Error| Error::Report {
+        path: destination
+            .path()
+            .map_or_else(|| "-".into(), Path::to_path_buf),
+        reason: format!("writing the trace: {e}"),
+    };
+    match destination.file_handle() {
+        Some(file) => {
+            let file = file.map_err(|e| failed(serde_json::Error::io(e)))?;
+            let mut writer = BufWriter::new(file);
+            trace::write(input, &mut writer).map_err(failed)?;
+            writer
+                .flush()
+                .map_err(|e| failed(serde_json::Error::io(e)))?;
+            drop(writer);
+            // Everything is in the temporary file: rename it into place.
+            destination.commit(&[])
+        }
+        None => {
+            let mut bytes = Vec::new();
+            trace::write(input, &mut bytes).map_err(failed)?;
+            destination.commit(&bytes)
+        }
+    }
 }
 
 /// Analyses what was measured, advises, assembles the report, prints the summary and writes
@@ -154,6 +198,19 @@ pub fn conclude(
                 reason: format!("{e:#}"),
             })?;
         destination.commit(&bytes)?;
+    }
+    if let Some(destination) = outputs.trace {
+        let input = TraceInput {
+            findings: &findings,
+            recommendation: &recommendation,
+            command: &report.target.command,
+            loop_thread: findings
+                .concurrency
+                .event_loop
+                .as_ref()
+                .map(|found| (found.pid, found.tid)),
+        };
+        write_trace(&input, destination)?;
     }
     if let Some(recording) = outputs.record {
         // Everything was streamed into the temporary file: rename it into place.

@@ -1,4 +1,4 @@
-//! `concadvise show`: print a saved report as the live summary did, or as TOML/JSON.
+//! `concadvise show`: print a saved report as the live summary did, as TOML/JSON, or as an HTML page.
 
 use crate::cli::ShowArgs;
 use crate::error::Error;
@@ -9,6 +9,7 @@ use crate::report::write::Destination;
 pub fn show(args: ShowArgs) -> Result<u8, Error> {
     let report = load(&args.report)?;
     let bytes = match args.format {
+        None if args.html => crate::report::html::render(&report).into_bytes(),
         Some(format) => format
             .exporter()
             .serialize(&report)

@@ -4,13 +4,14 @@ use std::time::SystemTime;
 
 use super::{
     round3, BottleneckSection, ConcurrencySection, EventLoopSection, ExpectedSection,
-    MachineSection, PhaseSection, ProcessSection, RecommendationSection, Report, SamplingSection,
-    SourcesSection, StateSeconds, TargetSection, ThreadSection, TimeSection, TimelineSection,
-    VerdictSection, WaitSeconds, SCHEMA_VERSION,
+    MachineSection, OtherThreadsSection, PhaseSection, ProcessSection, RecommendationSection,
+    Report, SamplingSection, SourcesSection, StateRunSection, StateSeconds, TargetSection,
+    ThreadSection, TimeSection, TimelineSection, VerdictSection, WaitSeconds, SCHEMA_VERSION,
 };
 use crate::advice::expected::{Estimate, Expected};
 use crate::advice::Recommendation;
 use crate::analysis::findings::Findings;
+use crate::analysis::thread_timeline::StateRun;
 use crate::machine::Machine;
 use crate::target::launch::Ending;
 
@@ -93,10 +94,18 @@ pub fn assemble(
         timeline: TimelineSection {
             bucket_s: round3(findings.timeline.bucket_s),
             states: findings.timeline.letters.clone(),
+            thread_resolution_s: round3(findings.thread_timelines.resolution_ns as f64 / 1e9),
         },
         phases: phase_sections(findings, recommendation),
         processes: process_sections(findings),
         threads: thread_sections(findings),
+        other_threads: findings
+            .other_threads
+            .as_ref()
+            .map(|other| OtherThreadsSection {
+                threads: other.threads,
+                timeline: run_sections(&other.timeline),
+            }),
     }
 }
 
@@ -282,6 +291,19 @@ fn thread_sections(findings: &Findings) -> Vec<ThreadSection> {
                     seconds: round3(seconds),
                 })
                 .collect(),
+            started_s: round3(t.started_ns as f64 / 1e9),
+            alive_s: round3(t.time.total_ns() / 1e9),
+            timeline: run_sections(&t.timeline),
+        })
+        .collect()
+}
+
+fn run_sections(runs: &[StateRun]) -> Vec<StateRunSection> {
+    runs.iter()
+        .map(|run| StateRunSection {
+            start: run.start,
+            buckets: run.buckets,
+            state: run.state.name().to_string(),
         })
         .collect()
 }

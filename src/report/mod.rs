@@ -3,8 +3,10 @@
 pub mod assemble;
 pub mod diff;
 pub mod export;
+pub mod html;
 pub mod read;
 pub mod terminal;
+pub mod trace;
 pub mod write;
 
 use serde::{Deserialize, Serialize};
@@ -45,6 +47,9 @@ pub struct Report {
     pub processes: Vec<ProcessSection>,
     #[serde(default)]
     pub threads: Vec<ThreadSection>,
+    /// The threads without a timeline of their own (beyond the busiest 32), summed into one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_threads: Option<OtherThreadsSection>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +74,35 @@ pub struct TargetSection {
     /// The cgroup whose CPU quota was in force (when there was one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
+}
+
+impl TargetSection {
+    /// How the program ran, for a headline: its runtime, how it ended, whether it was cut short.
+    pub fn status(&self) -> Vec<String> {
+        let mut status = vec![self.runtime.clone()];
+        match (self.exit_code, self.signal) {
+            (_, Some(signal)) => status.push(format!("killed by signal {signal}")),
+            (Some(code), None) => status.push(format!("exit {code}")),
+            (None, None) => {}
+        }
+        if self.exited == Some(true) {
+            status.push("exited while attached".into());
+        }
+        if self.interrupted {
+            status.push("interrupted".into());
+        }
+        status
+    }
+}
+
+/// `text` cut to `max` characters (at least 8), the cut marked with an ellipsis.
+pub fn shorten(text: &str, max: usize) -> String {
+    let max = max.max(8);
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(max - 1).collect();
+    format!("{kept}…")
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -377,6 +411,10 @@ pub struct SourcesSection {
 pub struct TimelineSection {
     pub bucket_s: f64,
     pub states: String,
+    /// Only when the event budget merged per-thread stretches shorter than this (seconds):
+    /// the threads' timelines are no finer than it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub thread_resolution_s: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -409,6 +447,34 @@ pub struct ThreadSection {
     pub runqueue_s: f64,
     /// Up to three waits, largest first.
     pub waits: Vec<WaitSeconds>,
+    /// When the thread was first followed (its birth, or its first sight when attaching),
+    /// in seconds since the measurement started.
+    #[serde(default)]
+    pub started_s: f64,
+    /// How long it was followed: its CPU, run-queue and wait time together.
+    #[serde(default)]
+    pub alive_s: f64,
+    /// The busiest 32 threads only: what the thread mostly did, as runs of `[timeline]`
+    /// buckets; buckets in which it did not exist are left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<StateRunSection>,
+}
+
+/// Buckets `start..start + buckets` of `[timeline]` in which most of the time was `state`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateRunSection {
+    pub start: usize,
+    pub buckets: usize,
+    /// cpu, runqueue, or a wait kind (as in `[breakdown]`, without `_s`).
+    pub state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OtherThreadsSection {
+    pub threads: u64,
+    /// What most of their thread-time went to, bucket by bucket.
+    #[serde(default)]
+    pub timeline: Vec<StateRunSection>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 
 use console::Style;
 
-use super::Report;
+use super::{shorten, Report};
 use crate::analysis::timeline::letter_name;
 
 /// How to draw: width in columns and whether to colour.
@@ -121,18 +121,7 @@ fn headline(report: &Report, painter: &Painter) -> String {
         }
     );
     let target = &report.target;
-    let mut status = vec![target.runtime.clone()];
-    match (target.exit_code, target.signal) {
-        (_, Some(signal)) => status.push(format!("killed by signal {signal}")),
-        (Some(code), None) => status.push(format!("exit {code}")),
-        (None, None) => {}
-    }
-    if target.exited == Some(true) {
-        status.push("exited while attached".into());
-    }
-    if target.interrupted {
-        status.push("interrupted".into());
-    }
+    let status = target.status();
     out.push_str(&format!(
         "  {}  [{}]\n",
         shorten(
@@ -452,15 +441,6 @@ fn bar(share: f64, width: usize) -> String {
         bar.push('▏');
     }
     bar
-}
-
-fn shorten(text: &str, max: usize) -> String {
-    let max = max.max(8);
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let kept: String = text.chars().take(max - 1).collect();
-    format!("{kept}…")
 }
 
 /// Word-wraps `text` to `width` columns, the first line after `first`, the rest after `rest`.
