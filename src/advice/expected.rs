@@ -53,9 +53,9 @@ impl Band {
         self.high / self.low > UNCERTAIN_RATIO
     }
 
-    /// Widens the band for a thin or noisy measurement: under 50 samples, or a run that
-    /// waited for a CPU over a tenth of its time (the machine was busy: the after-run may
-    /// see another machine).
+    /// Widens the band for a thin or noisy measurement: under 50 samples (x1.3 each way),
+    /// or a run that waited for a CPU over a tenth of its time (the machine was busy and the
+    /// after-run may find it busier or quieter: x(1 + half that share) each way).
     pub fn widened_for(self, input: &AdviceInput) -> Band {
         let mut factor = 1.0;
         if input.verdict.too_short {
@@ -63,7 +63,7 @@ impl Band {
         }
         let runqueue = input.verdict.shares.runqueue;
         if runqueue > 0.1 {
-            factor *= 1.0 + runqueue;
+            factor *= 1.0 + runqueue / 2.0;
         }
         Band::new(self.speedup, self.low / factor, self.high * factor)
     }

@@ -13,9 +13,9 @@
 
 use std::collections::HashMap;
 
-use super::accountant::{TickIntervals, TimeSplit};
+use super::accountant::{Accountant, TickIntervals, TimeSplit};
 use super::wait_kind::{is_multiplexing, WaitKind};
-use crate::sampler::observation::{SyscallState, TickSnapshot};
+use crate::sampler::observation::{ProcessPoll, SyscallState, TickSnapshot};
 
 /// A computing stretch at least this long, out of the poller, blocks the loop.
 pub const SLOW_CALLBACK_NS: f64 = 100e6;
@@ -102,6 +102,9 @@ pub struct EventLoop {
     pub blocks: u64,
     /// How many threads of the tree ran a loop (this one is the busiest).
     pub loops: usize,
+    /// Never seen waiting in its poller: found by its process's epoll instance (see
+    /// `LoopTracker::finish`); all its time counts as blocked.
+    pub never_polled: bool,
 }
 
 /// Follows every thread's loop-relevant state tick by tick.
@@ -109,10 +112,23 @@ pub struct EventLoop {
 pub struct LoopTracker {
     threads: HashMap<(i32, i32), ThreadLoop>,
     finished: Vec<((i32, i32), ThreadLoop)>,
+    /// Each process's epoll instance at its last look, with the most descriptors and peers
+    /// it held: a loop, even one never seen waiting in it.
+    polls: HashMap<i32, ProcessPoll>,
 }
+
+/// A process's one dominant thread does at least this share of its busy time...
+const DOMINANT: f64 = 0.8;
+/// ...and is busy at least this share of the wall time, to be taken for its loop thread.
+const DOMINANT_BUSY: f64 = 0.3;
 
 impl LoopTracker {
     pub fn ingest(&mut self, snapshot: &TickSnapshot, tick: &TickIntervals) {
+        for poll in &snapshot.polls {
+            let known = self.polls.entry(poll.pid).or_insert(*poll);
+            known.watched = known.watched.max(poll.watched);
+            known.peers = known.peers.max(poll.peers);
+        }
         for interval in &tick.threads {
             let Some(observation) = snapshot.threads.get(interval.observation) else {
                 continue;
@@ -164,8 +180,10 @@ impl LoopTracker {
         matches!(thread.prev, Some(LoopWait::Poll { .. })).then_some(thread.peers_now)
     }
 
-    /// The busiest loop thread, if any thread ran a loop.
-    pub fn finish(&self) -> Option<EventLoop> {
+    /// The busiest loop thread, if any thread ran a loop: one seen waiting in its poller, or
+    /// else the one dominant thread of a process with an epoll instance that was never seen
+    /// waiting in it (always work ready, or blocked between requests).
+    pub fn finish(&self, accountant: &Accountant, wall_ns: f64) -> Option<EventLoop> {
         let mut loops: Vec<(&(i32, i32), ThreadLoop)> = self
             .threads
             .iter()
@@ -175,8 +193,73 @@ impl LoopTracker {
             .collect();
         let count = loops.len();
         loops.sort_by(|a, b| b.1.non_idle_ns().total_cmp(&a.1.non_idle_ns()));
-        let (&(pid, tid), thread) = loops.into_iter().next()?;
-        Some(thread.conclusion(pid, tid, count))
+        if let Some((&(pid, tid), thread)) = loops.into_iter().next() {
+            return Some(thread.conclusion(pid, tid, count));
+        }
+        self.never_polling(accountant, wall_ns)
+    }
+
+    /// A loop thread never seen in its poller: a process with an epoll instance watching two
+    /// or more descriptors whose one dominant thread was busy a good part of the run. All its
+    /// time counts as blocked (at no sample was it free to serve another task).
+    fn never_polling(&self, accountant: &Accountant, wall_ns: f64) -> Option<EventLoop> {
+        let busy = |time: &TimeSplit| {
+            time.total_ns() - time.wait(WaitKind::EventWait) - time.wait(WaitKind::Input)
+        };
+        let mut found: Option<EventLoop> = None;
+        for poll in self.polls.values().filter(|p| p.watched >= 2) {
+            let threads: Vec<_> = accountant.threads().filter(|t| t.pid == poll.pid).collect();
+            let total: f64 = threads.iter().map(|t| busy(&t.time)).sum();
+            let Some(main) = threads
+                .iter()
+                .max_by(|a, b| busy(&a.time).total_cmp(&busy(&b.time)))
+            else {
+                continue;
+            };
+            let main_busy = busy(&main.time);
+            if main_busy < DOMINANT * total || main_busy < DOMINANT_BUSY * wall_ns {
+                continue;
+            }
+            let waits: f64 = WaitKind::ALL
+                .into_iter()
+                .filter(|k| !matches!(k, WaitKind::EventWait | WaitKind::Input))
+                .map(|k| main.time.wait(k))
+                .sum();
+            let mut blocked_by: Vec<(String, f64)> = WaitKind::ALL
+                .into_iter()
+                .filter(|k| !matches!(k, WaitKind::EventWait | WaitKind::Input))
+                .map(|k| (k.name().to_string(), main.time.wait(k) / 1e9))
+                .chain(std::iter::once(("cpu".to_string(), main.time.cpu_ns / 1e9)))
+                .filter(|(_, s)| *s >= 0.001 && *s * 1e9 >= 0.05 * main_busy)
+                .collect();
+            blocked_by.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let candidate = EventLoop {
+                pid: main.pid,
+                tid: main.tid,
+                watched: poll.watched,
+                blocked_s: (waits + main.time.cpu_ns) / 1e9,
+                blocked_share: 1.0,
+                longest_block_s: 0.0,
+                blocked_by,
+                blocking_calls: Vec::new(),
+                polling_io_s: 0.0,
+                callbacks_s: 0.0,
+                polling_idle_s: 0.0,
+                blocked_wait_s: waits / 1e9,
+                blocked_cpu_s: main.time.cpu_ns / 1e9,
+                peers: poll.peers,
+                blocks: main.timeslices,
+                loops: 1,
+                never_polled: true,
+            };
+            if found
+                .as_ref()
+                .is_none_or(|f| f.blocked_s < candidate.blocked_s)
+            {
+                found = Some(candidate);
+            }
+        }
+        found
     }
 }
 
@@ -321,6 +404,7 @@ impl ThreadLoop {
             peers: self.max_peers,
             blocks: self.blocks,
             loops,
+            never_polled: false,
         }
     }
 }

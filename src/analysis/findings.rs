@@ -229,10 +229,11 @@ pub fn analyse_ticks(
         (waits_on_it && verdict.class != WorkloadClass::CpuBound)
             .then(|| classify_with(&b.own, sampling.samples, &profile.thresholds))
     });
-    let concurrency =
-        analyser
-            .structure
-            .conclude(accountant, analyser.event_loops.finish(), span_ns);
+    let concurrency = analyser.structure.conclude(
+        accountant,
+        analyser.event_loops.finish(accountant, span_ns),
+        span_ns,
+    );
     let processes = processes(accountant, profiles);
     let event_loop_runtime = concurrency.event_loop.as_ref().and_then(|found| {
         processes

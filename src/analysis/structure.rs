@@ -179,7 +179,9 @@ impl StructureTracker {
             let program_work_ns = work_ns + others_cpu_ns;
             let non_idle_ns = work_ns + found.polling_io_s * 1e9;
             work_ns >= LOOP_WORK * program_work_ns
-                && (multiplexing_share >= HOLDS || share(non_idle_ns) >= LOOP_HOLDS)
+                && (multiplexing_share >= HOLDS
+                    || share(non_idle_ns) >= LOOP_HOLDS
+                    || found.never_polled)
         });
         let holding: Vec<Structure> = [
             (Structure::EventLoop, loop_holds),

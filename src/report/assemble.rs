@@ -159,6 +159,8 @@ fn concurrency_section(findings: &Findings) -> ConcurrencySection {
                     .map(|(call, _)| call.clone())
                     .collect(),
                 other_loops: found.loops.saturating_sub(1),
+                peers: found.peers,
+                never_polled: found.never_polled,
             }),
     }
 }

@@ -354,6 +354,13 @@ pub struct EventLoopSection {
     /// Other threads of the tree that ran a loop too.
     #[serde(default, skip_serializing_if = "is_zero_usize")]
     pub other_loops: usize,
+    /// Connections (or pipes to other processes) in its poll set, at most.
+    #[serde(default)]
+    pub peers: u32,
+    /// Never seen waiting in its poller (found by its epoll instance): all its time counted
+    /// as blocked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub never_polled: bool,
 }
 
 fn is_zero_usize(value: &usize) -> bool {

@@ -2,6 +2,7 @@
 
 pub mod cgroups;
 pub mod fd_resolver;
+pub mod loops;
 pub mod observation;
 pub mod peers;
 pub mod proc_file;

@@ -25,6 +25,19 @@ pub struct TickSnapshot {
     /// The throttling counters of every cgroup with a quota the tree runs under.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cgroups: Vec<CgroupSample>,
+    /// Epoll instances of the tree's processes, each looked at about once a second.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub polls: Vec<ProcessPoll>,
+}
+
+/// A process's epoll instance: it runs an event loop, serving this many descriptors.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct ProcessPoll {
+    pub pid: i32,
+    /// Descriptors registered in it...
+    pub watched: u32,
+    /// ...and those that lead to a peer (connections, pipes to other processes).
+    pub peers: u32,
 }
 
 /// A cgroup whose CPU quota limits processes of the tree: the tightest quota among the
@@ -72,6 +85,7 @@ impl TickSnapshot {
         self.process_cpu.clear();
         self.new_cgroups.clear();
         self.cgroups.clear();
+        self.polls.clear();
     }
 }
 

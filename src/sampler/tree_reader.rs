@@ -10,6 +10,7 @@ use syscalls::Sysno;
 
 use super::cgroups::CgroupReader;
 use super::fd_resolver::{FdResolver, LazyMem, WaitTargets};
+use super::loops::LoopScanner;
 use super::observation::{
     ProcessCpu, ProcessInfo, Sighting, SyscallState, ThreadObservation, ThreadState, TickSnapshot,
 };
@@ -101,6 +102,7 @@ pub struct TreeReader {
     discovered_once: bool,
     resolver: FdResolver,
     cgroups: CgroupReader,
+    loops: LoopScanner,
     buf: Vec<u8>,
     sources: SourceStatus,
     /// Every process and thread ever seen, for the report's counts.
@@ -132,6 +134,7 @@ impl TreeReader {
             discovered_once: false,
             resolver: FdResolver::default(),
             cgroups: CgroupReader::default(),
+            loops: LoopScanner::default(),
             buf: Vec::with_capacity(1024),
             sources: SourceStatus::default(),
             processes_seen: 0,
@@ -236,6 +239,9 @@ impl TreeReader {
             }
         }
         self.discovered_once = true;
+        // Event loops that never sleep in their poller show only in their epoll instance.
+        self.loops
+            .scan(self.processes.keys().copied(), &mut self.resolver, snapshot);
     }
 
     /// The threads of `pid` to walk for children: all tracked ones, after listing
@@ -437,7 +443,14 @@ impl TreeReader {
             }
         }
         let live_pids: HashSet<i32> = self.threads.values().map(|t| t.pid).collect();
-        self.processes.retain(|pid, _| live_pids.contains(pid));
+        let loops = &mut self.loops;
+        self.processes.retain(|pid, _| {
+            let live = live_pids.contains(pid);
+            if !live {
+                loops.forget(*pid);
+            }
+            live
+        });
         let due_for_large = self.ticks.is_multiple_of(LARGE_PROCESS_STAT_EVERY);
         for (pid, process) in self.processes.iter_mut() {
             let Some(stat) = &process.stat else { continue };

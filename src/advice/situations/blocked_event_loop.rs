@@ -53,6 +53,7 @@ impl Situation for BlockedEventLoop {
             .blocked_by
             .iter()
             .map(|(kind, seconds)| match kind.as_str() {
+                "cpu" if found.never_polled => format!("computing {seconds:.2} s"),
                 "cpu" => format!("computing {seconds:.2} s in stretches of 100 ms or more"),
                 "lock" => format!("waiting on a lock {seconds:.2} s"),
                 _ => format!("blocked in {kind} {seconds:.2} s"),
@@ -71,6 +72,19 @@ impl Situation for BlockedEventLoop {
         let runtime = input
             .event_loop_runtime
             .map_or("the", |runtime| runtime.name.as_str());
+        if found.never_polled {
+            return format!(
+                "The {runtime} event loop (thread {}, {} descriptors in its epoll set, {} of them \
+                 connections) was never seen waiting in its poller: {}. Work was always ready \
+                 and every task ran to a blocking call or through a long computation before the \
+                 next could start, so the loop served one thing at a time: a task that never \
+                 yields blocks the whole loop.",
+                found.tid,
+                found.watched,
+                found.peers,
+                what.join(", ")
+            );
+        }
         format!(
             "The {runtime} event loop (thread {}) was blocked {:.2} s, {} of its busy time: {}{}. \
              The longest it went without returning to its poller was {:.2} s. While the loop \

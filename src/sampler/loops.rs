@@ -1,0 +1,119 @@
+//! The epoll instances of the tree's processes, looked at once a second: how many descriptors each watches and how many lead to a peer.
+//!
+//! An event loop that always has work ready (a server under load, or one blocked by a
+//! synchronous call between requests) never sleeps in its poller, so no sample finds it
+//! there. Its epoll instance still says it is a loop and how many connections it serves.
+//! Only /proc is read: the process's fd links (up to the first eventpoll, at most
+//! `MAX_SCANNED` of them) and the instance's fdinfo, resolved like any poll set.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use syscalls::Sysno;
+
+use super::fd_resolver::{FdResolver, LazyMem};
+use super::observation::{ProcessPoll, TickSnapshot};
+
+/// Each process's instance is looked at again this often...
+const PERIOD: Duration = Duration::from_secs(1);
+/// ...and at most this many of its descriptors are read to find one.
+const MAX_SCANNED: usize = 256;
+
+#[derive(Default)]
+struct Watched {
+    epfd: Option<i32>,
+    looked_at: Option<Instant>,
+}
+
+#[derive(Default)]
+pub struct LoopScanner {
+    processes: HashMap<i32, Watched>,
+}
+
+impl LoopScanner {
+    /// Looks at the epoll instance of each of `pids` that is due, into the snapshot.
+    pub fn scan(
+        &mut self,
+        pids: impl Iterator<Item = i32>,
+        resolver: &mut FdResolver,
+        snapshot: &mut TickSnapshot,
+    ) {
+        for pid in pids {
+            let watched = self.processes.entry(pid).or_default();
+            if watched.looked_at.is_some_and(|at| at.elapsed() < PERIOD) {
+                continue;
+            }
+            watched.looked_at = Some(Instant::now());
+            if watched.epfd.is_none() {
+                watched.epfd = find_epoll(pid);
+            }
+            let Some(epfd) = watched.epfd else { continue };
+            let args = [epfd as u64, 0, 0, 0, 0, 0];
+            let targets = resolver.resolve(pid, Sysno::epoll_wait, &args, &mut LazyMem::default());
+            if targets.watched == 0 && targets.kinds.is_empty() {
+                // Closed meanwhile (the loop ended, or the number was reused): look again.
+                watched.epfd = None;
+                continue;
+            }
+            snapshot.polls.push(ProcessPoll {
+                pid,
+                watched: targets.watched,
+                peers: targets.watched_peers,
+            });
+        }
+    }
+
+    pub fn forget(&mut self, pid: i32) {
+        self.processes.remove(&pid);
+    }
+}
+
+/// The lowest-numbered epoll descriptor of a process, among its first `MAX_SCANNED`.
+fn find_epoll(pid: i32) -> Option<i32> {
+    let dir = PathBuf::from(format!("/proc/{pid}/fd"));
+    let mut fds: Vec<i32> = std::fs::read_dir(&dir)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    fds.into_iter().take(MAX_SCANNED).find(|fd| {
+        std::fs::read_link(dir.join(fd.to_string()))
+            .is_ok_and(|target| target.as_os_str() == "anon_inode:[eventpoll]")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_asyncio_process_has_an_epoll_instance_and_a_sleep_has_none() {
+        let mut child = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import asyncio, sys\nasync def m():\n    print('up', flush=True)\n    \
+                 await asyncio.sleep(5)\nasyncio.run(m())",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert!(find_epoll(child.id() as i32).is_some());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        assert_eq!(find_epoll(sleeper.id() as i32), None);
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+    }
+}
