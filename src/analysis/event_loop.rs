@@ -174,10 +174,15 @@ impl LoopTracker {
         }
     }
 
-    /// The peers a thread's poller was watching at its last observation, if it is in one.
+    /// For a thread in its poller at its last observation: the peers it waits to hear from
+    /// as I/O in flight (a client's requests; a server's idle connections are none).
     pub fn polling_peers(&self, pid: i32, tid: i32) -> Option<u32> {
         let thread = self.threads.get(&(pid, tid))?;
-        matches!(thread.prev, Some(LoopWait::Poll { .. })).then_some(thread.peers_now)
+        match thread.prev {
+            Some(LoopWait::Poll { io: true }) => Some(thread.peers_now),
+            Some(LoopWait::Poll { io: false }) => Some(0),
+            _ => None,
+        }
     }
 
     /// The busiest loop thread, if any thread ran a loop: one seen waiting in its poller, or

@@ -151,6 +151,12 @@ fn classify_syscall(call: Sysno, args: &[u64; 6], state: &ThreadState) -> WaitKi
         mmap | munmap | mprotect | madvise | brk | mremap | mlock | mlockall if uninterruptible => {
             WaitKind::Paging
         }
+        // Writing to a client that does not read is waiting on that client.
+        write | writev | sendto | sendmsg | sendmmsg | sendfile
+            if state.fds.contains(&FdKind::TcpAccepted) =>
+        {
+            WaitKind::Network
+        }
         _ => match by_fds() {
             Some(kind) => kind,
             None => from_wchan(state).unwrap_or(if uninterruptible {
@@ -207,7 +213,8 @@ pub fn fd_wait_kind(fd: FdKind) -> Option<WaitKind> {
     Some(match fd {
         FdKind::RegularFile | FdKind::BlockDevice | FdKind::Directory => WaitKind::Disk,
         FdKind::TcpSocket | FdKind::UdpSocket => WaitKind::Network,
-        FdKind::TcpListener => WaitKind::EventWait,
+        // A server waiting for a client's next request (or connection) waits for work.
+        FdKind::TcpListener | FdKind::TcpAccepted => WaitKind::EventWait,
         FdKind::Pipe | FdKind::Fifo | FdKind::UnixSocket => WaitKind::Ipc,
         FdKind::Terminal => WaitKind::Input,
         FdKind::TimerFd => WaitKind::Sleep,
@@ -360,6 +367,25 @@ mod tests {
         );
         // idle server: only a listening socket.
         assert_eq!(epoll(vec![FdKind::TcpListener]), Some(WaitKind::EventWait));
+        // a server with clients connected, waiting for their next requests.
+        assert_eq!(
+            epoll(vec![
+                FdKind::SelfPipe,
+                FdKind::TcpListener,
+                FdKind::TcpAccepted
+            ]),
+            Some(WaitKind::EventWait)
+        );
+        let recv = |call| {
+            classify(&blocked(
+                'S',
+                call,
+                [5, 0, 0, 0, 0, 0],
+                vec![FdKind::TcpAccepted],
+            ))
+        };
+        assert_eq!(recv(Sysno::recvfrom), Some(WaitKind::EventWait));
+        assert_eq!(recv(Sysno::sendto), Some(WaitKind::Network));
         // asyncio server with no clients: its listener and its self-pipe (a socketpair).
         assert_eq!(
             epoll(vec![FdKind::SelfPipe, FdKind::TcpListener]),

@@ -120,7 +120,12 @@ pub fn fdinfo_flags(text: &str) -> Option<u64> {
 fn leads_to_peer(kind: FdKind) -> bool {
     matches!(
         kind,
-        FdKind::TcpSocket | FdKind::UdpSocket | FdKind::Pipe | FdKind::Fifo | FdKind::UnixSocket
+        FdKind::TcpSocket
+            | FdKind::TcpAccepted
+            | FdKind::UdpSocket
+            | FdKind::Pipe
+            | FdKind::Fifo
+            | FdKind::UnixSocket
     )
 }
 
@@ -206,7 +211,7 @@ impl FdResolver {
                 Some(peer) => self.peers.holders_of_socket(peer, &others),
                 None => Vec::new(),
             },
-            FdKind::TcpSocket => match self.tcp_peers.get(&inode).copied() {
+            FdKind::TcpSocket | FdKind::TcpAccepted => match self.tcp_peers.get(&inode).copied() {
                 Some(peer) => {
                     let holders = self.peers.holders_of_socket(peer, &others);
                     if holders.is_empty() {
@@ -351,17 +356,31 @@ fn read_socket_tables(pid: i32) -> (HashMap<u64, FdKind>, HashMap<u64, u64>) {
     };
     let mut by_endpoints = HashMap::new();
     let mut connected = Vec::new();
+    let mut listening = Vec::new();
     for table in [process.tcp(), process.tcp6()].into_iter().flatten() {
         for entry in table {
-            let kind = if entry.state == procfs::net::TcpState::Listen {
-                FdKind::TcpListener
+            if entry.state == procfs::net::TcpState::Listen {
+                listening.push(entry.local_address);
+                map.insert(entry.inode, FdKind::TcpListener);
             } else {
                 by_endpoints.insert((entry.local_address, entry.remote_address), entry.inode);
                 connected.push((entry.inode, entry.local_address, entry.remote_address));
-                FdKind::TcpSocket
-            };
-            map.insert(entry.inode, kind);
+            }
         }
+    }
+    for &(inode, local, _) in &connected {
+        // A connection whose local end is a listening address was accepted there: its other
+        // end is a client.
+        let accepted = listening.iter().any(|listener| {
+            listener.port() == local.port()
+                && (listener.ip() == local.ip() || listener.ip().is_unspecified())
+        });
+        let kind = if accepted {
+            FdKind::TcpAccepted
+        } else {
+            FdKind::TcpSocket
+        };
+        map.insert(inode, kind);
     }
     for (inode, local, remote) in connected {
         if let Some(peer) = by_endpoints.get(&(remote, local)) {

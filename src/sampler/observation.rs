@@ -236,6 +236,9 @@ pub enum FdKind {
     Fifo,
     TcpSocket,
     TcpListener,
+    /// A TCP connection accepted from a listening socket of the same address: its other end
+    /// is a client, and waiting to read from it is a server waiting for its next request.
+    TcpAccepted,
     UdpSocket,
     UnixSocket,
     OtherSocket,

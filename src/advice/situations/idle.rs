@@ -31,6 +31,24 @@ impl Situation for Idle {
 
     fn measured(&self, input: &AdviceInput) -> String {
         let shares = &input.verdict.shares;
+        // A server: its loop waits on its clients' connections for their next requests.
+        if let Some(found) = input
+            .concurrency
+            .event_loop
+            .as_ref()
+            .filter(|found| found.peers > 0 && found.polling_idle_s > found.blocked_s)
+        {
+            return format!(
+                "The event loop (thread {}) serving up to {} connections waited for their next \
+                 requests {} of {} and used {:.2} of a core: the server has room for more \
+                 load, and its clients, not the server, set the pace.",
+                found.tid,
+                found.peers,
+                pct(shares.idle),
+                input.own_time(),
+                input.avg_cores
+            );
+        }
         format!(
             "{} of {} was spent waiting on timers, terminal input or an event loop with nothing \
              to do ({} computing): there is no throughput bottleneck for concurrency to remove.",
