@@ -89,6 +89,7 @@ fn situation(input: &AdviceInput) -> &'static str {
     let gil = input.profile.traits.gil && !input.runtime.free_threaded;
     match verdict.class {
         WorkloadClass::Idle => "idle",
+        WorkloadClass::Stopped => "stopped",
         WorkloadClass::CpuBound if input.avg_cores >= 0.85 * input.cores => "already_parallel",
         WorkloadClass::CpuBound if input.serialized.is_some() && gil => "gil_contention",
         WorkloadClass::CpuBound if input.serialized.is_some() => "lock_contention",
@@ -96,6 +97,7 @@ fn situation(input: &AdviceInput) -> &'static str {
         WorkloadClass::CpuBound => "cpu_bound",
         WorkloadClass::IoBound => match verdict.dominant_wait {
             Some(WaitKind::Network) => "io_network",
+            Some(WaitKind::NetworkFs) => "io_network_fs",
             Some(WaitKind::Ipc) => "io_ipc",
             Some(WaitKind::Paging) => "paging",
             _ => "io_disk",
@@ -207,6 +209,18 @@ fn measured_reason(input: &AdviceInput, situation: &str) -> String {
             pct(shares.computing),
             pct(shares.io)
         ),
+        "stopped" => format!(
+            "The program was stopped from outside (a stop signal or Ctrl-Z, a debugger or \
+             tracer, or a frozen cgroup) for {} of the {wall:.1} s wall time: stopped time \
+             says nothing about what it needs.",
+            pct(shares.stopped)
+        ),
+        "io_network_fs" => format!(
+            "{} of the {wall:.1} s wall time was spent waiting on files of a network \
+             filesystem (NFS, SMB, a network FUSE...) while only {} was spent computing.",
+            pct(shares.io),
+            pct(shares.computing)
+        ),
         _ => format!(
             "{} of the {wall:.1} s wall time was spent waiting on I/O (mostly {}) while only {} \
              was spent computing: I/O-bound work gains from overlapping its waits, not from \
@@ -220,9 +234,15 @@ fn measured_reason(input: &AdviceInput, situation: &str) -> String {
 
 pub fn advise(input: &AdviceInput) -> Advice {
     let situation = situation(input);
+    // A profile written before a situation existed gets the nearest one's advice.
+    let fallback = match situation {
+        "io_network_fs" => "io_disk",
+        "stopped" => "idle",
+        _ => "cpu_bound",
+    };
     let entry = input
         .profile
-        .advice_for(situation, "cpu_bound")
+        .advice_for(situation, fallback)
         .cloned()
         .unwrap_or_else(|| profiles::SituationAdvice {
             model: Model::None,
@@ -268,6 +288,13 @@ pub fn advise(input: &AdviceInput) -> Advice {
             "{} of the wall time the program was ready to run but waited for a CPU: the machine \
              is busy with other work, and more parallelism will not help until it is not.",
             pct(shares.runqueue)
+        ));
+    }
+    if shares.stopped > 0.1 && situation != "stopped" {
+        reasons.push(format!(
+            "{} of the wall time the program was stopped from outside (a stop signal, a \
+             tracer, a frozen cgroup): that time is left out of the shares above.",
+            pct(shares.stopped)
         ));
     }
     if shares.unknown > 0.2 {
@@ -329,7 +356,11 @@ pub fn advise_phases(input: &AdviceInput, phases: &[Phase]) -> Advice {
             ));
         }
         let longer = longest.as_ref().is_none_or(|(s, _)| phase.seconds() > *s);
-        if phase.verdict.class != WorkloadClass::Idle && longer {
+        let own_work = !matches!(
+            phase.verdict.class,
+            WorkloadClass::Idle | WorkloadClass::Stopped
+        );
+        if own_work && longer {
             longest = Some((phase.seconds(), advice));
         }
     }
@@ -415,6 +446,34 @@ mod tests {
         let advice = advise_for(&disk, "python", 0.3);
         assert_eq!(advice.model, Model::Threads);
         assert!(advice.reasons.iter().any(|r| r.contains("asyncio")));
+    }
+
+    #[test]
+    fn a_network_filesystem_is_not_disk_advice_and_gets_no_pool_size() {
+        let nfs = verdict(5.0, &[(WaitKind::NetworkFs, 95.0)]);
+        for runtime in ["python", "node", "jvm", "go", "native"] {
+            let advice = advise_for(&nfs, runtime, 0.05);
+            assert_eq!(advice.situation, "io_network_fs", "{runtime}");
+            assert_eq!(advice.model, Model::None, "{runtime}");
+            assert_eq!(advice.workers, None, "{runtime}: more local workers queue");
+            assert!(advice.reasons.iter().any(|r| r.contains("file server")));
+        }
+    }
+
+    #[test]
+    fn a_stopped_run_is_not_idle_and_stopped_time_is_said_otherwise() {
+        let stopped = verdict(1.0, &[(WaitKind::Stopped, 99.0)]);
+        let advice = advise_for(&stopped, "native", 0.0);
+        assert_eq!(advice.situation, "stopped");
+        assert_eq!(advice.model, Model::None);
+        assert!(advice.reasons[0].contains("stopped from outside"));
+        let partly = verdict(70.0, &[(WaitKind::Stopped, 30.0)]);
+        let advice = advise_for(&partly, "native", 0.7);
+        assert_eq!(advice.situation, "cpu_bound");
+        assert!(advice
+            .reasons
+            .iter()
+            .any(|r| r.contains("30% of the wall time the program was stopped")));
     }
 
     #[test]

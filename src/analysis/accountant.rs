@@ -3,10 +3,13 @@
 //! Pure: fed the snapshots the sampler read (or recorded ones, in tests), it does no I/O.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::timeline::Timeline;
 use super::wait_kind::{classify, WaitKind};
-use crate::sampler::observation::{ProcessInfo, Sighting, TickSnapshot};
+use crate::sampler::observation::{
+    FileMount, ProcessInfo, Sighting, Stopper, ThreadState, TickSnapshot,
+};
 
 /// Nanoseconds on the CPU, waiting for a CPU, and off the CPU by wait kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -54,6 +57,22 @@ impl TimeSplit {
     }
 }
 
+/// What a wait was on, beyond its kind: the mount of a file, or who stopped the thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitDetail {
+    Mount(Arc<FileMount>),
+    StoppedBy(Stopper),
+}
+
+/// The detail of a thread's wait of kind `kind` at a sample, when the sampler knew it.
+pub fn detail_of(state: &ThreadState, kind: Option<WaitKind>) -> Option<WaitDetail> {
+    match kind? {
+        WaitKind::Stopped => state.stopped_by.clone().map(WaitDetail::StoppedBy),
+        WaitKind::Disk | WaitKind::NetworkFs => state.mount.clone().map(WaitDetail::Mount),
+        _ => None,
+    }
+}
+
 /// One thread's account over the measurement.
 #[derive(Debug, Clone)]
 pub struct ThreadAccount {
@@ -68,8 +87,14 @@ pub struct ThreadAccount {
     prev_cpu_ns: u64,
     prev_runqueue_ns: u64,
     prev_wait: Option<WaitKind>,
+    prev_detail: Option<WaitDetail>,
     /// The last wait this thread was seen in, however long ago.
     last_wait: Option<WaitKind>,
+    last_detail: Option<WaitDetail>,
+    /// Wait time by what it was on (a file's mount, who stopped the thread), by kind.
+    pub details: Vec<(WaitKind, WaitDetail, f64)>,
+    /// Stopped time charged in the current interval, by who stopped it (taken by `ingest`).
+    stopped_now: Vec<(Stopper, f64)>,
     /// Off-CPU time not yet attributed: negative when counters ran ahead of the clock
     /// (schedstat is updated at scheduler ticks), positive while the thread was seen running
     /// at both ends of its intervals.
@@ -105,13 +130,17 @@ const KEPT_FINISHED_THREADS: usize = 100;
 
 /// Groups of wait kinds, in the order they explain wall time when nothing computes:
 /// a thread waiting on I/O explains the wall better than a pool thread parked on a futex.
-const WALL_PRIORITY: [&[WaitKind]; 5] = [
+/// A stopped thread comes next: the program cannot go on while it is held (and a lock waited
+/// on may be held by the stopped thread).
+const WALL_PRIORITY: [&[WaitKind]; 6] = [
     &[
         WaitKind::Disk,
         WaitKind::Network,
+        WaitKind::NetworkFs,
         WaitKind::Ipc,
         WaitKind::Paging,
     ],
+    &[WaitKind::Stopped],
     &[WaitKind::Lock],
     &[WaitKind::Other, WaitKind::Unknown],
     &[WaitKind::Sleep, WaitKind::EventWait, WaitKind::Input],
@@ -132,6 +161,8 @@ pub struct Accountant {
     pub wall: TimeSplit,
     /// The wall split over time, in a fixed number of buckets.
     pub timeline: Timeline,
+    /// Wall time the tree was stopped, by who stopped it (where the sampler could tell).
+    pub stops: Vec<(Stopper, f64)>,
     /// The wall split since `take_recent` was last called (for live progress).
     recent: TimeSplit,
     recent_cpu_ns: f64,
@@ -170,14 +201,22 @@ impl Accountant {
         }
         let mut interval = TimeSplit::default();
         let mut interval_busy_ns = 0.0;
+        // Stopped thread-time in this tick, by who stopped the threads.
+        let mut interval_stops: Vec<(Stopper, f64)> = Vec::new();
         for observation in &snapshot.threads {
             let key = (observation.pid, observation.tid);
-            let previous = self.threads.get(&key).map(|a| a.prev_wait);
-            let wait = match (&observation.state, previous) {
-                (Some(state), _) => classify(state),
+            let previous = self
+                .threads
+                .get(&key)
+                .map(|a| (a.prev_wait, a.prev_detail.clone()));
+            let (wait, detail) = match (&observation.state, previous) {
+                (Some(state), _) => {
+                    let wait = classify(state);
+                    (wait, detail_of(state, wait))
+                }
                 // Unchanged since the previous observation.
                 (None, Some(previous)) => previous,
-                (None, None) => None,
+                (None, None) => (None, None),
             };
             let fresh =
                 |prev_at_ns, prev_cpu_ns, prev_runqueue_ns, prev_timeslices| ThreadAccount {
@@ -191,7 +230,11 @@ impl Accountant {
                     prev_cpu_ns,
                     prev_runqueue_ns,
                     prev_wait: wait,
+                    prev_detail: detail.clone(),
                     last_wait: wait,
+                    last_detail: detail.clone(),
+                    details: Vec::new(),
+                    stopped_now: Vec::new(),
                     pending_off_ns: 0,
                 };
             let account = match observation.sighting {
@@ -225,9 +268,12 @@ impl Accountant {
                 observation.at_ns,
                 observation.cpu_ns,
                 observation.runqueue_ns,
-                wait,
+                (wait, detail),
                 exited,
             );
+            for (by, ns) in account.stopped_now.drain(..) {
+                add_to(&mut interval_stops, &by, ns);
+            }
             account.time.add(&split);
             account.timeslices += observation
                 .timeslices
@@ -263,6 +309,12 @@ impl Accountant {
         self.last_tick_ns = Some(snapshot.at_ns);
         let wall = wall_split(tick_ns, &interval, interval_busy_ns);
         self.wall.add(&wall);
+        // The tick's stopped wall time, shared among who stopped its threads.
+        let stopped_threads_ns: f64 = interval_stops.iter().map(|(_, ns)| ns).sum();
+        for (by, ns) in &interval_stops {
+            let share = wall.wait(WaitKind::Stopped) * ns / stopped_threads_ns;
+            add_to(&mut self.stops, by, share);
+        }
         self.timeline.add(snapshot.at_ns, &wall, interval.cpu_ns);
         self.recent.add(&wall);
         self.recent_cpu_ns += interval.cpu_ns;
@@ -327,7 +379,7 @@ impl ThreadAccount {
         at_ns: u64,
         cpu_ns: u64,
         runqueue_ns: u64,
-        wait: Option<WaitKind>,
+        (wait, detail): (Option<WaitKind>, Option<WaitDetail>),
         exited: bool,
     ) -> (TimeSplit, f64) {
         let mut split = TimeSplit::default();
@@ -348,32 +400,83 @@ impl ThreadAccount {
         if off < 0 {
             self.pending_off_ns = off;
         } else {
+            let off = off as f64;
+            let before = (self.prev_wait, self.prev_detail.clone());
             match (self.prev_wait, wait) {
-                (Some(before), Some(now)) if before != now => {
-                    split.waits_ns[before.index()] += off as f64 / 2.0;
-                    split.waits_ns[now.index()] += off as f64 / 2.0;
+                // Half each side of a change of wait (or of what the same wait was on).
+                (Some(was), Some(now)) if was != now || self.prev_detail != detail => {
+                    self.charge(&mut split, was, before.1, off / 2.0);
+                    self.charge(&mut split, now, detail.clone(), off / 2.0);
                 }
-                (Some(kind), _) | (None, Some(kind)) => split.waits_ns[kind.index()] += off as f64,
+                (Some(kind), _) => self.charge(&mut split, kind, before.1, off),
+                (None, Some(kind)) => self.charge(&mut split, kind, detail.clone(), off),
                 // Running at both ends: waits too short to be seen (a thread doing many quick
                 // fsyncs) or counter lag, which the next interval takes back. Give it to the
                 // wait this thread was last seen in; with none seen yet, keep it for later,
                 // unless it grows past the interval itself.
                 (None, None) => match self.last_wait {
-                    Some(kind) => split.waits_ns[kind.index()] += off as f64,
-                    None if off > elapsed => split.waits_ns[WaitKind::Other.index()] += off as f64,
-                    None => self.pending_off_ns = off,
+                    Some(kind) => {
+                        let last = self.last_detail.clone();
+                        self.charge(&mut split, kind, last, off);
+                    }
+                    None if off > elapsed as f64 => {
+                        split.waits_ns[WaitKind::Other.index()] += off;
+                    }
+                    None => self.pending_off_ns = off as i64,
                 },
             }
         }
         if wait.is_some() {
             self.last_wait = wait;
+            self.last_detail = detail.clone();
         }
         self.prev_at_ns = at_ns;
         self.prev_cpu_ns = cpu_ns;
         self.prev_runqueue_ns = runqueue_ns;
         self.prev_wait = wait;
+        self.prev_detail = detail;
         let busy = (elapsed as f64 - split.waits_ns.iter().sum::<f64>()).max(0.0);
         (split, busy)
+    }
+
+    /// Adds `ns` of wait `kind` to `split`, and to the time of what it was on.
+    fn charge(
+        &mut self,
+        split: &mut TimeSplit,
+        kind: WaitKind,
+        detail: Option<WaitDetail>,
+        ns: f64,
+    ) {
+        split.waits_ns[kind.index()] += ns;
+        let Some(detail) = detail else { return };
+        if let WaitDetail::StoppedBy(by) = &detail {
+            add_to(&mut self.stopped_now, by, ns);
+        }
+        match self
+            .details
+            .iter_mut()
+            .find(|(k, d, _)| *k == kind && *d == detail)
+        {
+            Some((_, _, total)) => *total += ns,
+            None => self.details.push((kind, detail, ns)),
+        }
+    }
+
+    /// What this thread's wait of `kind` was mostly on, if known.
+    pub fn main_detail(&self, kind: WaitKind) -> Option<&WaitDetail> {
+        self.details
+            .iter()
+            .filter(|(k, _, _)| *k == kind)
+            .max_by(|a, b| a.2.total_cmp(&b.2))
+            .map(|(_, detail, _)| detail)
+    }
+}
+
+/// Adds `ns` to the entry of `by` in a small list of stoppers.
+fn add_to(stops: &mut Vec<(Stopper, f64)>, by: &Stopper, ns: f64) {
+    match stops.iter_mut().find(|(known, _)| known == by) {
+        Some((_, total)) => *total += ns,
+        None => stops.push((by.clone(), ns)),
     }
 }
 
@@ -466,6 +569,101 @@ mod tests {
         assert_eq!(idle.wait(WaitKind::Child), 10.0);
     }
 
+    /// A snapshot at `at_ms` of one thread (pid 1, tid 1) in `state`, its counters at `cpu_ms`.
+    fn tick(at_ms: u64, cpu_ms: u64, state: Option<ThreadState>) -> TickSnapshot {
+        use crate::sampler::observation::ThreadObservation;
+        TickSnapshot {
+            at_ns: at_ms * 1_000_000,
+            threads: vec![ThreadObservation {
+                pid: 1,
+                tid: 1,
+                at_ns: at_ms * 1_000_000,
+                sighting: if at_ms == 0 {
+                    Sighting::BornAt(0)
+                } else {
+                    Sighting::Continuing
+                },
+                comm: None,
+                cpu_ns: cpu_ms * 1_000_000,
+                runqueue_ns: 0,
+                timeslices: cpu_ms,
+                state,
+            }],
+            ..TickSnapshot::default()
+        }
+    }
+
+    fn blocked(letter: char, mount: Option<&str>, stopped_by: Option<Stopper>) -> ThreadState {
+        use crate::sampler::observation::{FdKind, SyscallState};
+        ThreadState {
+            letter,
+            syscall: SyscallState::Blocked {
+                call: syscalls::Sysno::read,
+                args: [3, 0, 0, 0, 0, 0],
+            },
+            wchan: None,
+            fds: vec![if mount.is_some_and(|m| m.starts_with("/nfs")) {
+                FdKind::NetworkFile
+            } else {
+                FdKind::RegularFile
+            }],
+            mount: mount.map(|point| {
+                Arc::new(FileMount {
+                    point: point.into(),
+                    fs_type: "nfs4".into(),
+                    source: "server:/export".into(),
+                    device: "0:53".into(),
+                    network: true,
+                })
+            }),
+            stopped_by,
+        }
+    }
+
+    #[test]
+    fn a_threads_waits_on_files_name_their_mount() {
+        let mut accountant = Accountant::default();
+        accountant.ingest(&tick(0, 0, Some(blocked('D', Some("/nfs/a"), None))));
+        accountant.ingest(&tick(1000, 0, None));
+        accountant.ingest(&tick(2000, 0, Some(blocked('D', Some("/nfs/a"), None))));
+        // Another file on another mount for the last second.
+        accountant.ingest(&tick(3000, 0, Some(blocked('D', Some("/nfs/b"), None))));
+        let thread = accountant.threads().next().unwrap();
+        assert_eq!(thread.time.wait(WaitKind::NetworkFs), 3e9);
+        let Some(WaitDetail::Mount(main)) = thread.main_detail(WaitKind::NetworkFs) else {
+            panic!("no mount named: {:?}", thread.details);
+        };
+        assert_eq!(main.point, "/nfs/a");
+        assert_eq!(thread.main_detail(WaitKind::Disk), None);
+        let on_b: f64 = thread
+            .details
+            .iter()
+            .filter(|(_, d, _)| matches!(d, WaitDetail::Mount(m) if m.point == "/nfs/b"))
+            .map(|(_, _, ns)| ns)
+            .sum();
+        assert_eq!(on_b, 0.5e9, "half of the interval across the change");
+    }
+
+    #[test]
+    fn stopped_wall_time_goes_to_who_stopped_the_thread() {
+        let tracer = Stopper::Tracer {
+            pid: 77,
+            name: "gdb".into(),
+        };
+        let mut accountant = Accountant::default();
+        accountant.ingest(&tick(0, 0, Some(blocked('S', None, None))));
+        accountant.ingest(&tick(
+            1000,
+            0,
+            Some(blocked('t', None, Some(tracer.clone()))),
+        ));
+        accountant.ingest(&tick(3000, 0, None));
+        accountant.ingest(&tick(4000, 0, Some(blocked('S', None, None))));
+        // Half of the first second (across the change) and the next two.
+        assert_eq!(accountant.wall.wait(WaitKind::Stopped), 3e9);
+        assert_eq!(accountant.stops, vec![(tracer, 3e9)]);
+    }
+
     #[test]
     fn off_cpu_time_goes_half_and_half_across_a_change_of_wait() {
         let mut account = ThreadAccount {
@@ -479,20 +677,24 @@ mod tests {
             prev_cpu_ns: 0,
             prev_runqueue_ns: 0,
             prev_wait: Some(WaitKind::Disk),
+            prev_detail: None,
             last_wait: Some(WaitKind::Disk),
+            last_detail: None,
+            details: Vec::new(),
+            stopped_now: Vec::new(),
             pending_off_ns: 0,
         };
-        let (s, busy) = account.advance(100, 20, 0, Some(WaitKind::Sleep), false);
+        let (s, busy) = account.advance(100, 20, 0, (Some(WaitKind::Sleep), None), false);
         assert_eq!(s.cpu_ns, 20.0);
         assert_eq!(busy, 20.0);
         assert_eq!(s.wait(WaitKind::Disk), 40.0);
         assert_eq!(s.wait(WaitKind::Sleep), 40.0);
         // Counters ahead of the clock: nothing negative, the excess is settled next time,
         // and the thread counts as busy for the whole interval.
-        let (s, busy) = account.advance(110, 35, 0, None, false);
+        let (s, busy) = account.advance(110, 35, 0, (None, None), false);
         assert_eq!(s.wait(WaitKind::Sleep), 0.0);
         assert_eq!(busy, 10.0);
-        let (s, _) = account.advance(200, 40, 0, Some(WaitKind::Disk), false);
+        let (s, _) = account.advance(200, 40, 0, (Some(WaitKind::Disk), None), false);
         assert_eq!(s.wait(WaitKind::Disk), 80.0);
     }
 }

@@ -12,6 +12,7 @@ use crate::report::export::Format;
 use crate::report::terminal::{render, Look};
 use crate::report::write::Destination;
 use crate::report::Report;
+use crate::sampler::discovery::Discovery;
 use crate::sampler::tree_reader::Scope;
 use crate::sampler::{Sampler, SamplerConfig};
 
@@ -23,6 +24,7 @@ pub struct Outputs<'a> {
     /// Where the raw samples go: streamed into a temporary file, renamed at the end.
     record: Option<Destination>,
     profiles: ProfileSet,
+    discovery: Discovery,
 }
 
 impl<'a> Outputs<'a> {
@@ -33,6 +35,7 @@ impl<'a> Outputs<'a> {
         output: &'a OutputArgs,
     ) -> Result<Self, Error> {
         let profiles = ProfileSet::load(advice.profiles.as_deref())?;
+        let discovery = Discovery::choose(Discovery::from_env().map_err(Error::Setup)?);
         if let Some(name) = &advice.runtime {
             if profiles.get(name).is_none() {
                 return Err(Error::UnknownRuntime {
@@ -62,6 +65,7 @@ impl<'a> Outputs<'a> {
             destination,
             record,
             profiles,
+            discovery,
         })
     }
 
@@ -76,6 +80,7 @@ impl<'a> Outputs<'a> {
             scope,
             origin,
             record,
+            discovery: self.discovery,
         })
         .map_err(|e| Error::Setup(format!("cannot start the sampler thread: {e}")))?;
         let progress = Progress::start(sampler.live(), self.output.quiet);
@@ -101,9 +106,8 @@ pub fn conclude(measuring: Measuring<'_>, target: TargetFacts) -> Result<Report,
         progress,
     } = measuring;
     drop(progress);
-    let outcome = sampler
-        .stop()
-        .ok_or_else(|| Error::Setup("the sampler thread failed".into()))?;
+    // Bounded: if the sampler's last tick hangs, what it measured before is reported.
+    let outcome = sampler.stop();
     if let Some(error) = &outcome.record_error {
         crate::notice::line(&format!("warning: recording samples stopped: {error}"));
     }

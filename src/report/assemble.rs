@@ -4,8 +4,8 @@ use std::time::{Duration, SystemTime};
 
 use super::{
     round3, MachineSection, PhaseSection, ProcessSection, RecommendationSection, Report,
-    SamplingSection, SourcesSection, StateSeconds, TargetSection, ThreadSection, TimeSection,
-    TimelineSection, VerdictSection, WaitSeconds, SCHEMA_VERSION,
+    SamplingSection, SourcesSection, StateSeconds, StopSection, TargetSection, ThreadSection,
+    TimeSection, TimelineSection, VerdictSection, WaitSeconds, SCHEMA_VERSION,
 };
 use crate::advice::profiles::{Profile, ProfileSet};
 use crate::advice::runtime::{detect, Runtime};
@@ -170,9 +170,9 @@ pub fn assemble(
         .map(|t| {
             let mut waits: Vec<WaitSeconds> = WaitKind::ALL
                 .into_iter()
-                .map(|kind| WaitSeconds {
-                    kind: kind.name().to_string(),
-                    seconds: round3(t.time.wait(kind) / 1e9),
+                .map(|kind| {
+                    let seconds = round3(t.time.wait(kind) / 1e9);
+                    WaitSeconds::on(kind, seconds, t.main_detail(kind))
                 })
                 .filter(|w| w.seconds >= 0.001)
                 .collect();
@@ -257,6 +257,11 @@ pub fn assemble(
             fds_start: outcome.fds.0,
             fds_end: outcome.fds.1,
             threads_untracked: outcome.threads_untracked,
+            stalled_ticks: outcome.stalled_ticks,
+            longest_stall_s: round3(outcome.longest_stall.as_secs_f64()),
+            discovery: outcome.discovery.name().to_string(),
+            unresolved_files: outcome.unresolved_files,
+            cut_short: outcome.cut_short,
             sources: SourcesSection {
                 schedstat: true,
                 syscall: !sources.syscall_denied,
@@ -268,7 +273,21 @@ pub fn assemble(
         phases: phase_sections,
         processes,
         threads,
+        stops: stop_sections(accountant, wall_s),
     })
+}
+
+/// Who stopped the program, longest first, in wall seconds scaled like the wall split.
+fn stop_sections(accountant: &Accountant, wall_s: f64) -> Vec<StopSection> {
+    let scale = wall_s * 1e9 / accountant.span_ns().max(f64::MIN_POSITIVE);
+    let mut stops: Vec<StopSection> = accountant
+        .stops
+        .iter()
+        .map(|(by, ns)| StopSection::new(by, ns * scale / 1e9))
+        .filter(|stop| stop.seconds >= 0.001)
+        .collect();
+    stops.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+    stops
 }
 
 /// The I/O wait and CPU time of the threads that did I/O (W and C of the pool-size formula).

@@ -52,6 +52,8 @@ pub enum ColorChoice {
 
 /// A share of the wall smaller than this is left out of the bars.
 const TRIVIAL_SHARE: f64 = 0.005;
+/// A sampler tick held up at least this long is mentioned under the summary.
+const STALL_WORTH_SAYING_S: f64 = 0.1;
 
 pub fn render(report: &Report, look: Look) -> String {
     let paint = |style: Style, text: &str| -> String {
@@ -117,7 +119,7 @@ pub fn render(report: &Report, look: Look) -> String {
         let style = match name {
             "cpu" => Style::new().green(),
             "runqueue" => Style::new().red(),
-            "disk" | "network" | "ipc" | "paging" => Style::new().cyan(),
+            "disk" | "network" | "network_fs" | "ipc" | "paging" => Style::new().cyan(),
             "lock" => Style::new().magenta(),
             _ => Style::new().blue(),
         };
@@ -173,7 +175,12 @@ pub fn render(report: &Report, look: Look) -> String {
             let waits: Vec<String> = thread
                 .waits
                 .iter()
-                .map(|w| format!("{} {:.2} s", w.kind, w.seconds))
+                .map(|w| match (&w.mount, &w.filesystem) {
+                    (Some(mount), Some(fs)) => {
+                        format!("{} {:.2} s on {mount} ({fs})", w.kind, w.seconds)
+                    }
+                    _ => format!("{} {:.2} s", w.kind, w.seconds),
+                })
                 .collect();
             out.push_str(&format!(
                 "    {:>7} {:<16} cpu {:.2} s{}{}\n",
@@ -182,6 +189,17 @@ pub fn render(report: &Report, look: Look) -> String {
                 thread.cpu_s,
                 if waits.is_empty() { "" } else { " · " },
                 waits.join(" · ")
+            ));
+        }
+    }
+
+    if !report.stops.is_empty() {
+        out.push_str(&format!("\n{}\n", paint(bold.clone(), "stopped by")));
+        for stop in &report.stops {
+            out.push_str(&format!(
+                "    {:>7.2} s  {}\n",
+                stop.seconds,
+                stop.describe()
             ));
         }
     }
@@ -233,6 +251,32 @@ pub fn render(report: &Report, look: Look) -> String {
             "  ",
             "   ",
         ));
+    }
+    let mut note = |text: String| out.push_str(&wrap(&text, look.width, "  ", "   "));
+    if sampling.cut_short {
+        note(format!(
+            "(the sampler's last tick did not finish in time ({:.1} s): the report covers the \
+             ticks before it)",
+            sampling.longest_stall_s
+        ));
+    } else if sampling.longest_stall_s >= STALL_WORTH_SAYING_S {
+        note(format!(
+            "(the sampler was held up on {} ticks, at most {:.2} s)",
+            sampling.stalled_ticks, sampling.longest_stall_s
+        ));
+    }
+    if sampling.unresolved_files > 0 {
+        note(format!(
+            "({} files were left unread: on a network or FUSE mount (never touched), or a \
+             helper thread did not answer; what they are was inferred without them)",
+            sampling.unresolved_files
+        ));
+    }
+    if sampling.discovery == "scan" {
+        note(
+            "(new processes were found by scanning /proc: this kernel has no children files)"
+                .into(),
+        );
     }
     if sampling.late_samples > 0 {
         out.push_str(&format!(

@@ -1,14 +1,16 @@
-//! Finds which descriptors a blocked syscall waits on and what each one is (file, socket, pipe, tty...).
+//! Finds which descriptors a blocked syscall waits on and what each one is (file, socket, pipe, tty...), without touching the filesystems they live on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::os::unix::fs::FileTypeExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use syscalls::Sysno;
 
-use super::observation::FdKind;
+use super::mounts::{self, FsClass, MountTable};
+use super::observation::{FdKind, FileMount};
+use super::offload::Offload;
 use super::proc_file::{read_once, ProcFile, ReadFailure};
 
 /// At most this many descriptors are resolved for one wait (poll/select/epoll sets can be large).
@@ -63,7 +65,7 @@ pub fn fd_spec(call: Sysno, args: &[u64; 6]) -> FdSpec {
 
 /// A process's /proc/PID/mem, opened on first need (poll and select keep their sets in memory).
 #[derive(Default)]
-pub struct LazyMem {
+struct LazyMem {
     opened: Option<Option<ProcFile>>,
 }
 
@@ -75,47 +77,136 @@ impl LazyMem {
     }
 }
 
-/// Resolves descriptors to kinds; keeps a cache of socket inodes per network namespace read.
+/// A file by its mount ID and inode number (from fdinfo): what a stat on a helper thread is
+/// asked about, and the key of its answer.
+type FileKey = (i32, u64);
+
+/// What one descriptor of a process was found to be, while its link text stays the same.
+struct KnownFd {
+    link: String,
+    kind: FdKind,
+    mount: Option<Arc<FileMount>>,
+    /// A stat was asked for; until it answers, `kind` is provisional.
+    pending: Option<FileKey>,
+}
+
+/// What the resolver keeps per process: its memory file (opened lazily), its mount namespace,
+/// and what its descriptors were found to be. Dropped with the process, renewed at exec.
 #[derive(Default)]
+pub struct ProcessFiles {
+    mem: LazyMem,
+    mount_space: Option<u64>,
+    fds: HashMap<i32, KnownFd>,
+}
+
+impl ProcessFiles {
+    /// The process's mount namespace (read once).
+    pub fn mount_space(&mut self, pid: i32) -> u64 {
+        *self
+            .mount_space
+            .get_or_insert_with(|| mounts::mount_namespace(pid))
+    }
+}
+
+/// What a stat on a helper thread found.
+struct TypeAnswer {
+    key: FileKey,
+    kind: Option<FdKind>,
+}
+
+/// Resolves descriptors to kinds without reaching their filesystems: link texts, fdinfo,
+/// mount tables and socket tables; a stat, where only a stat can tell (a FIFO or a device
+/// node on a local filesystem), is asked of a helper thread and its answer used from then on.
 pub struct FdResolver {
     sockets: HashMap<u64, FdKind>,
     sockets_read_at: Option<Instant>,
     buf: Vec<u8>,
     /// Set when a descriptor could not be inspected for lack of permission.
     pub denied: bool,
+    pub mounts: MountTable,
+    /// Answers of the helper's stats, and the questions still open.
+    types: HashMap<FileKey, FdKind>,
+    asked: HashSet<FileKey>,
+    stats: Offload<TypeAnswer>,
+    /// Stats that could not be asked (the helpers were stuck) or found another file.
+    unanswered: u64,
 }
 
+impl Default for FdResolver {
+    fn default() -> Self {
+        FdResolver {
+            sockets: HashMap::new(),
+            sockets_read_at: None,
+            buf: Vec::new(),
+            denied: false,
+            mounts: MountTable::default(),
+            types: HashMap::new(),
+            asked: HashSet::new(),
+            stats: Offload::new("concadvise-stat"),
+            unanswered: 0,
+        }
+    }
+}
+
+/// O_DIRECTORY in fdinfo's octal `flags`: opened as a directory (opendir).
+const O_DIRECTORY: u32 = 0o200000;
+
 impl FdResolver {
-    /// The kinds of the descriptors a blocked syscall waits on. `mem` is the process's
-    /// /proc/PID/mem, opened lazily by the caller, for poll/select sets.
+    /// The kinds of the descriptors a blocked syscall waits on, and the mount of the first
+    /// file among them. `letter` is the thread's state: an interruptible wait on a path of a
+    /// local filesystem is a FIFO or a device rather than a file, which only a stat tells.
     pub fn resolve(
         &mut self,
         pid: i32,
         call: Sysno,
         args: &[u64; 6],
-        mem: &mut LazyMem,
-    ) -> Vec<FdKind> {
+        files: &mut ProcessFiles,
+        letter: char,
+    ) -> (Vec<FdKind>, Option<Arc<FileMount>>) {
         let fds = match fd_spec(call, args) {
-            FdSpec::None => return Vec::new(),
+            FdSpec::None => return (Vec::new(), None),
             FdSpec::Fds(fds) => fds,
             FdSpec::Epoll(epfd) => self.epoll_targets(pid, epfd),
-            FdSpec::PollArray { address, count } => match mem.get(pid) {
+            FdSpec::PollArray { address, count } => match files.mem.get(pid) {
                 Some(mem) => poll_fds(mem, address, count),
                 None => Vec::new(),
             },
-            FdSpec::SelectSets { nfds, sets } => match mem.get(pid) {
+            FdSpec::SelectSets { nfds, sets } => match files.mem.get(pid) {
                 Some(mem) => select_fds(mem, nfds, &sets),
                 None => Vec::new(),
             },
         };
+        self.take_answers();
         let mut kinds: Vec<FdKind> = Vec::new();
+        let mut first_mount = None;
         for fd in fds.into_iter().filter(|fd| *fd >= 0).take(MAX_FDS_PER_WAIT) {
-            let kind = self.kind_of(pid, fd);
+            let (kind, mount) = self.kind_of(pid, fd, files, letter == 'S');
+            if first_mount.is_none() {
+                first_mount = mount;
+            }
             if !kinds.contains(&kind) {
                 kinds.push(kind);
             }
         }
-        kinds
+        (kinds, first_mount)
+    }
+
+    /// Lookups that needed a stat and did not get one: refused, unanswered so far, or
+    /// answered about another file.
+    pub fn unresolved(&mut self) -> u64 {
+        self.take_answers();
+        self.unanswered + self.stats.pending() as u64
+    }
+
+    fn take_answers(&mut self) {
+        for answer in self.stats.answers() {
+            match answer.kind {
+                Some(kind) => {
+                    self.types.insert(answer.key, kind);
+                }
+                None => self.unanswered += 1,
+            }
+        }
     }
 
     fn epoll_targets(&mut self, pid: i32, epfd: i32) -> Vec<i32> {
@@ -130,8 +221,15 @@ impl FdResolver {
         }
     }
 
-    /// What descriptor `fd` of process `pid` is.
-    pub fn kind_of(&mut self, pid: i32, fd: i32) -> FdKind {
+    /// What descriptor `fd` of process `pid` is, and the mount of its file if it has one.
+    /// Reads only /proc (its readlink does not reach the file's filesystem).
+    fn kind_of(
+        &mut self,
+        pid: i32,
+        fd: i32,
+        files: &mut ProcessFiles,
+        interruptible: bool,
+    ) -> (FdKind, Option<Arc<FileMount>>) {
         let link = PathBuf::from(format!("/proc/{pid}/fd/{fd}"));
         let target = match fs::read_link(&link) {
             Ok(target) => target,
@@ -139,79 +237,186 @@ impl FdResolver {
                 if matches!(ReadFailure::from(error), ReadFailure::Denied) {
                     self.denied = true;
                 }
-                return FdKind::Unknown;
+                return (FdKind::Unknown, None);
             }
         };
         let target = target.to_string_lossy();
         if let Some(inode) = bracketed_number(&target, "socket:[") {
-            return self.socket_kind(pid, inode, &link);
+            return (self.socket_kind(pid, inode), None);
         }
         if let Some(kind) = kind_from_link_text(&target) {
-            return kind;
+            return (kind, None);
         }
-        match fs::metadata(&link) {
-            Ok(meta) => {
-                let file_type = meta.file_type();
-                if file_type.is_file() {
-                    FdKind::RegularFile
-                } else if file_type.is_dir() {
-                    FdKind::Directory
-                } else if file_type.is_fifo() {
-                    FdKind::Fifo
-                } else if file_type.is_block_device() {
-                    FdKind::BlockDevice
-                } else if file_type.is_char_device() {
-                    FdKind::CharDevice
-                } else {
-                    FdKind::Other
+        // Namespaces ("net:[...]") and other kernel objects; memfd's hidden mount.
+        if !target.starts_with('/') {
+            return (FdKind::Other, None);
+        }
+        if target.starts_with("/memfd:") {
+            return (FdKind::RegularFile, None);
+        }
+        if let Some(known) = files.fds.get_mut(&fd).filter(|known| known.link == target) {
+            if let Some(kind) = known.pending.and_then(|key| self.types.get(&key)) {
+                known.kind = *kind;
+                known.pending = None;
+            }
+            return (known.kind, known.mount.clone());
+        }
+        let fdinfo = PathBuf::from(format!("/proc/{pid}/fdinfo/{fd}"));
+        let Some(info) = read_once(&fdinfo, &mut self.buf)
+            .ok()
+            .and_then(|()| parse_fdinfo(&String::from_utf8_lossy(&self.buf)))
+        else {
+            return (FdKind::Unknown, None);
+        };
+        let space = files.mount_space(pid);
+        let mount = self.mounts.by_id(pid, space, info.mnt_id);
+        let directory = info.flags & O_DIRECTORY != 0;
+        let class = mount.as_ref().map(|m| m.class);
+        let file = if directory {
+            FdKind::Directory
+        } else {
+            FdKind::RegularFile
+        };
+        let (mut kind, needs_stat) = match class {
+            // Not in the mount table (outside the process's root): never touched.
+            None | Some(FsClass::Fuse) => (file, false),
+            Some(FsClass::Network) => (FdKind::NetworkFile, false),
+            Some(FsClass::Pseudo) => (FdKind::Other, false),
+            Some(FsClass::Devices) => (FdKind::Unknown, true),
+            Some(FsClass::Local) if target.starts_with("/dev/") => (FdKind::Unknown, true),
+            Some(FsClass::Local) if directory || !interruptible => (file, false),
+            // A read that sleeps interruptibly on a local path: a FIFO or a device rather
+            // than a file (whose reads sleep uninterruptibly). Until the stat answers, the
+            // thread's other clues (wchan) decide.
+            Some(FsClass::Local) => (FdKind::Unknown, true),
+        };
+        let mut pending = None;
+        if needs_stat {
+            let key = (info.mnt_id, info.ino);
+            match self.types.get(&key) {
+                Some(answer) => kind = *answer,
+                None => {
+                    pending = Some(key);
+                    self.ask_type(pid, fd, key);
                 }
             }
-            // "/path (deleted)" and the like: a file that was unlinked while open.
-            Err(_) if target.starts_with('/') && !target.starts_with("/dev/") => {
-                FdKind::RegularFile
-            }
-            Err(_) => FdKind::Unknown,
+        }
+        let mount = mount.map(|m| Arc::clone(&m.named));
+        files.fds.insert(
+            fd,
+            KnownFd {
+                link: target.into_owned(),
+                kind,
+                mount: mount.clone(),
+                pending,
+            },
+        );
+        (kind, mount)
+    }
+
+    /// Asks a helper thread what file `key` (descriptor `fd` of `pid`) is, once.
+    fn ask_type(&mut self, pid: i32, fd: i32, key: FileKey) {
+        if !self.asked.insert(key) {
+            return;
+        }
+        let asked = self.stats.submit(move || TypeAnswer {
+            key,
+            kind: stat_type(pid, fd, key),
+        });
+        if asked.is_err() {
+            self.unanswered += 1;
         }
     }
 
-    /// The kind of socket behind `link`: its protocol from the sockprotoname attribute, and
-    /// for TCP whether it listens, from the namespace's socket table (re-read at most every
-    /// 200 ms; a socket not found meanwhile counts as connected).
-    fn socket_kind(&mut self, pid: i32, inode: u64, link: &Path) -> FdKind {
+    /// The kind of socket `inode`, from the socket tables of `pid`'s network namespace
+    /// (re-read at most every 200 ms for a socket not seen yet; one that none of them lists
+    /// is another kind: netlink, packet...).
+    fn socket_kind(&mut self, pid: i32, inode: u64) -> FdKind {
         if let Some(kind) = self.sockets.get(&inode) {
             return *kind;
-        }
-        let protocol = xattr::get_deref(link, "system.sockprotoname")
-            .ok()
-            .flatten()
-            .map(|name| {
-                String::from_utf8_lossy(&name)
-                    .trim_end_matches('\0')
-                    .to_string()
-            });
-        match protocol.as_deref() {
-            Some(p) if p.starts_with("UNIX") => return FdKind::UnixSocket,
-            Some(p) if p.starts_with("UDP") => return FdKind::UdpSocket,
-            Some(p) if !p.starts_with("TCP") && !p.starts_with("MPTCP") => {
-                return FdKind::OtherSocket
-            }
-            _ => {}
         }
         let stale = self
             .sockets_read_at
             .is_none_or(|at| at.elapsed() >= SOCKET_TABLE_REFRESH);
-        if stale {
-            self.sockets = read_socket_tables(pid);
-            self.sockets_read_at = Some(Instant::now());
+        if !stale {
+            return FdKind::Unknown;
         }
-        match (self.sockets.get(&inode), protocol) {
-            (Some(kind), _) => *kind,
-            (None, Some(_)) => FdKind::TcpSocket,
-            // Neither the attribute nor the tables know it (netlink, packet...).
-            (None, None) if stale => *self.sockets.entry(inode).or_insert(FdKind::OtherSocket),
-            (None, None) => FdKind::Unknown,
-        }
+        self.sockets = read_socket_tables(pid);
+        self.sockets_read_at = Some(Instant::now());
+        *self.sockets.entry(inode).or_insert(FdKind::OtherSocket)
     }
+}
+
+/// The fields of /proc/PID/fdinfo/N the resolver uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdInfo {
+    /// The open flags (fdinfo writes them in octal).
+    pub flags: u32,
+    pub mnt_id: i32,
+    /// The inode number (0 on kernels before 5.14, which do not print it).
+    pub ino: u64,
+}
+
+/// "pos: 0\nflags: 02100000\nmnt_id: 27\nino: 737\n..."; `None` without flags or mnt_id.
+pub fn parse_fdinfo(text: &str) -> Option<FdInfo> {
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+    };
+    Some(FdInfo {
+        flags: u32::from_str_radix(field("flags")?, 8).ok()?,
+        mnt_id: field("mnt_id")?.parse().ok()?,
+        ino: field("ino").and_then(|ino| ino.parse().ok()).unwrap_or(0),
+    })
+}
+
+/// On a helper thread: the type of descriptor `fd` of `pid`, if it is still the file `key`
+/// that the sampler checked (its mount may be touched). The descriptor is opened with O_PATH
+/// through the /proc link (no open of the file itself), checked against `key` in our own
+/// fdinfo, and stat'ed with AT_STATX_DONT_SYNC (no round trip to revalidate).
+fn stat_type(pid: i32, fd: i32, key: FileKey) -> Option<FdKind> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags, StatxFlags, CWD};
+    let mut buf = Vec::new();
+    let same_file = |path: &str, buf: &mut Vec<u8>| {
+        read_once(&PathBuf::from(path), buf).is_ok()
+            && parse_fdinfo(&String::from_utf8_lossy(buf))
+                .is_some_and(|info| (info.mnt_id, info.ino) == key)
+    };
+    // Still the same file (the descriptor may have been closed and reused meanwhile)?
+    if !same_file(&format!("/proc/{pid}/fdinfo/{fd}"), &mut buf) {
+        return None;
+    }
+    let path = rustix::fs::openat(
+        CWD,
+        format!("/proc/{pid}/fd/{fd}"),
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let ours = format!(
+        "/proc/self/fdinfo/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&path)
+    );
+    if !same_file(&ours, &mut buf) {
+        return None;
+    }
+    let stat = rustix::fs::statx(
+        &path,
+        "",
+        AtFlags::EMPTY_PATH | AtFlags::STATX_DONT_SYNC,
+        StatxFlags::TYPE,
+    )
+    .ok()?;
+    Some(match FileType::from_raw_mode(u32::from(stat.stx_mode)) {
+        FileType::RegularFile => FdKind::RegularFile,
+        FileType::Directory => FdKind::Directory,
+        FileType::Fifo => FdKind::Fifo,
+        FileType::BlockDevice => FdKind::BlockDevice,
+        FileType::CharacterDevice => FdKind::CharDevice,
+        FileType::Socket => FdKind::UnixSocket,
+        _ => FdKind::Other,
+    })
 }
 
 /// The socket tables of the network namespace `pid` lives in, by inode.
@@ -339,6 +544,79 @@ mod tests {
         assert_eq!(kind_from_link_text("/dev/pts/3"), Some(FdKind::Terminal));
         assert_eq!(kind_from_link_text("/home/a/data.csv"), None);
         assert_eq!(bracketed_number("socket:[98765]", "socket:["), Some(98765));
+    }
+
+    #[test]
+    fn fdinfo_fields() {
+        let file = "pos:\t0\nflags:\t02100000\nmnt_id:\t27\nino:\t737\n";
+        assert_eq!(
+            parse_fdinfo(file),
+            Some(FdInfo {
+                flags: 0o2100000,
+                mnt_id: 27,
+                ino: 737
+            })
+        );
+        let dir = parse_fdinfo("pos:\t0\nflags:\t02300000\nmnt_id:\t27\n").unwrap();
+        assert_ne!(dir.flags & O_DIRECTORY, 0);
+        assert_eq!(dir.ino, 0, "older kernels print no ino");
+        assert_eq!(parse_fdinfo("pos:\t0\n"), None);
+    }
+
+    /// Resolves descriptor `fd` of this process until the answer is final (at most 5 s).
+    fn settled_kind(fd: i32, interruptible: bool) -> (Vec<FdKind>, Option<Arc<FileMount>>) {
+        let mut resolver = FdResolver::default();
+        let mut files = ProcessFiles::default();
+        let pid = std::process::id() as i32;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut seen = Vec::new();
+        loop {
+            let (kind, mount) = resolver.kind_of(pid, fd, &mut files, interruptible);
+            resolver.take_answers();
+            seen.push(kind);
+            if kind != FdKind::Unknown || Instant::now() > deadline {
+                return (seen, mount);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn files_are_told_apart_from_fifos_through_mountinfo_and_a_helper_stat() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create(dir.path().join("data")).unwrap();
+        // A read of a local file sleeps uninterruptibly: a file, no stat needed.
+        let (seen, mount) = settled_kind(file.as_raw_fd(), false);
+        assert_eq!(seen, vec![FdKind::RegularFile]);
+        let mount = mount.expect("the file's mount is named");
+        assert!(std::fs::canonicalize(dir.path())
+            .unwrap()
+            .starts_with(&mount.point));
+        assert!(!mount.network);
+        // A FIFO looks like a path too: an interruptible wait on it asks the helper, and
+        // until it answers, the kind is left to the thread's other clues.
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let fifo = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .unwrap();
+        let (seen, _) = settled_kind(fifo.as_raw_fd(), true);
+        assert_eq!(seen.last(), Some(&FdKind::Fifo), "{seen:?}");
+        assert_eq!(seen.first(), Some(&FdKind::Unknown));
+        // opendir opens with O_DIRECTORY, which fdinfo's flags show.
+        let directory = rustix::fs::open(
+            dir.path(),
+            rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        assert_eq!(
+            settled_kind(directory.as_raw_fd(), false).0,
+            vec![FdKind::Directory]
+        );
     }
 
     #[test]

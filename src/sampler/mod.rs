@@ -1,18 +1,27 @@
 //! The sampling thread: paced ticks that read the tree from /proc and feed the accountant.
+//!
+//! What it measured is kept behind a mutex that `Sampler::stop` can take as it is: if the
+//! thread does not finish its last tick in time (a read of /proc that blocks), the report is
+//! still written, from the ticks that did finish, and says so.
 
+pub mod discovery;
 pub mod fd_resolver;
+pub mod mounts;
 pub mod observation;
+pub mod offload;
 pub mod proc_file;
+pub mod stops;
 pub mod tree_reader;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::analysis::accountant::Accountant;
+use discovery::Discovery;
 use observation::TickSnapshot;
 use tree_reader::{Scope, SourceStatus, TreeReader};
 
@@ -30,6 +39,8 @@ const MIN_RATE_HZ: f64 = 1.0;
 const STARTUP: Duration = Duration::from_millis(500);
 /// How often the sampler checks its own CPU use.
 const SELF_CHECK_PERIOD: Duration = Duration::from_millis(250);
+/// How long `stop` waits for the last tick before it takes what was measured as it is.
+pub const STOP_WAIT: Duration = Duration::from_millis(500);
 
 pub struct SamplerConfig {
     pub rate_hz: f64,
@@ -38,6 +49,8 @@ pub struct SamplerConfig {
     pub origin: Instant,
     /// Where to write every snapshot as a JSON line (fixtures, debugging).
     pub record: Option<File>,
+    /// How new processes are found (the children files, or a scan of /proc).
+    pub discovery: Discovery,
 }
 
 /// What a progress display shows while sampling.
@@ -65,76 +78,169 @@ pub struct SamplerOutcome {
     pub sources: SourceStatus,
     /// Why recording snapshots stopped, if it failed.
     pub record_error: Option<String>,
+    /// Ticks that took longer than their period, and the longest of them.
+    pub stalled_ticks: u64,
+    pub longest_stall: Duration,
+    pub discovery: Discovery,
+    /// Files that needed a read or stat the sampler did not do (see `TreeReader`).
+    pub unresolved_files: u64,
+    /// The last tick did not finish within `STOP_WAIT`: this is what was measured before it.
+    pub cut_short: bool,
+}
+
+/// What the sampling thread has measured so far, shared with `Sampler::stop`.
+#[derive(Default)]
+struct Measured {
+    accountant: Accountant,
+    samples: u64,
+    late_samples: u64,
+    stalled_ticks: u64,
+    longest_stall: Duration,
+    lowest_rate_hz: Option<f64>,
+    /// When the tick under way began (None between ticks).
+    tick_started: Option<Instant>,
+    fds_start: usize,
+    threads_untracked: u64,
+    threads_seen: u64,
+    processes_seen: u64,
+    sources: SourceStatus,
+    unresolved_files: u64,
+}
+
+impl Measured {
+    /// The outcome from what was measured, when the sampling thread did not finish.
+    fn into_cut_short(mut self, discovery: Discovery) -> SamplerOutcome {
+        if let Some(started) = self.tick_started {
+            self.stalled_ticks += 1;
+            self.longest_stall = self.longest_stall.max(started.elapsed());
+        }
+        SamplerOutcome {
+            accountant: self.accountant,
+            samples: self.samples,
+            late_samples: self.late_samples,
+            lowest_rate_hz: self.lowest_rate_hz,
+            fds: (self.fds_start, open_descriptors()),
+            threads_untracked: self.threads_untracked,
+            threads_seen: self.threads_seen,
+            processes_seen: self.processes_seen,
+            sources: self.sources,
+            record_error: None,
+            stalled_ticks: self.stalled_ticks,
+            longest_stall: self.longest_stall,
+            discovery,
+            unresolved_files: self.unresolved_files,
+            cut_short: true,
+        }
+    }
+}
+
+fn lock(measured: &Mutex<Measured>) -> MutexGuard<'_, Measured> {
+    measured.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 pub struct Sampler {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<SamplerOutcome>,
+    thread: std::thread::Thread,
+    done: Receiver<SamplerOutcome>,
+    measured: Arc<Mutex<Measured>>,
     live: Arc<Mutex<LiveStatus>>,
+    discovery: Discovery,
 }
 
 impl Sampler {
     pub fn start(config: SamplerConfig) -> std::io::Result<Sampler> {
         let stop = Arc::new(AtomicBool::new(false));
         let live = Arc::new(Mutex::new(LiveStatus::default()));
+        let measured = Arc::new(Mutex::new(Measured::default()));
+        let (finished, done) = channel();
+        let discovery = config.discovery;
         let thread = {
             let stop = Arc::clone(&stop);
             let live = Arc::clone(&live);
+            let measured = Arc::clone(&measured);
+            // Never joined: `stop` waits for its outcome at most STOP_WAIT.
             std::thread::Builder::new()
                 .name("sampler".into())
-                .spawn(move || sample_until_stopped(config, &stop, &live))?
+                .spawn(move || {
+                    let outcome = sample_until_stopped(config, &stop, &live, &measured);
+                    let _ = finished.send(outcome);
+                })?
         };
-        Ok(Sampler { stop, thread, live })
+        Ok(Sampler {
+            stop,
+            thread: thread.thread().clone(),
+            done,
+            measured,
+            live,
+            discovery,
+        })
     }
 
     pub fn live(&self) -> Arc<Mutex<LiveStatus>> {
         Arc::clone(&self.live)
     }
 
-    /// Stops after one last tick and hands over what was measured.
-    pub fn stop(self) -> Option<SamplerOutcome> {
+    /// Stops after one last tick and hands over what was measured; if that tick does not end
+    /// within `STOP_WAIT`, what the ticks before it measured (`cut_short`).
+    pub fn stop(self) -> SamplerOutcome {
         self.stop.store(true, Ordering::SeqCst);
-        self.thread.thread().unpark();
-        self.thread.join().ok()
+        self.thread.unpark();
+        match self.done.recv_timeout(STOP_WAIT) {
+            Ok(outcome) => outcome,
+            Err(_) => std::mem::take(&mut *lock(&self.measured)).into_cut_short(self.discovery),
+        }
     }
 }
 
+/// The sampling loop: one tick reads the tree, the accountant ingests it under the lock, the
+/// pacing keeps the rate (and lowers it to stay within the CPU budget).
 fn sample_until_stopped(
     config: SamplerConfig,
     stop: &AtomicBool,
     live: &Mutex<LiveStatus>,
+    measured: &Mutex<Measured>,
 ) -> SamplerOutcome {
-    let mut rate_hz = config.rate_hz;
-    let mut period = Duration::from_secs_f64(1.0 / rate_hz);
-    let discover_every = |period: Duration| {
-        (DISCOVERY_PERIOD.as_secs_f64() / period.as_secs_f64())
-            .round()
-            .max(1.0) as u64
-    };
-    let mut lowest_rate_hz: Option<f64> = None;
-    let fds_start = open_descriptors();
-    let mut last_check = Instant::now();
-    let mut cpu_at_check = thread_cpu_seconds();
-    let mut threads_seen_at_check = 0;
-    let mut reader = TreeReader::new(config.scope, config.origin);
-    let mut accountant = Accountant::default();
+    let mut pace = Pace::new(config.rate_hz);
+    lock(measured).fds_start = open_descriptors();
+    let mut reader = TreeReader::new(config.scope, config.origin, config.discovery);
     let mut recorder = config.record.map(BufWriter::new);
     let mut record_error = None;
     let mut snapshot = TickSnapshot::default();
-    let mut samples = 0u64;
-    let mut late_samples = 0u64;
-    let mut next = Instant::now();
+    let mut ticks = 0u64;
     let mut last_live = Instant::now();
     loop {
         // Read the stop flag before the tick, so the last tick happens after the stop request.
         let stopping = stop.load(Ordering::SeqCst);
+        let started = Instant::now();
+        lock(measured).tick_started = Some(started);
         snapshot.at_ns = config.origin.elapsed().as_nanos() as u64;
         snapshot.clear();
-        if samples.is_multiple_of(discover_every(period)) || stopping {
+        if ticks.is_multiple_of(pace.discover_every()) || stopping {
             reader.discover(&mut snapshot);
         }
         reader.read_threads(&mut snapshot, stopping);
-        accountant.ingest(&snapshot);
+        ticks += 1;
+        {
+            let mut measured = lock(measured);
+            measured.accountant.ingest(&snapshot);
+            measured.samples += 1;
+            let took = started.elapsed();
+            if took > pace.period {
+                measured.stalled_ticks += 1;
+                measured.longest_stall = measured.longest_stall.max(took);
+            }
+            measured.tick_started = None;
+            measured.threads_untracked = reader.threads_untracked;
+            measured.threads_seen = reader.threads_seen;
+            measured.processes_seen = reader.processes_seen;
+            measured.sources = reader.sources();
+            measured.unresolved_files = reader.unresolved_files();
+            if last_live.elapsed() >= LIVE_PERIOD {
+                let span = last_live.elapsed().as_nanos() as f64;
+                last_live = Instant::now();
+                update_live(live, &mut measured.accountant, span, reader.live_threads());
+            }
+        }
         if let Some(writer) = recorder.as_mut() {
             let written = serde_json::to_writer(&mut *writer, &snapshot)
                 .map_err(|e| e.to_string())
@@ -144,69 +250,19 @@ fn sample_until_stopped(
                 recorder = None;
             }
         }
-        samples += 1;
-        if last_live.elapsed() >= LIVE_PERIOD {
-            let span = last_live.elapsed().as_nanos() as f64;
-            last_live = Instant::now();
-            let (recent, cpu_ns) = accountant.take_recent();
-            let doing = if recent.cpu_ns + recent.runqueue_ns >= recent.total_ns() / 2.0 {
-                "cpu"
-            } else {
-                recent.dominant_wait().map_or("cpu", |kind| kind.name())
-            };
-            if let Ok(mut status) = live.lock() {
-                *status = LiveStatus {
-                    cores: cpu_ns / span,
-                    doing,
-                    threads: reader.live_threads(),
-                };
-            }
-        }
         if stopping {
             break;
         }
-        // The first half second, and any window in which many new threads were found and
-        // opened, pay a one-off cost that lowering the rate would not save.
-        let many_new = reader.threads_seen > threads_seen_at_check + 64;
-        if last_check.elapsed() >= SELF_CHECK_PERIOD
-            && (config.origin.elapsed() < STARTUP || many_new)
-        {
-            (last_check, cpu_at_check) = (Instant::now(), thread_cpu_seconds());
-            threads_seen_at_check = reader.threads_seen;
+        if let Some(lowered) = pace.keep_to_budget(reader.threads_seen, config.origin) {
+            let mut measured = lock(measured);
+            measured.lowest_rate_hz = Some(
+                measured
+                    .lowest_rate_hz
+                    .map_or(lowered, |low| low.min(lowered)),
+            );
         }
-        if last_check.elapsed() >= SELF_CHECK_PERIOD {
-            let window = last_check.elapsed().as_secs_f64();
-            let cpu = thread_cpu_seconds();
-            let share = (cpu - cpu_at_check) / window;
-            (last_check, cpu_at_check) = (Instant::now(), cpu);
-            threads_seen_at_check = reader.threads_seen;
-            let climbed = (rate_hz * 1.5).min(config.rate_hz);
-            let adjusted = if share > CPU_BUDGET {
-                (rate_hz * CPU_BUDGET / share).max(MIN_RATE_HZ)
-            } else if share * climbed / rate_hz < 0.8 * CPU_BUDGET {
-                // Climb back while the higher rate would still stay well within the budget.
-                climbed
-            } else {
-                rate_hz
-            };
-            if adjusted != rate_hz {
-                rate_hz = adjusted;
-                period = Duration::from_secs_f64(1.0 / rate_hz);
-                if rate_hz < config.rate_hz {
-                    lowest_rate_hz = Some(lowest_rate_hz.map_or(rate_hz, |low| low.min(rate_hz)));
-                }
-            }
-        }
-        next += period;
-        let now = Instant::now();
-        if now > next + period / 2 {
-            // Fell behind: count it, and skip the missed ticks rather than bursting.
-            late_samples += 1;
-            let missed = (now - next).as_nanos() / period.as_nanos().max(1);
-            next += period * missed as u32;
-        }
-        if let Some(wait) = next.checked_duration_since(Instant::now()) {
-            std::thread::park_timeout(wait);
+        if pace.wait_for_next_tick() {
+            lock(measured).late_samples += 1;
         }
     }
     if let Some(writer) = recorder.as_mut() {
@@ -214,27 +270,127 @@ fn sample_until_stopped(
             record_error = Some(error.to_string());
         }
     }
-    let (threads_untracked, threads_seen, processes_seen, sources) = (
-        reader.threads_untracked,
-        reader.threads_seen,
-        reader.processes_seen,
-        reader.sources(),
-    );
     // Counted once the reader has closed everything it held: what is left open is a leak.
     drop(reader);
     drop(recorder);
     let fds_end = open_descriptors();
+    let measured = std::mem::take(&mut *lock(measured));
     SamplerOutcome {
-        accountant,
-        samples,
-        late_samples,
-        lowest_rate_hz,
-        fds: (fds_start, fds_end),
-        threads_untracked,
-        threads_seen,
-        processes_seen,
-        sources,
+        accountant: measured.accountant,
+        samples: measured.samples,
+        late_samples: measured.late_samples,
+        lowest_rate_hz: measured.lowest_rate_hz,
+        fds: (measured.fds_start, fds_end),
+        threads_untracked: measured.threads_untracked,
+        threads_seen: measured.threads_seen,
+        processes_seen: measured.processes_seen,
+        sources: measured.sources,
         record_error,
+        stalled_ticks: measured.stalled_ticks,
+        longest_stall: measured.longest_stall,
+        discovery: config.discovery,
+        unresolved_files: measured.unresolved_files,
+        cut_short: false,
+    }
+}
+
+/// The live view: what the tree mostly did over the last quarter second.
+fn update_live(live: &Mutex<LiveStatus>, accountant: &mut Accountant, span: f64, threads: usize) {
+    let (recent, cpu_ns) = accountant.take_recent();
+    let doing = if recent.cpu_ns + recent.runqueue_ns >= recent.total_ns() / 2.0 {
+        "cpu"
+    } else {
+        recent.dominant_wait().map_or("cpu", |kind| kind.name())
+    };
+    if let Ok(mut status) = live.lock() {
+        *status = LiveStatus {
+            cores: cpu_ns / span,
+            doing,
+            threads,
+        };
+    }
+}
+
+/// The sampling rate: the one asked for, lowered while the sampler's own CPU use is over the
+/// budget, and the time of the next tick.
+struct Pace {
+    asked_hz: f64,
+    rate_hz: f64,
+    period: Duration,
+    next: Instant,
+    last_check: Instant,
+    cpu_at_check: f64,
+    threads_seen_at_check: u64,
+}
+
+impl Pace {
+    fn new(rate_hz: f64) -> Self {
+        Pace {
+            asked_hz: rate_hz,
+            rate_hz,
+            period: Duration::from_secs_f64(1.0 / rate_hz),
+            next: Instant::now(),
+            last_check: Instant::now(),
+            cpu_at_check: thread_cpu_seconds(),
+            threads_seen_at_check: 0,
+        }
+    }
+
+    /// Discovery runs every this many ticks (about every DISCOVERY_PERIOD).
+    fn discover_every(&self) -> u64 {
+        (DISCOVERY_PERIOD.as_secs_f64() / self.period.as_secs_f64())
+            .round()
+            .max(1.0) as u64
+    }
+
+    /// Checks the sampler's CPU use every SELF_CHECK_PERIOD and adjusts the rate; returns the
+    /// new rate when it was lowered below the one asked for.
+    fn keep_to_budget(&mut self, threads_seen: u64, origin: Instant) -> Option<f64> {
+        if self.last_check.elapsed() < SELF_CHECK_PERIOD {
+            return None;
+        }
+        // The first half second, and any window in which many new threads were found and
+        // opened, pay a one-off cost that lowering the rate would not save.
+        let many_new = threads_seen > self.threads_seen_at_check + 64;
+        let window = self.last_check.elapsed().as_secs_f64();
+        let cpu = thread_cpu_seconds();
+        let share = (cpu - self.cpu_at_check) / window;
+        (self.last_check, self.cpu_at_check) = (Instant::now(), cpu);
+        self.threads_seen_at_check = threads_seen;
+        if origin.elapsed() < STARTUP || many_new {
+            return None;
+        }
+        let climbed = (self.rate_hz * 1.5).min(self.asked_hz);
+        let adjusted = if share > CPU_BUDGET {
+            (self.rate_hz * CPU_BUDGET / share).max(MIN_RATE_HZ)
+        } else if share * climbed / self.rate_hz < 0.8 * CPU_BUDGET {
+            // Climb back while the higher rate would still stay well within the budget.
+            climbed
+        } else {
+            self.rate_hz
+        };
+        if adjusted == self.rate_hz {
+            return None;
+        }
+        self.rate_hz = adjusted;
+        self.period = Duration::from_secs_f64(1.0 / adjusted);
+        (adjusted < self.asked_hz).then_some(adjusted)
+    }
+
+    /// Sleeps until the next tick is due; true if this tick started over half a period late
+    /// (the missed ticks are skipped rather than burst).
+    fn wait_for_next_tick(&mut self) -> bool {
+        self.next += self.period;
+        let now = Instant::now();
+        let late = now > self.next + self.period / 2;
+        if late {
+            let missed = (now - self.next).as_nanos() / self.period.as_nanos().max(1);
+            self.next += self.period * missed as u32;
+        }
+        if let Some(wait) = self.next.checked_duration_since(Instant::now()) {
+            std::thread::park_timeout(wait);
+        }
+        late
     }
 }
 
