@@ -211,13 +211,13 @@ struct Mounted {
 }
 
 impl Mounted {
-    fn new(state: Arc<FsState>) -> Mounted {
+    /// Mounted as fuse.SUBTYPE (the kernel records the subtype in mountinfo).
+    fn new(state: Arc<FsState>, subtype: &str) -> Mounted {
         let dir = scratch_dir();
         let mut config = fuser::Config::default();
         config.mount_options = vec![
             MountOption::FSName("concadvise-test".into()),
-            // The kernel records it: mountinfo shows fuse.concadvise-test (not a network one).
-            MountOption::CUSTOM("subtype=concadvise-test".into()),
+            MountOption::CUSTOM(format!("subtype={subtype}")),
         ];
         let session = fuser::spawn_mount(TestFs(Arc::clone(&state)), dir.path(), &config)
             .expect("mounting the test filesystem");
@@ -271,7 +271,8 @@ fn a_filesystem_that_stops_answering_neither_hangs_nor_slows_the_program() {
         return;
     }
     let _timing = timing_lock();
-    let fs = Mounted::new(FsState::new(true, Vec::new()));
+    // Not a network subtype: its waits are disk.
+    let fs = Mounted::new(FsState::new(true, Vec::new()), "concadvise-test");
     let data = fs.path("data");
     let read =
         |cmd: &mut assert_cmd::Command| cmd.timeout(Duration::from_secs(30)).output().unwrap();
@@ -342,11 +343,50 @@ fn a_filesystem_that_stops_answering_neither_hangs_nor_slows_the_program() {
 }
 
 #[test]
+fn a_fuse_mount_of_a_network_kind_is_a_network_fs_wait_with_its_own_advice() {
+    if !fuse_available("a_fuse_mount_of_a_network_kind") {
+        return;
+    }
+    let _timing = timing_lock();
+    // What sshfs mounts look like in mountinfo: fuse.sshfs.
+    let fs = Mounted::new(FsState::new(false, Vec::new()), "sshfs");
+    let (report, output) = common::run_measured(
+        &[],
+        &[
+            &workload_str(),
+            "read",
+            "--file",
+            &fs.path("data").display().to_string(),
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert!(report.wall.network_fs_s > 1.5, "{:?}", report.wall);
+    assert_eq!(report.wall.disk_s, 0.0, "{:?}", report.wall);
+    assert_eq!(report.verdict.class, "io-bound");
+    assert_eq!(report.verdict.dominant_wait.as_deref(), Some("network_fs"));
+    assert_eq!(report.recommendation.situation, "io_network_fs");
+    assert_eq!(report.recommendation.model, "none");
+    assert!(
+        report.timeline.states.contains('f'),
+        "{}",
+        report.timeline.states
+    );
+    let wait = &common::thread_named(&report, "workload").waits[0];
+    assert_eq!(wait.kind, "network_fs");
+    assert_eq!(wait.mount.as_deref(), Some(fs.point().as_str()));
+    assert_eq!(wait.filesystem.as_deref(), Some("fuse.sshfs"));
+    assert_eq!(wait.source.as_deref(), Some("concadvise-test"));
+}
+
+#[test]
 fn an_executable_on_a_fuse_mount_is_never_read_by_concadvise() {
     if !fuse_available("an_executable_on_a_fuse_mount") {
         return;
     }
-    let fs = Mounted::new(FsState::new(false, std::fs::read(workload()).unwrap()));
+    let fs = Mounted::new(
+        FsState::new(false, std::fs::read(workload()).unwrap()),
+        "concadvise-test",
+    );
     let prog = fs.path("prog");
     let dir = scratch_dir();
     let report_path = dir.path().join("report.toml");

@@ -149,20 +149,32 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn start(config: SamplerConfig) -> std::io::Result<Sampler> {
+        let discovery = config.discovery;
+        Sampler::spawn(discovery, move |stop, live, measured| {
+            sample_until_stopped(config, stop, live, measured)
+        })
+    }
+
+    /// Runs `body` on the sampling thread (never joined: `stop` waits for its outcome at
+    /// most STOP_WAIT).
+    fn spawn(
+        discovery: Discovery,
+        body: impl FnOnce(&AtomicBool, &Mutex<LiveStatus>, &Mutex<Measured>) -> SamplerOutcome
+            + Send
+            + 'static,
+    ) -> std::io::Result<Sampler> {
         let stop = Arc::new(AtomicBool::new(false));
         let live = Arc::new(Mutex::new(LiveStatus::default()));
         let measured = Arc::new(Mutex::new(Measured::default()));
         let (finished, done) = channel();
-        let discovery = config.discovery;
         let thread = {
             let stop = Arc::clone(&stop);
             let live = Arc::clone(&live);
             let measured = Arc::clone(&measured);
-            // Never joined: `stop` waits for its outcome at most STOP_WAIT.
             std::thread::Builder::new()
                 .name("sampler".into())
                 .spawn(move || {
-                    let outcome = sample_until_stopped(config, &stop, &live, &measured);
+                    let outcome = body(&stop, &live, &measured);
                     let _ = finished.send(outcome);
                 })?
         };
@@ -403,4 +415,35 @@ fn thread_cpu_seconds() -> f64 {
 /// How many descriptors concadvise has open.
 fn open_descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_last_tick_that_never_ends_still_hands_over_what_was_measured() {
+        let (release, blocked) = channel::<()>();
+        let sampler = Sampler::spawn(Discovery::Children, move |_, _, measured| {
+            {
+                let mut measured = lock(measured);
+                measured.samples = 42;
+                measured.tick_started = Some(Instant::now());
+            }
+            // A read of /proc that does not return (a task's memory lock held by a stuck
+            // thread, say).
+            let _ = blocked.recv();
+            std::mem::take(&mut *lock(measured)).into_cut_short(Discovery::Children)
+        })
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let asked = Instant::now();
+        let outcome = sampler.stop();
+        assert!(asked.elapsed() < STOP_WAIT + Duration::from_millis(300));
+        assert!(outcome.cut_short);
+        assert_eq!(outcome.samples, 42);
+        assert_eq!(outcome.stalled_ticks, 1, "the tick under way is a stall");
+        assert!(outcome.longest_stall >= STOP_WAIT);
+        drop(release);
+    }
 }
