@@ -88,6 +88,8 @@ struct KnownFd {
     mount: Option<Arc<FileMount>>,
     /// A stat was asked for; until it answers, `kind` is provisional.
     pending: Option<FileKey>,
+    /// Worth keeping (its fdinfo was read).
+    cacheable: bool,
 }
 
 /// What the resolver keeps per process: its memory file (opened lazily), its mount namespace,
@@ -242,7 +244,7 @@ impl FdResolver {
         };
         let target = target.to_string_lossy();
         if let Some(inode) = bracketed_number(&target, "socket:[") {
-            return (self.socket_kind(pid, inode), None);
+            return (self.socket_kind(pid, fd, inode), None);
         }
         if let Some(kind) = kind_from_link_text(&target) {
             return (kind, None);
@@ -261,12 +263,38 @@ impl FdResolver {
             }
             return (known.kind, known.mount.clone());
         }
+        let known = self.path_kind(pid, fd, target.into_owned(), files, interruptible);
+        let answer = (known.kind, known.mount.clone());
+        if let Some(known) = known.cacheable.then_some(known) {
+            files.fds.insert(fd, known);
+        }
+        answer
+    }
+
+    /// What descriptor `fd` with link text `target` (a path) is: its fdinfo's flags and mount
+    /// ID, that mount's class; for a FIFO or device suspect on a local filesystem, a stat on
+    /// a helper thread (the kind is provisional until it answers).
+    fn path_kind(
+        &mut self,
+        pid: i32,
+        fd: i32,
+        target: String,
+        files: &mut ProcessFiles,
+        interruptible: bool,
+    ) -> KnownFd {
         let fdinfo = PathBuf::from(format!("/proc/{pid}/fdinfo/{fd}"));
         let Some(info) = read_once(&fdinfo, &mut self.buf)
             .ok()
             .and_then(|()| parse_fdinfo(&String::from_utf8_lossy(&self.buf)))
         else {
-            return (FdKind::Unknown, None);
+            // Closed meanwhile: nothing to keep.
+            return KnownFd {
+                link: target,
+                kind: FdKind::Unknown,
+                mount: None,
+                pending: None,
+                cacheable: false,
+            };
         };
         let space = files.mount_space(pid);
         let mount = self.mounts.by_id(pid, space, info.mnt_id);
@@ -301,17 +329,13 @@ impl FdResolver {
                 }
             }
         }
-        let mount = mount.map(|m| Arc::clone(&m.named));
-        files.fds.insert(
-            fd,
-            KnownFd {
-                link: target.into_owned(),
-                kind,
-                mount: mount.clone(),
-                pending,
-            },
-        );
-        (kind, mount)
+        KnownFd {
+            link: target,
+            kind,
+            mount: mount.map(|m| Arc::clone(&m.named)),
+            pending,
+            cacheable: true,
+        }
     }
 
     /// Asks a helper thread what file `key` (descriptor `fd` of `pid`) is, once.
@@ -328,23 +352,67 @@ impl FdResolver {
         }
     }
 
-    /// The kind of socket `inode`, from the socket tables of `pid`'s network namespace
-    /// (re-read at most every 200 ms for a socket not seen yet; one that none of them lists
-    /// is another kind: netlink, packet...).
-    fn socket_kind(&mut self, pid: i32, inode: u64) -> FdKind {
+    /// The kind of socket `inode` (descriptor `fd` of `pid`): its protocol from the socket
+    /// itself (see `socket_protocol`), and for TCP whether it listens, from the namespace's
+    /// socket tables (re-read at most every 200 ms; a TCP socket not found meanwhile counts
+    /// as connected). Without the protocol, the tables alone decide; a socket that none of
+    /// them lists is another kind (netlink, packet...).
+    fn socket_kind(&mut self, pid: i32, fd: i32, inode: u64) -> FdKind {
         if let Some(kind) = self.sockets.get(&inode) {
             return *kind;
+        }
+        let protocol = socket_protocol(pid, fd, inode);
+        let kind = match protocol.as_deref() {
+            Some(p) if p.starts_with("UNIX") => Some(FdKind::UnixSocket),
+            Some(p) if p.starts_with("UDP") => Some(FdKind::UdpSocket),
+            Some(p) if !p.starts_with("TCP") && !p.starts_with("MPTCP") => {
+                Some(FdKind::OtherSocket)
+            }
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            self.sockets.insert(inode, kind);
+            return kind;
         }
         let stale = self
             .sockets_read_at
             .is_none_or(|at| at.elapsed() >= SOCKET_TABLE_REFRESH);
-        if !stale {
-            return FdKind::Unknown;
+        if stale {
+            self.sockets = read_socket_tables(pid);
+            self.sockets_read_at = Some(Instant::now());
         }
-        self.sockets = read_socket_tables(pid);
-        self.sockets_read_at = Some(Instant::now());
-        *self.sockets.entry(inode).or_insert(FdKind::OtherSocket)
+        match (self.sockets.get(&inode), protocol) {
+            (Some(kind), _) => *kind,
+            (None, Some(_)) => FdKind::TcpSocket,
+            (None, None) if stale => *self.sockets.entry(inode).or_insert(FdKind::OtherSocket),
+            (None, None) => FdKind::Unknown,
+        }
     }
+}
+
+/// The protocol of socket `inode`, descriptor `fd` of `pid` ("TCP", "UNIX", "UDPv6"...), from
+/// its `system.sockprotoname` attribute. Read from a duplicate of the descriptor
+/// (pidfd_getfd), checked to be that very socket first: a getxattr through /proc/PID/fd/N
+/// would follow whatever the descriptor names by then, and if the program had meanwhile
+/// reused it for a file on a hung FUSE or NFS mount, it would wait on that filesystem.
+/// `None` where the duplicate is refused (it needs ptrace attach rights) or it is another file.
+fn socket_protocol(pid: i32, fd: i32, inode: u64) -> Option<String> {
+    use rustix::process::{pidfd_getfd, pidfd_open, Pid, PidfdFlags, PidfdGetfdFlags};
+    use std::os::fd::AsRawFd;
+    let pidfd = pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()?;
+    let dup = pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty()).ok()?;
+    let ours = fs::read_link(format!("/proc/self/fd/{}", dup.as_raw_fd())).ok()?;
+    if ours.to_string_lossy() != format!("socket:[{inode}]") {
+        return None;
+    }
+    let mut name = [0u8; 32];
+    let length = rustix::fs::fgetxattr(&dup, "system.sockprotoname", &mut name).ok()?;
+    let name = name.get(..length)?;
+    Some(
+        String::from_utf8_lossy(name)
+            .trim_end_matches('\0')
+            .to_string(),
+    )
 }
 
 /// The fields of /proc/PID/fdinfo/N the resolver uses.
@@ -617,6 +685,34 @@ mod tests {
             settled_kind(directory.as_raw_fd(), false).0,
             vec![FdKind::Directory]
         );
+    }
+
+    #[test]
+    fn sockets_are_told_by_their_protocol_and_the_tables() {
+        use std::os::fd::AsRawFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (unix, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut resolver = FdResolver::default();
+        let mut files = ProcessFiles::default();
+        let pid = std::process::id() as i32;
+        let mut kind = |fd: i32| resolver.kind_of(pid, fd, &mut files, true).0;
+        assert_eq!(kind(listener.as_raw_fd()), FdKind::TcpListener);
+        assert_eq!(kind(client.as_raw_fd()), FdKind::TcpSocket);
+        assert_eq!(kind(udp.as_raw_fd()), FdKind::UdpSocket);
+        assert_eq!(kind(unix.as_raw_fd()), FdKind::UnixSocket);
+        // The protocol comes from the socket itself, checked to be that socket.
+        let inode = |fd: i32| {
+            let link = fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+            bracketed_number(&link.to_string_lossy(), "socket:[").unwrap()
+        };
+        let fd = unix.as_raw_fd();
+        assert_eq!(
+            socket_protocol(pid, fd, inode(fd)).as_deref(),
+            Some("UNIX-STREAM")
+        );
+        assert_eq!(socket_protocol(pid, fd, inode(fd) + 1), None);
     }
 
     #[test]
