@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use syscalls::Sysno;
 
 use crate::sampler::observation::{FdKind, SyscallState, ThreadState};
+use crate::sampler::stops::sleeps_in_freezer;
 
 /// Why a thread was off the CPU. The order is the order of the report's breakdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -110,10 +111,7 @@ pub fn classify(state: &ThreadState) -> Option<WaitKind> {
         'T' | 't' => return Some(WaitKind::Stopped),
         _ => {}
     }
-    let frozen = state
-        .wchan
-        .as_deref()
-        .is_some_and(|wchan| FREEZER_WCHANS.iter().any(|w| wchan.contains(w)));
+    let frozen = state.wchan.as_deref().is_some_and(sleeps_in_freezer);
     if state.stopped_by.is_some() || frozen {
         return Some(WaitKind::Stopped);
     }
@@ -232,9 +230,6 @@ fn fold_fds(fds: &[FdKind]) -> Option<WaitKind> {
     }
     RANK.into_iter().find(|rank| kinds.contains(rank))
 }
-
-/// Where a task of a frozen cgroup sleeps: the v1 freezer's refrigerator, v2's signal trap.
-const FREEZER_WCHANS: [&str; 2] = ["refrigerator", "freezer_trap"];
 
 /// Kernel functions a thread sleeps in, for when the syscall file is missing or says too little.
 fn from_wchan(state: &ThreadState) -> Option<WaitKind> {

@@ -202,6 +202,11 @@ impl Stops {
     }
 }
 
+/// Whether a thread's wchan is the freezer's: v1's refrigerator, v2's signal trap.
+pub fn sleeps_in_freezer(wchan: &str) -> bool {
+    wchan.contains("refrigerator") || wchan.contains("freezer_trap")
+}
+
 /// The TracerPid of a status text, when a tracer is attached.
 pub fn tracer_pid(status: &str) -> Option<i32> {
     status

@@ -17,7 +17,7 @@ use super::observation::{
 };
 use super::offload::Offload;
 use super::proc_file::{read_once, ProcFile, ReadFailure};
-use super::stops::{ProcessCgroups, Stops};
+use super::stops::{sleeps_in_freezer, ProcessCgroups, Stops};
 
 /// /proc/PID/task is listed again at least this often even when the thread count is steady.
 const TASK_RELIST_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
@@ -649,7 +649,7 @@ impl TreeReader {
             };
         }
         // Asleep in the freezer (cgroup v2, or v1 while freezing): look at its cgroups.
-        let in_freezer = state.wchan.as_deref().is_some_and(|w| w.contains("freez"));
+        let in_freezer = state.wchan.as_deref().is_some_and(sleeps_in_freezer);
         if let (true, Some(process)) = (in_freezer, process) {
             process.looks_frozen = true;
         }
