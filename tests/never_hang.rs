@@ -107,6 +107,17 @@ impl FsState {
         std::mem::take(&mut *self.callers.lock().unwrap())
     }
 
+    /// Nothing but the program (and the kernel, pid 0) asked the filesystem anything.
+    fn assert_only_asked_by(&self, program: i32) {
+        let callers = self.callers();
+        assert!(
+            callers
+                .iter()
+                .all(|pid| *pid == program as u32 || *pid == 0),
+            "requests from {callers:?}, the program is {program}"
+        );
+    }
+
     /// Answers the held requests (with an error: dropping a reply sends EIO).
     fn release_held(&self) {
         self.held.lock().unwrap().clear();
@@ -333,13 +344,7 @@ fn a_filesystem_that_stops_answering_neither_hangs_nor_slows_the_program() {
         "{:?}",
         report.sampling
     );
-    // Nothing but the program (and the kernel, pid 0) asked the filesystem anything.
-    let program = report.target.pid as u32;
-    let callers = fs.state.callers();
-    assert!(
-        callers.iter().all(|pid| *pid == program || *pid == 0),
-        "requests from {callers:?}, the program is {program}"
-    );
+    fs.state.assert_only_asked_by(report.target.pid);
 }
 
 #[test]
@@ -401,12 +406,7 @@ fn an_executable_on_a_fuse_mount_is_never_read_by_concadvise() {
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     let report = read_report(&report_path).unwrap();
-    let program = report.target.pid as u32;
-    let callers = fs.state.callers();
-    assert!(
-        callers.iter().all(|pid| *pid == program || *pid == 0),
-        "requests from {callers:?}, the program is {program}"
-    );
+    fs.state.assert_only_asked_by(report.target.pid);
     // Its Go build info could not be read (never on FUSE): counted, not guessed.
     assert!(
         report.sampling.unresolved_files >= 1,
