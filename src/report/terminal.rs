@@ -266,10 +266,13 @@ pub fn render(report: &Report, look: Look) -> String {
         ));
     }
     if sampling.unresolved_files > 0 {
+        let files = match sampling.unresolved_files {
+            1 => "1 file".to_string(),
+            n => format!("{n} files"),
+        };
         note(format!(
-            "({} files were left unread: on a network or FUSE mount (never touched), or a \
-             helper thread did not answer; what they are was inferred without them)",
-            sampling.unresolved_files
+            "({files} that concadvise would have read or stat'ed left alone: on a network or \
+             FUSE mount, which it never touches, or a helper thread did not answer in time)"
         ));
     }
     if sampling.discovery == "scan" {
@@ -354,6 +357,41 @@ mod tests {
         assert_eq!(bar(1.0, 4), "████");
         assert_eq!(bar(0.5, 4), "██");
         assert_eq!(bar(0.0, 4), "▏");
+    }
+
+    #[test]
+    fn who_stopped_it_and_the_mounts_of_file_waits_are_shown() {
+        let text = include_str!("../../tests/fixtures/reports/before_issue19.toml");
+        let mut report: Report = toml::from_str(text).unwrap();
+        let by = crate::sampler::observation::Stopper::Tracer {
+            pid: 4242,
+            name: "gdb".into(),
+        };
+        report.stops = vec![super::super::StopSection::new(&by, 2.0)];
+        let wait = &mut report.threads[0].waits[0];
+        wait.kind = "network_fs".into();
+        wait.mount = Some("/mnt/data".into());
+        wait.filesystem = Some("nfs4".into());
+        report.sampling.unresolved_files = 1;
+        let shown = render(
+            &report,
+            Look {
+                width: 100,
+                color: false,
+            },
+        );
+        assert!(
+            shown.contains("stopped by\n       2.00 s  tracer PID 4242 (gdb)\n"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("network_fs 0.29 s on /mnt/data (nfs4)"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("(1 file that concadvise would have read"),
+            "{shown}"
+        );
     }
 
     #[test]
