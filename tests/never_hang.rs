@@ -355,16 +355,18 @@ fn a_fuse_mount_of_a_network_kind_is_a_network_fs_wait_with_its_own_advice() {
     let _timing = timing_lock();
     // What sshfs mounts look like in mountinfo: fuse.sshfs.
     let fs = Mounted::new(FsState::new(false, Vec::new()), "sshfs");
-    let (report, output) = common::run_measured(
-        &[],
-        &[
-            &workload_str(),
-            "read",
-            "--file",
-            &fs.path("data").display().to_string(),
-        ],
-    );
+    let dir = scratch_dir();
+    let report_path = dir.path().join("report.toml");
+    let output = concadvise()
+        .args(["run", "-q", "--report"])
+        .arg(&report_path)
+        .args(["--", &workload_str(), "read", "--file"])
+        .arg(fs.path("data"))
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{output:?}");
+    let report = read_report(&report_path).unwrap();
     assert!(report.wall.network_fs_s > 1.5, "{:?}", report.wall);
     assert_eq!(report.wall.disk_s, 0.0, "{:?}", report.wall);
     assert_eq!(report.verdict.class, "io-bound");
