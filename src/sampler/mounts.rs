@@ -439,6 +439,40 @@ mod tests {
     }
 
     #[test]
+    fn a_mount_made_after_the_table_was_read_is_seen_through_the_kernels_change_flag() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let point = std::fs::canonicalize(dir.path()).unwrap();
+        let point = point.to_string_lossy().into_owned();
+        let mut table = MountTable::default();
+        let pid = std::process::id() as i32;
+        let key = mount_namespace(pid);
+        let before = table.for_path(pid, key, &point).unwrap();
+        assert_ne!(before.named.point, point);
+        nix::mount::mount(
+            Some("concadvise-test"),
+            dir.path(),
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+        std::thread::sleep(CHECK_PERIOD);
+        let after = table.for_path(pid, key, &point);
+        let _ = nix::mount::umount(dir.path());
+        let after = after.unwrap();
+        assert_eq!(after.named.point, point);
+        assert_eq!(after.named.fs_type, "tmpfs");
+        assert_eq!(
+            table.reads, 2,
+            "read again once, after the kernel flagged a change"
+        );
+    }
+
+    #[test]
     fn this_process_mount_table_has_its_root() {
         let mut table = MountTable::default();
         let pid = std::process::id() as i32;
