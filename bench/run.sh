@@ -205,6 +205,13 @@ read -r user sys <"$TMP/time2"
 record t10.outer_user_s "$user"
 record t10.outer_sys_s "$sys"
 
+note "== 2b. the same with discovery by scanning /proc (as on kernels without children files)"
+CONCADVISE_DISCOVERY=scan "${LIMIT[@]}" 60 \
+    "$C" run -q --report "$TMP/r2b.toml" -- "$W" many-threads --threads 10 --busy 2 --seconds 5 \
+    >/dev/null || fail "the 10-thread scan run failed (exit $?)"
+record_report t10scan "$TMP/r2b.toml"
+record t10scan.processes "$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)"
+
 # ---------------------------------------------------------------------------------------------
 mark 3
 for rate in 100 20; do
@@ -379,6 +386,13 @@ cross = (outer - target_cpu) / wall
 row("   cross-check: time(1) U+S - target cpu_s",
     f"{cross * 100:.2f} % of a core (({outer:.2f} - {target_cpu:.3f}) s / {wall:.2f} s)",
     "<= 1 %", cross <= 0.01)
+
+# 2b. the same with the /proc scan discovery
+scan_share = num("t10scan.self_cpu_s") / num("t10scan.wall_s")
+row("2b. self CPU, 10 threads @100 Hz, scan discovery",
+    f"{scan_share * 100:.2f} % of a core ({num('t10scan.self_cpu_s'):.3f} s / "
+    f"{num('t10scan.wall_s'):.2f} s, {num('t10scan.processes'):.0f} processes on the machine)",
+    "<= 2 %", scan_share <= 0.02)
 
 # 3. scale
 for rate in (100, 20):

@@ -39,6 +39,9 @@
 //!   budget), each over and over computing W ms, sleeping P ms, then waiting L ms
 //!   on a condition variable nobody signals, for S seconds —
 //!   `workload flicker --threads 1000 --seconds 60 --work-ms 0 --sleep-ms 10 --wait-ms 10`
+//! - `read`: reads a file to its end in 64 KiB reads, with no stat of it (open and
+//!   read only), then prints the byte count and the time it ended (Unix seconds) —
+//!   `workload read --file data.bin`
 
 use std::fs::{self, OpenOptions};
 use std::hint::black_box;
@@ -64,7 +67,8 @@ const USAGE: &str = "usage: workload MODE [--flag value]...
   thread-churn    [--count N=500] [--batch B=50] [--work-ms M=2]
   many-threads    [--threads N=1000] [--busy K=2] [--seconds S=5]
   locks           [--threads N=4] [--seconds S=2]
-  flicker         [--threads N=100] [--seconds S=5] [--work-ms W=0] [--sleep-ms P=10] [--wait-ms L=10]";
+  flicker         [--threads N=100] [--seconds S=5] [--work-ms W=0] [--sleep-ms P=10] [--wait-ms L=10]
+  read            --file PATH";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -181,6 +185,13 @@ fn main() -> ExitCode {
             let wait = Duration::from_millis(opts.get("wait-ms", 10));
             opts.finish();
             return flicker(threads, secs, [work, pause, wait]);
+        }
+        "read" => {
+            let Some(path) = opts.take::<PathBuf>("file") else {
+                usage_error("mode `read` needs --file PATH")
+            };
+            opts.finish();
+            read_file(&path);
         }
         other => usage_error(&format!("unknown mode `{other}`")),
     }
@@ -604,6 +615,27 @@ fn thread_churn(count: usize, batch: usize, work: Duration) {
 
 /// `threads` threads contending on one mutex, each computing ~1 ms while
 /// holding it: about one core busy in total, the others waiting on the futex.
+/// Open and read only: no fstat (std's `read_to_end` would ask the file's size).
+fn read_file(path: &Path) {
+    let mut file = fs::File::open(path)
+        .unwrap_or_else(|e| fail(&format!("cannot open {}: {e}", path.display())));
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        match io::Read::read(&mut file, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => fail(&format!("cannot read {}: {e}", path.display())),
+        }
+    }
+    drop(file);
+    let ended = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    println!("read: {total} bytes, ended at {ended:.3}");
+}
+
 fn locks(threads: usize, secs: Duration) {
     let deadline = Instant::now() + secs;
     let acquisitions = Mutex::new(0u64);

@@ -82,7 +82,12 @@ pub const REQUIRED: [&str; 15] = [
     "idle",
 ];
 /// Situations a profile may advise on (used only where they apply).
-pub const OPTIONAL: [&str; 2] = ["cpu_bound_free_threaded", "gil_contention"];
+pub const OPTIONAL: [&str; 4] = [
+    "cpu_bound_free_threaded",
+    "gil_contention",
+    "io_network_fs",
+    "stopped",
+];
 
 /// Measured numbers a profile's text may cite, as {name}.
 pub const PLACEHOLDERS: [&str; 18] = [
@@ -511,6 +516,15 @@ mod tests {
         assert_eq!(set.names(), ["python", "node", "jvm", "go", "native"]);
         for profile in set.iter() {
             for situation in REQUIRED {
+                assert!(
+                    profile.advice.contains_key(situation),
+                    "{} {situation}",
+                    profile.name
+                );
+            }
+        }
+        for profile in set.iter() {
+            for situation in ["io_network_fs", "stopped"] {
                 assert!(
                     profile.advice.contains_key(situation),
                     "{} {situation}",

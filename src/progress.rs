@@ -40,7 +40,8 @@ impl Progress {
                                 status.cores, status.doing, status.threads
                             ));
                         }
-                        std::thread::sleep(Duration::from_millis(250));
+                        // Woken at once by the drop: the summary never waits for it.
+                        std::thread::park_timeout(Duration::from_millis(250));
                     }
                 })
                 .ok()?
@@ -57,6 +58,7 @@ impl Drop for Progress {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             let _ = thread.join();
         }
         self.bar.finish_and_clear();

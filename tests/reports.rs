@@ -211,3 +211,41 @@ fn malformed_reports_get_a_one_line_error_and_exit_5() {
         assert_one_line_error(&output, 5, expected);
     }
 }
+
+#[test]
+fn a_report_written_before_network_fs_and_stopped_existed_still_loads_shows_and_diffs() {
+    let old = example_fixture("reports/before_issue19.toml");
+    let report = read_report(std::path::Path::new(&old)).unwrap();
+    assert_eq!(report.wall.network_fs_s, 0.0);
+    assert_eq!(report.wall.stopped_s, 0.0);
+    assert_eq!(report.sampling.stalled_ticks, 0);
+    assert!(report.stops.is_empty());
+    assert!(report
+        .threads
+        .iter()
+        .flat_map(|t| &t.waits)
+        .all(|w| w.mount.is_none()));
+    let shown = concadvise()
+        .args(["show", "--color", "never", &old])
+        .output()
+        .unwrap();
+    assert!(shown.status.success(), "{shown:?}");
+    let dir = scratch_dir();
+    let new = dir.path().join("new.toml");
+    concadvise()
+        .args(["run", "-q", "--report"])
+        .arg(&new)
+        .args(["--", "sleep", "0.3"])
+        .assert()
+        .success();
+    let diff = concadvise()
+        .args(["diff", &old])
+        .arg(&new)
+        .output()
+        .unwrap();
+    assert!(diff.status.success(), "{diff:?}");
+}
+
+fn example_fixture(path: &str) -> String {
+    format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))
+}

@@ -93,9 +93,10 @@ pub struct Advice {
 fn advise(input: &AdviceInput) -> Advice {
     let chosen = situations::choose(input);
     let situation = chosen.name();
+    // A profile written before a situation existed gets the nearest one's advice.
     let entry = input
         .profile
-        .advice_for(situation, "cpu_bound")
+        .advice_for(situation, chosen.fallback())
         .cloned()
         .unwrap_or_else(|| SituationAdvice {
             model: Model::None,
@@ -149,6 +150,13 @@ fn advise(input: &AdviceInput) -> Advice {
             input.samples,
             input.wall_s,
             crate::analysis::verdict::ENOUGH_TICKS
+        ));
+    }
+    if shares.stopped > 0.1 && situation != "stopped" {
+        reasons.push(format!(
+            "{} of the wall time the program was stopped from outside (a stop signal, a \
+             tracer, a frozen cgroup): that time is left out of the shares above.",
+            pct(shares.stopped)
         ));
     }
     if shares.unknown > 0.2 {
@@ -392,5 +400,33 @@ mod tests {
         assert_eq!(advice.model, Model::None);
         assert_eq!(advice.warning, WARNING);
         assert_eq!(advice.workers, None);
+    }
+
+    #[test]
+    fn a_network_filesystem_is_not_disk_advice_and_gets_no_pool_size() {
+        let nfs = verdict(5.0, &[(WaitKind::NetworkFs, 95.0)]);
+        for runtime in ["python", "node", "jvm", "go", "native"] {
+            let advice = advise_for(&nfs, runtime, 0.05);
+            assert_eq!(advice.situation, "io_network_fs", "{runtime}");
+            assert_eq!(advice.model, Model::None, "{runtime}");
+            assert_eq!(advice.workers, None, "{runtime}: more local workers queue");
+            assert!(advice.reasons.iter().any(|r| r.contains("file server")));
+        }
+    }
+
+    #[test]
+    fn a_stopped_run_is_not_idle_and_stopped_time_is_said_otherwise() {
+        let stopped = verdict(1.0, &[(WaitKind::Stopped, 99.0)]);
+        let advice = advise_for(&stopped, "native", 0.0);
+        assert_eq!(advice.situation, "stopped");
+        assert_eq!(advice.model, Model::None);
+        assert!(advice.reasons[0].contains("stopped from outside"));
+        let partly = verdict(70.0, &[(WaitKind::Stopped, 30.0)]);
+        let advice = advise_for(&partly, "native", 0.7);
+        assert_eq!(advice.situation, "cpu_bound");
+        assert!(advice
+            .reasons
+            .iter()
+            .any(|r| r.contains("30% of the wall time the program was stopped")));
     }
 }

@@ -3,11 +3,14 @@
 //! Pure: fed the snapshots the sampler read (or recorded ones, in tests), it does no I/O.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::throttling::{allowances, ThreadNs, Throttling};
 use super::timeline::Timeline;
 use super::wait_kind::{classify, is_sync, WaitKind};
-use crate::sampler::observation::{ProcessInfo, Sighting, ThreadObservation, TickSnapshot};
+use crate::sampler::observation::{
+    FileMount, ProcessInfo, Sighting, Stopper, ThreadObservation, ThreadState, TickSnapshot,
+};
 
 /// Nanoseconds on the CPU, waiting for a CPU, and off the CPU by wait kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -58,6 +61,22 @@ impl TimeSplit {
     }
 }
 
+/// What a wait was on, beyond its kind: the mount of a file, or who stopped the thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitDetail {
+    Mount(Arc<FileMount>),
+    StoppedBy(Stopper),
+}
+
+/// The detail of a thread's wait of kind `kind` at a sample, when the sampler knew it.
+pub fn detail_of(state: &ThreadState, kind: Option<WaitKind>) -> Option<WaitDetail> {
+    match kind? {
+        WaitKind::Stopped => state.stopped_by.clone().map(WaitDetail::StoppedBy),
+        WaitKind::Disk | WaitKind::NetworkFs => state.mount.clone().map(WaitDetail::Mount),
+        _ => None,
+    }
+}
+
 /// One thread's account over the measurement.
 #[derive(Debug, Clone)]
 pub struct ThreadAccount {
@@ -77,6 +96,10 @@ pub struct ThreadAccount {
     prev_wait: Option<Wait>,
     /// The last wait this thread was seen in, however long ago.
     last_wait: Option<Wait>,
+    /// Wait time by what it was on (a file's mount, who stopped the thread), by kind.
+    pub details: Vec<(WaitKind, WaitDetail, f64)>,
+    /// Stopped time charged in the current interval, by who stopped it (taken by `ingest`).
+    stopped_now: Vec<(Stopper, f64)>,
     /// Off-CPU time not yet attributed: negative when counters ran ahead of the clock
     /// (schedstat is updated at scheduler ticks), positive while the thread was seen running
     /// at both ends of its intervals.
@@ -92,18 +115,21 @@ pub struct ThreadAccount {
 const THROTTLE_DEBT_LIFE_NS: u64 = 250_000_000;
 
 /// What a thread was blocked in, as the accounting needs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Wait {
     kind: WaitKind,
     /// A disk wait that was a sync (fsync, O_SYNC write...).
     sync: bool,
+    /// What it was on, when the sampler knew.
+    detail: Option<WaitDetail>,
 }
 
-impl TimeSplit {
-    fn charge(&mut self, wait: Wait, ns: f64) {
-        self.waits_ns[wait.kind.index()] += ns;
-        if wait.sync {
-            self.disk_sync_ns += ns;
+impl Wait {
+    fn plain(kind: WaitKind) -> Wait {
+        Wait {
+            kind,
+            sync: false,
+            detail: None,
         }
     }
 }
@@ -137,15 +163,19 @@ const KEPT_FINISHED_THREADS: usize = 100;
 
 /// Groups of wait kinds, in the order they explain wall time when nothing computes:
 /// a thread waiting on I/O explains the wall better than a pool thread parked on a futex.
-const WALL_PRIORITY: [&[WaitKind]; 6] = [
+const WALL_PRIORITY: [&[WaitKind]; 7] = [
     // Held off the CPU by a quota: the program wanted to compute.
     &[WaitKind::Throttled],
     &[
         WaitKind::Disk,
         WaitKind::Network,
+        WaitKind::NetworkFs,
         WaitKind::Ipc,
         WaitKind::Paging,
     ],
+    // A stopped thread comes next: the program cannot go on while it is held (and a lock
+    // waited on may be held by the stopped thread).
+    &[WaitKind::Stopped],
     &[WaitKind::Lock],
     &[WaitKind::Other, WaitKind::Unknown],
     &[WaitKind::Sleep, WaitKind::EventWait, WaitKind::Input],
@@ -196,6 +226,8 @@ pub struct Accountant {
     pub sync_switches: u64,
     /// The same around waits on I/O (disk, network, pipes): about the number of waits.
     pub io_switches: u64,
+    /// Stopped wall time by who stopped the threads (a signal, a tracer, a frozen cgroup).
+    pub stops: Vec<(Stopper, f64)>,
 }
 
 /// Each thread's interval up to the last tick, as the accountant split it.
@@ -215,11 +247,18 @@ impl Accountant {
         let throttled = self.throttled_allowances(snapshot);
         let mut interval = TimeSplit::default();
         let mut interval_busy_ns = 0.0;
+        // Stopped thread-time in this tick, by who stopped the threads.
+        let mut interval_stops: Vec<(Stopper, f64)> = Vec::new();
         self.last_tick.threads.clear();
         for (index, observation) in snapshot.threads.iter().enumerate() {
             let key = (observation.pid, observation.tid);
             let allowance = throttled.get(&key).copied().unwrap_or(0.0);
             if let Some((split, busy_ns)) = self.account_thread(index, observation, allowance) {
+                if let Some(account) = self.threads.get_mut(&key) {
+                    for (by, ns) in account.stopped_now.drain(..) {
+                        add_to(&mut interval_stops, &by, ns);
+                    }
+                }
                 interval_busy_ns += busy_ns;
                 if let Some(process) = self.processes.get_mut(&observation.pid) {
                     process.cpu_ns += split.cpu_ns;
@@ -252,6 +291,12 @@ impl Accountant {
         self.last_tick.tick_ns = tick_ns;
         let wall = wall_split(tick_ns, &interval, interval_busy_ns);
         self.wall.add(&wall);
+        // The tick's stopped wall time, shared among who stopped its threads.
+        let stopped_threads_ns: f64 = interval_stops.iter().map(|(_, ns)| ns).sum();
+        for (by, ns) in &interval_stops {
+            let share = wall.wait(WaitKind::Stopped) * ns / stopped_threads_ns;
+            add_to(&mut self.stops, by, share);
+        }
         self.timeline.add(snapshot.at_ns, &wall, interval.cpu_ns);
         self.recent.add(&wall);
         self.recent_cpu_ns += interval.cpu_ns;
@@ -278,8 +323,8 @@ impl Accountant {
             let Some(account) = self.threads.get(&key) else {
                 continue;
             };
-            let wait = wait_of(observation, account.prev_wait);
-            let (cpu_ns, candidate_ns) = account.preview(observation, wait);
+            let wait = wait_of(observation, account.prev_wait.clone());
+            let (cpu_ns, candidate_ns) = account.preview(observation, wait.as_ref());
             *usage.entry(group).or_insert(0.0) += cpu_ns;
             candidates
                 .entry(group)
@@ -338,7 +383,7 @@ impl Accountant {
         throttled_ns: f64,
     ) -> Option<(TimeSplit, f64)> {
         let key = (observation.pid, observation.tid);
-        let previous = self.threads.get(&key).and_then(|a| a.prev_wait);
+        let previous = self.threads.get(&key).and_then(|a| a.prev_wait.clone());
         let wait = wait_of(observation, previous);
         let fresh = |prev_at_ns, prev_cpu_ns, prev_runqueue_ns, prev_timeslices| ThreadAccount {
             pid: observation.pid,
@@ -351,8 +396,10 @@ impl Accountant {
             prev_timeslices,
             prev_cpu_ns,
             prev_runqueue_ns,
-            prev_wait: wait,
-            last_wait: wait,
+            prev_wait: wait.clone(),
+            last_wait: wait.clone(),
+            details: Vec::new(),
+            stopped_now: Vec::new(),
             pending_off_ns: 0,
             throttle_debt: (0.0, 0),
         };
@@ -383,11 +430,17 @@ impl Accountant {
             .state
             .as_ref()
             .is_some_and(|state| matches!(state.letter, 'Z' | 'X'));
-        let syncing = wait.is_some_and(|w| w.sync) || account.prev_wait.is_some_and(|w| w.sync);
-        let on_io = wait.is_some_and(|w| w.kind.is_io())
-            || account.prev_wait.is_some_and(|w| w.kind.is_io());
+        let syncing = wait.as_ref().is_some_and(|w| w.sync)
+            || account.prev_wait.as_ref().is_some_and(|w| w.sync);
+        let on_io = wait.as_ref().is_some_and(|w| w.kind.is_io())
+            || account.prev_wait.as_ref().is_some_and(|w| w.kind.is_io());
         // A thread born during the interval started it running.
-        let wait_before = if born { None } else { account.prev_wait };
+        let wait_before = if born {
+            None
+        } else {
+            account.prev_wait.as_ref().map(|w| w.kind)
+        };
+        let wait_after = wait.as_ref().map(|w| w.kind);
         let (split, busy_ns) = account.advance(
             Reading {
                 at_ns: observation.at_ns,
@@ -416,8 +469,8 @@ impl Accountant {
             observation: index,
             account_started_ns: account.started_ns,
             split,
-            wait_before: wait_before.map(|w| w.kind),
-            wait_after: wait.map(|w| w.kind),
+            wait_before,
+            wait_after,
         });
         Some((split, busy_ns))
     }
@@ -496,10 +549,15 @@ struct Reading {
 /// since the last one (no state read), the wait it was in then.
 fn wait_of(observation: &ThreadObservation, previous: Option<Wait>) -> Option<Wait> {
     match &observation.state {
-        Some(state) => classify(state).map(|kind| Wait {
-            kind,
-            sync: kind == WaitKind::Disk && is_sync(state),
-        }),
+        Some(state) => {
+            let kind = classify(state);
+            let detail = detail_of(state, kind);
+            kind.map(|kind| Wait {
+                kind,
+                sync: kind == WaitKind::Disk && is_sync(state),
+                detail,
+            })
+        }
         None => previous,
     }
 }
@@ -508,7 +566,7 @@ impl ThreadAccount {
     /// The CPU this observation adds, and how long the thread waited for a CPU in the
     /// interval: its run-queue wait, and the time it was runnable at both ends without
     /// running (what a cgroup's quota does on some kernels).
-    fn preview(&self, observation: &ThreadObservation, wait: Option<Wait>) -> (f64, f64) {
+    fn preview(&self, observation: &ThreadObservation, wait: Option<&Wait>) -> (f64, f64) {
         let elapsed = observation.at_ns.saturating_sub(self.prev_at_ns) as i64;
         let cpu = observation.cpu_ns.saturating_sub(self.prev_cpu_ns);
         let runqueue = observation
@@ -559,10 +617,7 @@ impl ThreadAccount {
             return (split, busy);
         }
         let mut throttle_left = throttled_ns;
-        let throttled = Wait {
-            kind: WaitKind::Throttled,
-            sync: false,
-        };
+        let throttled = Wait::plain(WaitKind::Throttled);
         let runnable = self.prev_wait.is_none() && wait.is_none();
         let (debt, debt_at) = self.throttle_debt;
         if debt > 0.0 && at_ns.saturating_sub(debt_at) > THROTTLE_DEBT_LIFE_NS {
@@ -571,7 +626,7 @@ impl ThreadAccount {
         if cpu + runqueue == 0 && runnable && throttle_left > 0.0 {
             // Held the whole interval: charged now, so the wall view shows it when it happened.
             let held = (elapsed.max(0) as f64).min(throttle_left);
-            split.charge(throttled, held);
+            self.charge(&mut split, &throttled, held);
             throttle_left = 0.0;
             off -= held as i64;
             self.throttle_debt = (self.throttle_debt.0 + held, at_ns);
@@ -585,37 +640,39 @@ impl ThreadAccount {
         }
         if off > 0 && runnable && throttle_left > 0.0 {
             let held = (off as f64).min(throttle_left);
-            split.charge(throttled, held);
+            self.charge(&mut split, &throttled, held);
             throttle_left -= held;
             off -= held as i64;
         }
         if throttle_left > 0.0 {
             let held = split.runqueue_ns.min(throttle_left);
             split.runqueue_ns -= held;
-            split.charge(throttled, held);
+            self.charge(&mut split, &throttled, held);
         }
         if off < 0 {
             self.pending_off_ns = off;
         } else {
-            match (self.prev_wait, wait) {
-                (Some(before), Some(now)) if before != now => {
-                    split.charge(before, off as f64 / 2.0);
-                    split.charge(now, off as f64 / 2.0);
+            match (self.prev_wait.clone(), wait.as_ref()) {
+                // Half each side of a change of wait (or of what the same wait was on).
+                (Some(before), Some(now)) if before != *now => {
+                    self.charge(&mut split, &before, off as f64 / 2.0);
+                    self.charge(&mut split, now, off as f64 / 2.0);
                 }
-                (Some(kind), _) | (None, Some(kind)) => split.charge(kind, off as f64),
+                (Some(kind), _) => self.charge(&mut split, &kind, off as f64),
+                (None, Some(kind)) => self.charge(&mut split, kind, off as f64),
                 // Running at both ends: waits too short to be seen (a thread doing many quick
                 // fsyncs) or counter lag, which the next interval takes back. Give it to the
                 // wait this thread was last seen in; with none seen yet, keep it for later,
                 // unless it grows past the interval itself.
-                (None, None) => match self.last_wait {
-                    Some(kind) => split.charge(kind, off as f64),
+                (None, None) => match self.last_wait.clone() {
+                    Some(kind) => self.charge(&mut split, &kind, off as f64),
                     None if off > elapsed => split.waits_ns[WaitKind::Other.index()] += off as f64,
                     None => self.pending_off_ns = off,
                 },
             }
         }
         if wait.is_some() {
-            self.last_wait = wait;
+            self.last_wait = wait.clone();
         }
         self.prev_at_ns = at_ns;
         self.prev_cpu_ns = cpu_ns;
@@ -624,6 +681,45 @@ impl ThreadAccount {
         // Run-queue time moved to `throttled` is a wait, not busy time.
         let busy = (elapsed as f64 - split.waits_ns.iter().sum::<f64>()).max(0.0);
         (split, busy)
+    }
+}
+
+impl ThreadAccount {
+    /// Adds `ns` of `wait` to `split` (and to its sync share), and to the time of what it was
+    /// on.
+    fn charge(&mut self, split: &mut TimeSplit, wait: &Wait, ns: f64) {
+        split.waits_ns[wait.kind.index()] += ns;
+        if wait.sync {
+            split.disk_sync_ns += ns;
+        }
+        let Some(detail) = &wait.detail else { return };
+        if let WaitDetail::StoppedBy(by) = detail {
+            add_to(&mut self.stopped_now, by, ns);
+        }
+        match self
+            .details
+            .iter_mut()
+            .find(|(k, d, _)| *k == wait.kind && d == detail)
+        {
+            Some((_, _, total)) => *total += ns,
+            None => self.details.push((wait.kind, detail.clone(), ns)),
+        }
+    }
+
+    /// What this thread's wait of `kind` was mostly on, if known.
+    pub fn main_detail(&self, kind: WaitKind) -> Option<&WaitDetail> {
+        self.details
+            .iter()
+            .filter(|(k, _, _)| *k == kind)
+            .max_by(|a, b| a.2.total_cmp(&b.2))
+            .map(|(_, detail, _)| detail)
+    }
+}
+
+fn add_to(stops: &mut Vec<(Stopper, f64)>, by: &Stopper, ns: f64) {
+    match stops.iter_mut().find(|(known, _)| known == by) {
+        Some((_, total)) => *total += ns,
+        None => stops.push((by.clone(), ns)),
     }
 }
 
@@ -725,13 +821,15 @@ mod tests {
             prev_runqueue_ns: 0,
             prev_wait: Some(plain(kind)),
             last_wait: Some(plain(kind)),
+            details: Vec::new(),
+            stopped_now: Vec::new(),
             pending_off_ns: 0,
             throttle_debt: (0.0, 0),
         }
     }
 
     fn plain(kind: WaitKind) -> Wait {
-        Wait { kind, sync: false }
+        Wait::plain(kind)
     }
 
     fn read(at_ns: u64, cpu_ns: u64, runqueue_ns: u64) -> Reading {
@@ -765,10 +863,10 @@ mod tests {
     fn sync_waits_are_disk_waits_counted_apart_too() {
         let mut account = account_waiting_on(WaitKind::Disk);
         let sync = Some(Wait {
-            kind: WaitKind::Disk,
             sync: true,
+            ..Wait::plain(WaitKind::Disk)
         });
-        account.prev_wait = sync;
+        account.prev_wait = sync.clone();
         let (s, _) = account.advance(read(100, 10, 0), sync, false, 0.0);
         assert_eq!(s.wait(WaitKind::Disk), 90.0);
         assert_eq!(s.disk_sync_ns, 90.0);
@@ -808,5 +906,103 @@ mod tests {
         assert_eq!(s.wait(WaitKind::Throttled), 0.0);
         assert_eq!(s.runqueue_ns, 20.0);
         assert_eq!(busy, 100.0);
+    }
+
+    #[test]
+    fn a_threads_waits_on_files_name_their_mount() {
+        let mut accountant = Accountant::default();
+        accountant.ingest(&tick(0, 0, Some(blocked('D', Some("/nfs/a"), None))));
+        accountant.ingest(&tick(1000, 0, None));
+        accountant.ingest(&tick(2000, 0, Some(blocked('D', Some("/nfs/a"), None))));
+        // Another file on another mount for the last second.
+        accountant.ingest(&tick(3000, 0, Some(blocked('D', Some("/nfs/b"), None))));
+        let thread = accountant.threads().next().unwrap();
+        assert_eq!(thread.time.wait(WaitKind::NetworkFs), 3e9);
+        let Some(WaitDetail::Mount(main)) = thread.main_detail(WaitKind::NetworkFs) else {
+            panic!("no mount named: {:?}", thread.details);
+        };
+        assert_eq!(main.point, "/nfs/a");
+        assert_eq!(thread.main_detail(WaitKind::Disk), None);
+        let on_b: f64 = thread
+            .details
+            .iter()
+            .filter(|(_, d, _)| matches!(d, WaitDetail::Mount(m) if m.point == "/nfs/b"))
+            .map(|(_, _, ns)| ns)
+            .sum();
+        assert_eq!(on_b, 0.5e9, "half of the interval across the change");
+    }
+
+    #[test]
+    fn stopped_wall_time_goes_to_who_stopped_the_thread() {
+        let tracer = Stopper::Tracer {
+            pid: 77,
+            name: "gdb".into(),
+        };
+        let mut accountant = Accountant::default();
+        accountant.ingest(&tick(0, 0, Some(blocked('S', None, None))));
+        accountant.ingest(&tick(
+            1000,
+            0,
+            Some(blocked('t', None, Some(tracer.clone()))),
+        ));
+        accountant.ingest(&tick(3000, 0, None));
+        accountant.ingest(&tick(4000, 0, Some(blocked('S', None, None))));
+        // Half of the first second (across the change) and the next two.
+        assert_eq!(accountant.wall.wait(WaitKind::Stopped), 3e9);
+        assert_eq!(accountant.stops, vec![(tracer, 3e9)]);
+    }
+
+    fn tick(at_ms: u64, cpu_ms: u64, state: Option<ThreadState>) -> TickSnapshot {
+        use crate::sampler::observation::ThreadObservation;
+        TickSnapshot {
+            at_ns: at_ms * 1_000_000,
+            threads: vec![ThreadObservation {
+                pid: 1,
+                tid: 1,
+                at_ns: at_ms * 1_000_000,
+                sighting: if at_ms == 0 {
+                    Sighting::BornAt(0)
+                } else {
+                    Sighting::Continuing
+                },
+                comm: None,
+                cpu_ns: cpu_ms * 1_000_000,
+                runqueue_ns: 0,
+                timeslices: cpu_ms,
+                state,
+            }],
+            ..TickSnapshot::default()
+        }
+    }
+
+    fn blocked(letter: char, mount: Option<&str>, stopped_by: Option<Stopper>) -> ThreadState {
+        use crate::sampler::observation::{FdKind, SyscallState};
+        ThreadState {
+            letter,
+            syscall: SyscallState::Blocked {
+                call: syscalls::Sysno::read,
+                args: [3, 0, 0, 0, 0, 0],
+            },
+            wchan: None,
+            fds: vec![if mount.is_some_and(|m| m.starts_with("/nfs")) {
+                FdKind::NetworkFile
+            } else {
+                FdKind::RegularFile
+            }],
+            mount: mount.map(|point| {
+                Arc::new(FileMount {
+                    point: point.into(),
+                    fs_type: "nfs4".into(),
+                    source: "server:/export".into(),
+                    device: "0:53".into(),
+                    network: true,
+                })
+            }),
+            watched: 0,
+            watched_peers: 0,
+            fd_sync: false,
+            peers: Vec::new(),
+            stopped_by,
+        }
     }
 }

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::accountant::{Accountant, TimeSplit};
+use super::accountant::{Accountant, TimeSplit, WaitDetail};
 use super::bottleneck::Bottleneck;
 use super::contention::{serialized_threads, SerializedThreads};
 use super::limits::{self, Limits};
@@ -21,6 +21,7 @@ use super::TickAnalyser;
 use crate::error::Error;
 use crate::machine::Machine;
 use crate::profile::{ProfileSet, FALLBACK};
+use crate::sampler::observation::Stopper;
 use crate::sampler::{SamplerOutcome, SamplerStats};
 use crate::target::runtime::{detect, Runtime};
 
@@ -99,6 +100,8 @@ pub struct ThreadFinding {
     /// When its account began (ns since sampling started): its birth or first sight.
     pub started_ns: u64,
     pub time: TimeSplit,
+    /// What its waits were on (a mount, for file waits), with the nanoseconds of each.
+    pub details: Vec<(WaitKind, WaitDetail, f64)>,
     /// What it mostly did in each bucket of the timeline (the busiest `TIMELINE_THREADS` only).
     pub timeline: Vec<StateRun>,
 }
@@ -126,6 +129,15 @@ impl ThreadFinding {
         waits.sort_by(|a, b| b.1.total_cmp(&a.1));
         waits.truncate(count);
         waits
+    }
+
+    /// What its waits of `kind` were on, mostly.
+    pub fn main_detail(&self, kind: WaitKind) -> Option<&WaitDetail> {
+        self.details
+            .iter()
+            .filter(|(k, _, _)| *k == kind)
+            .max_by(|a, b| a.2.total_cmp(&b.2))
+            .map(|(_, detail, _)| detail)
     }
 }
 
@@ -188,6 +200,9 @@ pub struct Findings {
     pub processes: Vec<ProcessFinding>,
     /// Busiest first.
     pub threads: Vec<ThreadFinding>,
+    /// Who stopped the program (a signal, a tracer, a frozen cgroup), in wall seconds scaled
+    /// like `wall`, longest first.
+    pub stops: Vec<(Stopper, f64)>,
     pub sampling: SamplerStats,
 }
 
@@ -263,6 +278,7 @@ pub fn analyse_ticks(
         cpu,
         breakdown,
         wall: scaled(&unscaled_wall, span_ns, wall_s),
+        stops: scaled_stops(accountant, span_ns, wall_s),
         verdict,
         phases,
         phases_disagree,
@@ -335,6 +351,19 @@ fn reconcile(accountant: &Accountant, cpu: &CpuTotals) -> (TimeSplit, TimeSplit)
     (tree, wall)
 }
 
+/// Who stopped the program, longest first, in wall seconds scaled like the wall split.
+fn scaled_stops(accountant: &Accountant, span_ns: f64, wall_s: f64) -> Vec<(Stopper, f64)> {
+    let scale = wall_s / span_ns.max(f64::MIN_POSITIVE);
+    let mut stops: Vec<(Stopper, f64)> = accountant
+        .stops
+        .iter()
+        .map(|(by, ns)| (by.clone(), ns * scale))
+        .filter(|(_, seconds)| *seconds >= 0.001)
+        .collect();
+    stops.sort_by(|a, b| b.1.total_cmp(&a.1));
+    stops
+}
+
 /// The wall split (which covers the sampled span) scaled to the measured wall time.
 fn scaled(wall: &TimeSplit, span_ns: f64, wall_s: f64) -> TimeSplit {
     if span_ns <= 0.0 {
@@ -393,6 +422,7 @@ fn threads(accountant: &Accountant) -> Vec<ThreadFinding> {
             name: t.name.clone(),
             started_ns: t.started_ns,
             time: t.time,
+            details: t.details.clone(),
             timeline: Vec::new(),
         })
         .collect();

@@ -109,12 +109,17 @@ fn majority(labels: &[Option<WorkloadClass>]) -> Option<WorkloadClass> {
 }
 
 /// Whether significant phases want different things: two or more distinct classes among the
-/// phases that are not idle and take a significant share of the run.
+/// phases that are not idle (nor stopped from outside) and take a significant share of the run.
 pub fn disagree(phases: &[Phase]) -> bool {
     let total: f64 = phases.iter().map(|p| p.wall.total_ns()).sum();
     let mut classes: Vec<WorkloadClass> = phases
         .iter()
-        .filter(|p| p.verdict.class != WorkloadClass::Idle)
+        .filter(|p| {
+            !matches!(
+                p.verdict.class,
+                WorkloadClass::Idle | WorkloadClass::Stopped
+            )
+        })
         .filter(|p| p.wall.total_ns() >= SIGNIFICANT_SHARE * total)
         .map(|p| p.verdict.class)
         .collect();

@@ -104,6 +104,7 @@ pub fn kind_letter(kind: WaitKind) -> char {
         WaitKind::Throttled => 'q',
         WaitKind::Disk => 'd',
         WaitKind::Network => 'n',
+        WaitKind::NetworkFs => 'f',
         WaitKind::Ipc => 'i',
         WaitKind::Lock => 'l',
         WaitKind::Sleep => 's',
@@ -111,6 +112,7 @@ pub fn kind_letter(kind: WaitKind) -> char {
         WaitKind::Child => 'w',
         WaitKind::Input => 't',
         WaitKind::Paging => 'p',
+        WaitKind::Stopped => 'h',
         WaitKind::Other => 'o',
         WaitKind::Unknown => '?',
     }
@@ -158,5 +160,11 @@ mod tests {
         assert_eq!(letter_name('d'), Some("disk"));
         assert_eq!(letter_name('c'), Some("cpu"));
         assert_eq!(state_letter(&TimeSplit::default()), ' ');
+        assert_eq!(letter_name('f'), Some("network_fs"));
+        assert_eq!(letter_name('h'), Some("stopped"));
+        let letters: std::collections::HashSet<char> =
+            WaitKind::ALL.into_iter().map(kind_letter).collect();
+        assert_eq!(letters.len(), WaitKind::COUNT, "one letter per kind");
+        assert!(!letters.contains(&'c') && !letters.contains(&'r'));
     }
 }

@@ -13,6 +13,9 @@ pub enum WorkloadClass {
     IoBound,
     Mixed,
     Idle,
+    /// Stopped from outside (a stop signal, a tracer, a frozen cgroup) for most of the run:
+    /// too little of the program's own time is left to classify.
+    Stopped,
 }
 
 impl WorkloadClass {
@@ -22,13 +25,15 @@ impl WorkloadClass {
             WorkloadClass::IoBound => "io-bound",
             WorkloadClass::Mixed => "mixed",
             WorkloadClass::Idle => "idle",
+            WorkloadClass::Stopped => "stopped",
         }
     }
 }
 
-/// Shares (0..1) by what the tree was doing, from the wall split. `runqueue` is a share of the
-/// whole wall time; the others are shares of the program's own time (the wall time less the
-/// run-queue wait), so a busy machine does not change what kind of program it is.
+/// Shares (0..1) by what the tree was doing, from the wall split. `runqueue` and `stopped` are
+/// shares of the whole wall time; the others are shares of the program's own time (the wall
+/// time less the run-queue wait and the time it was stopped), so a busy machine or a debugger
+/// does not change what kind of program it is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct WallShares {
     /// On a CPU.
@@ -47,12 +52,16 @@ pub struct WallShares {
     /// Other and unknown waits.
     pub other: f64,
     pub unknown: f64,
+    /// Stopped from outside (a share of the whole wall time, like `runqueue`).
+    #[serde(default)]
+    pub stopped: f64,
 }
 
 impl WallShares {
     pub fn from_wall(wall: &TimeSplit) -> Self {
         let all = wall.total_ns();
-        let total = all - wall.runqueue_ns;
+        let stopped = wall.wait(WaitKind::Stopped);
+        let total = all - wall.runqueue_ns - stopped;
         if total <= 0.0 || all <= 0.0 {
             return WallShares::default();
         }
@@ -74,6 +83,7 @@ impl WallShares {
             child: sum(|k| k == WaitKind::Child),
             other: sum(|k| matches!(k, WaitKind::Other | WaitKind::Unknown)),
             unknown: sum(|k| k == WaitKind::Unknown),
+            stopped: stopped / all,
         }
     }
 }
@@ -94,6 +104,8 @@ pub struct Verdict {
 /// `TOO_SHORT_CONFIDENCE` below it.
 pub const ENOUGH_TICKS: u64 = 50;
 const TOO_SHORT_CONFIDENCE: f64 = 0.5;
+/// Stopped at least this share of the wall time: the class is `stopped`.
+pub const STOPPED_SHARE: f64 = 0.5;
 
 /// The class of the workload from its wall split (already reconciled with the kernel's totals).
 pub fn classify(wall: &TimeSplit, ticks: u64) -> Verdict {
@@ -102,10 +114,19 @@ pub fn classify(wall: &TimeSplit, ticks: u64) -> Verdict {
 
 pub fn classify_with(wall: &TimeSplit, ticks: u64, thresholds: &Thresholds) -> Verdict {
     let shares = WallShares::from_wall(wall);
-    let dominant_wait = wall.dominant_wait();
+    // The program's own waits: being stopped is not one of them, unless it is the story.
+    let mut own = *wall;
+    own.waits_ns[WaitKind::Stopped.index()] = 0.0;
+    let dominant_wait = if shares.stopped >= STOPPED_SHARE {
+        Some(WaitKind::Stopped)
+    } else {
+        own.dominant_wait()
+    };
     // Time held off the CPU by a quota is time the program wanted to compute.
     let wants_cpu = shares.computing + shares.throttled;
-    let (class, strength) = if wants_cpu >= thresholds.cpu_bound_share {
+    let (class, strength) = if shares.stopped >= STOPPED_SHARE {
+        (WorkloadClass::Stopped, shares.stopped)
+    } else if wants_cpu >= thresholds.cpu_bound_share {
         (WorkloadClass::CpuBound, wants_cpu)
     } else if shares.io >= thresholds.io_bound_share && shares.io > shares.computing {
         (WorkloadClass::IoBound, shares.io)
@@ -180,5 +201,32 @@ mod tests {
         assert!(short.too_short && short.confidence <= 0.5, "{short:?}");
         let enough = classify(&TimeSplit::with_waits(100.0, &[]), ENOUGH_TICKS);
         assert!(!enough.too_short && enough.confidence > 0.9, "{enough:?}");
+    }
+
+    #[test]
+    fn stopped_time_is_outside_the_programs_own_time() {
+        // Stopped half of the wall time: that is the story.
+        let half = classify(
+            &TimeSplit::with_waits(1.0, &[(WaitKind::Stopped, 1.0)]),
+            100,
+        );
+        assert_eq!(half.class, WorkloadClass::Stopped);
+        // Stopped a quarter of it: classified on its own time, which is all computing.
+        let some = classify(
+            &TimeSplit::with_waits(3.0, &[(WaitKind::Stopped, 1.0)]),
+            100,
+        );
+        assert_eq!(some.class, WorkloadClass::CpuBound);
+        assert!((some.shares.computing - 1.0).abs() < 1e-9);
+        assert!((some.shares.stopped - 0.25).abs() < 1e-9);
+        assert_eq!(some.dominant_wait, None);
+        // Stopped most of the time: that is the class, whatever little else happened.
+        let stopped = classify(
+            &TimeSplit::with_waits(0.01, &[(WaitKind::Stopped, 2.0), (WaitKind::Sleep, 0.02)]),
+            100,
+        );
+        assert_eq!(stopped.class, WorkloadClass::Stopped);
+        assert_eq!(stopped.dominant_wait, Some(WaitKind::Stopped));
+        assert!(stopped.confidence > 0.9);
     }
 }

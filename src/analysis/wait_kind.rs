@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use syscalls::Sysno;
 
 use crate::sampler::observation::{FdKind, SyscallState, ThreadState};
+use crate::sampler::stops::sleeps_in_freezer;
 
 /// Why a thread was off the CPU. The order is the order of the report's breakdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -15,6 +16,9 @@ pub enum WaitKind {
     Disk,
     /// TCP and UDP sockets.
     Network,
+    /// Files of a network filesystem: NFS, SMB/CIFS, Ceph, 9p, GlusterFS, Lustre, or a FUSE
+    /// filesystem of a network kind (sshfs, s3fs, gcsfuse, rclone...).
+    NetworkFs,
     /// Pipes, FIFOs, Unix sockets, System V and POSIX message queues.
     Ipc,
     /// Futexes (mutexes, condition variables, joins, the GIL) and file locks.
@@ -29,17 +33,21 @@ pub enum WaitKind {
     Input,
     /// Page faults waiting for memory to be read in.
     Paging,
-    /// Blocked for a reason none of the above describes (stopped, other syscalls).
+    /// Stopped from outside: a stop signal or job control (T), a tracer (t), a frozen cgroup.
+    /// Like the run-queue, not the program's own time.
+    Stopped,
+    /// Blocked for a reason none of the above describes (other syscalls).
     Other,
     /// Off the CPU, but the sources that say why were not readable (permissions).
     Unknown,
 }
 
 impl WaitKind {
-    pub const ALL: [WaitKind; 12] = [
+    pub const ALL: [WaitKind; 14] = [
         WaitKind::Throttled,
         WaitKind::Disk,
         WaitKind::Network,
+        WaitKind::NetworkFs,
         WaitKind::Ipc,
         WaitKind::Lock,
         WaitKind::Sleep,
@@ -47,6 +55,7 @@ impl WaitKind {
         WaitKind::Child,
         WaitKind::Input,
         WaitKind::Paging,
+        WaitKind::Stopped,
         WaitKind::Other,
         WaitKind::Unknown,
     ];
@@ -61,6 +70,7 @@ impl WaitKind {
             WaitKind::Throttled => "throttled",
             WaitKind::Disk => "disk",
             WaitKind::Network => "network",
+            WaitKind::NetworkFs => "network_fs",
             WaitKind::Ipc => "ipc",
             WaitKind::Lock => "lock",
             WaitKind::Sleep => "sleep",
@@ -68,6 +78,7 @@ impl WaitKind {
             WaitKind::Child => "child",
             WaitKind::Input => "input",
             WaitKind::Paging => "paging",
+            WaitKind::Stopped => "stopped",
             WaitKind::Other => "other",
             WaitKind::Unknown => "unknown",
         }
@@ -77,7 +88,11 @@ impl WaitKind {
     pub fn is_io(self) -> bool {
         matches!(
             self,
-            WaitKind::Disk | WaitKind::Network | WaitKind::Ipc | WaitKind::Paging
+            WaitKind::Disk
+                | WaitKind::Network
+                | WaitKind::NetworkFs
+                | WaitKind::Ipc
+                | WaitKind::Paging
         )
     }
 
@@ -91,12 +106,18 @@ impl WaitKind {
 }
 
 /// The wait kind of a thread at a sample, or `None` if it was running or runnable.
-/// Zombies and dead threads are `None` too: they neither run nor wait.
+/// Zombies and dead threads are `None` too: they neither run nor wait. A stopped thread (T, t,
+/// a frozen cgroup: the sampler says who stopped it, or its wchan is the freezer's) is
+/// `Stopped` whatever it was blocked in before.
 pub fn classify(state: &ThreadState) -> Option<WaitKind> {
     match state.letter {
         'R' | 'Z' | 'X' | 'x' => return None,
-        'T' | 't' => return Some(WaitKind::Other),
+        'T' | 't' => return Some(WaitKind::Stopped),
         _ => {}
+    }
+    let frozen = state.wchan.as_deref().is_some_and(sleeps_in_freezer);
+    if state.stopped_by.is_some() || frozen {
+        return Some(WaitKind::Stopped);
     }
     let uninterruptible = state.letter == 'D';
     match &state.syscall {
@@ -133,8 +154,12 @@ fn classify_syscall(call: Sysno, args: &[u64; 6], state: &ThreadState) -> WaitKi
         wait4 | waitid => WaitKind::Child,
         rt_sigsuspend | rt_sigtimedwait | pause => WaitKind::EventWait,
         msgrcv | msgsnd | semop | semtimedop | mq_timedreceive | mq_timedsend => WaitKind::Ipc,
-        fsync | fdatasync | sync | syncfs | sync_file_range | msync | io_getevents
-        | io_pgetevents => WaitKind::Disk,
+        // Flushing a file of a network filesystem waits on its server.
+        fsync | fdatasync | sync_file_range | syncfs => match by_fds() {
+            Some(WaitKind::NetworkFs) => WaitKind::NetworkFs,
+            _ => WaitKind::Disk,
+        },
+        sync | msync | io_getevents | io_pgetevents => WaitKind::Disk,
         // A server blocked in accept() is waiting for work to arrive, not on a peer.
         accept | accept4 => match by_fds() {
             Some(WaitKind::Ipc) => WaitKind::Ipc,
@@ -213,6 +238,7 @@ pub fn fd_wait_kind(fd: FdKind) -> Option<WaitKind> {
     Some(match fd {
         FdKind::RegularFile | FdKind::BlockDevice | FdKind::Directory => WaitKind::Disk,
         FdKind::TcpSocket | FdKind::UdpSocket => WaitKind::Network,
+        FdKind::NetworkFile => WaitKind::NetworkFs,
         // A server waiting for a client's next request (or connection) waits for work.
         FdKind::TcpListener | FdKind::TcpAccepted => WaitKind::EventWait,
         FdKind::Pipe | FdKind::Fifo | FdKind::UnixSocket => WaitKind::Ipc,
@@ -231,8 +257,9 @@ pub fn fd_wait_kind(fd: FdKind) -> Option<WaitKind> {
 /// For a wait on several descriptors, the one that says most about the program: a connected
 /// socket outranks a pipe (an event loop's self-pipe), which outranks a timer or an eventfd.
 fn fold_fds(fds: &[FdKind]) -> Option<WaitKind> {
-    const RANK: [WaitKind; 7] = [
+    const RANK: [WaitKind; 8] = [
         WaitKind::Network,
+        WaitKind::NetworkFs,
         WaitKind::Disk,
         WaitKind::Ipc,
         WaitKind::Input,
@@ -251,6 +278,14 @@ fn fold_fds(fds: &[FdKind]) -> Option<WaitKind> {
 fn from_wchan(state: &ThreadState) -> Option<WaitKind> {
     let wchan = state.wchan.as_deref()?;
     const TABLE: &[(&str, WaitKind)] = &[
+        // Network filesystems' clients (before "folio_wait": theirs is a network wait).
+        ("nfs", WaitKind::NetworkFs),
+        ("rpc_wait", WaitKind::NetworkFs),
+        ("cifs", WaitKind::NetworkFs),
+        ("smb2_", WaitKind::NetworkFs),
+        ("ceph", WaitKind::NetworkFs),
+        ("p9_client", WaitKind::NetworkFs),
+        ("ptlrpc", WaitKind::NetworkFs),
         ("futex", WaitKind::Lock),
         ("nanosleep", WaitKind::Sleep),
         ("hrtimer", WaitKind::Sleep),
@@ -280,7 +315,6 @@ fn from_wchan(state: &ThreadState) -> Option<WaitKind> {
         ("ext4", WaitKind::Disk),
         ("xfs", WaitKind::Disk),
         ("btrfs", WaitKind::Disk),
-        ("nfs", WaitKind::Disk),
         ("file_write_and_wait", WaitKind::Disk),
     ];
     TABLE
@@ -303,6 +337,8 @@ mod tests {
             watched_peers: 0,
             fd_sync: false,
             peers: Vec::new(),
+            mount: None,
+            stopped_by: None,
         }
     }
 
@@ -414,6 +450,8 @@ mod tests {
             watched_peers: 0,
             fd_sync: false,
             peers: Vec::new(),
+            mount: None,
+            stopped_by: None,
         };
         assert_eq!(classify(&state), Some(WaitKind::Paging));
     }
@@ -429,11 +467,57 @@ mod tests {
             watched_peers: 0,
             fd_sync: false,
             peers: Vec::new(),
+            mount: None,
+            stopped_by: None,
         };
         assert_eq!(classify(&state), Some(WaitKind::Unknown));
         state.wchan = Some("hrtimer_nanosleep".into());
         assert_eq!(classify(&state), Some(WaitKind::Sleep));
-        state.letter = 'T';
-        assert_eq!(classify(&state), Some(WaitKind::Other));
+    }
+
+    #[test]
+    fn stopped_threads_are_stopped_whatever_they_were_blocked_in() {
+        let mut state = blocked(
+            'T',
+            Sysno::read,
+            [3, 0, 0, 0, 0, 0],
+            vec![FdKind::TcpSocket],
+        );
+        assert_eq!(classify(&state), Some(WaitKind::Stopped));
+        state.letter = 't';
+        assert_eq!(classify(&state), Some(WaitKind::Stopped));
+        // A task of a frozen cgroup v1 is frozen in place: D, still in its nanosleep.
+        let mut frozen = blocked('D', Sysno::clock_nanosleep, [0; 6], vec![]);
+        frozen.wchan = Some("hrtimer_nanosleep".into());
+        assert_eq!(classify(&frozen), Some(WaitKind::Sleep));
+        frozen.stopped_by = Some(crate::sampler::observation::Stopper::FrozenCgroup {
+            cgroup: "/batch".into(),
+        });
+        assert_eq!(classify(&frozen), Some(WaitKind::Stopped));
+        // Without the sampler's word, the freezer's own wait says it.
+        let mut trapped = blocked('S', Sysno::read, [0; 6], vec![]);
+        trapped.wchan = Some("do_freezer_trap".into());
+        assert_eq!(classify(&trapped), Some(WaitKind::Stopped));
+        trapped.wchan = Some("__refrigerator".into());
+        assert_eq!(classify(&trapped), Some(WaitKind::Stopped));
+    }
+
+    #[test]
+    fn files_of_a_network_filesystem_are_network_fs_waits() {
+        let on = |call, fd| classify(&blocked('D', call, [3, 0, 0, 0, 0, 0], vec![fd]));
+        assert_eq!(
+            on(Sysno::read, FdKind::NetworkFile),
+            Some(WaitKind::NetworkFs)
+        );
+        assert_eq!(
+            on(Sysno::fsync, FdKind::NetworkFile),
+            Some(WaitKind::NetworkFs)
+        );
+        assert_eq!(on(Sysno::fsync, FdKind::RegularFile), Some(WaitKind::Disk));
+        let mut unresolved = blocked('D', Sysno::newfstatat, [0; 6], vec![]);
+        unresolved.wchan = Some("rpc_wait_bit_killable".into());
+        assert_eq!(classify(&unresolved), Some(WaitKind::NetworkFs));
+        unresolved.wchan = Some("nfs_wait_bit_killable".into());
+        assert_eq!(classify(&unresolved), Some(WaitKind::NetworkFs));
     }
 }

@@ -18,6 +18,7 @@ use crate::report::terminal::{render, Look};
 use crate::report::trace::{self, TraceInput};
 use crate::report::write::Destination;
 use crate::report::Report;
+use crate::sampler::discovery::Discovery;
 use crate::sampler::tree_reader::Scope;
 use crate::sampler::{Sampler, SamplerConfig};
 
@@ -31,6 +32,7 @@ pub struct Outputs<'a> {
     /// Where the Perfetto trace goes.
     trace: Option<Destination>,
     profiles: ProfileSet,
+    discovery: Discovery,
 }
 
 impl<'a> Outputs<'a> {
@@ -41,6 +43,7 @@ impl<'a> Outputs<'a> {
         output: &'a OutputArgs,
     ) -> Result<Self, Error> {
         let profiles = ProfileSet::load(advice.profiles.as_deref())?;
+        let discovery = Discovery::choose(Discovery::from_env().map_err(Error::Setup)?);
         if let Some(name) = &advice.runtime {
             if profiles.get(name).is_none() {
                 return Err(Error::UnknownRuntime {
@@ -81,6 +84,7 @@ impl<'a> Outputs<'a> {
             record,
             trace,
             profiles,
+            discovery,
         })
     }
 
@@ -96,6 +100,7 @@ impl<'a> Outputs<'a> {
             origin,
             record,
             sink: TickAnalyser::with_event_budget(self.output.trace_events),
+            discovery: self.discovery,
         })
         .map_err(|e| Error::Setup(format!("cannot start the sampler thread: {e}")))?;
         let progress = Progress::start(sampler.live(), self.output.quiet);
@@ -158,9 +163,8 @@ pub fn conclude(
         clock_at_start,
     } = measuring;
     drop(progress);
-    let outcome = sampler
-        .stop()
-        .ok_or_else(|| Error::Setup("the sampler thread failed".into()))?;
+    // Bounded: if the sampler's last tick hangs, what it measured before is reported.
+    let outcome = sampler.stop();
     if let Some(error) = &outcome.record_error {
         crate::notice::line(&format!("warning: recording samples stopped: {error}"));
     }

@@ -5,8 +5,9 @@ use std::time::SystemTime;
 use super::{
     round3, BottleneckSection, ConcurrencySection, EventLoopSection, ExpectedSection,
     MachineSection, OtherThreadsSection, PhaseSection, ProcessSection, RecommendationSection,
-    Report, SamplingSection, SourcesSection, StateRunSection, StateSeconds, TargetSection,
-    ThreadSection, TimeSection, TimelineSection, VerdictSection, WaitSeconds, SCHEMA_VERSION,
+    Report, SamplingSection, SourcesSection, StateRunSection, StateSeconds, StopSection,
+    TargetSection, ThreadSection, TimeSection, TimelineSection, VerdictSection, WaitSeconds,
+    SCHEMA_VERSION,
 };
 use crate::advice::expected::{Estimate, Expected};
 use crate::advice::Recommendation;
@@ -106,6 +107,11 @@ pub fn assemble(
                 threads: other.threads,
                 timeline: run_sections(&other.timeline),
             }),
+        stops: findings
+            .stops
+            .iter()
+            .map(|(by, seconds)| StopSection::new(by, *seconds))
+            .collect(),
     }
 }
 
@@ -230,6 +236,11 @@ fn sampling_section(mode: &str, sampling: &SamplingFacts, findings: &Findings) -
         fds_start: stats.fds.0,
         fds_end: stats.fds.1,
         threads_untracked: stats.threads_untracked,
+        stalled_ticks: stats.stalled_ticks,
+        longest_stall_s: round3(stats.longest_stall.as_secs_f64()),
+        discovery: stats.discovery.name().to_string(),
+        unresolved_files: stats.unresolved_files,
+        cut_short: stats.cut_short,
         sources: SourcesSection {
             schedstat: true,
             syscall: !sources.syscall_denied,
@@ -288,10 +299,7 @@ fn thread_sections(findings: &Findings) -> Vec<ThreadSection> {
             waits: t
                 .top_waits(3)
                 .into_iter()
-                .map(|(kind, seconds)| WaitSeconds {
-                    kind: kind.name().to_string(),
-                    seconds: round3(seconds),
-                })
+                .map(|(kind, seconds)| WaitSeconds::on(kind, round3(seconds), t.main_detail(kind)))
                 .collect(),
             started_s: round3(t.started_ns as f64 / 1e9),
             alive_s: round3(t.time.total_ns() / 1e9),

@@ -11,8 +11,9 @@ pub mod write;
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::accountant::TimeSplit;
+use crate::analysis::accountant::{TimeSplit, WaitDetail};
 use crate::analysis::wait_kind::WaitKind;
+use crate::sampler::observation::Stopper;
 
 /// Bumped when a key changes meaning or disappears; new keys do not bump it.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -50,6 +51,9 @@ pub struct Report {
     /// The threads without a timeline of their own (beyond the busiest 32), summed into one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub other_threads: Option<OtherThreadsSection>,
+    /// Who stopped the program, and for how long (wall seconds), where it could be told.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stops: Vec<StopSection>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,6 +159,9 @@ pub struct StateSeconds {
     #[serde(default)]
     pub disk_sync_s: f64,
     pub network_s: f64,
+    /// Files of network filesystems (NFS, SMB, a network FUSE...).
+    #[serde(default)]
+    pub network_fs_s: f64,
     pub ipc_s: f64,
     pub lock_s: f64,
     pub sleep_s: f64,
@@ -162,6 +169,9 @@ pub struct StateSeconds {
     pub child_s: f64,
     pub input_s: f64,
     pub paging_s: f64,
+    /// Stopped from outside (a stop signal, a tracer, a frozen cgroup).
+    #[serde(default)]
+    pub stopped_s: f64,
     pub other_s: f64,
     #[serde(default)]
     pub unknown_s: f64,
@@ -177,6 +187,10 @@ fn is_zero_u64(value: &u64) -> bool {
 
 fn is_zero(value: &f64) -> bool {
     *value == 0.0
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// Rounds to the millisecond (reports are read by people; nanoseconds are noise here).
@@ -195,6 +209,7 @@ impl StateSeconds {
             disk_s: w(WaitKind::Disk),
             disk_sync_s: s(split.disk_sync_ns),
             network_s: w(WaitKind::Network),
+            network_fs_s: w(WaitKind::NetworkFs),
             ipc_s: w(WaitKind::Ipc),
             lock_s: w(WaitKind::Lock),
             sleep_s: w(WaitKind::Sleep),
@@ -202,6 +217,7 @@ impl StateSeconds {
             child_s: w(WaitKind::Child),
             input_s: w(WaitKind::Input),
             paging_s: w(WaitKind::Paging),
+            stopped_s: w(WaitKind::Stopped),
             other_s: w(WaitKind::Other),
             unknown_s: w(WaitKind::Unknown),
             unsampled_cpu_s: 0.0,
@@ -213,6 +229,7 @@ impl StateSeconds {
             WaitKind::Throttled => self.throttled_s,
             WaitKind::Disk => self.disk_s,
             WaitKind::Network => self.network_s,
+            WaitKind::NetworkFs => self.network_fs_s,
             WaitKind::Ipc => self.ipc_s,
             WaitKind::Lock => self.lock_s,
             WaitKind::Sleep => self.sleep_s,
@@ -220,6 +237,7 @@ impl StateSeconds {
             WaitKind::Child => self.child_s,
             WaitKind::Input => self.input_s,
             WaitKind::Paging => self.paging_s,
+            WaitKind::Stopped => self.stopped_s,
             WaitKind::Other => self.other_s,
             WaitKind::Unknown => self.unknown_s,
         }
@@ -399,6 +417,22 @@ pub struct SamplingSection {
     /// missing from the breakdown.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub threads_untracked: u64,
+    /// Ticks that took longer than their period (the sampler was held up), and the longest.
+    #[serde(default)]
+    pub stalled_ticks: u64,
+    #[serde(default)]
+    pub longest_stall_s: f64,
+    /// How processes joining the tree were found: "children" (each thread's children file)
+    /// or "scan" (/proc/*/stat, on kernels without children files).
+    #[serde(default)]
+    pub discovery: String,
+    /// Files the sampler needed to read or stat and did not: on a network or FUSE mount
+    /// (never touched), or a helper thread did not answer.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub unresolved_files: u64,
+    /// The sampler's last tick did not finish in time: the report covers the ticks before it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cut_short: bool,
     /// Which per-thread sources were readable (false: denied for some thread).
     pub sources: SourcesSection,
 }
@@ -412,8 +446,8 @@ pub struct SourcesSection {
 }
 
 /// What took most of the wall time, bucket by bucket, as one letter each (c cpu, r runqueue,
-/// d disk, n network, i ipc, l lock, s sleep, e event_wait, w child, t input, p paging,
-/// o other, ? unknown, space: nothing measured).
+/// d disk, n network, f network_fs, i ipc, l lock, s sleep, e event_wait, w child, t input,
+/// p paging, h stopped, o other, ? unknown, space: nothing measured).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TimelineSection {
     pub bucket_s: f64,
@@ -488,4 +522,88 @@ pub struct OtherThreadsSection {
 pub struct WaitSeconds {
     pub kind: String,
     pub seconds: f64,
+    /// For waits on files (disk, network_fs): the mount point the thread waited on most,
+    /// its filesystem type (nfs4, fuse.sshfs...) and source (server:/export, a device).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filesystem: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl WaitSeconds {
+    /// `seconds` of wait `kind`, on the mount `detail` names (if it names one).
+    pub fn on(kind: WaitKind, seconds: f64, detail: Option<&WaitDetail>) -> Self {
+        let mount = match detail {
+            Some(WaitDetail::Mount(mount)) => Some(mount),
+            _ => None,
+        };
+        WaitSeconds {
+            kind: kind.name().to_string(),
+            seconds,
+            mount: mount.map(|m| m.point.clone()),
+            filesystem: mount.map(|m| m.fs_type.clone()),
+            source: mount.map(|m| m.source.clone()).filter(|s| !s.is_empty()),
+        }
+    }
+}
+
+/// Who stopped the program: `by` is "signal" (SIGSTOP or job control), "tracer" (a debugger
+/// or strace: `tracer_pid`, `tracer`) or "frozen_cgroup" (`cgroup`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StopSection {
+    pub by: String,
+    /// Wall seconds.
+    pub seconds: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracer_pid: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+}
+
+impl StopSection {
+    pub fn new(by: &Stopper, seconds: f64) -> Self {
+        let mut section = StopSection {
+            by: String::new(),
+            seconds: round3(seconds),
+            tracer_pid: None,
+            tracer: None,
+            cgroup: None,
+        };
+        section.by = match by {
+            Stopper::Signal => "signal".into(),
+            Stopper::Tracer { pid, name } => {
+                section.tracer_pid = Some(*pid);
+                section.tracer = Some(name.clone()).filter(|n| !n.is_empty());
+                "tracer".into()
+            }
+            Stopper::FrozenCgroup { cgroup } => {
+                section.cgroup = Some(cgroup.clone());
+                "frozen_cgroup".into()
+            }
+        };
+        section
+    }
+
+    /// "a stop signal", "tracer PID 4242 (gdb)", "the frozen cgroup /sys/fs/cgroup/x".
+    pub fn describe(&self) -> String {
+        match self.by.as_str() {
+            "signal" => "a stop signal (SIGSTOP, or job control: Ctrl-Z)".into(),
+            "tracer" => {
+                let pid = self.tracer_pid.map_or("?".into(), |p| p.to_string());
+                match &self.tracer {
+                    Some(name) => format!("tracer PID {pid} ({name})"),
+                    None => format!("tracer PID {pid}"),
+                }
+            }
+            "frozen_cgroup" => format!(
+                "the frozen cgroup {}",
+                self.cgroup.as_deref().unwrap_or("?")
+            ),
+            other => other.to_string(),
+        }
+    }
 }

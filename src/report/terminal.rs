@@ -52,6 +52,8 @@ pub enum ColorChoice {
 
 /// A share of the wall smaller than this is left out of the bars.
 const TRIVIAL_SHARE: f64 = 0.005;
+/// A sampler tick held up at least this long is mentioned under the summary.
+const STALL_WORTH_SAYING_S: f64 = 0.1;
 
 /// Styles text when colour is on.
 struct Painter {
@@ -81,6 +83,7 @@ pub fn render(report: &Report, look: Look) -> String {
     out.push_str(&timeline(report, &painter));
     out.push_str(&phases(report, &painter));
     out.push_str(&busiest_threads(report, &painter));
+    out.push_str(&stops(report, &painter));
     out.push_str(&advice(report, &painter));
     out.push_str(&sampling_notes(report, look.width));
     out
@@ -211,7 +214,7 @@ fn wall_bars(report: &Report, painter: &Painter) -> String {
         let style = match name {
             "cpu" => Style::new().green(),
             "runqueue" => Style::new().red(),
-            "disk" | "network" | "ipc" | "paging" => Style::new().cyan(),
+            "disk" | "network" | "network_fs" | "ipc" | "paging" => Style::new().cyan(),
             "lock" => Style::new().magenta(),
             _ => Style::new().blue(),
         };
@@ -284,7 +287,12 @@ fn busiest_threads(report: &Report, painter: &Painter) -> String {
         let waits: Vec<String> = thread
             .waits
             .iter()
-            .map(|w| format!("{} {:.2} s", w.kind, w.seconds))
+            .map(|w| match (&w.mount, &w.filesystem) {
+                (Some(mount), Some(fs)) => {
+                    format!("{} {:.2} s on {mount} ({fs})", w.kind, w.seconds)
+                }
+                _ => format!("{} {:.2} s", w.kind, w.seconds),
+            })
             .collect();
         let loop_tid = report
             .concurrency
@@ -303,6 +311,22 @@ fn busiest_threads(report: &Report, painter: &Painter) -> String {
             thread.cpu_s,
             if waits.is_empty() { "" } else { " · " },
             waits.join(" · ")
+        ));
+    }
+    out
+}
+
+/// Who stopped the program (a debugger, a job-control signal, a frozen cgroup).
+fn stops(report: &Report, painter: &Painter) -> String {
+    if report.stops.is_empty() {
+        return String::new();
+    }
+    let mut out = painter.heading("stopped by");
+    for stop in &report.stops {
+        out.push_str(&format!(
+            "    {:>7.2} s  {}\n",
+            stop.seconds,
+            stop.describe()
         ));
     }
     out
@@ -408,6 +432,35 @@ fn sampling_notes(report: &Report, width: usize) -> String {
             "   ",
         ));
     }
+    let mut note = |text: String| out.push_str(&wrap(&text, width, "  ", "   "));
+    if sampling.cut_short {
+        note(format!(
+            "(the sampler's last tick did not finish in time ({:.1} s): the report covers the \
+             ticks before it)",
+            sampling.longest_stall_s
+        ));
+    } else if sampling.longest_stall_s >= STALL_WORTH_SAYING_S {
+        note(format!(
+            "(the sampler was held up on {} ticks, at most {:.2} s)",
+            sampling.stalled_ticks, sampling.longest_stall_s
+        ));
+    }
+    if sampling.unresolved_files > 0 {
+        let files = match sampling.unresolved_files {
+            1 => "1 file".to_string(),
+            n => format!("{n} files"),
+        };
+        note(format!(
+            "({files} that concadvise would have read or stat'ed left alone: on a network or \
+             FUSE mount, which it never touches, or a helper thread did not answer in time)"
+        ));
+    }
+    if sampling.discovery == "scan" {
+        note(
+            "(new processes were found by scanning /proc: this kernel has no children files)"
+                .into(),
+        );
+    }
     if sampling.late_samples > 0 {
         out.push_str(&format!(
             "  (sampler fell behind on {} of {} samples at {} Hz)\n",
@@ -475,6 +528,41 @@ mod tests {
         assert_eq!(bar(1.0, 4), "████");
         assert_eq!(bar(0.5, 4), "██");
         assert_eq!(bar(0.0, 4), "▏");
+    }
+
+    #[test]
+    fn who_stopped_it_and_the_mounts_of_file_waits_are_shown() {
+        let text = include_str!("../../tests/fixtures/reports/before_issue19.toml");
+        let mut report: Report = toml::from_str(text).unwrap();
+        let by = crate::sampler::observation::Stopper::Tracer {
+            pid: 4242,
+            name: "gdb".into(),
+        };
+        report.stops = vec![super::super::StopSection::new(&by, 2.0)];
+        let wait = &mut report.threads[0].waits[0];
+        wait.kind = "network_fs".into();
+        wait.mount = Some("/mnt/data".into());
+        wait.filesystem = Some("nfs4".into());
+        report.sampling.unresolved_files = 1;
+        let shown = render(
+            &report,
+            Look {
+                width: 100,
+                color: false,
+            },
+        );
+        assert!(
+            shown.contains("stopped by\n       2.00 s  tracer PID 4242 (gdb)\n"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("network_fs 0.29 s on /mnt/data (nfs4)"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("(1 file that concadvise would have read"),
+            "{shown}"
+        );
     }
 
     #[test]

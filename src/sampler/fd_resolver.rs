@@ -1,14 +1,16 @@
-//! Finds which descriptors a blocked syscall waits on and what each one is (file, socket, pipe, tty...).
+//! Finds which descriptors a blocked syscall waits on and what each one is (file, socket, pipe, tty...), without touching the filesystems they live on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::os::unix::fs::FileTypeExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use syscalls::Sysno;
 
-use super::observation::FdKind;
+use super::mounts::{self, FsClass, MountTable};
+use super::observation::{FdKind, FileMount};
+use super::offload::Offload;
 use super::peers::Peers;
 use super::proc_file::{read_once, ProcFile, ReadFailure};
 
@@ -64,7 +66,7 @@ pub fn fd_spec(call: Sysno, args: &[u64; 6]) -> FdSpec {
 
 /// A process's /proc/PID/mem, opened on first need (poll and select keep their sets in memory).
 #[derive(Default)]
-pub struct LazyMem {
+struct LazyMem {
     opened: Option<Option<ProcFile>>,
 }
 
@@ -76,8 +78,48 @@ impl LazyMem {
     }
 }
 
-/// Resolves descriptors to kinds; keeps a cache of socket inodes per network namespace read.
+/// A file by its mount ID and inode number (from fdinfo): what a stat on a helper thread is
+/// asked about, and the key of its answer.
+type FileKey = (i32, u64);
+
+/// What one descriptor of a process was found to be, while its link text stays the same.
+struct KnownFd {
+    link: String,
+    kind: FdKind,
+    mount: Option<Arc<FileMount>>,
+    /// A stat was asked for; until it answers, `kind` is provisional.
+    pending: Option<FileKey>,
+    /// Worth keeping (its fdinfo was read).
+    cacheable: bool,
+}
+
+/// What the resolver keeps per process: its memory file (opened lazily), its mount namespace,
+/// and what its descriptors were found to be. Dropped with the process, renewed at exec.
 #[derive(Default)]
+pub struct ProcessFiles {
+    mem: LazyMem,
+    mount_space: Option<u64>,
+    fds: HashMap<i32, KnownFd>,
+}
+
+impl ProcessFiles {
+    /// The process's mount namespace (read once).
+    pub fn mount_space(&mut self, pid: i32) -> u64 {
+        *self
+            .mount_space
+            .get_or_insert_with(|| mounts::mount_namespace(pid))
+    }
+}
+
+/// What a stat on a helper thread found.
+struct TypeAnswer {
+    key: FileKey,
+    kind: Option<FdKind>,
+}
+
+/// Resolves descriptors to kinds without reaching their filesystems: link texts, fdinfo,
+/// mount tables and socket tables; a stat, where only a stat can tell (a FIFO or a device
+/// node on a local filesystem), is asked of a helper thread and its answer used from then on.
 pub struct FdResolver {
     sockets: HashMap<u64, FdKind>,
     /// A connected TCP socket's inode -> its peer's, for connections whose two ends are both
@@ -88,15 +130,48 @@ pub struct FdResolver {
     buf: Vec<u8>,
     /// Set when a descriptor could not be inspected for lack of permission.
     pub denied: bool,
+    pub mounts: MountTable,
+    /// Answers of the helper's stats, and the questions still open.
+    types: HashMap<FileKey, FdKind>,
+    asked: HashSet<FileKey>,
+    stats: Offload<TypeAnswer>,
+    /// Stats that could not be asked (the helpers were stuck) or found another file.
+    unanswered: u64,
     /// The inode of the pipe or socket `kind_of` last resolved.
     last_inode: Option<u64>,
 }
+
+impl Default for FdResolver {
+    fn default() -> Self {
+        FdResolver {
+            sockets: HashMap::new(),
+            tcp_peers: HashMap::new(),
+            sockets_read_at: None,
+            peers: Peers::default(),
+            buf: Vec::new(),
+            denied: false,
+            mounts: MountTable::default(),
+            types: HashMap::new(),
+            asked: HashSet::new(),
+            stats: Offload::new("concadvise-stat"),
+            unanswered: 0,
+            last_inode: None,
+        }
+    }
+}
+
+/// O_DIRECTORY in fdinfo's octal `flags`: opened as a directory (opendir).
+const O_DIRECTORY: u32 = 0o200000;
+/// O_DSYNC in fdinfo's `flags` (O_SYNC includes it): every write waits for the disk.
+const O_DSYNC: u32 = 0o10000;
 
 /// What a blocked syscall waits on.
 #[derive(Debug, Default, PartialEq)]
 pub struct WaitTargets {
     /// The kinds of the descriptors, each once.
     pub kinds: Vec<FdKind>,
+    /// The mount of the first file among them.
+    pub mount: Option<Arc<FileMount>>,
     /// For a set (epoll, poll, select): its size, and how many lead to a peer.
     pub watched: u32,
     pub watched_peers: u32,
@@ -105,15 +180,6 @@ pub struct WaitTargets {
     /// A single descriptor waited on that is a pipe or a socket: its kind and inode, to find
     /// the process at its other end.
     pub conversation: Option<(FdKind, u64)>,
-}
-
-/// O_DSYNC (O_SYNC includes it): from the open flags in /proc/PID/fdinfo/N, in octal.
-const O_DSYNC: u64 = 0o10000;
-
-/// The open flags in an fdinfo text ("flags:\t0100001").
-pub fn fdinfo_flags(text: &str) -> Option<u64> {
-    let value = text.lines().find_map(|line| line.strip_prefix("flags:"))?;
-    u64::from_str_radix(value.trim(), 8).ok()
 }
 
 /// Whether a descriptor of this kind is a conversation with someone else.
@@ -130,14 +196,17 @@ fn leads_to_peer(kind: FdKind) -> bool {
 }
 
 impl FdResolver {
-    /// The kinds of the descriptors a blocked syscall waits on. `mem` is the process's
-    /// /proc/PID/mem, opened lazily by the caller, for poll/select sets.
+    /// What a blocked syscall waits on: the kinds of its descriptors, the mount of the first
+    /// file among them, a set's size and peers, a sync write, a conversation. `letter` is the
+    /// thread's state: an interruptible wait on a path of a local filesystem is a FIFO or a
+    /// device rather than a file, which only a stat tells.
     pub fn resolve(
         &mut self,
         pid: i32,
         call: Sysno,
         args: &[u64; 6],
-        mem: &mut LazyMem,
+        files: &mut ProcessFiles,
+        letter: char,
     ) -> WaitTargets {
         let spec = fd_spec(call, args);
         let is_set = matches!(
@@ -148,21 +217,25 @@ impl FdResolver {
             FdSpec::None => return WaitTargets::default(),
             FdSpec::Fds(fds) => fds,
             FdSpec::Epoll(epfd) => self.epoll_targets(pid, epfd),
-            FdSpec::PollArray { address, count } => match mem.get(pid) {
+            FdSpec::PollArray { address, count } => match files.mem.get(pid) {
                 Some(mem) => poll_fds(mem, address, count),
                 None => Vec::new(),
             },
-            FdSpec::SelectSets { nfds, sets } => match mem.get(pid) {
+            FdSpec::SelectSets { nfds, sets } => match files.mem.get(pid) {
                 Some(mem) => select_fds(mem, nfds, &sets),
                 None => Vec::new(),
             },
         };
+        self.take_answers();
         let fds: Vec<i32> = fds.into_iter().filter(|fd| *fd >= 0).collect();
         let mut targets = WaitTargets::default();
         let mut resolved = 0u32;
         let mut peers = 0u32;
         for &fd in fds.iter().take(MAX_FDS_PER_WAIT) {
-            let kind = self.kind_of(pid, fd);
+            let (kind, mount) = self.kind_of(pid, fd, files, letter == 'S');
+            if targets.mount.is_none() {
+                targets.mount = mount;
+            }
             if !is_set && targets.conversation.is_none() && leads_to_peer(kind) {
                 targets.conversation = self.last_inode.map(|inode| (kind, inode));
             }
@@ -233,8 +306,26 @@ impl FdResolver {
     fn opened_sync(&mut self, pid: i32, fd: i32) -> bool {
         let path = PathBuf::from(format!("/proc/{pid}/fdinfo/{fd}"));
         read_once(&path, &mut self.buf).is_ok()
-            && fdinfo_flags(&String::from_utf8_lossy(&self.buf))
-                .is_some_and(|flags| flags & O_DSYNC != 0)
+            && parse_fdinfo(&String::from_utf8_lossy(&self.buf))
+                .is_some_and(|info| info.flags & O_DSYNC != 0)
+    }
+
+    /// Lookups that needed a stat and did not get one: refused, unanswered so far, or
+    /// answered about another file.
+    pub fn unresolved(&mut self) -> u64 {
+        self.take_answers();
+        self.unanswered + self.stats.pending() as u64
+    }
+
+    fn take_answers(&mut self) {
+        for answer in self.stats.answers() {
+            match answer.kind {
+                Some(kind) => {
+                    self.types.insert(answer.key, kind);
+                }
+                None => self.unanswered += 1,
+            }
+        }
     }
 
     fn epoll_targets(&mut self, pid: i32, epfd: i32) -> Vec<i32> {
@@ -249,8 +340,15 @@ impl FdResolver {
         }
     }
 
-    /// What descriptor `fd` of process `pid` is.
-    pub fn kind_of(&mut self, pid: i32, fd: i32) -> FdKind {
+    /// What descriptor `fd` of process `pid` is, and the mount of its file if it has one.
+    /// Reads only /proc (its readlink does not reach the file's filesystem).
+    fn kind_of(
+        &mut self,
+        pid: i32,
+        fd: i32,
+        files: &mut ProcessFiles,
+        interruptible: bool,
+    ) -> (FdKind, Option<Arc<FileMount>>) {
         self.last_inode = None;
         let link = PathBuf::from(format!("/proc/{pid}/fd/{fd}"));
         let target = match fs::read_link(&link) {
@@ -259,75 +357,152 @@ impl FdResolver {
                 if matches!(ReadFailure::from(error), ReadFailure::Denied) {
                     self.denied = true;
                 }
-                return FdKind::Unknown;
+                return (FdKind::Unknown, None);
             }
         };
         let target = target.to_string_lossy();
         if let Some(inode) = bracketed_number(&target, "socket:[") {
             self.last_inode = Some(inode);
-            let kind = self.socket_kind(pid, inode, &link);
+            let kind = self.socket_kind(pid, fd, inode);
             if kind == FdKind::UnixSocket && self.peers.unix_is_self(pid, inode) == Some(true) {
-                return FdKind::SelfPipe;
+                return (FdKind::SelfPipe, None);
             }
-            return kind;
+            return (kind, None);
         }
         if let Some(inode) = bracketed_number(&target, "pipe:[") {
             self.last_inode = Some(inode);
             if self.peers.pipe_is_self(pid, inode) == Some(true) {
-                return FdKind::SelfPipe;
+                return (FdKind::SelfPipe, None);
             }
-            return FdKind::Pipe;
+            return (FdKind::Pipe, None);
         }
         if let Some(kind) = kind_from_link_text(&target) {
-            return kind;
+            return (kind, None);
         }
-        match fs::metadata(&link) {
-            Ok(meta) => {
-                let file_type = meta.file_type();
-                if file_type.is_file() {
-                    FdKind::RegularFile
-                } else if file_type.is_dir() {
-                    FdKind::Directory
-                } else if file_type.is_fifo() {
-                    FdKind::Fifo
-                } else if file_type.is_block_device() {
-                    FdKind::BlockDevice
-                } else if file_type.is_char_device() {
-                    FdKind::CharDevice
-                } else {
-                    FdKind::Other
+        // Namespaces ("net:[...]") and other kernel objects; memfd's hidden mount.
+        if !target.starts_with('/') {
+            return (FdKind::Other, None);
+        }
+        if target.starts_with("/memfd:") {
+            return (FdKind::RegularFile, None);
+        }
+        if let Some(known) = files.fds.get_mut(&fd).filter(|known| known.link == target) {
+            if let Some(kind) = known.pending.and_then(|key| self.types.get(&key)) {
+                known.kind = *kind;
+                known.pending = None;
+            }
+            return (known.kind, known.mount.clone());
+        }
+        let known = self.path_kind(pid, fd, target.into_owned(), files, interruptible);
+        let answer = (known.kind, known.mount.clone());
+        if let Some(known) = known.cacheable.then_some(known) {
+            files.fds.insert(fd, known);
+        }
+        answer
+    }
+
+    /// What descriptor `fd` with link text `target` (a path) is: its fdinfo's flags and mount
+    /// ID, that mount's class; for a FIFO or device suspect on a local filesystem, a stat on
+    /// a helper thread (the kind is provisional until it answers).
+    fn path_kind(
+        &mut self,
+        pid: i32,
+        fd: i32,
+        target: String,
+        files: &mut ProcessFiles,
+        interruptible: bool,
+    ) -> KnownFd {
+        let fdinfo = PathBuf::from(format!("/proc/{pid}/fdinfo/{fd}"));
+        let Some(info) = read_once(&fdinfo, &mut self.buf)
+            .ok()
+            .and_then(|()| parse_fdinfo(&String::from_utf8_lossy(&self.buf)))
+        else {
+            // Closed meanwhile: nothing to keep.
+            return KnownFd {
+                link: target,
+                kind: FdKind::Unknown,
+                mount: None,
+                pending: None,
+                cacheable: false,
+            };
+        };
+        let space = files.mount_space(pid);
+        let mount = self.mounts.by_id(pid, space, info.mnt_id);
+        let directory = info.flags & O_DIRECTORY != 0;
+        let class = mount.as_ref().map(|m| m.class);
+        let file = if directory {
+            FdKind::Directory
+        } else {
+            FdKind::RegularFile
+        };
+        let (mut kind, needs_stat) = match class {
+            // Not in the mount table (outside the process's root): never touched.
+            None | Some(FsClass::Fuse) => (file, false),
+            Some(FsClass::Network) => (FdKind::NetworkFile, false),
+            Some(FsClass::Pseudo) => (FdKind::Other, false),
+            Some(FsClass::Devices) => (FdKind::Unknown, true),
+            Some(FsClass::Local) if target.starts_with("/dev/") => (FdKind::Unknown, true),
+            Some(FsClass::Local) if directory || !interruptible => (file, false),
+            // A read that sleeps interruptibly on a local path: a FIFO or a device rather
+            // than a file (whose reads sleep uninterruptibly). Until the stat answers, the
+            // thread's other clues (wchan) decide.
+            Some(FsClass::Local) => (FdKind::Unknown, true),
+        };
+        let mut pending = None;
+        if needs_stat {
+            let key = (info.mnt_id, info.ino);
+            match self.types.get(&key) {
+                Some(answer) => kind = *answer,
+                None => {
+                    pending = Some(key);
+                    self.ask_type(pid, fd, key);
                 }
             }
-            // "/path (deleted)" and the like: a file that was unlinked while open.
-            Err(_) if target.starts_with('/') && !target.starts_with("/dev/") => {
-                FdKind::RegularFile
-            }
-            Err(_) => FdKind::Unknown,
+        }
+        KnownFd {
+            link: target,
+            kind,
+            mount: mount.map(|m| Arc::clone(&m.named)),
+            pending,
+            cacheable: true,
         }
     }
 
-    /// The kind of socket behind `link`: its protocol from the sockprotoname attribute, and
-    /// for TCP whether it listens, from the namespace's socket table (re-read at most every
-    /// 200 ms; a socket not found meanwhile counts as connected).
-    fn socket_kind(&mut self, pid: i32, inode: u64, link: &Path) -> FdKind {
+    /// Asks a helper thread what file `key` (descriptor `fd` of `pid`) is, once.
+    fn ask_type(&mut self, pid: i32, fd: i32, key: FileKey) {
+        if !self.asked.insert(key) {
+            return;
+        }
+        let asked = self.stats.submit(move || TypeAnswer {
+            key,
+            kind: stat_type(pid, fd, key),
+        });
+        if asked.is_err() {
+            self.unanswered += 1;
+        }
+    }
+
+    /// The kind of socket `inode` (descriptor `fd` of `pid`): its protocol from the socket
+    /// itself (see `socket_protocol`), and for TCP whether it listens, from the namespace's
+    /// socket tables (re-read at most every 200 ms; a TCP socket not found meanwhile counts
+    /// as connected). Without the protocol, the tables alone decide; a socket that none of
+    /// them lists is another kind (netlink, packet...).
+    fn socket_kind(&mut self, pid: i32, fd: i32, inode: u64) -> FdKind {
         if let Some(kind) = self.sockets.get(&inode) {
             return *kind;
         }
-        let protocol = xattr::get_deref(link, "system.sockprotoname")
-            .ok()
-            .flatten()
-            .map(|name| {
-                String::from_utf8_lossy(&name)
-                    .trim_end_matches('\0')
-                    .to_string()
-            });
-        match protocol.as_deref() {
-            Some(p) if p.starts_with("UNIX") => return FdKind::UnixSocket,
-            Some(p) if p.starts_with("UDP") => return FdKind::UdpSocket,
+        let protocol = socket_protocol(pid, fd, inode);
+        let kind = match protocol.as_deref() {
+            Some(p) if p.starts_with("UNIX") => Some(FdKind::UnixSocket),
+            Some(p) if p.starts_with("UDP") => Some(FdKind::UdpSocket),
             Some(p) if !p.starts_with("TCP") && !p.starts_with("MPTCP") => {
-                return FdKind::OtherSocket
+                Some(FdKind::OtherSocket)
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            self.sockets.insert(inode, kind);
+            return kind;
         }
         let stale = self
             .sockets_read_at
@@ -339,11 +514,107 @@ impl FdResolver {
         match (self.sockets.get(&inode), protocol) {
             (Some(kind), _) => *kind,
             (None, Some(_)) => FdKind::TcpSocket,
-            // Neither the attribute nor the tables know it (netlink, packet...).
             (None, None) if stale => *self.sockets.entry(inode).or_insert(FdKind::OtherSocket),
             (None, None) => FdKind::Unknown,
         }
     }
+}
+
+/// The protocol of socket `inode`, descriptor `fd` of `pid` ("TCP", "UNIX", "UDPv6"...), from
+/// its `system.sockprotoname` attribute. Read from a duplicate of the descriptor
+/// (pidfd_getfd), checked to be that very socket first: a getxattr through /proc/PID/fd/N
+/// would follow whatever the descriptor names by then, and if the program had meanwhile
+/// reused it for a file on a hung FUSE or NFS mount, it would wait on that filesystem.
+/// `None` where the duplicate is refused (it needs ptrace attach rights) or it is another file.
+fn socket_protocol(pid: i32, fd: i32, inode: u64) -> Option<String> {
+    use rustix::process::{pidfd_getfd, pidfd_open, Pid, PidfdFlags, PidfdGetfdFlags};
+    use std::os::fd::AsRawFd;
+    let pidfd = pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()?;
+    let dup = pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty()).ok()?;
+    let ours = fs::read_link(format!("/proc/self/fd/{}", dup.as_raw_fd())).ok()?;
+    if ours.to_string_lossy() != format!("socket:[{inode}]") {
+        return None;
+    }
+    let mut name = [0u8; 32];
+    let length = rustix::fs::fgetxattr(&dup, "system.sockprotoname", &mut name).ok()?;
+    let name = name.get(..length)?;
+    Some(
+        String::from_utf8_lossy(name)
+            .trim_end_matches('\0')
+            .to_string(),
+    )
+}
+
+/// The fields of /proc/PID/fdinfo/N the resolver uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdInfo {
+    /// The open flags (fdinfo writes them in octal).
+    pub flags: u32,
+    pub mnt_id: i32,
+    /// The inode number (0 on kernels before 5.14, which do not print it).
+    pub ino: u64,
+}
+
+/// "pos: 0\nflags: 02100000\nmnt_id: 27\nino: 737\n..."; `None` without flags or mnt_id.
+pub fn parse_fdinfo(text: &str) -> Option<FdInfo> {
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+    };
+    Some(FdInfo {
+        flags: u32::from_str_radix(field("flags")?, 8).ok()?,
+        mnt_id: field("mnt_id")?.parse().ok()?,
+        ino: field("ino").and_then(|ino| ino.parse().ok()).unwrap_or(0),
+    })
+}
+
+/// On a helper thread: the type of descriptor `fd` of `pid`, if it is still the file `key`
+/// that the sampler checked (its mount may be touched). The descriptor is opened with O_PATH
+/// through the /proc link (no open of the file itself), checked against `key` in our own
+/// fdinfo, and stat'ed with AT_STATX_DONT_SYNC (no round trip to revalidate).
+fn stat_type(pid: i32, fd: i32, key: FileKey) -> Option<FdKind> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags, StatxFlags, CWD};
+    let mut buf = Vec::new();
+    let same_file = |path: &str, buf: &mut Vec<u8>| {
+        read_once(&PathBuf::from(path), buf).is_ok()
+            && parse_fdinfo(&String::from_utf8_lossy(buf))
+                .is_some_and(|info| (info.mnt_id, info.ino) == key)
+    };
+    // Still the same file (the descriptor may have been closed and reused meanwhile)?
+    if !same_file(&format!("/proc/{pid}/fdinfo/{fd}"), &mut buf) {
+        return None;
+    }
+    let path = rustix::fs::openat(
+        CWD,
+        format!("/proc/{pid}/fd/{fd}"),
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let ours = format!(
+        "/proc/self/fdinfo/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&path)
+    );
+    if !same_file(&ours, &mut buf) {
+        return None;
+    }
+    let stat = rustix::fs::statx(
+        &path,
+        "",
+        AtFlags::EMPTY_PATH | AtFlags::STATX_DONT_SYNC,
+        StatxFlags::TYPE,
+    )
+    .ok()?;
+    Some(match FileType::from_raw_mode(u32::from(stat.stx_mode)) {
+        FileType::RegularFile => FdKind::RegularFile,
+        FileType::Directory => FdKind::Directory,
+        FileType::Fifo => FdKind::Fifo,
+        FileType::BlockDevice => FdKind::BlockDevice,
+        FileType::CharacterDevice => FdKind::CharDevice,
+        FileType::Socket => FdKind::UnixSocket,
+        _ => FdKind::Other,
+    })
 }
 
 /// The socket tables of the network namespace `pid` lives in: each socket's kind by inode,
@@ -502,16 +773,115 @@ mod tests {
     }
 
     #[test]
-    fn open_flags_from_fdinfo() {
+    fn fdinfo_fields() {
+        let file = "pos:\t0\nflags:\t02100000\nmnt_id:\t27\nino:\t737\n";
+        assert_eq!(
+            parse_fdinfo(file),
+            Some(FdInfo {
+                flags: 0o2100000,
+                mnt_id: 27,
+                ino: 737
+            })
+        );
+        let dir = parse_fdinfo("pos:\t0\nflags:\t02300000\nmnt_id:\t27\n").unwrap();
+        assert_ne!(dir.flags & O_DIRECTORY, 0);
+        assert_eq!(dir.ino, 0, "older kernels print no ino");
+        assert_eq!(parse_fdinfo("pos:\t0\n"), None);
+    }
+
+    /// Resolves descriptor `fd` of this process until the answer is final (at most 5 s).
+    fn settled_kind(fd: i32, interruptible: bool) -> (Vec<FdKind>, Option<Arc<FileMount>>) {
+        let mut resolver = FdResolver::default();
+        let mut files = ProcessFiles::default();
+        let pid = std::process::id() as i32;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut seen = Vec::new();
+        loop {
+            let (kind, mount) = resolver.kind_of(pid, fd, &mut files, interruptible);
+            resolver.take_answers();
+            seen.push(kind);
+            if kind != FdKind::Unknown || Instant::now() > deadline {
+                return (seen, mount);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn files_are_told_apart_from_fifos_through_mountinfo_and_a_helper_stat() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create(dir.path().join("data")).unwrap();
+        // A read of a local file sleeps uninterruptibly: a file, no stat needed.
+        let (seen, mount) = settled_kind(file.as_raw_fd(), false);
+        assert_eq!(seen, vec![FdKind::RegularFile]);
+        let mount = mount.expect("the file's mount is named");
+        assert!(std::fs::canonicalize(dir.path())
+            .unwrap()
+            .starts_with(&mount.point));
+        assert!(!mount.network);
+        // A FIFO looks like a path too: an interruptible wait on it asks the helper, and
+        // until it answers, the kind is left to the thread's other clues.
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let fifo = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .unwrap();
+        let (seen, _) = settled_kind(fifo.as_raw_fd(), true);
+        assert_eq!(seen.last(), Some(&FdKind::Fifo), "{seen:?}");
+        assert_eq!(seen.first(), Some(&FdKind::Unknown));
+        // opendir opens with O_DIRECTORY, which fdinfo's flags show.
+        let directory = rustix::fs::open(
+            dir.path(),
+            rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        assert_eq!(
+            settled_kind(directory.as_raw_fd(), false).0,
+            vec![FdKind::Directory]
+        );
+    }
+
+    #[test]
+    fn sockets_are_told_by_their_protocol_and_the_tables() {
+        use std::os::fd::AsRawFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (unix, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut resolver = FdResolver::default();
+        let mut files = ProcessFiles::default();
+        let pid = std::process::id() as i32;
+        let mut kind = |fd: i32| resolver.kind_of(pid, fd, &mut files, true).0;
+        assert_eq!(kind(listener.as_raw_fd()), FdKind::TcpListener);
+        assert_eq!(kind(client.as_raw_fd()), FdKind::TcpSocket);
+        assert_eq!(kind(udp.as_raw_fd()), FdKind::UdpSocket);
+        // Both ends of the pair are this process's: a wake-up channel, not a conversation.
+        assert_eq!(kind(unix.as_raw_fd()), FdKind::SelfPipe);
+        // The protocol comes from the socket itself, checked to be that socket.
+        let inode = |fd: i32| {
+            let link = fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+            bracketed_number(&link.to_string_lossy(), "socket:[").unwrap()
+        };
+        let fd = unix.as_raw_fd();
+        assert_eq!(
+            socket_protocol(pid, fd, inode(fd)).as_deref(),
+            Some("UNIX-STREAM")
+        );
+        assert_eq!(socket_protocol(pid, fd, inode(fd) + 1), None);
+    }
+
+    #[test]
+    fn sync_open_flags_from_fdinfo() {
         // O_SYNC | O_LARGEFILE | O_WRONLY, as dd oflag=sync opens its output.
         let text = "pos:\t4096\nflags:\t04110001\nmnt_id:\t25\nino:\t1234\n";
-        let flags = fdinfo_flags(text).unwrap();
+        let flags = parse_fdinfo(text).unwrap().flags;
         assert_ne!(flags & O_DSYNC, 0, "O_SYNC (04010000) includes O_DSYNC");
-        assert_eq!(
-            fdinfo_flags("flags:\t0100001\n").map(|f| f & O_DSYNC),
-            Some(0)
-        );
-        assert_eq!(fdinfo_flags("pos: 0\n"), None);
+        let plain = parse_fdinfo("flags:\t0100001\nmnt_id:\t25\n").unwrap();
+        assert_eq!(plain.flags & O_DSYNC, 0);
     }
 
     #[test]

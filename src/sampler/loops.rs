@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use syscalls::Sysno;
 
-use super::fd_resolver::{FdResolver, LazyMem};
+use super::fd_resolver::{FdResolver, ProcessFiles};
 use super::observation::{ProcessPoll, TickSnapshot};
 
 /// Each process's instance is looked at again this often...
@@ -32,14 +32,14 @@ pub struct LoopScanner {
 }
 
 impl LoopScanner {
-    /// Looks at the epoll instance of each of `pids` that is due, into the snapshot.
-    pub fn scan(
+    /// Looks at the epoll instance of each process that is due, into the snapshot.
+    pub fn scan<'a>(
         &mut self,
-        pids: impl Iterator<Item = i32>,
+        processes: impl Iterator<Item = (i32, &'a mut ProcessFiles)>,
         resolver: &mut FdResolver,
         snapshot: &mut TickSnapshot,
     ) {
-        for pid in pids {
+        for (pid, files) in processes {
             let watched = self.processes.entry(pid).or_default();
             if watched.looked_at.is_some_and(|at| at.elapsed() < PERIOD) {
                 continue;
@@ -50,7 +50,7 @@ impl LoopScanner {
             }
             let Some(epfd) = watched.epfd else { continue };
             let args = [epfd as u64, 0, 0, 0, 0, 0];
-            let targets = resolver.resolve(pid, Sysno::epoll_wait, &args, &mut LazyMem::default());
+            let targets = resolver.resolve(pid, Sysno::epoll_wait, &args, files, 'S');
             if targets.watched == 0 && targets.kinds.is_empty() {
                 // Closed meanwhile (the loop ended, or the number was reused): look again.
                 watched.epfd = None;

@@ -1,20 +1,29 @@
-//! The sampling thread: paced ticks that read the tree from /proc and feed the accountant.
+//! The sampling thread: paced ticks that read the tree from /proc and feed the analysis (a `TickSink`).
+//!
+//! What it measured is kept behind a mutex that `Sampler::stop` can take as it is: if the
+//! thread does not finish its last tick in time (a read of /proc that blocks), the report is
+//! still written, from the ticks that did finish, and says so.
 
 pub mod cgroups;
+pub mod discovery;
 pub mod fd_resolver;
 pub mod loops;
+pub mod mounts;
 pub mod observation;
+pub mod offload;
 pub mod peers;
 pub mod proc_file;
+pub mod stops;
 pub mod tree_reader;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use discovery::Discovery;
 use observation::TickSnapshot;
 use tree_reader::{Scope, SourceStatus, TreeReader};
 
@@ -32,10 +41,12 @@ const MIN_RATE_HZ: f64 = 1.0;
 const STARTUP: Duration = Duration::from_millis(500);
 /// How often the sampler checks its own CPU use.
 const SELF_CHECK_PERIOD: Duration = Duration::from_millis(250);
+/// How long `stop` waits for the last tick before it takes what was measured as it is.
+pub const STOP_WAIT: Duration = Duration::from_millis(500);
 
 /// What consumes the snapshots as they are taken: the analysis, plugged in by the command layer
 /// (the sampler knows nothing of what is made of them).
-pub trait TickSink: Send + 'static {
+pub trait TickSink: Send + Default + 'static {
     fn ingest(&mut self, snapshot: &TickSnapshot);
     /// What the tree did since the last call, over `span_ns` of wall time, for the live line.
     fn recent(&mut self, span_ns: f64) -> RecentActivity;
@@ -57,6 +68,8 @@ pub struct SamplerConfig<S> {
     pub origin: Instant,
     /// Where to write every snapshot as a JSON line (fixtures, debugging).
     pub record: Option<File>,
+    /// How new processes are found (the children files, or a scan of /proc).
+    pub discovery: Discovery,
     pub sink: S,
 }
 
@@ -92,80 +105,169 @@ pub struct SamplerStats {
     pub threads_seen: u64,
     pub processes_seen: u64,
     pub sources: SourceStatus,
+    /// Ticks that took longer than their period, and the longest of them.
+    pub stalled_ticks: u64,
+    pub longest_stall: Duration,
+    pub discovery: Discovery,
+    /// Files that needed a read or stat the sampler did not do (see `TreeReader`).
+    pub unresolved_files: u64,
+    /// The last tick did not finish within `STOP_WAIT`: this is what was measured before it.
+    pub cut_short: bool,
+}
+
+/// What the sampling thread has measured so far, shared with `Sampler::stop`.
+#[derive(Default)]
+struct Measured<S> {
+    sink: S,
+    stats: SamplerStats,
+    /// When the tick under way began (None between ticks).
+    tick_started: Option<Instant>,
+}
+
+impl<S> Measured<S> {
+    /// The outcome from what was measured, when the sampling thread did not finish.
+    fn into_cut_short(mut self, discovery: Discovery) -> SamplerOutcome<S> {
+        if let Some(started) = self.tick_started {
+            self.stats.stalled_ticks += 1;
+            self.stats.longest_stall = self.stats.longest_stall.max(started.elapsed());
+        }
+        self.stats.fds.1 = open_descriptors();
+        self.stats.discovery = discovery;
+        self.stats.cut_short = true;
+        SamplerOutcome {
+            sink: self.sink,
+            stats: self.stats,
+            record_error: None,
+        }
+    }
+}
+
+fn lock<S>(measured: &Mutex<Measured<S>>) -> MutexGuard<'_, Measured<S>> {
+    measured.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 pub struct Sampler<S> {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<SamplerOutcome<S>>,
+    thread: std::thread::Thread,
+    done: Receiver<SamplerOutcome<S>>,
+    measured: Arc<Mutex<Measured<S>>>,
     live: Arc<Mutex<LiveStatus>>,
+    discovery: Discovery,
 }
 
 impl<S: TickSink> Sampler<S> {
     pub fn start(config: SamplerConfig<S>) -> std::io::Result<Sampler<S>> {
+        let discovery = config.discovery;
+        Sampler::spawn(discovery, move |stop, live, measured| {
+            sample_until_stopped(config, stop, live, measured)
+        })
+    }
+
+    /// Runs `body` on the sampling thread (never joined: `stop` waits for its outcome at
+    /// most STOP_WAIT).
+    fn spawn(
+        discovery: Discovery,
+        body: impl FnOnce(&AtomicBool, &Mutex<LiveStatus>, &Mutex<Measured<S>>) -> SamplerOutcome<S>
+            + Send
+            + 'static,
+    ) -> std::io::Result<Sampler<S>> {
         let stop = Arc::new(AtomicBool::new(false));
         let live = Arc::new(Mutex::new(LiveStatus::default()));
+        let measured = Arc::new(Mutex::new(Measured::default()));
+        let (finished, done) = channel();
         let thread = {
             let stop = Arc::clone(&stop);
             let live = Arc::clone(&live);
+            let measured = Arc::clone(&measured);
             std::thread::Builder::new()
                 .name("sampler".into())
-                .spawn(move || sample_until_stopped(config, &stop, &live))?
+                .spawn(move || {
+                    let outcome = body(&stop, &live, &measured);
+                    let _ = finished.send(outcome);
+                })?
         };
-        Ok(Sampler { stop, thread, live })
+        Ok(Sampler {
+            stop,
+            thread: thread.thread().clone(),
+            done,
+            measured,
+            live,
+            discovery,
+        })
     }
 
     pub fn live(&self) -> Arc<Mutex<LiveStatus>> {
         Arc::clone(&self.live)
     }
 
-    /// Stops after one last tick and hands over what was measured.
-    pub fn stop(self) -> Option<SamplerOutcome<S>> {
+    /// Stops after one last tick and hands over what was measured; if that tick does not end
+    /// within `STOP_WAIT`, what the ticks before it measured (`cut_short`).
+    pub fn stop(self) -> SamplerOutcome<S> {
         self.stop.store(true, Ordering::SeqCst);
-        self.thread.thread().unpark();
-        self.thread.join().ok()
+        self.thread.unpark();
+        match self.done.recv_timeout(STOP_WAIT) {
+            Ok(outcome) => outcome,
+            Err(_) => std::mem::take(&mut *lock(&self.measured)).into_cut_short(self.discovery),
+        }
     }
 }
 
-/// The sampler thread's loop: a tick (discovery when due, every thread's counters), the
-/// recording, the live status, then the CPU budget and the pacing. Kept in one function so the
-/// order of those steps within a tick reads top to bottom.
+/// The sampling loop: one tick reads the tree, the accountant ingests it under the lock, the
+/// pacing keeps the rate (and lowers it to stay within the CPU budget).
 fn sample_until_stopped<S: TickSink>(
     config: SamplerConfig<S>,
     stop: &AtomicBool,
     live: &Mutex<LiveStatus>,
+    measured: &Mutex<Measured<S>>,
 ) -> SamplerOutcome<S> {
-    let mut rate_hz = config.rate_hz;
-    let mut period = Duration::from_secs_f64(1.0 / rate_hz);
-    let discover_every = |period: Duration| {
-        (DISCOVERY_PERIOD.as_secs_f64() / period.as_secs_f64())
-            .round()
-            .max(1.0) as u64
-    };
-    let mut lowest_rate_hz: Option<f64> = None;
-    let fds_start = open_descriptors();
-    let mut last_check = Instant::now();
-    let mut cpu_at_check = thread_cpu_seconds();
-    let mut threads_seen_at_check = 0;
-    let mut reader = TreeReader::new(config.scope, config.origin);
-    let mut sink = config.sink;
+    let mut pace = Pace::new(config.rate_hz);
+    {
+        let mut measured = lock(measured);
+        measured.sink = config.sink;
+        measured.stats.fds.0 = open_descriptors();
+        measured.stats.discovery = config.discovery;
+    }
+    let mut reader = TreeReader::new(config.scope, config.origin, config.discovery);
     let mut recorder = config.record.map(BufWriter::new);
     let mut record_error = None;
     let mut snapshot = TickSnapshot::default();
-    let mut samples = 0u64;
-    let mut late_samples = 0u64;
-    let mut next = Instant::now();
+    let mut ticks = 0u64;
     let mut last_live = Instant::now();
     loop {
         // Read the stop flag before the tick, so the last tick happens after the stop request.
         let stopping = stop.load(Ordering::SeqCst);
+        let started = Instant::now();
+        lock(measured).tick_started = Some(started);
         snapshot.at_ns = config.origin.elapsed().as_nanos() as u64;
         snapshot.clear();
-        if samples.is_multiple_of(discover_every(period)) || stopping {
+        if ticks.is_multiple_of(pace.discover_every()) || stopping {
             reader.discover(&mut snapshot);
         }
         reader.read_threads(&mut snapshot, stopping);
         reader.read_cgroups(&mut snapshot);
-        sink.ingest(&snapshot);
+        ticks += 1;
+        {
+            let mut measured = lock(measured);
+            measured.sink.ingest(&snapshot);
+            let stats = &mut measured.stats;
+            stats.samples += 1;
+            let took = started.elapsed();
+            if took > pace.period {
+                stats.stalled_ticks += 1;
+                stats.longest_stall = stats.longest_stall.max(took);
+            }
+            stats.threads_untracked = reader.threads_untracked;
+            stats.threads_seen = reader.threads_seen;
+            stats.processes_seen = reader.processes_seen;
+            stats.sources = reader.sources();
+            stats.unresolved_files = reader.unresolved_files();
+            measured.tick_started = None;
+            if last_live.elapsed() >= LIVE_PERIOD {
+                let span = last_live.elapsed().as_nanos() as f64;
+                last_live = Instant::now();
+                update_live(live, &mut measured.sink, span, reader.live_threads());
+            }
+        }
         if let Some(writer) = recorder.as_mut() {
             let written = serde_json::to_writer(&mut *writer, &snapshot)
                 .map_err(|e| e.to_string())
@@ -175,64 +277,16 @@ fn sample_until_stopped<S: TickSink>(
                 recorder = None;
             }
         }
-        samples += 1;
-        if last_live.elapsed() >= LIVE_PERIOD {
-            let span = last_live.elapsed().as_nanos() as f64;
-            last_live = Instant::now();
-            let recent = sink.recent(span);
-            if let Ok(mut status) = live.lock() {
-                *status = LiveStatus {
-                    cores: recent.cores,
-                    doing: recent.doing,
-                    threads: reader.live_threads(),
-                };
-            }
-        }
         if stopping {
             break;
         }
-        // The first half second, and any window in which many new threads were found and
-        // opened, pay a one-off cost that lowering the rate would not save.
-        let many_new = reader.threads_seen > threads_seen_at_check + 64;
-        if last_check.elapsed() >= SELF_CHECK_PERIOD
-            && (config.origin.elapsed() < STARTUP || many_new)
-        {
-            (last_check, cpu_at_check) = (Instant::now(), thread_cpu_seconds());
-            threads_seen_at_check = reader.threads_seen;
+        if let Some(lowered) = pace.keep_to_budget(reader.threads_seen, config.origin) {
+            let stats = &mut lock(measured).stats;
+            stats.lowest_rate_hz =
+                Some(stats.lowest_rate_hz.map_or(lowered, |low| low.min(lowered)));
         }
-        if last_check.elapsed() >= SELF_CHECK_PERIOD {
-            let window = last_check.elapsed().as_secs_f64();
-            let cpu = thread_cpu_seconds();
-            let share = (cpu - cpu_at_check) / window;
-            (last_check, cpu_at_check) = (Instant::now(), cpu);
-            threads_seen_at_check = reader.threads_seen;
-            let climbed = (rate_hz * 1.5).min(config.rate_hz);
-            let adjusted = if share > CPU_BUDGET {
-                (rate_hz * CPU_BUDGET / share).max(MIN_RATE_HZ)
-            } else if share * climbed / rate_hz < 0.8 * CPU_BUDGET {
-                // Climb back while the higher rate would still stay well within the budget.
-                climbed
-            } else {
-                rate_hz
-            };
-            if adjusted != rate_hz {
-                rate_hz = adjusted;
-                period = Duration::from_secs_f64(1.0 / rate_hz);
-                if rate_hz < config.rate_hz {
-                    lowest_rate_hz = Some(lowest_rate_hz.map_or(rate_hz, |low| low.min(rate_hz)));
-                }
-            }
-        }
-        next += period;
-        let now = Instant::now();
-        if now > next + period / 2 {
-            // Fell behind: count it, and skip the missed ticks rather than bursting.
-            late_samples += 1;
-            let missed = (now - next).as_nanos() / period.as_nanos().max(1);
-            next += period * missed as u32;
-        }
-        if let Some(wait) = next.checked_duration_since(Instant::now()) {
-            std::thread::park_timeout(wait);
+        if pace.wait_for_next_tick() {
+            lock(measured).stats.late_samples += 1;
         }
     }
     if let Some(writer) = recorder.as_mut() {
@@ -240,29 +294,111 @@ fn sample_until_stopped<S: TickSink>(
             record_error = Some(error.to_string());
         }
     }
-    let (threads_untracked, threads_seen, processes_seen, sources) = (
-        reader.threads_untracked,
-        reader.threads_seen,
-        reader.processes_seen,
-        reader.sources(),
-    );
     // Counted once the reader has closed everything it held: what is left open is a leak.
     drop(reader);
     drop(recorder);
     let fds_end = open_descriptors();
+    let mut measured = std::mem::take(&mut *lock(measured));
+    measured.stats.fds.1 = fds_end;
     SamplerOutcome {
-        sink,
-        stats: SamplerStats {
-            samples,
-            late_samples,
-            lowest_rate_hz,
-            fds: (fds_start, fds_end),
-            threads_untracked,
-            threads_seen,
-            processes_seen,
-            sources,
-        },
+        sink: measured.sink,
+        stats: measured.stats,
         record_error,
+    }
+}
+
+/// The live view: what the tree mostly did over the last quarter second.
+fn update_live<S: TickSink>(live: &Mutex<LiveStatus>, sink: &mut S, span: f64, threads: usize) {
+    let recent = sink.recent(span);
+    if let Ok(mut status) = live.lock() {
+        *status = LiveStatus {
+            cores: recent.cores,
+            doing: recent.doing,
+            threads,
+        };
+    }
+}
+
+/// The sampling rate: the one asked for, lowered while the sampler's own CPU use is over the
+/// budget, and the time of the next tick.
+struct Pace {
+    asked_hz: f64,
+    rate_hz: f64,
+    period: Duration,
+    next: Instant,
+    last_check: Instant,
+    cpu_at_check: f64,
+    threads_seen_at_check: u64,
+}
+
+impl Pace {
+    fn new(rate_hz: f64) -> Self {
+        Pace {
+            asked_hz: rate_hz,
+            rate_hz,
+            period: Duration::from_secs_f64(1.0 / rate_hz),
+            next: Instant::now(),
+            last_check: Instant::now(),
+            cpu_at_check: thread_cpu_seconds(),
+            threads_seen_at_check: 0,
+        }
+    }
+
+    /// Discovery runs every this many ticks (about every DISCOVERY_PERIOD).
+    fn discover_every(&self) -> u64 {
+        (DISCOVERY_PERIOD.as_secs_f64() / self.period.as_secs_f64())
+            .round()
+            .max(1.0) as u64
+    }
+
+    /// Checks the sampler's CPU use every SELF_CHECK_PERIOD and adjusts the rate; returns the
+    /// new rate when it was lowered below the one asked for.
+    fn keep_to_budget(&mut self, threads_seen: u64, origin: Instant) -> Option<f64> {
+        if self.last_check.elapsed() < SELF_CHECK_PERIOD {
+            return None;
+        }
+        // The first half second, and any window in which many new threads were found and
+        // opened, pay a one-off cost that lowering the rate would not save.
+        let many_new = threads_seen > self.threads_seen_at_check + 64;
+        let window = self.last_check.elapsed().as_secs_f64();
+        let cpu = thread_cpu_seconds();
+        let share = (cpu - self.cpu_at_check) / window;
+        (self.last_check, self.cpu_at_check) = (Instant::now(), cpu);
+        self.threads_seen_at_check = threads_seen;
+        if origin.elapsed() < STARTUP || many_new {
+            return None;
+        }
+        let climbed = (self.rate_hz * 1.5).min(self.asked_hz);
+        let adjusted = if share > CPU_BUDGET {
+            (self.rate_hz * CPU_BUDGET / share).max(MIN_RATE_HZ)
+        } else if share * climbed / self.rate_hz < 0.8 * CPU_BUDGET {
+            // Climb back while the higher rate would still stay well within the budget.
+            climbed
+        } else {
+            self.rate_hz
+        };
+        if adjusted == self.rate_hz {
+            return None;
+        }
+        self.rate_hz = adjusted;
+        self.period = Duration::from_secs_f64(1.0 / adjusted);
+        (adjusted < self.asked_hz).then_some(adjusted)
+    }
+
+    /// Sleeps until the next tick is due; true if this tick started over half a period late
+    /// (the missed ticks are skipped rather than burst).
+    fn wait_for_next_tick(&mut self) -> bool {
+        self.next += self.period;
+        let now = Instant::now();
+        let late = now > self.next + self.period / 2;
+        if late {
+            let missed = (now - self.next).as_nanos() / self.period.as_nanos().max(1);
+            self.next += self.period * missed as u32;
+        }
+        if let Some(wait) = self.next.checked_duration_since(Instant::now()) {
+            std::thread::park_timeout(wait);
+        }
+        late
     }
 }
 
@@ -275,4 +411,38 @@ fn thread_cpu_seconds() -> f64 {
 /// How many descriptors concadvise has open.
 fn open_descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_last_tick_that_never_ends_still_hands_over_what_was_measured() {
+        let (release, blocked) = channel::<()>();
+        let sampler = Sampler::spawn(Discovery::Children, move |_, _, measured| {
+            {
+                let mut measured = lock::<crate::analysis::TickAnalyser>(measured);
+                measured.stats.samples = 42;
+                measured.tick_started = Some(Instant::now());
+            }
+            // A read of /proc that does not return (a task's memory lock held by a stuck
+            // thread, say).
+            let _ = blocked.recv();
+            std::mem::take(&mut *lock(measured)).into_cut_short(Discovery::Children)
+        })
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let asked = Instant::now();
+        let outcome = sampler.stop();
+        assert!(asked.elapsed() < STOP_WAIT + Duration::from_millis(300));
+        assert!(outcome.stats.cut_short);
+        assert_eq!(outcome.stats.samples, 42);
+        assert_eq!(
+            outcome.stats.stalled_ticks, 1,
+            "the tick under way is a stall"
+        );
+        assert!(outcome.stats.longest_stall >= STOP_WAIT);
+        drop(release);
+    }
 }

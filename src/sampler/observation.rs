@@ -1,5 +1,7 @@
 //! What the sampler saw at one tick: plain data, recorded as JSON lines for fixtures and replayed by tests.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use syscalls::Sysno;
 
@@ -178,6 +180,13 @@ pub struct ThreadState {
     /// (in the tree; for a loopback TCP connection, any visible process).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<i32>,
+    /// The mount of the first file among those descriptors (a regular file, directory or
+    /// block device), from /proc/PID/mountinfo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount: Option<Arc<FileMount>>,
+    /// Who stopped the thread, when it was stopped (state T or t, or a frozen cgroup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<Stopper>,
 }
 
 fn is_zero(value: &u32) -> bool {
@@ -195,8 +204,44 @@ impl ThreadState {
             watched_peers: 0,
             fd_sync: false,
             peers: Vec::new(),
+            mount: None,
+            stopped_by: None,
         }
     }
+}
+
+/// The mount a file lives on, as /proc/PID/mountinfo describes it (never from a stat).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct FileMount {
+    /// Where it is mounted, as the process sees it.
+    pub point: String,
+    /// The filesystem type, with a FUSE subtype: ext4, nfs4, cifs, fuse.sshfs.
+    pub fs_type: String,
+    /// What is mounted: a device, `server:/export`, a FUSE daemon's name.
+    #[serde(default)]
+    pub source: String,
+    /// major:minor of the filesystem (the st_dev of its files).
+    #[serde(default)]
+    pub device: String,
+    /// A network filesystem: NFS, SMB, Ceph, 9p, GlusterFS, Lustre, or FUSE of a network kind.
+    #[serde(default)]
+    pub network: bool,
+}
+
+/// Who or what stopped a thread.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case", tag = "by")]
+pub enum Stopper {
+    /// A stop signal: SIGSTOP, or job control (Ctrl-Z, SIGTTIN, SIGTTOU).
+    Signal,
+    /// A tracer (a debugger, strace) holds it stopped: TracerPid of its status, and its name.
+    Tracer {
+        pid: i32,
+        #[serde(default)]
+        name: String,
+    },
+    /// Its cgroup is frozen (cgroup v1 freezer.state FROZEN, or v2 cgroup.events frozen 1).
+    FrozenCgroup { cgroup: String },
 }
 
 /// The content of /proc/PID/task/TID/syscall.
@@ -249,6 +294,8 @@ pub enum FdKind {
     Inotify,
     IoUring,
     Directory,
+    /// A regular file or directory on a network filesystem (see `FileMount::network`).
+    NetworkFile,
     Other,
     /// The descriptor could not be resolved (closed meanwhile, or no permission).
     Unknown,

@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -85,6 +86,12 @@ impl ProcFile {
         self.file
             .read_exact_at(out, offset)
             .map_err(ReadFailure::from)
+    }
+}
+
+impl AsFd for ProcFile {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
     }
 }
 

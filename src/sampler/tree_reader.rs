@@ -3,18 +3,23 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use procfs::FromRead;
 use syscalls::Sysno;
 
 use super::cgroups::CgroupReader;
-use super::fd_resolver::{FdResolver, LazyMem, WaitTargets};
+use super::discovery::{Discovery, ProcScan};
+use super::fd_resolver::{FdResolver, ProcessFiles, WaitTargets};
 use super::loops::LoopScanner;
 use super::observation::{
-    ProcessCpu, ProcessInfo, Sighting, SyscallState, ThreadObservation, ThreadState, TickSnapshot,
+    FdKind, ProcessCpu, ProcessInfo, Sighting, Stopper, SyscallState, ThreadObservation,
+    ThreadState, TickSnapshot,
 };
+use super::offload::Offload;
 use super::proc_file::{read_once, ProcFile, ReadFailure};
+use super::stops::{sleeps_in_freezer, ProcessCgroups, Stops};
 
 /// /proc/PID/task is listed again at least this often even when the thread count is steady.
 const TASK_RELIST_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
@@ -73,10 +78,20 @@ struct TrackedThread {
     children_read_at: Option<(u64, u64)>,
     /// Its children file, held once it has been read (threads that fork are few).
     children_file: Option<ProcFile>,
+    /// Its last observation was taken while its cgroup was frozen.
+    reported_frozen: bool,
 }
 
 struct TrackedProcess {
-    mem: LazyMem,
+    /// As first read (and after an exec), for an update when a helper finds more.
+    info: ProcessInfo,
+    files: ProcessFiles,
+    cgroups: ProcessCgroups,
+    /// The frozen cgroup it is in at this tick, if any.
+    frozen: Option<Arc<str>>,
+    /// Its main thread was in D, or a thread slept in the freezer, at the last look: it may
+    /// have been frozen (a frozen task does not run, so nothing else would show it).
+    looks_frozen: bool,
     /// /proc/PID/stat, held: the process's CPU including its exited threads.
     stat: Option<ProcFile>,
     born_during: bool,
@@ -100,9 +115,17 @@ pub struct TreeReader {
     threads: HashMap<i32, TrackedThread>,
     processes: HashMap<i32, TrackedProcess>,
     discovered_once: bool,
-    resolver: FdResolver,
+    discovery: Discovery,
+    scan: ProcScan,
     cgroups: CgroupReader,
     loops: LoopScanner,
+    resolver: FdResolver,
+    stops: Stops,
+    /// Reads of executables for Go's build info, on helper threads.
+    go_reads: Offload<GoAnswer>,
+    /// Files that would have had to be read on a network, FUSE or unknown mount (never done),
+    /// or whose helper refused or did not answer.
+    unresolved: u64,
     buf: Vec<u8>,
     sources: SourceStatus,
     /// Every process and thread ever seen, for the report's counts.
@@ -120,7 +143,7 @@ pub struct TreeReader {
 
 impl TreeReader {
     /// `origin` is time zero of the measurement; threads born after it count from their birth.
-    pub fn new(scope: Scope, origin: Instant) -> Self {
+    pub fn new(scope: Scope, origin: Instant, discovery: Discovery) -> Self {
         let ticks_per_second = procfs::ticks_per_second().max(1);
         let boot_now = boottime_ns();
         let since_origin = origin.elapsed().as_nanos() as u64;
@@ -132,9 +155,14 @@ impl TreeReader {
             threads: HashMap::new(),
             processes: HashMap::new(),
             discovered_once: false,
-            resolver: FdResolver::default(),
+            discovery,
+            scan: ProcScan::default(),
             cgroups: CgroupReader::default(),
             loops: LoopScanner::default(),
+            resolver: FdResolver::default(),
+            stops: Stops::default(),
+            go_reads: Offload::new("concadvise-exe"),
+            unresolved: 0,
             buf: Vec::with_capacity(1024),
             sources: SourceStatus::default(),
             processes_seen: 0,
@@ -154,13 +182,23 @@ impl TreeReader {
         }
     }
 
+    pub fn live_threads(&self) -> usize {
+        self.threads.len()
+    }
+
     /// The throttling counters of the cgroups with a CPU quota the tree runs under.
     pub fn read_cgroups(&mut self, snapshot: &mut TickSnapshot) {
         self.cgroups.read(snapshot);
     }
 
-    pub fn live_threads(&self) -> usize {
-        self.threads.len()
+    pub fn discovery(&self) -> Discovery {
+        self.discovery
+    }
+
+    /// Files the sampler needed to read or stat but did not: on a network, FUSE or unknown
+    /// mount (never touched), or not answered by a helper thread (refused, or still pending).
+    pub fn unresolved_files(&mut self) -> u64 {
+        self.unresolved + self.go_reads.pending() as u64 + self.resolver.unresolved()
     }
 
     fn now_ns(&self) -> u64 {
@@ -169,7 +207,13 @@ impl TreeReader {
 
     /// Finds processes and threads that joined the tree since the last call.
     pub fn discover(&mut self, snapshot: &mut TickSnapshot) {
+        let scanning = self.discovery == Discovery::Scan;
+        if scanning {
+            self.scan.refresh();
+        }
+        let own_pid = std::process::id() as i32;
         let mut queue: Vec<i32> = match self.scope {
+            Scope::DescendantsOfSelf if scanning => self.scan.children_of(own_pid).to_vec(),
             Scope::DescendantsOfSelf => self.own_children(),
             Scope::Process { pid, start_ticks } => {
                 if process_start_ticks(pid, &mut self.buf) == Some(start_ticks) {
@@ -183,7 +227,7 @@ impl TreeReader {
         // list still names it (its parent thread may have exited and handed it on).
         queue.extend(self.processes.keys().copied());
         // concadvise never measures itself, even inside a tree it was asked to follow.
-        let mut visited = HashSet::from([std::process::id() as i32]);
+        let mut visited = HashSet::from([own_pid]);
         while let Some(pid) = queue.pop() {
             if !visited.insert(pid) {
                 continue;
@@ -196,11 +240,17 @@ impl TreeReader {
                 let born_during = info.start_ticks.saturating_mul(self.ns_per_tick)
                     + self.ns_per_tick
                     >= self.origin_boot_ns;
-                snapshot.new_processes.push(info);
+                let mut files = ProcessFiles::default();
+                self.read_go_buildinfo(&info, &mut files);
+                snapshot.new_processes.push(info.clone());
                 self.processes.insert(
                     pid,
                     TrackedProcess {
-                        mem: LazyMem::default(),
+                        info,
+                        files,
+                        cgroups: ProcessCgroups::default(),
+                        frozen: None,
+                        looks_frozen: false,
                         stat: ProcFile::open(&PathBuf::from(format!("/proc/{pid}/stat"))).ok(),
                         born_during,
                         num_threads: 0,
@@ -212,6 +262,10 @@ impl TreeReader {
                 self.processes_seen += 1;
             }
             let tids = self.threads_of(pid);
+            if scanning {
+                queue.extend_from_slice(self.scan.children_of(pid));
+                continue;
+            }
             for tid in tids {
                 let Some(thread) = self.threads.get_mut(&tid) else {
                     continue;
@@ -240,8 +294,11 @@ impl TreeReader {
         }
         self.discovered_once = true;
         // Event loops that never sleep in their poller show only in their epoll instance.
-        self.loops
-            .scan(self.processes.keys().copied(), &mut self.resolver, snapshot);
+        let files = self
+            .processes
+            .iter_mut()
+            .map(|(pid, p)| (*pid, &mut p.files));
+        self.loops.scan(files, &mut self.resolver, snapshot);
     }
 
     /// The threads of `pid` to walk for children: all tracked ones, after listing
@@ -354,7 +411,50 @@ impl TreeReader {
             children: Vec::new(),
             children_read_at: None,
             children_file: None,
+            reported_frozen: false,
         })
+    }
+
+    /// Asks a helper thread whether `info`'s executable carries Go's build info, unless it
+    /// lies on a network, FUSE or unknown mount (never read; counted as unresolved).
+    fn read_go_buildinfo(&mut self, info: &ProcessInfo, files: &mut ProcessFiles) {
+        let Some(exe) = &info.exe else {
+            return;
+        };
+        let space = files.mount_space(info.pid);
+        let mount = self.resolver.mounts.for_path(info.pid, space, exe);
+        if !mount.is_some_and(|m| m.class.may_touch()) {
+            self.unresolved += 1;
+            return;
+        }
+        let (pid, start_ticks) = (info.pid, info.start_ticks);
+        let asked = self.go_reads.submit(move || GoAnswer {
+            pid,
+            start_ticks,
+            found: go_buildinfo_of(pid, start_ticks),
+        });
+        if asked.is_err() {
+            self.unresolved += 1;
+        }
+    }
+
+    /// Answers of the Go build-info reads: a process found to be a Go program is reported
+    /// again in `snapshot`, with the flag set.
+    fn take_go_answers(&mut self, snapshot: &mut TickSnapshot) {
+        for answer in self.go_reads.answers() {
+            let Some(found) = answer.found else {
+                self.unresolved += 1;
+                continue;
+            };
+            let process = self
+                .processes
+                .get_mut(&answer.pid)
+                .filter(|p| p.info.start_ticks == answer.start_ticks);
+            if let (true, Some(process)) = (found, process) {
+                process.info.go_buildinfo = true;
+                snapshot.new_processes.push(process.info.clone());
+            }
+        }
     }
 
     /// Reads every tracked thread (dormant ones only when due, unless `full`); threads that
@@ -363,6 +463,14 @@ impl TreeReader {
         let mut gone = Vec::new();
         let mut execed = Vec::new();
         self.ticks += 1;
+        self.take_go_answers(snapshot);
+        self.stops.next_tick();
+        for (pid, process) in self.processes.iter_mut() {
+            process.frozen = self
+                .stops
+                .frozen(*pid, &mut process.cgroups, process.looks_frozen);
+            process.looks_frozen = false;
+        }
         let many = !full && self.threads.len() > MANY_THREADS;
         let tids: Vec<i32> = self.threads.keys().copied().collect();
         for tid in tids {
@@ -423,23 +531,24 @@ impl TreeReader {
             // Found and first read in the same tick: the exec may have come between the two
             // (a forked shell that became `xz`); the info read at discovery says which.
             let first_sight = snapshot.new_processes.iter().position(|p| p.pid == pid);
-            if let Some(index) = first_sight {
-                if !runs_program_named(&snapshot.new_processes[index], &comm) {
-                    if let Some(mut info) = read_process_info(pid, &mut self.buf) {
-                        info.cgroup = self.cgroups.assign(pid, snapshot);
-                        snapshot.new_processes[index] = info;
-                    }
-                }
-            } else {
-                if let Some(mut info) = read_process_info(pid, &mut self.buf) {
-                    // A program started in a cgroup of its own (`echo $$ > cgroup.procs;
-                    // exec prog`) moved there before the exec.
-                    info.cgroup = self.cgroups.assign(pid, snapshot);
-                    snapshot.new_processes.push(info);
-                }
-                if let Some(process) = self.processes.get_mut(&pid) {
-                    process.mem = LazyMem::default();
-                }
+            if first_sight.is_some_and(|i| runs_program_named(&snapshot.new_processes[i], &comm)) {
+                continue;
+            }
+            let Some(mut info) = read_process_info(pid, &mut self.buf) else {
+                continue;
+            };
+            // A program started in a cgroup of its own (`echo $$ > cgroup.procs; exec prog`)
+            // moved there before the exec.
+            info.cgroup = self.cgroups.assign(pid, snapshot);
+            let mut files = ProcessFiles::default();
+            self.read_go_buildinfo(&info, &mut files);
+            match first_sight {
+                Some(index) => snapshot.new_processes[index] = info.clone(),
+                None => snapshot.new_processes.push(info.clone()),
+            }
+            if let Some(process) = self.processes.get_mut(&pid) {
+                process.files = files;
+                process.info = info;
             }
         }
         let live_pids: HashSet<i32> = self.threads.values().map(|t| t.pid).collect();
@@ -464,6 +573,11 @@ impl TreeReader {
             if stat.read_into(&mut self.buf).is_err() {
                 continue;
             }
+            // A frozen task sits in D without running: a main thread in D is worth a look at
+            // the process's cgroups at the next tick.
+            if parse_stat_state(&self.buf).is_some_and(|(letter, _)| letter == 'D') {
+                process.looks_frozen = true;
+            }
             if let Some((ticks, num_threads)) = parse_stat_cpu_and_threads(&self.buf) {
                 process.recheck_dormant = num_threads < process.num_threads;
                 process.num_threads = num_threads;
@@ -483,11 +597,12 @@ impl TreeReader {
         let last = thread.last.as_ref()?;
         let due = (self.ticks + tid as u64).is_multiple_of(DORMANT_READ_EVERY);
         // A process whose thread count changed may have had a dormant thread exit: read all.
-        let changed = self
-            .processes
-            .get(&thread.pid)
-            .is_some_and(|p| p.listed.is_some_and(|(count, _)| count != p.num_threads));
-        if last.unchanged_reads < DORMANT_AFTER || due || changed {
+        let process = self.processes.get(&thread.pid);
+        let changed =
+            process.is_some_and(|p| p.listed.is_some_and(|(count, _)| count != p.num_threads));
+        // Frozen or thawed since its last read: a frozen thread does not run to show it.
+        let freezer = process.is_some_and(|p| p.frozen.is_some() != thread.reported_frozen);
+        if last.unchanged_reads < DORMANT_AFTER || due || changed || freezer {
             return None;
         }
         Some(ThreadObservation {
@@ -508,11 +623,14 @@ impl TreeReader {
             threads,
             processes,
             resolver,
+            stops,
             buf,
             sources,
             ..
         } = self;
         let thread = threads.get_mut(&tid).ok_or(ReadFailure::Gone)?;
+        let mut process = processes.get_mut(&thread.pid);
+        let frozen = process.as_ref().and_then(|p| p.frozen.clone());
         thread.schedstat.read_into(buf)?;
         let (cpu_ns, runqueue_ns, timeslices) = parse_schedstat(buf).ok_or_else(|| {
             ReadFailure::Other(std::io::Error::other("schedstat has an unexpected form"))
@@ -533,8 +651,10 @@ impl TreeReader {
         };
         // A thread that has not run since the last tick is still where it was: one read is
         // all it costs. (One woken but still queued for a CPU shows as running next time.)
+        // A thread of a cgroup frozen or thawed since is read again: it was frozen in place.
         if let Some(last) = &mut thread.last {
-            if last.cpu_ns == cpu_ns && last.timeslices == timeslices {
+            let unchanged = last.cpu_ns == cpu_ns && last.timeslices == timeslices;
+            if unchanged && thread.reported_frozen == frozen.is_some() {
                 last.unchanged_reads = last.unchanged_reads.saturating_add(1);
                 thread.sighting = Sighting::Continuing;
                 return Ok(observation(None, None));
@@ -548,13 +668,32 @@ impl TreeReader {
             thread.comm = name.into_owned();
             thread.comm.clone()
         });
-        let state = if letter == 'R' {
-            ThreadState::running()
+        let (mut state, conversation) = if letter == 'R' {
+            (ThreadState::running(), None)
         } else {
-            let tree: Vec<i32> = processes.keys().copied().collect();
-            let mem = processes.get_mut(&thread.pid).map(|p| &mut p.mem);
-            read_wait_state(thread, letter, buf, sources, resolver, mem, &tree)
+            let files = process.as_mut().map(|p| &mut p.files);
+            read_wait_state(thread, letter, buf, sources, resolver, files)
         };
+        if letter != 'R' {
+            state.stopped_by = match (letter, frozen.as_deref()) {
+                ('t', _) => Some(stops.stopper_of(&thread.dir)),
+                (_, Some(cgroup)) => Some(Stopper::FrozenCgroup {
+                    cgroup: cgroup.to_string(),
+                }),
+                ('T', None) => Some(stops.stopper_of(&thread.dir)),
+                _ => None,
+            };
+        }
+        // Asleep in the freezer (cgroup v2, or v1 while freezing): look at its cgroups.
+        let in_freezer = state.wchan.as_deref().is_some_and(sleeps_in_freezer);
+        if let (true, Some(process)) = (in_freezer, process) {
+            process.looks_frozen = true;
+        }
+        if let Some(conversation) = conversation {
+            let tree: Vec<i32> = processes.keys().copied().collect();
+            state.peers = resolver.peer_processes(thread.pid, conversation, &tree);
+        }
+        thread.reported_frozen = frozen.is_some();
         thread.last = Some(LastRead {
             cpu_ns,
             runqueue_ns,
@@ -572,9 +711,8 @@ fn read_wait_state(
     buf: &mut Vec<u8>,
     sources: &mut SourceStatus,
     resolver: &mut FdResolver,
-    mem: Option<&mut LazyMem>,
-    tree: &[i32],
-) -> ThreadState {
+    files: Option<&mut ProcessFiles>,
+) -> (ThreadState, Option<(FdKind, u64)>) {
     let syscall = match held_file(&mut thread.syscall, &thread.dir, "syscall")
         .and_then(|f| f.read_into(buf))
     {
@@ -604,17 +742,13 @@ fn read_wait_state(
             }
             Err(_) => None,
         };
-    let targets = match (&syscall, mem) {
-        (SyscallState::Blocked { call, args }, Some(mem)) => {
-            resolver.resolve(thread.pid, *call, args, mem)
+    let targets = match (&syscall, files) {
+        (SyscallState::Blocked { call, args }, Some(files)) => {
+            resolver.resolve(thread.pid, *call, args, files, letter)
         }
         _ => WaitTargets::default(),
     };
-    let peers = match targets.conversation {
-        Some(conversation) => resolver.peer_processes(thread.pid, conversation, tree),
-        None => Vec::new(),
-    };
-    ThreadState {
+    let state = ThreadState {
         letter,
         syscall,
         wchan,
@@ -622,8 +756,11 @@ fn read_wait_state(
         watched: targets.watched,
         watched_peers: targets.watched_peers,
         fd_sync: targets.fd_sync,
-        peers,
-    }
+        peers: Vec::new(),
+        mount: targets.mount,
+        stopped_by: None,
+    };
+    (state, targets.conversation)
 }
 
 /// A per-thread file through a descriptor opened on first use and then held.
@@ -743,7 +880,6 @@ pub fn read_process_info(pid: i32, buf: &mut Vec<u8>) -> Option<ProcessInfo> {
         Ok(()) => mapped_libraries(&String::from_utf8_lossy(buf)),
         Err(_) => Vec::new(),
     };
-    let go_buildinfo = exe.as_deref().is_some_and(has_go_buildinfo);
     Some(ProcessInfo {
         pid,
         start_ticks: stat.starttime,
@@ -751,7 +887,8 @@ pub fn read_process_info(pid: i32, buf: &mut Vec<u8>) -> Option<ProcessInfo> {
         command,
         exe,
         libraries,
-        go_buildinfo,
+        // Reading the executable reaches its filesystem: done later, on a helper thread.
+        go_buildinfo: false,
         cgroup: None,
     })
 }
@@ -765,15 +902,23 @@ fn runs_program_named(info: &ProcessInfo, comm: &str) -> bool {
         || info.command.first().map(|c| base(c)).is_some_and(named)
 }
 
+/// On a helper thread: whether the executable of process `pid` (if it is still the process
+/// that started at `start_ticks`) carries Go's build info; `None` if it could not be read.
+/// Opened through /proc/PID/exe: the very file, whatever the process's root or namespace.
+fn go_buildinfo_of(pid: i32, start_ticks: u64) -> Option<bool> {
+    if process_start_ticks(pid, &mut Vec::new()) != Some(start_ticks) {
+        return None;
+    }
+    let file = fs::File::open(format!("/proc/{pid}/exe")).ok()?;
+    Some(has_go_buildinfo(file))
+}
+
 /// Whether an executable carries Go's build info section; reads only the ELF section headers
 /// and their names, not the symbol tables.
-fn has_go_buildinfo(exe: &str) -> bool {
+fn has_go_buildinfo(file: fs::File) -> bool {
     use object::elf::{FileHeader32, FileHeader64};
     use object::read::elf::FileHeader;
     use object::{Endianness, FileKind};
-    let Ok(file) = fs::File::open(exe) else {
-        return false;
-    };
     let data = object::ReadCache::new(file);
     fn has_section<H: FileHeader<Endian = Endianness>>(data: &object::ReadCache<fs::File>) -> bool {
         let Ok(header) = H::parse(data) else {
@@ -805,6 +950,13 @@ pub fn mapped_libraries(maps: &str) -> Vec<String> {
     names.sort();
     names.dedup();
     names
+}
+
+/// What a helper thread found about a process's executable.
+struct GoAnswer {
+    pid: i32,
+    start_ticks: u64,
+    found: Option<bool>,
 }
 
 fn boottime_ns() -> u64 {
@@ -872,7 +1024,11 @@ mod tests {
         let pid = child.id() as i32;
         let start_ticks = process_start_ticks(pid, &mut Vec::new()).unwrap();
         let threads_found = |start_ticks| {
-            let mut reader = TreeReader::new(Scope::Process { pid, start_ticks }, Instant::now());
+            let mut reader = TreeReader::new(
+                Scope::Process { pid, start_ticks },
+                Instant::now(),
+                Discovery::Children,
+            );
             let mut snapshot = TickSnapshot::default();
             reader.discover(&mut snapshot);
             reader.read_threads(&mut snapshot, false);

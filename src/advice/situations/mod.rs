@@ -16,7 +16,9 @@ mod idle;
 mod io_bound;
 mod lock_contention;
 mod mixed;
+mod network_fs;
 mod sequential_processes;
+mod stopped;
 mod sync_bound;
 
 use super::expected::{amdahl, Band, Estimate};
@@ -131,6 +133,11 @@ pub trait Situation: Sync {
     }
     /// The change it advises, in words, when the runtime's profile does not put it better.
     fn change(&self) -> &'static str;
+    /// The situation whose advice a profile without this one gives (an optional situation,
+    /// or a profile written before it existed).
+    fn fallback(&self) -> &'static str {
+        "cpu_bound"
+    }
     /// What that change is expected to buy (see `advice::expected`), given the sizing.
     fn expected(&self, _input: &AdviceInput, _sizing: &Sizing) -> Estimate {
         Estimate::Unavailable(
@@ -212,7 +219,8 @@ pub fn overlapped_io(input: &AdviceInput, sizing: &Sizing, now: f64, peer: &str)
 }
 
 /// Every situation, most specific first; `mixed` applies to anything and comes last.
-static RANKED: [&dyn Situation; 17] = [
+static RANKED: [&dyn Situation; 19] = [
+    &stopped::Stopped,
     &blocked_event_loop::BlockedEventLoop,
     &cpu_quota::CpuQuota,
     &sync_bound::SyncBound,
@@ -229,6 +237,7 @@ static RANKED: [&dyn Situation; 17] = [
     },
     &already_overlapping::AlreadyOverlapping { event_loop: true },
     &already_overlapping::AlreadyOverlapping { event_loop: false },
+    &network_fs::NetworkFs,
     &io_bound::IoBound::NETWORK,
     &io_bound::IoBound::IPC,
     &io_bound::IoBound::PAGING,
