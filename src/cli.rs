@@ -190,7 +190,7 @@ pub struct AdviceArgs {
 pub struct OutputArgs {
     /// Write the report to this file ("-" for stdout). Checked before the program starts.
     #[arg(long, short = 'o', value_name = "PATH")]
-    pub report: Option<String>,
+    pub report: Option<PathBuf>,
     /// Report format [default: json for a .json file, else toml].
     #[arg(long, value_enum)]
     pub format: Option<Format>,

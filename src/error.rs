@@ -26,6 +26,8 @@ pub enum Error {
     Spawn { command: String, reason: String },
     #[error("cannot write {}: {reason}", path.display())]
     Report { path: PathBuf, reason: String },
+    #[error("cannot write to standard output: {0}")]
+    Stdout(String),
     #[error("no process with PID {0} (check `ps`; it may have exited)")]
     NoSuchProcess(i32),
     #[error("no process named {0:?} (check `ps -e`, or give its PID)")]
@@ -78,7 +80,7 @@ impl Error {
             Error::CommandNotFound(_) => NOT_FOUND,
             Error::CommandNotExecutable(_) => NOT_EXECUTABLE,
             _ if in_run => RUN_FAILED,
-            Error::Report { .. } => OUTPUT_NOT_WRITABLE,
+            Error::Report { .. } | Error::Stdout(_) => OUTPUT_NOT_WRITABLE,
             Error::NoSuchProcess(_) | Error::NoProcessNamed(_) | Error::AmbiguousName { .. } => {
                 NO_SUCH_PROCESS
             }

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod error;
 pub mod machine;
 pub mod notice;
+pub mod output_path;
 pub mod profile;
 pub mod progress;
 pub mod report;

@@ -73,7 +73,7 @@ pub fn attach(args: AttachArgs) -> Result<u8, Error> {
         }
         _ => None,
     };
-    conclude(
+    let concluded = conclude(
         measuring,
         TargetFacts {
             mode: "attach",
@@ -91,5 +91,10 @@ pub fn attach(args: AttachArgs) -> Result<u8, Error> {
             runtime_override: args.advice.runtime.clone(),
         },
     )?;
-    Ok(0)
+    // The measurement was kept (saved elsewhere), but not where it was asked to go.
+    Ok(if concluded.report_failed {
+        crate::error::exit_code::OUTPUT_NOT_WRITABLE
+    } else {
+        0
+    })
 }

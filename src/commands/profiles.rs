@@ -3,7 +3,7 @@
 use crate::cli::{ProfilesAction, ProfilesArgs};
 use crate::error::Error;
 use crate::profile::ProfileSet;
-use crate::report::write::Destination;
+use crate::report::write::to_stdout;
 
 pub fn profiles(args: ProfilesArgs) -> Result<u8, Error> {
     let set = ProfileSet::load(args.profiles.as_deref())?;
@@ -28,6 +28,6 @@ pub fn profiles(args: ProfilesArgs) -> Result<u8, Error> {
             }
         },
     };
-    Destination::Stdout.commit(text.as_bytes())?;
+    to_stdout(text.as_bytes())?;
     Ok(0)
 }

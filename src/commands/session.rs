@@ -8,23 +8,23 @@ use crate::analysis::TickAnalyser;
 use crate::cli::{AdviceArgs, OutputArgs, SamplingArgs};
 use crate::error::Error;
 use crate::machine;
+use crate::output_path::{OutputPath, Stream};
 use crate::profile::ProfileSet;
 use crate::progress::Progress;
 use crate::report::assemble::{assemble, SamplingFacts, TargetFacts};
 use crate::report::export::Format;
 use crate::report::terminal::{render, Look};
-use crate::report::write::Destination;
-use crate::report::Report;
+use crate::report::write::{save_fallback, Destination};
 use crate::sampler::tree_reader::Scope;
 use crate::sampler::{Sampler, SamplerConfig};
 
-/// Outputs the user asked for, each proven writable.
+/// Outputs the user asked for, each proven writable (nothing is created before the end).
 pub struct Outputs<'a> {
     output: &'a OutputArgs,
     sampling: &'a SamplingArgs,
     destination: Option<Destination>,
-    /// Where the raw samples go: streamed into a temporary file, renamed at the end.
-    record: Option<Destination>,
+    /// Where the raw samples go: streamed into an unnamed file, put in place at the end.
+    record: Option<OutputPath>,
     profiles: ProfileSet,
 }
 
@@ -56,9 +56,18 @@ impl<'a> Outputs<'a> {
                     reason: "samples are recorded to a file; give its name".into(),
                 })
             }
-            Some(path) => Some(Destination::prepare(&path.to_string_lossy())?),
+            Some(path) => Some(OutputPath::check(path)?),
             None => None,
         };
+        if let (Some(Destination::File(report)), Some(record)) = (&destination, &record) {
+            if report.same_file(record) {
+                return Err(Error::Report {
+                    path: record.given().to_path_buf(),
+                    reason: "--report and --record-samples name the same file: give each its own"
+                        .into(),
+                });
+            }
+        }
         Ok(Outputs {
             output,
             sampling,
@@ -70,9 +79,21 @@ impl<'a> Outputs<'a> {
 
     /// Starts sampling `scope` from `origin`, with a progress line when stderr is a terminal.
     pub fn start(self, scope: Scope, origin: Instant) -> Result<Measuring<'a>, Error> {
-        let record = match self.record.as_ref().and_then(Destination::file_handle) {
-            Some(handle) => Some(handle.map_err(|e| Error::Setup(format!("recording: {e}")))?),
+        let recording = match &self.record {
+            Some(path) => {
+                let failed = |e: std::io::Error| Error::Report {
+                    path: path.given().to_path_buf(),
+                    reason: e.to_string(),
+                };
+                let stream = path.stream().map_err(failed)?;
+                let handle = stream.handle().map_err(failed)?;
+                Some((stream, handle))
+            }
             None => None,
+        };
+        let (recording, record) = match recording {
+            Some((stream, handle)) => (Some(stream), Some(handle)),
+            None => (None, None),
         };
         let sampler = Sampler::start(SamplerConfig {
             rate_hz: self.sampling.rate,
@@ -87,6 +108,7 @@ impl<'a> Outputs<'a> {
             outputs: self,
             sampler,
             progress,
+            recording,
         })
     }
 }
@@ -95,19 +117,28 @@ pub struct Measuring<'a> {
     outputs: Outputs<'a>,
     sampler: Sampler<TickAnalyser>,
     progress: Option<Progress>,
+    /// The sample recording being streamed, put in place at the end.
+    recording: Option<Stream>,
+}
+
+/// What a measurement ended with.
+pub struct Concluded {
+    /// The report could not be written where asked (it was saved elsewhere, or printed).
+    pub report_failed: bool,
 }
 
 /// Analyses what was measured, advises, assembles the report, prints the summary and writes
-/// the report.
+/// the report (to a fallback file when the path asked for fails: the numbers are never lost).
 pub fn conclude(
     measuring: Measuring<'_>,
     target: TargetFacts,
     run: RunFacts,
-) -> Result<Report, Error> {
+) -> Result<Concluded, Error> {
     let Measuring {
         outputs,
         sampler,
         progress,
+        recording,
     } = measuring;
     drop(progress);
     let outcome = sampler
@@ -129,27 +160,47 @@ pub fn conclude(
     };
     let report = assemble(target, sampling, &findings, &recommendation);
     let output = outputs.output;
-    // The report first: a summary that cannot be printed must not cost the report.
-    if let Some(destination) = outputs.destination {
-        let path = destination
-            .path()
-            .map_or("-".into(), |p| p.display().to_string());
-        let format = Format::choose(output.format, &path);
-        let bytes = format
-            .exporter()
-            .serialize(&report)
-            .map_err(|e| Error::Report {
-                path: path.clone().into(),
-                reason: format!("{e:#}"),
-            })?;
-        destination.commit(&bytes)?;
-    }
-    if let Some(recording) = outputs.record {
-        // Everything was streamed into the temporary file: rename it into place.
-        recording.commit(&[])?;
-    }
+    // The summary first: whatever happens to the report, the numbers have been shown.
     if !output.quiet {
         crate::notice::to_stderr(&render(&report, Look::for_stderr(output.color)));
     }
-    Ok(report)
+    let mut report_failed = false;
+    if let Some(destination) = &outputs.destination {
+        let format = Format::choose(output.format, destination.path());
+        let bytes = format
+            .exporter()
+            .serialize(&report)
+            .map_err(|e| Error::Setup(format!("{e:#}")))?;
+        if let Err(error) = destination.commit(&bytes) {
+            report_failed = true;
+            keep_elsewhere(&error, &bytes, format);
+        }
+    }
+    if let (Some(stream), Some(path)) = (recording, &outputs.record) {
+        if let Err(error) = stream.persist() {
+            crate::notice::line(&format!(
+                "warning: the sample recording could not be saved to {}: {error}",
+                path.given().display()
+            ));
+        }
+    }
+    Ok(Concluded { report_failed })
+}
+
+/// A report that could not be written where asked: saved to a fallback file, named in one
+/// line, or, when no fallback takes it either, printed on stderr after that line.
+fn keep_elsewhere(error: &Error, bytes: &[u8], format: Format) {
+    match save_fallback(bytes, format.extension()) {
+        Ok(saved) => crate::notice::line(&format!(
+            "error: {error}; the report was saved to {} instead",
+            saved.display()
+        )),
+        Err(why) => {
+            crate::notice::line(&format!(
+                "error: {error}; it could not be saved elsewhere either ({why}): the report \
+                 follows on stderr"
+            ));
+            crate::notice::to_stderr(&String::from_utf8_lossy(bytes));
+        }
+    }
 }
