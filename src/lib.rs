@@ -12,6 +12,7 @@ pub mod error;
 pub mod machine;
 pub mod notice;
 pub mod output_path;
+pub mod printable;
 pub mod profile;
 pub mod progress;
 pub mod report;

@@ -2,6 +2,7 @@
 
 use crate::cli::{ProfilesAction, ProfilesArgs};
 use crate::error::Error;
+use crate::printable::printable;
 use crate::profile::ProfileSet;
 use crate::report::write::to_stdout;
 
@@ -13,7 +14,9 @@ pub fn profiles(args: ProfilesArgs) -> Result<u8, Error> {
             for profile in set.iter() {
                 text.push_str(&format!(
                     "{:<10} {:<60} {}\n",
-                    profile.name, profile.description, profile.source
+                    printable(&profile.name),
+                    printable(&profile.description),
+                    printable(&profile.source)
                 ));
             }
             text

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::terminal::Look;
 use super::Report;
 use crate::analysis::wait_kind::WaitKind;
+use crate::printable::printable;
 
 /// A wall-time change smaller than this (relative) is within run-to-run noise...
 const NOISE_SHARE: f64 = 0.05;
@@ -183,7 +184,11 @@ pub fn render(comparison: &Comparison, look: Look) -> String {
         }
     };
     let (b, a) = (&comparison.before, &comparison.after);
-    let mut out = format!("{} {}\n\n", bold("concadvise diff:"), comparison.summary);
+    let mut out = format!(
+        "{} {}\n\n",
+        bold("concadvise diff:"),
+        printable(&comparison.summary)
+    );
     let row = |label: &str, before: String, after: String, change: String| {
         format!("  {label:<14}{before:>16}{after:>16}   {change}")
             .trim_end()
@@ -211,20 +216,20 @@ pub fn render(comparison: &Comparison, look: Look) -> String {
     ));
     out.push_str(&row(
         "verdict",
-        b.class.clone(),
-        a.class.clone(),
+        printable(&b.class).into_owned(),
+        printable(&a.class).into_owned(),
         String::new(),
     ));
     out.push_str(&row(
         "model",
-        b.model.clone(),
-        a.model.clone(),
+        printable(&b.model).into_owned(),
+        printable(&a.model).into_owned(),
         String::new(),
     ));
     out.push_str(&format!("\n{}\n", bold("where the wall time went")));
     for state in &comparison.states {
         out.push_str(&row(
-            &format!("  {}", state.state),
+            &format!("  {}", printable(&state.state)),
             format!(
                 "{:.2} s {:>3.0}%",
                 state.before_s,
@@ -235,7 +240,7 @@ pub fn render(comparison: &Comparison, look: Look) -> String {
         ));
     }
     for warning in &comparison.warnings {
-        out.push_str(&format!("\nwarning: {warning}\n"));
+        out.push_str(&format!("\nwarning: {}\n", printable(warning)));
     }
     out
 }

@@ -4,6 +4,7 @@ use console::Style;
 
 use super::Report;
 use crate::analysis::timeline::letter_name;
+use crate::printable::printable;
 
 /// How to draw: width in columns and whether to colour.
 #[derive(Debug, Clone, Copy)]
@@ -93,12 +94,12 @@ fn headline(report: &Report, painter: &Painter) -> String {
     let mut out = format!(
         "{} {} (confidence {:.2}) -> {}\n",
         painter.paint(bold.clone(), "concadvise:"),
-        painter.paint(bold.clone().yellow(), &verdict.class),
+        painter.paint(bold.clone().yellow(), &printable(&verdict.class)),
         verdict.confidence,
-        painter.paint(bold.green(), &report.recommendation.model)
+        painter.paint(bold.green(), &printable(&report.recommendation.model))
     );
     let target = &report.target;
-    let mut status = vec![target.runtime.clone()];
+    let mut status = vec![printable(&target.runtime).into_owned()];
     match (target.exit_code, target.signal) {
         (_, Some(signal)) => status.push(format!("killed by signal {signal}")),
         (Some(code), None) => status.push(format!("exit {code}")),
@@ -113,7 +114,7 @@ fn headline(report: &Report, painter: &Painter) -> String {
     out.push_str(&format!(
         "  {}  [{}]\n",
         shorten(
-            &target.command.join(" "),
+            &printable(&target.command.join(" ")),
             painter.look.width.saturating_sub(30)
         ),
         status.join(", ")
@@ -163,7 +164,8 @@ fn wall_bars(report: &Report, painter: &Painter) -> String {
 
 /// The one-line timeline with a legend of the letters it uses.
 fn timeline(report: &Report, painter: &Painter) -> String {
-    let states = report.timeline.states.trim_end();
+    let states = printable(report.timeline.states.trim_end());
+    let states = states.as_ref();
     if states.is_empty() {
         return String::new();
     }
@@ -199,11 +201,15 @@ fn phases(report: &Report, painter: &Painter) -> String {
         let waits = if phase.dominant_waits.is_empty() {
             String::new()
         } else {
-            format!(" ({})", phase.dominant_waits.join(", "))
+            format!(" ({})", printable(&phase.dominant_waits.join(", ")))
         };
         out.push_str(&format!(
             "    {:>6.1}-{:<6.1}s {}{} -> {}\n",
-            phase.start_s, phase.end_s, phase.class, waits, phase.model
+            phase.start_s,
+            phase.end_s,
+            printable(&phase.class),
+            waits,
+            printable(&phase.model)
         ));
     }
     out
@@ -219,12 +225,12 @@ fn busiest_threads(report: &Report, painter: &Painter) -> String {
         let waits: Vec<String> = thread
             .waits
             .iter()
-            .map(|w| format!("{} {:.2} s", w.kind, w.seconds))
+            .map(|w| format!("{} {:.2} s", printable(&w.kind), w.seconds))
             .collect();
         out.push_str(&format!(
             "    {:>7} {:<16} cpu {:.2} s{}{}\n",
             thread.tid,
-            shorten(&thread.name, 16),
+            shorten(&printable(&thread.name), 16),
             thread.cpu_s,
             if waits.is_empty() { "" } else { " · " },
             waits.join(" · ")
@@ -333,11 +339,14 @@ fn shorten(text: &str, max: usize) -> String {
 }
 
 /// Word-wraps `text` to `width` columns, the first line after `first`, the rest after `rest`.
+/// Whitespace (newlines and tabs included) separates words; other control characters in a
+/// word are escaped.
 fn wrap(text: &str, width: usize, first: &str, rest: &str) -> String {
     let mut out = String::new();
     let mut line = first.to_string();
     let mut line_has_words = false;
     for word in text.split_whitespace() {
+        let word = printable(word);
         if line_has_words && line.chars().count() + 1 + word.chars().count() > width {
             out.push_str(line.trim_end());
             out.push('\n');
@@ -347,7 +356,7 @@ fn wrap(text: &str, width: usize, first: &str, rest: &str) -> String {
         if line_has_words {
             line.push(' ');
         }
-        line.push_str(word);
+        line.push_str(&word);
         line_has_words = true;
     }
     out.push_str(line.trim_end());
