@@ -129,8 +129,9 @@ pub struct AttachArgs {
     /// Find the process by name (command name, program file name, or script name) instead.
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// Stop after this long (500ms, 30s, 2m); default: until Ctrl-C or the process exits.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// Stop after this long (500ms, 30s, 2m; at most 365 days); default: until Ctrl-C or the
+    /// process exits.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<std::time::Duration>,
     #[command(flatten)]
     pub sampling: SamplingArgs,
@@ -202,7 +203,26 @@ pub struct OutputArgs {
     pub color: ColorChoice,
 }
 
-fn parse_rate(text: &str) -> Result<f64, String> {
+/// The longest `attach --duration`: a year is longer than any measurement, and shorter than
+/// what a clock can add without overflowing.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+/// A human duration ("500ms", "30s", "1h 30m"), more than zero and at most `MAX_DURATION`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| {
+        format!("{text:?} is not a duration ({e}): write it like 500ms, 30s, 2m or 1h")
+    })?;
+    if duration.is_zero() {
+        Err("a zero duration measures nothing: give at least 1ms".into())
+    } else if duration > MAX_DURATION {
+        Err(format!("{text:?} is too long: at most 365 days"))
+    } else {
+        Ok(duration)
+    }
+}
+
+/// Samples per second, 1 to 1000.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
     let rate: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number of samples per second"))?;
@@ -254,5 +274,10 @@ mod tests {
         assert!(Cli::try_parse_from(["concadvise", "attach"]).is_err());
         assert!(Cli::try_parse_from(["concadvise", "attach", "42", "--name", "x"]).is_err());
         assert!(Cli::try_parse_from(["concadvise", "attach", "42", "--duration", "soon"]).is_err());
+        for bad in ["300000000000y", "366d", "0s", ""] {
+            let error = parse_duration(bad).unwrap_err();
+            assert!(!error.contains('\n'), "{error}");
+        }
+        assert_eq!(parse_duration("365d"), Ok(MAX_DURATION));
     }
 }

@@ -54,6 +54,15 @@ pub enum Error {
     Setup(String),
 }
 
+/// An I/O error's message without the "(os error N)" suffix, for one-line errors.
+pub fn io_message(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
 fn keyed(key: &str, problem: &str) -> String {
     if key.is_empty() {
         problem.to_string()

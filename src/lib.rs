@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod input_file;
 pub mod machine;
 pub mod notice;
 pub mod output_path;

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{OFlag, AT_FDCWD};
 use nix::unistd::{faccessat, fchown, getgroups, linkat, AccessFlags, Gid, Uid};
 
+use crate::error::io_message as plain;
 use crate::error::Error;
 
 /// A path proven writable: where it leads (symbolic links resolved) and what is there now.
@@ -356,15 +357,6 @@ fn kind_of(meta: &Metadata) -> &'static str {
         "a socket"
     } else {
         "not a regular file"
-    }
-}
-
-/// An I/O error's message without the "(os error N)" suffix.
-fn plain(error: &io::Error) -> String {
-    let text = error.to_string();
-    match text.find(" (os error") {
-        Some(at) => text[..at].to_string(),
-        None => text,
     }
 }
 

@@ -7,6 +7,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use common::*;
 use concadvise::report::Report;
@@ -132,4 +133,143 @@ fn control_characters_in_a_profile_are_escaped_in_the_listing() {
     assert!(output.status.success(), "{output:?}");
     assert_no_control_bytes(&output.stdout);
     assert!(String::from_utf8_lossy(&output.stdout).contains("\\x1b]0;PWNED"));
+}
+
+#[test]
+fn an_absurd_duration_is_a_usage_error_not_a_panic() {
+    let target = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = target.id().to_string();
+    for (duration, says) in [
+        ("300000000000y", "at most 365 days"),
+        ("0s", "zero duration"),
+        ("soon", "not a duration"),
+    ] {
+        let output = concadvise()
+            .args(["attach", &pid, "--duration", duration])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{duration}: {output:?}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains(says));
+    }
+    let mut target = target;
+    target.kill().unwrap();
+    target.wait().unwrap();
+}
+
+#[test]
+fn an_endless_file_is_refused_after_a_bounded_read() {
+    let started = std::time::Instant::now();
+    let output = concadvise().args(["show", "/dev/zero"]).output().unwrap();
+    assert_one_line_error(&output, 5, "larger than 64 MiB");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let output = concadvise().args(["show", "/"]).output().unwrap();
+    assert_one_line_error(&output, 5, "directory");
+}
+
+#[test]
+fn numbers_a_report_cannot_hold_are_refused_naming_the_key() {
+    let dir = scratch_dir();
+    let (path, report) = real_report(dir.path());
+    let text = std::fs::read_to_string(&path).unwrap();
+    let wall = format!("wall_s = {}\n", report.time.wall_s);
+    assert!(text.contains(&wall), "{text}");
+    for bad in ["-5.0", "nan", "inf", "1e308"] {
+        let edited = dir.path().join("edited.toml");
+        std::fs::write(
+            &edited,
+            text.replacen(&wall, &format!("wall_s = {bad}\n"), 1),
+        )
+        .unwrap();
+        for command in [&["show"][..], &["show", "--format", "json"], &["diff"]] {
+            let mut cmd = concadvise();
+            cmd.args(command).arg(&edited);
+            if command == ["diff"] {
+                cmd.arg(&path);
+            }
+            let output = cmd.output().unwrap();
+            assert_one_line_error(&output, 5, "time.wall_s");
+        }
+    }
+    // JSON cannot say NaN, but it can say 1e308 and -1.
+    let json = concadvise()
+        .args(["show", "--format", "json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let mut value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    value["verdict"]["confidence"] = serde_json::json!(-1.0);
+    let edited = dir.path().join("edited.json");
+    std::fs::write(&edited, value.to_string()).unwrap();
+    let output = concadvise().arg("show").arg(&edited).output().unwrap();
+    assert_one_line_error(&output, 5, "verdict.confidence");
+}
+
+/// `concadvise profiles --profiles DIR`, and `run` with the same directory.
+fn profiles_in(dir: &Path) -> (Output, Output) {
+    let listing = concadvise()
+        .args(["profiles", "--profiles"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let run = concadvise()
+        .args(["run", "-q", "--profiles"])
+        .arg(dir)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    (listing, run)
+}
+
+#[test]
+fn broken_profile_directories_exit_5_naming_the_file() {
+    let native = std::fs::read_to_string(format!(
+        "{}/profiles/native.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let renamed = native.replacen("name = \"native\"", "name = \"mine\"", 1);
+    // Two files of one directory naming the same profile: an error naming both.
+    let dir = scratch_dir();
+    std::fs::write(dir.path().join("a.toml"), &renamed).unwrap();
+    std::fs::write(dir.path().join("b.toml"), &renamed).unwrap();
+    let (listing, run) = profiles_in(dir.path());
+    assert_one_line_error(&listing, 5, "a.toml");
+    assert!(String::from_utf8_lossy(&listing.stderr).contains("b.toml"));
+    assert_one_line_error(&run, 125, "b.toml");
+
+    type Make = fn(&Path);
+    let broken: [(&str, Make, &str); 3] = [
+        (
+            "binary",
+            |p| std::fs::write(p, [0u8, 159, 146, 150, 255]).unwrap(),
+            "not a text file",
+        ),
+        (
+            "directory",
+            |p| std::fs::create_dir(p).unwrap(),
+            "directory",
+        ),
+        (
+            "symlink loop",
+            |p| std::os::unix::fs::symlink(p, p).unwrap(),
+            "symbolic links",
+        ),
+    ];
+    for (what, make, says) in broken {
+        let dir = scratch_dir();
+        make(&dir.path().join("x.toml"));
+        let (listing, run) = profiles_in(dir.path());
+        assert_one_line_error(&listing, 5, "x.toml");
+        assert!(
+            String::from_utf8_lossy(&listing.stderr).contains(says),
+            "{what}: {listing:?}"
+        );
+        assert_eq!(run.status.code(), Some(125), "{what}");
+    }
+    let (listing, run) = profiles_in(Path::new("/nonexistent"));
+    assert_one_line_error(&listing, 5, "/nonexistent");
+    assert_one_line_error(&run, 125, "/nonexistent");
 }

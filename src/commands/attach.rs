@@ -41,7 +41,10 @@ pub fn attach(args: AttachArgs) -> Result<u8, Error> {
     };
     let measuring = outputs.start(scope, origin)?;
 
-    let deadline = args.duration.map(|duration| origin + duration);
+    // Bounded by the parser (a year), so the addition cannot overflow; checked all the same.
+    let deadline = args
+        .duration
+        .and_then(|duration| origin.checked_add(duration));
     let mut ticks_after = ticks_before;
     let exit = loop {
         if signals.interrupted() {

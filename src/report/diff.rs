@@ -70,11 +70,8 @@ fn share(seconds: f64, total: f64) -> f64 {
 /// The comparison of two runs: the wall-time ratio, whether it is within run-to-run noise,
 /// each state's seconds side by side, and warnings for comparisons that mislead.
 pub fn compare(before: &Report, after: &Report) -> Comparison {
-    let speedup = if after.time.wall_s > 0.0 {
-        before.time.wall_s / after.time.wall_s
-    } else {
-        f64::INFINITY
-    };
+    // Reports hold milliseconds: a wall time of 0 is under 1 ms (and the ratio stays finite).
+    let speedup = before.time.wall_s.max(0.001) / after.time.wall_s.max(0.001);
     let busy = [before, after]
         .iter()
         .any(|r| r.wall.runqueue_s > 0.1 * r.time.wall_s);
