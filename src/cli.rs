@@ -1,5 +1,6 @@
 //! The command line, as clap definitions only.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -127,8 +128,8 @@ pub struct AttachArgs {
     #[arg(required_unless_present = "name", conflicts_with = "name")]
     pub pid: Option<i32>,
     /// Find the process by name (command name, program file name, or script name) instead.
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
+    #[arg(long, value_name = "NAME", value_parser = clap::value_parser!(OsString))]
+    pub name: Option<OsString>,
     /// Stop after this long (500ms, 30s, 2m; at most 365 days); default: until Ctrl-C or the
     /// process exits.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -153,14 +154,16 @@ pub struct RunArgs {
     /// (daemons, background jobs). By default they are followed until they exit.
     #[arg(long, help_heading = "Process tree")]
     pub leave_orphans: bool,
-    /// The program to run and its arguments (put them after --).
+    /// The program to run and its arguments (put them after --), passed on byte for byte
+    /// (they need not be UTF-8). An option concadvise does not know, before the command, is
+    /// a usage error, not the command.
     #[arg(
         required = true,
         trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
+        value_name = "COMMAND",
+        value_parser = clap::value_parser!(OsString)
     )]
-    pub command: Vec<String>,
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, Args)]

@@ -180,6 +180,44 @@ fn refuses_itself_its_parent_and_kernel_threads() {
     }
 }
 
+#[test]
+fn init_is_refused_as_an_ancestor_and_a_thread_id_measures_its_process() {
+    let output = concadvise().args(["attach", "1"]).output().unwrap();
+    assert_one_line_error(&output, 4, "init");
+    let target = Target::start(&["cpu", "--seconds", "30", "--threads", "2"]);
+    let tasks = format!("/proc/{}/task", target.pid());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let thread = loop {
+        let other = std::fs::read_dir(&tasks)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .find(|tid| *tid != target.pid());
+        match other {
+            Some(tid) => break tid,
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            None => panic!("the target started no second thread"),
+        }
+    };
+    let dir = scratch_dir();
+    let path = dir.path().join("r.toml");
+    let output = concadvise()
+        .args(["attach", "--report"])
+        .arg(&path)
+        .args([&thread, "--duration", "300ms", "--color", "never"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{thread} is a thread of process {}", target.pid())),
+        "{stderr}"
+    );
+    assert_eq!(
+        read_report(&path).unwrap().target.pid.to_string(),
+        target.pid()
+    );
+}
+
 /// A kernel thread visible in this PID namespace (kthreadd's children), if any.
 fn a_kernel_thread() -> Option<String> {
     let stat = std::fs::read_to_string("/proc/2/stat").ok()?;

@@ -273,3 +273,61 @@ fn broken_profile_directories_exit_5_naming_the_file() {
     assert_one_line_error(&listing, 5, "/nonexistent");
     assert_one_line_error(&run, 125, "/nonexistent");
 }
+
+#[test]
+fn a_program_with_arguments_that_are_not_utf8_is_measured_with_those_exact_bytes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = scratch_dir();
+    let cafe = OsStr::from_bytes(b"caf\xe9");
+    let recording = dir.path().join(OsStr::from_bytes(b"samples-caf\xe9.jsonl"));
+    let report = dir.path().join("r.toml");
+    let output = concadvise()
+        .args(["run", "-q", "--report"])
+        .arg(&report)
+        .arg("--record-samples")
+        .arg(&recording)
+        .args(["--", "printf", "%s\\n"])
+        .arg(cafe)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        output.stdout, b"caf\xe9\n",
+        "the program got the exact bytes"
+    );
+    // The report holds text: the invalid byte is U+FFFD there.
+    let kept = read_report(&report).unwrap();
+    assert_eq!(kept.target.command, ["printf", "%s\\n", "caf\u{fffd}"]);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.as_bytes() == b"samples-caf\xe9.jsonl"),
+        "the recording has exactly the name asked for: {names:?}"
+    );
+}
+
+#[test]
+fn an_unknown_option_before_the_command_is_a_usage_error() {
+    let dir = scratch_dir();
+    let marker = dir.path().join("ran");
+    let output = concadvise()
+        .args(["run", "--bogus", "--", "touch"])
+        .arg(&marker)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--bogus"));
+    assert!(!marker.exists());
+    // Options of the program after the command (or after --) are the program's.
+    let output = concadvise()
+        .args(["run", "-q", "printf", "%s", "--bogus"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(output.stdout, b"--bogus");
+}

@@ -20,7 +20,14 @@ const POLL: Duration = Duration::from_millis(20);
 /// reads top to bottom.
 pub fn attach(args: AttachArgs) -> Result<u8, Error> {
     let outputs = Outputs::prepare(&args.sampling, &args.advice, &args.output)?;
-    let target = resolve(args.pid, args.name.as_deref())?;
+    let name = args.name.as_ref().map(|name| name.to_string_lossy());
+    let target = resolve(args.pid, name.as_deref())?;
+    if let Some(thread) = target.thread_given {
+        notice::line(&format!(
+            "{thread} is a thread of process {}: measuring the process",
+            target.pid
+        ));
+    }
     crate::target::launch::raise_open_file_limit();
     // Signals stop the measurement; none is ever forwarded to the target.
     let signals = SignalRelay::install()?;

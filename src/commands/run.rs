@@ -9,7 +9,8 @@ use crate::error::Error;
 use crate::report::assemble::TargetFacts;
 use crate::sampler::tree_reader::Scope;
 use crate::target::launch::{
-    become_subreaper, raise_open_file_limit, reaped_children_cpu, spawn, wait_for_tree, Orphans,
+    become_subreaper, raise_open_file_limit, reaped_children_cpu, shown, spawn, wait_for_tree,
+    Orphans,
 };
 use crate::target::signals::SignalRelay;
 
@@ -40,7 +41,7 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
         measuring,
         TargetFacts {
             mode: "run",
-            command: args.command.clone(),
+            command: args.command.iter().map(shown).collect(),
             pid: pid.as_raw(),
             ending: Some(end.ending),
             started_at,
