@@ -272,11 +272,72 @@ fn without_ptrace_access_waits_are_unknown_and_confidence_drops() {
     };
     assert!(output.status.success(), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let hints: Vec<&str> = stderr.lines().filter(|l| l.contains("ptrace")).collect();
+    let hints: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("concadvise: cannot read") && l.contains("ptrace"))
+        .collect();
     assert_eq!(hints.len(), 1, "one line says what was denied: {stderr}");
     let report = read_report(&path).unwrap();
     assert!(!report.sampling.sources.syscall);
     assert!(report.wall.unknown_s > 0.8, "{:?}", report.wall);
     assert_eq!(report.wall.sleep_s, 0.0, "no guessing");
-    assert!(report.verdict.confidence < 0.3);
+    // No advice from no data: the class says so, and the reason says how to get the data.
+    assert_eq!(report.verdict.class, "unknown", "{:?}", report.verdict);
+    assert_eq!(report.verdict.confidence, 0.0);
+    assert_eq!(report.recommendation.model, "none");
+    assert!(
+        report.recommendation.reasons[0].contains("CAP_SYS_PTRACE"),
+        "{:?}",
+        report.recommendation.reasons
+    );
+}
+
+#[test]
+fn without_ptrace_access_uninterruptible_waits_are_still_told_apart() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: needs root to run concadvise as another user (nobody)");
+        return;
+    }
+    let _lock = timing_lock();
+    // fdatasync after every write: the target sleeps uninterruptibly (D) most of the time.
+    let disk_dir = scratch_dir();
+    let target = Target::start(&[
+        "disk",
+        "--seconds",
+        "30",
+        "--dir",
+        disk_dir.path().to_str().unwrap(),
+    ]);
+    let dir = scratch_dir();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let path = dir.path().join("r.toml");
+    let output = {
+        use std::os::unix::process::CommandExt;
+        Command::new(env!("CARGO_BIN_EXE_concadvise"))
+            .args(["attach", "-q", "--report"])
+            .arg(&path)
+            .args([&target.pid(), "--duration", "1s"])
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap()
+    };
+    assert!(output.status.success(), "{output:?}");
+    let report = read_report(&path).unwrap();
+    // The state letter is world-readable: computing, and the two kinds of blocked, apart.
+    assert!(
+        report.breakdown.uninterruptible_s > 0.2,
+        "{:?}",
+        report.breakdown
+    );
+    assert_eq!(report.breakdown.disk_s, 0.0, "no guessing");
+    assert!(
+        report.timeline.states.contains('u'),
+        "{:?}",
+        report.timeline
+    );
 }

@@ -388,3 +388,55 @@ fn a_thread_with_a_name_that_is_not_utf8_is_measured() {
     assert!(busiest.cpu_s > 0.8, "{:?}", report.threads);
     assert!(busiest.name.starts_with('w'), "{busiest:?}");
 }
+
+#[test]
+fn a_run_of_a_few_samples_is_unknown_and_told_to_measure_longer() {
+    let (report, _) = run_measured(&["--leave-orphans"], &["true"]);
+    assert!(report.sampling.samples < 5, "{:?}", report.sampling);
+    assert_eq!(report.verdict.class, "unknown");
+    assert_eq!(report.recommendation.model, "none");
+    assert_eq!(report.recommendation.workers, None);
+    assert!(
+        report.recommendation.reasons[0].contains("longer run"),
+        "{:?}",
+        report.recommendation.reasons
+    );
+}
+
+#[test]
+fn running_out_of_descriptors_is_counted_said_and_lowers_the_verdict_to_unknown() {
+    let _lock = timing_lock();
+    let dir = scratch_dir();
+    let path = dir.path().join("r.toml");
+    // The hard limit too: concadvise cannot raise itself above it.
+    let script = format!(
+        "ulimit -n 64 && exec {} run --color never --report {} -- {} many-threads --threads 300 \
+         --busy 1 --seconds 1",
+        env!("CARGO_BIN_EXE_concadvise"),
+        path.display(),
+        workload_str()
+    );
+    let output = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let report = read_report(&path).unwrap();
+    let sampling = &report.sampling;
+    assert!(sampling.out_of_descriptors, "{sampling:?}");
+    assert_eq!(sampling.descriptor_limit, 64);
+    assert_eq!(sampling.unseen_cause.as_deref(), Some("descriptors"));
+    // 301 threads, about 25 of them followed with 64 descriptors.
+    assert!(sampling.threads_unseen >= 200, "{sampling:?}");
+    assert!(
+        sampling.threads_seen + sampling.threads_unseen <= 301,
+        "{sampling:?}"
+    );
+    assert_eq!(report.verdict.class, "unknown");
+    assert!(report.recommendation.reasons[0].contains("ulimit -Hn"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ran out of file descriptors (limit 64)"),
+        "{stderr}"
+    );
+}

@@ -7,9 +7,11 @@
 use crate::analysis::contention::SerializedThreads;
 use crate::analysis::findings::{Findings, WaitCompute};
 use crate::analysis::phases::Phase;
-use crate::analysis::verdict::{Verdict, WorkloadClass};
+use crate::analysis::verdict::{Unknowable, Verdict, WorkloadClass};
 use crate::analysis::wait_kind::WaitKind;
 use crate::profile::{fill, Profile, SituationAdvice};
+use crate::sampler::tree_reader::UnseenCause;
+use crate::sampler::SamplerStats;
 use crate::target::runtime::Runtime;
 
 pub use crate::profile::Model;
@@ -36,7 +38,12 @@ struct AdviceInput<'a> {
     pub cores: f64,
     pub serialized: Option<&'a SerializedThreads>,
     pub wait_compute: Option<WaitCompute>,
+    /// How the sampling went (samples, threads not followed, sources not readable).
+    pub sampling: &'a SamplerStats,
 }
+
+/// The situation of a measurement that cannot tell: no profile advises on it.
+const UNKNOWN: &str = "unknown";
 
 /// The advice for the run, and the model each phase alone would get.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +64,7 @@ pub fn recommend(findings: &Findings, profile: &Profile) -> Recommendation {
         cores: findings.cores,
         serialized: findings.contention.as_ref(),
         wait_compute: findings.wait_compute,
+        sampling: &findings.sampling,
     };
     let advice = if findings.phases_disagree {
         advise_phases(&input, &findings.phases)
@@ -108,6 +116,7 @@ fn situation(input: &AdviceInput) -> &'static str {
     let verdict = input.verdict;
     let gil = input.profile.traits.gil && !input.runtime.free_threaded;
     match verdict.class {
+        WorkloadClass::Unknown => UNKNOWN,
         WorkloadClass::Idle => "idle",
         WorkloadClass::CpuBound if input.avg_cores >= 0.85 * input.cores => "already_parallel",
         WorkloadClass::CpuBound if input.serialized.is_some() && gil => "gil_contention",
@@ -238,8 +247,68 @@ fn measured_reason(input: &AdviceInput, situation: &str) -> String {
     }
 }
 
+/// What was missing from a measurement that cannot tell, and how to get it.
+fn unknown_reason(input: &AdviceInput) -> String {
+    let shares = &input.verdict.shares;
+    let sampling = input.sampling;
+    match input.verdict.unknown_because {
+        Some(Unknowable::TooFewSamples) | None => format!(
+            "The run lasted {:.0} ms ({} samples): too few to tell what it spends its time on. \
+             Measure a longer run (the work in a loop, a bigger input), or raise --rate.",
+            input.wall_s * 1000.0,
+            sampling.samples
+        ),
+        Some(Unknowable::WaitsUnread) => format!(
+            "{} of the program's time was spent off the CPU where what it waited on could not \
+             be read ({} in uninterruptible sleep, usually disk or paging; the rest \
+             interruptible: locks, timers, sockets, pipes...). No advice from that. {}",
+            pct(shares.unknown),
+            pct(shares.uninterruptible),
+            unread_remedy(sampling)
+        ),
+        Some(Unknowable::ThreadsUnseen) => format!(
+            "Only {} of the {} threads of the program could be followed: what the others did \
+             is not known. {}",
+            sampling.threads_seen,
+            sampling.threads_seen + sampling.threads_unseen,
+            unread_remedy(sampling)
+        ),
+    }
+}
+
+/// Why waits or threads could not be read, and what to do about it.
+fn unread_remedy(sampling: &SamplerStats) -> String {
+    let sources = &sampling.sources;
+    let denied = sources.syscall_denied || sources.wchan_denied;
+    if sources.descriptors_ran_out && !denied {
+        format!(
+            "concadvise ran out of file descriptors (limit {}): raise the hard limit (ulimit -Hn) \
+             and measure again.",
+            sampling.descriptor_limit
+        )
+    } else if sampling.unseen_cause == UnseenCause::Errors && !denied {
+        "Reading /proc failed for them: measure again.".to_string()
+    } else {
+        "What a thread waits on (/proc/PID/task/TID/syscall, wchan, fd/) needs ptrace access: \
+         measure as the process's user or as root (in a container, with CAP_SYS_PTRACE)."
+            .to_string()
+    }
+}
+
 fn advise(input: &AdviceInput) -> Advice {
     let situation = situation(input);
+    if situation == UNKNOWN {
+        return Advice {
+            model: Model::None,
+            situation,
+            reasons: vec![unknown_reason(input)],
+            how: String::new(),
+            alternatives: Vec::new(),
+            workers: None,
+            speedup_ceiling: None,
+            warning: WARNING.to_string(),
+        };
+    }
     let entry = input
         .profile
         .advice_for(situation, "cpu_bound")
@@ -265,9 +334,10 @@ fn advise(input: &AdviceInput) -> Advice {
     }
     if shares.unknown > 0.2 {
         reasons.push(format!(
-            "{} of the wall time was spent off the CPU for reasons that could not be read \
-             (permissions), so this advice is less certain.",
-            pct(shares.unknown)
+            "{} of the wall time was spent off the CPU for reasons that could not be read, so \
+             this advice is less certain. {}",
+            pct(shares.unknown),
+            unread_remedy(input.sampling)
         ));
     }
     Advice {
@@ -401,6 +471,7 @@ mod tests {
                 wait_s: 1.9,
                 compute_s: 0.1,
             }),
+            sampling: &SamplerStats::default(),
         })
     }
 
@@ -440,6 +511,31 @@ mod tests {
         let advice = advise_for(&disk, "python", 0.3);
         assert_eq!(advice.model, Model::Threads);
         assert!(advice.reasons.iter().any(|r| r.contains("asyncio")));
+    }
+
+    #[test]
+    fn a_measurement_that_cannot_tell_advises_nothing_and_says_what_was_missing() {
+        let mut v = verdict(
+            10.0,
+            &[(WaitKind::Unknown, 50.0), (WaitKind::Uninterruptible, 40.0)],
+        );
+        assert_eq!(v.class, WorkloadClass::Unknown);
+        let advice = advise_for(&v, "native", 0.1);
+        assert_eq!((advice.model, advice.situation), (Model::None, "unknown"));
+        assert!(
+            advice.reasons[0].contains("(40% in uninterruptible"),
+            "{:?}",
+            advice.reasons
+        );
+        assert!(advice.reasons[0].contains("CAP_SYS_PTRACE"));
+        v.make_unknown(Unknowable::TooFewSamples);
+        let advice = advise_for(&v, "native", 0.1);
+        assert!(
+            advice.reasons[0].contains("longer run"),
+            "{:?}",
+            advice.reasons
+        );
+        assert_eq!(advice.workers, None);
     }
 
     #[test]

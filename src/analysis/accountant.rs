@@ -113,7 +113,11 @@ const WALL_PRIORITY: [&[WaitKind]; 5] = [
         WaitKind::Paging,
     ],
     &[WaitKind::Lock],
-    &[WaitKind::Other, WaitKind::Unknown],
+    &[
+        WaitKind::Other,
+        WaitKind::Unknown,
+        WaitKind::Uninterruptible,
+    ],
     &[WaitKind::Sleep, WaitKind::EventWait, WaitKind::Input],
     &[WaitKind::Child],
 ];

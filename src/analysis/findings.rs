@@ -11,7 +11,7 @@ use super::accountant::{Accountant, TimeSplit};
 use super::contention::{serialized_threads, SerializedThreads};
 use super::phases::{self, Phase};
 use super::timeline::state_letter;
-use super::verdict::{classify_with, Verdict, WorkloadClass};
+use super::verdict::{classify_with, Unknowable, Verdict, WorkloadClass};
 use super::wait_kind::WaitKind;
 use super::TickAnalyser;
 use crate::error::Error;
@@ -173,7 +173,13 @@ pub fn analyse_ticks(
     let mut verdict = classify_with(&unscaled_wall, sampling.samples, &profile.thresholds);
     let span_ns = accountant.span_ns();
     let phases = phases::detect(&accountant.timeline, span_ns);
-    let phases_disagree = phases::disagree(&phases);
+    // Threads never followed (out of descriptors...): what was seen speaks for fewer threads.
+    let coverage = coverage(&sampling);
+    verdict.confidence = (verdict.confidence * coverage * 100.0).round() / 100.0;
+    if coverage < 0.5 && verdict.class != WorkloadClass::Unknown {
+        verdict.make_unknown(Unknowable::ThreadsUnseen);
+    }
+    let phases_disagree = verdict.class != WorkloadClass::Unknown && phases::disagree(&phases);
     if phases_disagree {
         verdict.class = WorkloadClass::Mixed;
     }
@@ -209,6 +215,16 @@ pub fn analyse_ticks(
         runtime,
         sampling,
     })
+}
+
+/// The share of the tree's threads that were followed (1 when none was missed).
+pub fn coverage(sampling: &SamplerStats) -> f64 {
+    let total = sampling.threads_seen + sampling.threads_unseen;
+    if total == 0 {
+        1.0
+    } else {
+        sampling.threads_seen as f64 / total as f64
+    }
 }
 
 /// The tree's CPU: the kernel's totals when they cover what the sampler saw, else the sampled

@@ -114,7 +114,12 @@ pub fn disagree(phases: &[Phase]) -> bool {
     let total: f64 = phases.iter().map(|p| p.wall.total_ns()).sum();
     let mut classes: Vec<WorkloadClass> = phases
         .iter()
-        .filter(|p| p.verdict.class != WorkloadClass::Idle)
+        .filter(|p| {
+            !matches!(
+                p.verdict.class,
+                WorkloadClass::Idle | WorkloadClass::Unknown
+            )
+        })
         .filter(|p| p.wall.total_ns() >= SIGNIFICANT_SHARE * total)
         .map(|p| p.verdict.class)
         .collect();

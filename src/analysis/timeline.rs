@@ -112,6 +112,7 @@ pub fn kind_letter(kind: WaitKind) -> char {
         WaitKind::Paging => 'p',
         WaitKind::Other => 'o',
         WaitKind::Unknown => '?',
+        WaitKind::Uninterruptible => 'u',
     }
 }
 

@@ -1,4 +1,4 @@
-//! Classifies a measurement as cpu-bound, io-bound, mixed or idle, with a confidence.
+//! Classifies a measurement as cpu-bound, io-bound, mixed or idle, with a confidence; or as unknown when the measurement cannot tell.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +13,20 @@ pub enum WorkloadClass {
     IoBound,
     Mixed,
     Idle,
+    /// The measurement cannot tell: too few samples, most of the time spent in waits that
+    /// could not be read, or most threads never followed (`Verdict::unknown_because`).
+    Unknown,
+}
+
+/// What was missing when the class is `Unknown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unknowable {
+    /// The run lasted only a few samples.
+    TooFewSamples,
+    /// Most of the program's time went to waits whose reason could not be read.
+    WaitsUnread,
+    /// Most of the tree's threads were never followed.
+    ThreadsUnseen,
 }
 
 impl WorkloadClass {
@@ -22,6 +36,7 @@ impl WorkloadClass {
             WorkloadClass::IoBound => "io-bound",
             WorkloadClass::Mixed => "mixed",
             WorkloadClass::Idle => "idle",
+            WorkloadClass::Unknown => "unknown",
         }
     }
 }
@@ -43,7 +58,11 @@ pub struct WallShares {
     pub child: f64,
     /// Other and unknown waits.
     pub other: f64,
+    /// Waits whose reason could not be read (unknown and uninterruptible).
     pub unknown: f64,
+    /// The part of `unknown` in uninterruptible sleep (state D: usually disk).
+    #[serde(default)]
+    pub uninterruptible: f64,
 }
 
 impl WallShares {
@@ -68,8 +87,9 @@ impl WallShares {
             lock: sum(|k| k == WaitKind::Lock),
             idle: sum(WaitKind::is_idle),
             child: sum(|k| k == WaitKind::Child),
-            other: sum(|k| matches!(k, WaitKind::Other | WaitKind::Unknown)),
-            unknown: sum(|k| k == WaitKind::Unknown),
+            other: sum(|k| k == WaitKind::Other || k.is_unread()),
+            unknown: sum(WaitKind::is_unread),
+            uninterruptible: sum(|k| k == WaitKind::Uninterruptible),
         }
     }
 }
@@ -81,10 +101,26 @@ pub struct Verdict {
     pub shares: WallShares,
     /// The wait kind with the most wall time, if the tree waited at all.
     pub dominant_wait: Option<WaitKind>,
+    /// Why the class is `Unknown`, when it is.
+    pub unknown_because: Option<Unknowable>,
+}
+
+impl Verdict {
+    /// The class becomes `Unknown` for `why`, with no confidence.
+    pub fn make_unknown(&mut self, why: Unknowable) {
+        self.class = WorkloadClass::Unknown;
+        self.confidence = 0.0;
+        self.unknown_because = Some(why);
+    }
 }
 
 /// Below this many ticks the measurement is thin and the confidence says so.
 const FULL_CONFIDENCE_TICKS: f64 = 20.0;
+/// Fewer ticks than this (four intervals) cannot tell what a run did: the class is unknown.
+pub const MIN_SAMPLES: u64 = 5;
+/// When waits whose reason could not be read take at least this share of the program's own
+/// time, the class is unknown.
+pub const UNREAD_SHARE: f64 = 0.5;
 
 /// The class of the workload from its wall split (already reconciled with the kernel's totals).
 pub fn classify(wall: &TimeSplit, ticks: u64) -> Verdict {
@@ -113,12 +149,19 @@ pub fn classify_with(wall: &TimeSplit, ticks: u64, thresholds: &Thresholds) -> V
     };
     let thin = (ticks as f64 / FULL_CONFIDENCE_TICKS).min(1.0);
     let confidence = (strength * (1.0 - shares.unknown) * thin).clamp(0.0, 1.0);
-    Verdict {
+    let mut verdict = Verdict {
         class,
         confidence: (confidence * 100.0).round() / 100.0,
         shares,
         dominant_wait,
+        unknown_because: None,
+    };
+    if ticks < MIN_SAMPLES {
+        verdict.make_unknown(Unknowable::TooFewSamples);
+    } else if shares.unknown >= UNREAD_SHARE {
+        verdict.make_unknown(Unknowable::WaitsUnread);
     }
+    verdict
 }
 
 #[cfg(test)]
@@ -156,7 +199,29 @@ mod tests {
             100,
         );
         assert!(unknown.confidence < known.confidence);
-        let thin = classify(&TimeSplit::with_waits(100.0, &[]), 2);
-        assert!(thin.confidence <= 0.1);
+        let thin = classify(&TimeSplit::with_waits(100.0, &[]), 6);
+        assert!(thin.confidence <= 0.3);
+    }
+
+    #[test]
+    fn a_few_samples_or_mostly_unread_waits_are_unknown() {
+        let v = classify(&TimeSplit::with_waits(100.0, &[]), 2);
+        assert_eq!(v.class, WorkloadClass::Unknown);
+        assert_eq!(v.unknown_because, Some(Unknowable::TooFewSamples));
+        assert_eq!(v.confidence, 0.0);
+        let v = classify(
+            &TimeSplit::with_waits(
+                10.0,
+                &[(WaitKind::Unknown, 60.0), (WaitKind::Uninterruptible, 30.0)],
+            ),
+            100,
+        );
+        assert_eq!(v.class, WorkloadClass::Unknown);
+        assert_eq!(v.unknown_because, Some(Unknowable::WaitsUnread));
+        let v = classify(
+            &TimeSplit::with_waits(60.0, &[(WaitKind::Unknown, 40.0)]),
+            100,
+        );
+        assert_eq!(v.class, WorkloadClass::CpuBound);
     }
 }

@@ -133,7 +133,14 @@ fn sampling_section(mode: &str, sampling: &SamplingFacts, findings: &Findings) -
         lowered_to_hz: stats.lowest_rate_hz.map(round3),
         fds_start: stats.fds.0,
         fds_end: stats.fds.1,
-        threads_untracked: stats.threads_untracked,
+        threads_unseen: stats.threads_unseen,
+        unseen_cause: stats.unseen_cause.name().map(str::to_string),
+        out_of_descriptors: sources.descriptors_ran_out,
+        descriptor_limit: if sources.descriptors_ran_out {
+            stats.descriptor_limit
+        } else {
+            0
+        },
         sources: SourcesSection {
             schedstat: true,
             syscall: !sources.syscall_denied,

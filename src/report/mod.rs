@@ -108,6 +108,8 @@ pub struct StateSeconds {
     pub other_s: f64,
     #[serde(default)]
     pub unknown_s: f64,
+    #[serde(default)]
+    pub uninterruptible_s: f64,
     /// CPU the kernel accounted but the sampler did not see (processes too short-lived to
     /// sample); already included in cpu_s.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -145,6 +147,7 @@ impl StateSeconds {
             paging_s: w(WaitKind::Paging),
             other_s: w(WaitKind::Other),
             unknown_s: w(WaitKind::Unknown),
+            uninterruptible_s: w(WaitKind::Uninterruptible),
             unsampled_cpu_s: 0.0,
         }
     }
@@ -162,6 +165,7 @@ impl StateSeconds {
             WaitKind::Paging => self.paging_s,
             WaitKind::Other => self.other_s,
             WaitKind::Unknown => self.unknown_s,
+            WaitKind::Uninterruptible => self.uninterruptible_s,
         }
     }
 
@@ -246,10 +250,24 @@ pub struct SamplingSection {
     pub fds_start: usize,
     #[serde(default)]
     pub fds_end: usize,
-    /// Threads that could not be followed (no descriptor left, or unreadable): their time is
-    /// missing from the breakdown.
+    /// Threads of the tree never followed (no descriptor left, or unreadable): their time is
+    /// missing from the breakdown. (Written as threads_untracked before.)
+    #[serde(
+        default,
+        alias = "threads_untracked",
+        skip_serializing_if = "is_zero_u64"
+    )]
+    pub threads_unseen: u64,
+    /// Why: "descriptors" (concadvise ran out of them), "permissions" or "errors".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unseen_cause: Option<String>,
+    /// concadvise ran out of file descriptors: threads were not followed, or their waits not
+    /// read (counted as unknown).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub out_of_descriptors: bool,
+    /// Its open-file limit then.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
-    pub threads_untracked: u64,
+    pub descriptor_limit: u64,
     /// Which per-thread sources were readable (false: denied for some thread).
     pub sources: SourcesSection,
 }

@@ -282,17 +282,8 @@ fn sampling_notes(report: &Report, width: usize) -> String {
             "   ",
         ));
     }
-    if sampling.threads_untracked > 0 {
-        out.push_str(&wrap(
-            &format!(
-                "(could not follow {} threads: concadvise ran out of file descriptors or could \
-                 not read them; raise the hard limit, ulimit -Hn, and measure again)",
-                sampling.threads_untracked
-            ),
-            width,
-            "  ",
-            "   ",
-        ));
+    if let Some(note) = unseen_note(sampling) {
+        out.push_str(&wrap(&note, width, "  ", "   "));
     }
     if sampling.late_samples > 0 {
         out.push_str(&format!(
@@ -301,6 +292,38 @@ fn sampling_notes(report: &Report, width: usize) -> String {
         ));
     }
     out
+}
+
+/// What the sampler could not see, why, and what to do about it.
+fn unseen_note(sampling: &super::SamplingSection) -> Option<String> {
+    let unseen = sampling.threads_unseen;
+    let total = sampling.threads_seen + unseen;
+    let never_followed = format!("{unseen} of {total} threads were never followed");
+    if sampling.out_of_descriptors {
+        let limit = match sampling.descriptor_limit {
+            0 => String::new(),
+            limit => format!(" (limit {limit})"),
+        };
+        let lost = if unseen > 0 {
+            format!("{never_followed} and the waits of others could not be read")
+        } else {
+            "the waits of some threads could not be read".to_string()
+        };
+        return Some(format!(
+            "(concadvise ran out of file descriptors{limit}: {lost} (counted as unknown); \
+             raise the hard limit, ulimit -Hn, and measure again)"
+        ));
+    }
+    match (unseen, sampling.unseen_cause.as_deref()) {
+        (0, _) => None,
+        (_, Some("permissions")) => Some(format!(
+            "({never_followed}: their files were not readable; their time is missing. Measure \
+             as the program's user or root)"
+        )),
+        _ => Some(format!(
+            "({never_followed}: reading them failed; their time is missing)"
+        )),
+    }
 }
 
 /// The timeline's letters stretched or squeezed to `width` (each cell takes the letter at its

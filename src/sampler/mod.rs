@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use observation::TickSnapshot;
-use tree_reader::{Scope, SourceStatus, TreeReader};
+use tree_reader::{Scope, SourceStatus, TreeReader, UnseenCause};
 
 /// The tree is searched for new processes and threads at most this often; counters of known
 /// threads are read at every tick. A thread found late still counts from its birth.
@@ -84,8 +84,11 @@ pub struct SamplerStats {
     pub lowest_rate_hz: Option<f64>,
     /// concadvise's open descriptors when sampling started and when it ended.
     pub fds: (usize, usize),
-    /// Threads that could not be followed (out of descriptors, or unreadable).
-    pub threads_untracked: u64,
+    /// Threads of the tree never followed (out of descriptors, or unreadable), and why.
+    pub threads_unseen: u64,
+    pub unseen_cause: UnseenCause,
+    /// concadvise's open-file limit at the end (what "out of descriptors" ran into).
+    pub descriptor_limit: u64,
     pub threads_seen: u64,
     pub processes_seen: u64,
     pub sources: SourceStatus,
@@ -236,8 +239,9 @@ fn sample_until_stopped<S: TickSink>(
             record_error = Some(error.to_string());
         }
     }
-    let (threads_untracked, threads_seen, processes_seen, sources) = (
-        reader.threads_untracked,
+    let (threads_unseen, unseen_cause, threads_seen, processes_seen, sources) = (
+        reader.threads_unseen(),
+        reader.unseen_cause,
         reader.threads_seen,
         reader.processes_seen,
         reader.sources(),
@@ -253,7 +257,12 @@ fn sample_until_stopped<S: TickSink>(
             late_samples,
             lowest_rate_hz,
             fds: (fds_start, fds_end),
-            threads_untracked,
+            threads_unseen,
+            unseen_cause,
+            descriptor_limit: nix::sys::resource::getrlimit(
+                nix::sys::resource::Resource::RLIMIT_NOFILE,
+            )
+            .map_or(0, |(soft, _)| soft),
             threads_seen,
             processes_seen,
             sources,
