@@ -41,11 +41,11 @@ fn cpython_cpu_threads_take_turns_on_the_gil() {
         .reasons
         .iter()
         .any(|r| r.contains("GIL")));
-    assert!(
-        (0.7..=1.3).contains(&report.time.avg_cores),
-        "4 threads under the GIL use about one core: {:?}",
-        report.time
-    );
+    // 4 threads under the GIL use about one core: never more, and (on it or queued for it
+    // on a busy machine) about one all the time.
+    assert!(report.time.avg_cores <= 1.3, "{:?}", report.time);
+    let wanted = cores_wanted(&report);
+    assert!((0.7..=1.6).contains(&wanted), "{wanted} cores wanted");
 }
 
 #[test]

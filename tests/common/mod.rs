@@ -21,6 +21,18 @@ pub fn timing_lock() -> MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Million loop iterations of `workload cpu --work` for about a second of CPU on this project's
+/// VM (debug build: about 230 million a second). CPU assertions use fixed work: how much CPU
+/// a fixed amount of work takes does not depend on how busy the machine is; how much work
+/// fits in a wall-clock second does.
+pub const WORK_1S: u64 = 230;
+
+/// Thread-seconds the tree wanted a CPU (on one, or queued for one) per wall second: the
+/// number of cores its runnable threads asked for, whatever the machine's load gave them.
+pub fn cores_wanted(report: &Report) -> f64 {
+    (report.breakdown.cpu_s + report.breakdown.runqueue_s) / report.time.wall_s
+}
+
 /// The example workload program (cargo builds examples for `cargo test`).
 pub fn workload() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
