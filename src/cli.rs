@@ -30,9 +30,11 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  concadvise run -- ./myprog --flag input.dat\n  \
                       concadvise run --report before.toml -- python3 etl.py\n\n\
-                      Exit status: the program's own; 128+N if it died of signal N; 127 if \
-                      the command was not found, 126 if it could not be executed, 125 if \
-                      concadvise itself failed."
+                      Exit status: the program's own (also when the report could not be \
+                      written at the end: a line on stderr names where it was saved instead); \
+                      128+N if it died of signal N; 127 if the command was not found, 126 if it \
+                      could not be executed, 125 if concadvise itself failed (nothing was run); \
+                      2 for usage errors."
     )]
     Run(RunArgs),
     /// Measure a process that is already running, and its descendants, without disturbing it.
@@ -42,13 +44,16 @@ pub enum Command {
                       Stops at --duration, at Ctrl-C, or when the process exits; the process is \
                       only read from /proc, never stopped, traced or signalled.\n\n\
                       Exit status: 0 when measured; 3 if no such process; 4 if it may not be \
-                      measured (concadvise itself, its parent, a kernel thread); 6 if the report \
-                      cannot be written; 2 for usage errors.")]
+                      measured (concadvise itself, an ancestor such as its shell or init, a \
+                      kernel thread); 5 for a malformed profile; 6 if the report cannot be \
+                      written (checked before attaching; at the end it is saved elsewhere); 2 \
+                      for usage errors.")]
     Attach(AttachArgs),
     /// Print a saved report as the live summary, or convert it (--format json).
     #[command(
         after_help = "Exit status: 0; 5 if the file is missing, not TOML/JSON, not a \
-                      concadvise report, or from a newer concadvise."
+                      concadvise report (or a number in it is out of range), over 64 MiB, or \
+                      from a newer concadvise; 6 if stdout cannot be written."
     )]
     Show(ShowArgs),
     /// List the runtime profiles in force and where each came from, or show one.
@@ -56,8 +61,9 @@ pub enum Command {
         after_help = "Profiles are read from the binary (built-in), then from \
                       ~/.config/concadvise/profiles/*.toml, then from --profiles DIR; a file \
                       whose name matches a profile replaces it.\n\n\
-                      Exit status: 0; 5 for a malformed profile (the error names the file, line \
-                      and key); 2 for an unknown profile name."
+                      Exit status: 0; 5 for a malformed or unreadable profile (the error names \
+                      the file, line and key), or two files of one directory with the same \
+                      name; 2 for an unknown profile name; 6 if stdout cannot be written."
     )]
     Profiles(ProfilesArgs),
     /// Compare two saved reports: before and after a change.
@@ -67,7 +73,8 @@ pub enum Command {
                       concadvise diff before.toml after.toml\n\n\
                       A wall-time change under 5% (10% if either run waited for a CPU over \
                       10% of its time) or under 50 ms is called run-to-run noise.\n\n\
-                      Exit status: 0; 5 if a file is not a readable report."
+                      Exit status: 0; 5 if a file is not a readable report; 6 if stdout cannot \
+                      be written."
     )]
     Diff(DiffArgs),
 }
@@ -192,7 +199,8 @@ pub struct AdviceArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
-    /// Write the report to this file ("-" for stdout). Checked before the program starts.
+    /// Write the report to this file ("-" for stdout): a regular file (a symlink is followed),
+    /// checked before the program starts, written at the end.
     #[arg(long, short = 'o', value_name = "PATH")]
     pub report: Option<PathBuf>,
     /// Report format [default: json for a .json file, else toml].
