@@ -250,6 +250,33 @@ fn attach_by_name_finds_the_one_process() {
     assert_eq!(report.target.pid.to_string(), target.pid());
 }
 
+/// `concadvise attach PID --duration 1s ARGS` run as user nobody (no ptrace access to a
+/// root-owned target), with its report in a directory nobody may write in; it succeeded.
+fn attach_as_nobody(
+    target: &Target,
+    args: &[&str],
+) -> (concadvise::report::Report, std::process::Output) {
+    use std::os::unix::process::CommandExt;
+    let dir = scratch_dir();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let path = dir.path().join("r.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_concadvise"))
+        .args(["attach", "--report"])
+        .arg(&path)
+        .args([&target.pid(), "--duration", "1s"])
+        .args(args)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    (read_report(&path).unwrap(), output)
+}
+
 #[test]
 fn without_ptrace_access_waits_are_unknown_and_confidence_drops() {
     if !nix::unistd::Uid::effective().is_root() {
@@ -258,33 +285,13 @@ fn without_ptrace_access_waits_are_unknown_and_confidence_drops() {
     }
     let _lock = timing_lock();
     let target = Target::start(&["sleep", "--seconds", "30"]);
-    let dir = scratch_dir();
-    // nobody must be able to create the report in this directory.
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
-    let path = dir.path().join("r.toml");
-    let output = {
-        use std::os::unix::process::CommandExt;
-        Command::new(env!("CARGO_BIN_EXE_concadvise"))
-            .args(["attach", "--report"])
-            .arg(&path)
-            .args([&target.pid(), "--duration", "1s", "--color", "never"])
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .unwrap()
-    };
-    assert!(output.status.success(), "{output:?}");
+    let (report, output) = attach_as_nobody(&target, &["--color", "never"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let hints: Vec<&str> = stderr
         .lines()
         .filter(|l| l.starts_with("concadvise: cannot read") && l.contains("ptrace"))
         .collect();
     assert_eq!(hints.len(), 1, "one line says what was denied: {stderr}");
-    let report = read_report(&path).unwrap();
     assert!(!report.sampling.sources.syscall);
     assert!(report.wall.unknown_s > 0.8, "{:?}", report.wall);
     assert_eq!(report.wall.sleep_s, 0.0, "no guessing");
@@ -315,26 +322,7 @@ fn without_ptrace_access_uninterruptible_waits_are_still_told_apart() {
         "--dir",
         disk_dir.path().to_str().unwrap(),
     ]);
-    let dir = scratch_dir();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
-    let path = dir.path().join("r.toml");
-    let output = {
-        use std::os::unix::process::CommandExt;
-        Command::new(env!("CARGO_BIN_EXE_concadvise"))
-            .args(["attach", "-q", "--report"])
-            .arg(&path)
-            .args([&target.pid(), "--duration", "1s"])
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .unwrap()
-    };
-    assert!(output.status.success(), "{output:?}");
-    let report = read_report(&path).unwrap();
+    let (report, _) = attach_as_nobody(&target, &["-q"]);
     // The state letter is world-readable: computing, and the two kinds of blocked, apart.
     assert!(
         report.breakdown.uninterruptible_s > 0.2,

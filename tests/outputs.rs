@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -16,13 +17,19 @@ fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
 
-/// `concadvise run -q --report REPORT -- touch MARKER`: the output, and whether it ran.
+/// `concadvise run -q --report REPORT EXTRA... -- touch DIR/ran`: the output, and whether it ran.
 fn run_touching(report: &Path, extra: &[&str], dir: &Path) -> (Output, bool) {
+    let mut args = vec![OsStr::new("--report"), report.as_os_str()];
+    args.extend(extra.iter().map(OsStr::new));
+    touch_under(&args, dir)
+}
+
+/// `concadvise run -q ARGS... -- touch DIR/ran`: the output, and whether the program ran.
+fn touch_under(args: &[&OsStr], dir: &Path) -> (Output, bool) {
     let marker = dir.join("ran");
     let output = concadvise()
-        .args(["run", "-q", "--report"])
-        .arg(report)
-        .args(extra)
+        .args(["run", "-q"])
+        .args(args)
         .arg("--")
         .arg("touch")
         .arg(&marker)
@@ -170,18 +177,10 @@ fn an_empty_path_or_a_trailing_slash_is_refused_before_anything_starts() {
     let dir = scratch_dir();
     assert_refused_before_running(&dir.path().join("newdir/"), &[], "ends with '/'");
     // An empty path is a usage error (clap's: "a value is required"), for both outputs.
-    for extra in [&["--report", ""][..], &["--record-samples", ""]] {
-        let marker = dir.path().join("ran");
-        let output = concadvise()
-            .arg("run")
-            .args(extra)
-            .arg("--")
-            .arg("touch")
-            .arg(&marker)
-            .output()
-            .unwrap();
+    for option in ["--report", "--record-samples"] {
+        let (output, ran) = touch_under(&[OsStr::new(option), OsStr::new("")], dir.path());
         assert_eq!(output.status.code(), Some(2), "{output:?}");
-        assert!(!marker.exists());
+        assert!(!ran);
     }
     // attach checks before attaching, not after the whole --duration.
     let started = std::time::Instant::now();
@@ -340,6 +339,50 @@ fn on_a_full_disk_the_summary_is_printed_the_report_saved_elsewhere_and_the_code
         "a report in a shared directory is its owner's alone"
     );
     assert!(!report.exists());
+
+    // attach: the same fallback, and exit 6 (it has no program's code to pass on).
+    let target = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let attach_fallback = scratch_dir();
+    let output = concadvise()
+        .args(["attach", "-q", "--duration", "300ms", "--report"])
+        .arg(full.path.join("a.toml"))
+        .arg(target.id().to_string())
+        .env("TMPDIR", attach_fallback.path())
+        .output()
+        .unwrap();
+    let mut target = target;
+    target.kill().unwrap();
+    target.wait().unwrap();
+    assert_one_line_error(&output, 6, "saved to");
+    assert_eq!(
+        std::fs::read_dir(attach_fallback.path()).unwrap().count(),
+        1
+    );
+}
+
+#[test]
+fn a_report_stdout_cannot_take_is_saved_elsewhere_and_the_code_kept() {
+    let fallback = scratch_dir();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_concadvise"))
+        .args(["run", "-q", "--report", "-", "--", "sh", "-c", "exit 4"])
+        .env("TMPDIR", fallback.path())
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, 4, "standard output");
+    let saved: Vec<PathBuf> = std::fs::read_dir(fallback.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(saved.len(), 1);
+    assert_eq!(read_report(&saved[0]).unwrap().target.exit_code, Some(4));
 }
 
 #[test]
