@@ -13,7 +13,10 @@
 //!
 //! Writing is atomic: a temporary file in the same directory, created only when writing (so
 //! nothing sits beside the report while the program runs), given the old file's mode, owner
-//! and group, synced, and renamed over the path. A stream (the sample recording) goes into an
+//! and group, synced, and renamed over the path. Just before the rename the path is looked at
+//! again: if something that is not a regular file appeared there during the run (the program
+//! made a FIFO, a link...), it is not replaced and the write fails (the report then goes to
+//! the fallback, see `report::write`). A stream (the sample recording) goes into an
 //! unnamed file (O_TMPFILE) that a killed concadvise leaves nowhere, linked into place at the
 //! end; on a file system without O_TMPFILE it falls back to a named temporary file.
 
@@ -201,8 +204,27 @@ impl OutputPath {
         self.give_existing_identity(temp.as_file())?;
         temp.write_all(bytes)?;
         temp.as_file().sync_all()?;
+        self.still_replaceable()?;
         temp.persist(&self.target).map_err(|e| e.error)?;
         Ok(())
+    }
+
+    /// The target is still absent or a regular file (not a link, a device, a FIFO...).
+    fn still_replaceable(&self) -> io::Result<()> {
+        match std::fs::symlink_metadata(&self.target) {
+            Ok(meta) if !meta.is_file() => Err(io::Error::other(format!(
+                "{} became {} during the run: not replaced",
+                self.target.display(),
+                if meta.file_type().is_symlink() {
+                    "a symbolic link"
+                } else {
+                    kind_of(&meta)
+                }
+            ))),
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// An unnamed file in the path's directory to stream into; `Stream::persist` puts it in
@@ -281,6 +303,7 @@ impl Stream {
     /// temporary name beside it).
     pub fn persist(self) -> io::Result<()> {
         self.file.as_file().sync_all()?;
+        self.path.still_replaceable()?;
         match self.file {
             StreamFile::Named(temp) => temp
                 .persist(&self.path.target)

@@ -173,6 +173,27 @@ fn a_read_only_report_or_another_users_report_is_not_replaced() {
 }
 
 #[test]
+fn a_fifo_the_program_puts_at_the_report_path_is_not_replaced() {
+    let dir = scratch_dir();
+    let fallback = scratch_dir();
+    let report = dir.path().join("r.toml");
+    let output = concadvise()
+        .args(["run", "-q", "--report"])
+        .arg(&report)
+        .args(["--", "mkfifo"])
+        .arg(&report)
+        .env("TMPDIR", fallback.path())
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, 0, "became a FIFO");
+    assert!(std::fs::symlink_metadata(&report)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert_eq!(std::fs::read_dir(fallback.path()).unwrap().count(), 1);
+}
+
+#[test]
 fn an_empty_path_or_a_trailing_slash_is_refused_before_anything_starts() {
     let dir = scratch_dir();
     assert_refused_before_running(&dir.path().join("newdir/"), &[], "ends with '/'");
