@@ -278,7 +278,7 @@ fn recorded_samples_never_panic_and_errors_are_one_line() {
                     assert_printable(&terminal::render(&report, look));
                     assert_printable(&diff::render(&diff::compare(&base, &report), look));
                 }
-                Err(error) => prop_assert!(!error.to_string().contains('\n'), "{error}"),
+                Err(error) => prop_assert!(!error.contains('\n'), "{error}"),
             }
             Ok(())
         })

@@ -5,6 +5,7 @@ use std::path::Path;
 use super::{Report, SCHEMA_VERSION};
 use crate::error::Error;
 use crate::input_file::read_text;
+use crate::printable::printable;
 
 pub fn load(path: &Path) -> Result<Report, Error> {
     let bad = |reason: String| Error::InputFile {
@@ -18,9 +19,9 @@ pub fn load(path: &Path) -> Result<Report, Error> {
 /// Parses a report, JSON if it looks like JSON, else TOML, and checks its numbers; the error
 /// is one line.
 pub fn parse(text: &str) -> Result<Report, String> {
-    let report = parse_unchecked(text)?;
-    validate(&report)?;
-    Ok(report)
+    let checked = parse_unchecked(text).and_then(|report| validate(&report).map(|()| report));
+    // Parsers quote what they could not read: a newline or an escape in it stays one line.
+    checked.map_err(|error| printable(&error).into_owned())
 }
 
 /// The largest number of seconds (or hertz, cores, GiB) a report may hold: about 31 years.
