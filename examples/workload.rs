@@ -31,7 +31,7 @@
 //!   `--work M`, `cpu --work M`: fixed work) and waits for it —
 //!   `workload spawn-cpu-later --after 1 --seconds 2`
 //! - `thread-churn`: N short-lived threads, B at a time, M ms of computation each (or, with
-//!   `--work K`, K million loop iterations each: fixed work) —
+//!   `--work K`, K million loop iterations each: fixed work), then idle for `--linger S` —
 //!   `workload thread-churn --count 500 --batch 50 --work-ms 2`
 //! - `many-threads`: N threads alive at once, K computing for S seconds, the rest
 //!   blocked until the end — `workload many-threads --threads 1000 --busy 2 --seconds 5`
@@ -59,7 +59,7 @@ const USAGE: &str = "usage: workload MODE [--flag value]...
   net-client      [--addr HOST:PORT] [--requests N=10] [--delay-ms D=200] [--parallel K=1]
   phases          [--each S=1] [--dir D=.]
   spawn-cpu-later [--after S=1] [--seconds T=2 | --work M]
-  thread-churn    [--count N=500] [--batch B=50] [--work-ms M=2 | --work K]
+  thread-churn    [--count N=500] [--batch B=50] [--work-ms M=2 | --work K] [--linger S=0]
   many-threads    [--threads N=1000] [--busy K=2] [--seconds S=5]
   locks           [--threads N=4] [--seconds S=2]";
 
@@ -162,8 +162,11 @@ fn main() -> ExitCode {
             let batch = opts.count("batch", 50);
             let iterations = opts.take::<u64>("work");
             let work = Duration::from_millis(opts.get("work-ms", 2));
+            let linger = opts.secs("linger", 0.0);
             opts.finish();
             thread_churn(count, batch, work, iterations);
+            // Alive, idle, after its threads: the last CPU is in its counters before it exits.
+            thread::sleep(linger);
         }
         "many-threads" => {
             let threads = opts.count("threads", 1000);

@@ -360,6 +360,10 @@ fn threads_born_and_dying_fast_leak_no_descriptors_and_their_cpu_is_accounted() 
             "500",
             "--work",
             "1",
+            // Idle at the end: the CPU of the last threads reaches the process's counters
+            // before the sampler's last read, however late a busy machine lets it run.
+            "--linger",
+            "0.3",
         ],
     );
     let sampling = &report.sampling;

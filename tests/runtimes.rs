@@ -15,7 +15,7 @@ fn cpython_single_thread_loop_is_cpu_bound_and_told_multiprocessing() {
     let _lock = timing_lock();
     let (report, output) = run_measured(
         &[],
-        &["python3", &example("python/cpu_loop.py"), "--work", "2000"],
+        &[&python3(), &example("python/cpu_loop.py"), "--work", "2000"],
     );
     assert!(output.status.success());
     assert_eq!(report.target.runtime, "python");
@@ -35,7 +35,7 @@ fn cpython_cpu_threads_take_turns_on_the_gil() {
     let (report, _) = run_measured(
         &[],
         &[
-            "python3",
+            &python3(),
             &example("python/gil_threads.py"),
             "4",
             "--work",

@@ -33,6 +33,20 @@ pub fn cores_wanted(report: &Report) -> f64 {
     (report.breakdown.cpu_s + report.breakdown.runqueue_s) / report.time.wall_s
 }
 
+/// The Python interpreter itself (`sys.executable`), not a wrapper such as a pyenv shim, whose
+/// start-up (shells and pipes) would be a phase of its own on a busy machine.
+pub fn python3() -> String {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let output = std::process::Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    })
+    .clone()
+}
+
 /// The example workload program (cargo builds examples for `cargo test`).
 pub fn workload() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
