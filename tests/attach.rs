@@ -324,11 +324,12 @@ fn without_ptrace_access_uninterruptible_waits_are_still_told_apart() {
     ]);
     let (report, _) = attach_as_nobody(&target, &["-q"]);
     // The state letter is world-readable: computing, and the two kinds of blocked, apart.
-    assert!(
-        report.breakdown.uninterruptible_s > 0.2,
-        "{:?}",
-        report.breakdown
-    );
+    // Off the CPU and out of the run queue (which a busy machine makes long), the target is
+    // mostly in D.
+    let b = &report.breakdown;
+    let blocked_s = b.total_s() - b.cpu_s - b.runqueue_s;
+    assert!(blocked_s > 0.05, "{b:?}");
+    assert!(b.uninterruptible_s >= 0.8 * blocked_s, "{b:?}");
     assert_eq!(report.breakdown.disk_s, 0.0, "no guessing");
     assert!(
         report.timeline.states.contains('u'),
