@@ -13,8 +13,9 @@ use nix::unistd::Pid;
 #[test]
 fn single_threaded_cpu_loop_is_cpu_bound_on_one_core() {
     let _lock = timing_lock();
-    let work = (2 * WORK_1S).to_string();
-    let (report, output) = run_measured(&[], &[&workload_str(), "cpu", "--work", &work]);
+    // A wall-clock loop: the thread wants its core until the deadline, however busy the
+    // machine (fixed work would be right for CPU seconds, not for cores wanted).
+    let (report, output) = run_measured(&[], &[&workload_str(), "cpu", "--seconds", "2"]);
     assert!(output.status.success());
     // The program's stdout passes through untouched.
     assert_eq!(String::from_utf8_lossy(&output.stdout), "cpu: done\n");
@@ -128,10 +129,11 @@ fn many_short_processes_still_count_through_the_kernel_totals() {
 #[test]
 fn two_busy_threads_use_both_cores() {
     let _lock = timing_lock();
-    let work = (2 * WORK_1S).to_string();
+    // Wall-clock loops: both threads want a core until the same deadline (with fixed work,
+    // one thread may finish early on a busy machine and want nothing for the rest).
     let (report, _) = run_measured(
         &[],
-        &[&workload_str(), "cpu", "--work", &work, "--threads", "2"],
+        &[&workload_str(), "cpu", "--seconds", "2", "--threads", "2"],
     );
     // Both threads wanted a core all the time; what they got depends on the machine's load
     // (on an idle machine, avg_cores is the same number).

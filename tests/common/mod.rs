@@ -29,6 +29,8 @@ pub const WORK_1S: u64 = 230;
 
 /// Thread-seconds the tree wanted a CPU (on one, or queued for one) per wall second: the
 /// number of cores its runnable threads asked for, whatever the machine's load gave them.
+/// Asserted on wall-clock loops (`workload cpu --seconds S`), which want their cores until
+/// the same deadline on any machine.
 pub fn cores_wanted(report: &Report) -> f64 {
     (report.breakdown.cpu_s + report.breakdown.runqueue_s) / report.time.wall_s
 }
