@@ -50,11 +50,11 @@ fn cpython_cpu_threads_take_turns_on_the_gil() {
         .reasons
         .iter()
         .any(|r| r.contains("GIL")));
-    // 4 threads under the GIL use about one core: never more, and (on it or queued for it
-    // on a busy machine) about one all the time.
+    // 4 threads under the GIL use one core at most, however many are free. (Not "cores
+    // wanted": on a busy machine each thread the GIL hands over to queues for a CPU, so
+    // several are runnable at once.) The fixed work did run: about 0.7 s of CPU here.
     assert!(report.time.avg_cores <= 1.3, "{:?}", report.time);
-    let wanted = cores_wanted(&report);
-    assert!((0.7..=1.6).contains(&wanted), "{wanted} cores wanted");
+    assert!(report.time.cpu_s >= 0.3, "{:?}", report.time);
 }
 
 #[test]
