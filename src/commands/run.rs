@@ -34,7 +34,9 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
         }
     };
     // Once reaped, the program's PID may be reused: forward nothing more to it.
-    let end = wait_for_tree(pid, signals.counter(), orphans, || signals.forward_to(0));
+    let end = wait_for_tree(pid, signals.counter(), orphans, || {
+        signals.stop_forwarding()
+    });
     let kernel_cpu = reaped_children_cpu();
 
     conclude(
