@@ -27,9 +27,11 @@
 //!   `workload net-client --addr 127.0.0.1:7878 --requests 10 --delay-ms 200 --parallel 1`
 //! - `phases`: sleep, then compute, then disk, S seconds each —
 //!   `workload phases --each 1 --dir .`
-//! - `spawn-cpu-later`: sleeps S seconds, then runs a child `cpu --seconds T` —
+//! - `spawn-cpu-later`: sleeps S seconds, then runs a child `cpu --seconds T` (or, with
+//!   `--work M`, `cpu --work M`: fixed work) and waits for it —
 //!   `workload spawn-cpu-later --after 1 --seconds 2`
-//! - `thread-churn`: N short-lived threads, B at a time, M ms of computation each —
+//! - `thread-churn`: N short-lived threads, B at a time, M ms of computation each (or, with
+//!   `--work K`, K million loop iterations each: fixed work), then idle for `--linger S` —
 //!   `workload thread-churn --count 500 --batch 50 --work-ms 2`
 //! - `many-threads`: N threads alive at once, K computing for S seconds, the rest
 //!   blocked until the end — `workload many-threads --threads 1000 --busy 2 --seconds 5`
@@ -63,8 +65,8 @@ const USAGE: &str = "usage: workload MODE [--flag value]...
   net-server      [--port P=0] [--delay-ms D=200]
   net-client      [--addr HOST:PORT] [--requests N=10] [--delay-ms D=200] [--parallel K=1]
   phases          [--each S=1] [--dir D=.]
-  spawn-cpu-later [--after S=1] [--seconds T=2]
-  thread-churn    [--count N=500] [--batch B=50] [--work-ms M=2]
+  spawn-cpu-later [--after S=1] [--seconds T=2 | --work M]
+  thread-churn    [--count N=500] [--batch B=50] [--work-ms M=2 | --work K] [--linger S=0]
   many-threads    [--threads N=1000] [--busy K=2] [--seconds S=5]
   locks           [--threads N=4] [--seconds S=2]
   flicker         [--threads N=100] [--seconds S=5] [--work-ms W=0] [--sleep-ms P=10] [--wait-ms L=10]
@@ -151,10 +153,15 @@ fn main() -> ExitCode {
         }
         "spawn-cpu-later" => {
             let after = opts.secs("after", 1.0);
+            let work = opts.take::<u64>("work");
             let secs = opts.secs("seconds", 2.0);
             opts.finish();
             thread::sleep(after);
-            if !wait_ok(spawn_self_cpu(secs), "cpu child") {
+            let child = match work {
+                Some(millions) => spawn_self(&["cpu", "--work", &millions.to_string()]),
+                None => spawn_self_cpu(secs),
+            };
+            if !wait_ok(child, "cpu child") {
                 return ExitCode::FAILURE;
             }
             println!("spawn-cpu-later: done");
@@ -162,9 +169,13 @@ fn main() -> ExitCode {
         "thread-churn" => {
             let count: usize = opts.get("count", 500);
             let batch = opts.count("batch", 50);
+            let iterations = opts.take::<u64>("work");
             let work = Duration::from_millis(opts.get("work-ms", 2));
+            let linger = opts.secs("linger", 0.0);
             opts.finish();
-            thread_churn(count, batch, work);
+            thread_churn(count, batch, work, iterations);
+            // Alive, idle, after its threads: the last CPU is in its counters before it exits.
+            thread::sleep(linger);
         }
         "many-threads" => {
             let threads = opts.count("threads", 1000);
@@ -357,10 +368,15 @@ fn cpu_procs(secs: Duration, procs: usize) -> ExitCode {
 
 /// Starts this program again as `cpu --seconds S`.
 fn spawn_self_cpu(secs: Duration) -> Child {
+    spawn_self(&["cpu", "--seconds", &secs.as_secs_f64().to_string()])
+}
+
+/// This program again, with `args`.
+fn spawn_self(args: &[&str]) -> Child {
     let exe = std::env::current_exe()
         .unwrap_or_else(|e| fail(&format!("cannot find own executable: {e}")));
     Command::new(&exe)
-        .args(["cpu", "--seconds", &secs.as_secs_f64().to_string()])
+        .args(args)
         .spawn()
         .unwrap_or_else(|e| fail(&format!("cannot start {}: {e}", exe.display())))
 }
@@ -598,12 +614,17 @@ fn flicker(threads: usize, secs: Duration, steps: [Duration; 3]) -> ExitCode {
 }
 
 /// `count` short-lived threads, `batch` at a time, each computing for `work`.
-fn thread_churn(count: usize, batch: usize, work: Duration) {
+fn thread_churn(count: usize, batch: usize, work: Duration, millions: Option<u64>) {
     let mut started = 0;
     while started < count {
         let n = batch.min(count - started);
         let handles: Vec<_> = (0..n)
-            .map(|_| thread::spawn(move || burn_for(work)))
+            .map(|_| {
+                thread::spawn(move || match millions {
+                    Some(millions) => burn_iterations(millions),
+                    None => burn_for(work),
+                })
+            })
             .collect();
         for h in handles {
             h.join().expect("churn thread panicked");

@@ -1,5 +1,6 @@
 //! The command line, as clap definitions only.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -37,9 +38,11 @@ pub enum Command {
                       concadvise run --report before.toml -- python3 etl.py\n  \
                       concadvise run --trace trace.json -- python3 app.py   \
                       (then open trace.json in ui.perfetto.dev)\n\n\
-                      Exit status: the program's own; 128+N if it died of signal N; 127 if \
-                      the command was not found, 126 if it could not be executed, 125 if \
-                      concadvise itself failed."
+                      Exit status: the program's own (also when the report could not be \
+                      written at the end: a line on stderr names where it was saved instead); \
+                      128+N if it died of signal N; 127 if the command was not found, 126 if it \
+                      could not be executed, 125 if concadvise itself failed (nothing was run); \
+                      2 for usage errors."
     )]
     Run(RunArgs),
     /// Measure a process that is already running, and its descendants, without disturbing it.
@@ -49,8 +52,10 @@ pub enum Command {
                       Stops at --duration, at Ctrl-C, or when the process exits; the process is \
                       only read from /proc, never stopped, traced or signalled.\n\n\
                       Exit status: 0 when measured; 3 if no such process; 4 if it may not be \
-                      measured (concadvise itself, its parent, a kernel thread); 6 if the report or \
-                      the trace cannot be written; 2 for usage errors.")]
+                      measured (concadvise itself, an ancestor such as its shell or init, a \
+                      kernel thread); 5 for a malformed profile; 6 if the report or the trace \
+                      cannot be written (checked before attaching; at the end the report is \
+                      saved elsewhere); 2 for usage errors.")]
     Attach(AttachArgs),
     /// Print a saved report as the live summary, convert it (--format json), or make a page to
     /// share (--html).
@@ -58,15 +63,17 @@ pub enum Command {
                       concadvise show --html before.toml > report.html\n  \
                       concadvise show --format json before.toml\n\n\
                       Exit status: 0; 5 if the file is missing, not TOML/JSON, not a \
-                      concadvise report, or from a newer concadvise.")]
+                      concadvise report (or a number in it is out of range), over 64 MiB, or \
+                      from a newer concadvise; 6 if stdout cannot be written.")]
     Show(ShowArgs),
     /// List the runtime profiles in force and where each came from, or show one.
     #[command(
         after_help = "Profiles are read from the binary (built-in), then from \
                       ~/.config/concadvise/profiles/*.toml, then from --profiles DIR; a file \
                       whose name matches a profile replaces it.\n\n\
-                      Exit status: 0; 5 for a malformed profile (the error names the file, line \
-                      and key); 2 for an unknown profile name."
+                      Exit status: 0; 5 for a malformed or unreadable profile (the error names \
+                      the file, line and key), or two files of one directory with the same \
+                      name; 2 for an unknown profile name; 6 if stdout cannot be written."
     )]
     Profiles(ProfilesArgs),
     /// Compare two saved reports: before and after a change.
@@ -77,7 +84,8 @@ pub enum Command {
                       concadvise diff --format json before.toml after.toml\n\n\
                       A wall-time change under 5% (10% if either run waited for a CPU over \
                       10% of its time) or under 50 ms is called run-to-run noise.\n\n\
-                      Exit status: 0; 5 if a file is not a readable report."
+                      Exit status: 0; 5 if a file is not a readable report; 6 if stdout cannot \
+                      be written."
     )]
     Diff(DiffArgs),
     /// Check what this machine and this user allow before measuring: /proc, ptrace, cgroup
@@ -193,10 +201,11 @@ pub struct AttachArgs {
     #[arg(required_unless_present = "name", conflicts_with = "name")]
     pub pid: Option<i32>,
     /// Find the process by name (command name, program file name, or script name) instead.
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-    /// Stop after this long (500ms, 30s, 2m); default: until Ctrl-C or the process exits.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "NAME", value_parser = clap::value_parser!(OsString))]
+    pub name: Option<OsString>,
+    /// Stop after this long (500ms, 30s, 2m; at most 365 days); default: until Ctrl-C or the
+    /// process exits.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<std::time::Duration>,
     #[command(flatten)]
     pub sampling: SamplingArgs,
@@ -218,14 +227,16 @@ pub struct RunArgs {
     /// (daemons, background jobs). By default they are followed until they exit.
     #[arg(long, help_heading = "Process tree")]
     pub leave_orphans: bool,
-    /// The program to run and its arguments (put them after --).
+    /// The program to run and its arguments (put them after --), passed on byte for byte
+    /// (they need not be UTF-8). An option concadvise does not know, before the command, is
+    /// a usage error, not the command.
     #[arg(
         required = true,
         trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
+        value_name = "COMMAND",
+        value_parser = clap::value_parser!(OsString)
     )]
-    pub command: Vec<String>,
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, Args)]
@@ -254,16 +265,17 @@ pub struct AdviceArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
-    /// Write the report to this file ("-" for stdout). Checked before the program starts.
+    /// Write the report to this file ("-" for stdout): a regular file (a symlink is followed),
+    /// checked before the program starts, written at the end.
     #[arg(long, short = 'o', value_name = "PATH")]
-    pub report: Option<String>,
+    pub report: Option<PathBuf>,
     /// Report format [default: json for a .json file, else toml].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
     /// Also write each thread's states over time to this file as a Chrome/Perfetto trace
     /// (JSON; "-" for stdout). Open it in ui.perfetto.dev or chrome://tracing.
     #[arg(long, value_name = "PATH")]
-    pub trace: Option<String>,
+    pub trace: Option<PathBuf>,
     /// Events the trace (and the report's per-thread timeline) may hold: past it, the shortest
     /// stretches are merged into their neighbours.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_EVENT_BUDGET,
@@ -277,7 +289,26 @@ pub struct OutputArgs {
     pub color: ColorChoice,
 }
 
-fn parse_rate(text: &str) -> Result<f64, String> {
+/// The longest `attach --duration`: a year is longer than any measurement, and shorter than
+/// what a clock can add without overflowing.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+/// A human duration ("500ms", "30s", "1h 30m"), more than zero and at most `MAX_DURATION`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| {
+        format!("{text:?} is not a duration ({e}): write it like 500ms, 30s, 2m or 1h")
+    })?;
+    if duration.is_zero() {
+        Err("a zero duration measures nothing: give at least 1ms".into())
+    } else if duration > MAX_DURATION {
+        Err(format!("{text:?} is too long: at most 365 days"))
+    } else {
+        Ok(duration)
+    }
+}
+
+/// Samples per second, 1 to 1000.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
     let rate: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number of samples per second"))?;
@@ -342,6 +373,11 @@ mod tests {
         assert!(Cli::try_parse_from(["concadvise", "attach"]).is_err());
         assert!(Cli::try_parse_from(["concadvise", "attach", "42", "--name", "x"]).is_err());
         assert!(Cli::try_parse_from(["concadvise", "attach", "42", "--duration", "soon"]).is_err());
+        for bad in ["300000000000y", "366d", "0s", ""] {
+            let error = parse_duration(bad).unwrap_err();
+            assert!(!error.contains('\n'), "{error}");
+        }
+        assert_eq!(parse_duration("365d"), Ok(MAX_DURATION));
     }
 
     #[test]

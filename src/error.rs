@@ -28,6 +28,8 @@ pub enum Error {
     Spawn { command: String, reason: String },
     #[error("cannot write {}: {reason}", path.display())]
     Report { path: PathBuf, reason: String },
+    #[error("cannot write to standard output: {0}")]
+    Stdout(String),
     #[error("no process with PID {0} (check `ps`; it may have exited)")]
     NoSuchProcess(i32),
     #[error(
@@ -62,6 +64,15 @@ pub enum Error {
     Setup(String),
 }
 
+/// An I/O error's message without the "(os error N)" suffix, for one-line errors.
+pub fn io_message(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
 fn keyed(key: &str, problem: &str) -> String {
     if key.is_empty() {
         problem.to_string()
@@ -88,7 +99,7 @@ impl Error {
             Error::CommandNotFound(_) => NOT_FOUND,
             Error::CommandNotExecutable(_) => NOT_EXECUTABLE,
             _ if in_run => RUN_FAILED,
-            Error::Report { .. } => OUTPUT_NOT_WRITABLE,
+            Error::Report { .. } | Error::Stdout(_) => OUTPUT_NOT_WRITABLE,
             Error::NoSuchProcess(_)
             | Error::HiddenProcess { .. }
             | Error::NoProcessNamed(_)

@@ -9,7 +9,11 @@ pub fn to_stderr(text: &str) {
     let _ = stderr.flush();
 }
 
-/// One line, prefixed "concadvise: ".
+/// One line, prefixed "concadvise: ", with any control character in it escaped (messages
+/// quote paths, names and file contents).
 pub fn line(message: &str) {
-    to_stderr(&format!("concadvise: {message}\n"));
+    to_stderr(&format!(
+        "concadvise: {}\n",
+        crate::printable::printable(message)
+    ));
 }

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::error::Error;
+use crate::error::{io_message, Error};
+use crate::input_file::read_text;
 
 /// A concurrency model a profile can advise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,6 +219,7 @@ impl ProfileSet {
 
     /// Built-in profiles, then the user's config directory (if it exists), then `extra_dir`
     /// (which must exist). A file whose `name` matches a profile replaces it; others add one.
+    /// Anything unreadable in them is a bad input file (exit 5), naming the file.
     pub fn load(extra_dir: Option<&Path>) -> Result<ProfileSet, Error> {
         let mut set = ProfileSet::built_in()?;
         if let Some(user_dir) = user_profile_dir().filter(|dir| dir.is_dir()) {
@@ -225,10 +227,14 @@ impl ProfileSet {
         }
         if let Some(dir) = extra_dir {
             if !dir.is_dir() {
-                return Err(Error::Setup(format!(
-                    "--profiles {}: not a directory of profile files",
-                    dir.display()
-                )));
+                return Err(Error::InputFile {
+                    path: dir.to_path_buf(),
+                    reason: if dir.exists() {
+                        "--profiles needs a directory of profile files (*.toml)".into()
+                    } else {
+                        "no such directory (--profiles)".into()
+                    },
+                });
             }
             set.add_dir(dir)?;
         }
@@ -236,19 +242,35 @@ impl ProfileSet {
     }
 
     fn add_dir(&mut self, dir: &Path) -> Result<(), Error> {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| Error::Setup(format!("cannot read {}: {e}", dir.display())))?;
+        let unreadable = |path: &Path, reason: String| Error::InputFile {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let entries = std::fs::read_dir(dir).map_err(|e| unreadable(dir, io_message(&e)))?;
         let mut files: Vec<PathBuf> = entries
             .flatten()
             .map(|entry| entry.path())
             .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
             .collect();
         files.sort();
+        // Two files of one directory with the same name: neither silently wins.
+        let mut named_by: BTreeMap<String, PathBuf> = BTreeMap::new();
         for path in files {
             let shown = path.display().to_string();
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| Error::Setup(format!("cannot read profile {shown}: {e}")))?;
+            let text = read_text(&path).map_err(|reason| unreadable(&path, reason))?;
             let profile = parse(&text, &shown, &shown)?;
+            if let Some(first) = named_by.get(&profile.name) {
+                return Err(unreadable(
+                    &path,
+                    format!(
+                        "it names its profile {:?}, as {} does: one file per profile name in a \
+                         directory",
+                        profile.name,
+                        first.display()
+                    ),
+                ));
+            }
+            named_by.insert(profile.name.clone(), path.clone());
             self.profiles.retain(|p| p.name != profile.name);
             self.profiles.insert(0, profile);
         }

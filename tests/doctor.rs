@@ -331,7 +331,7 @@ fn the_open_file_verdict_predicts_what_attach_loses() {
         );
         assert!(output.status.success(), "{output:?}");
         let report = read_report(&report).unwrap();
-        let lost = report.sampling.threads_untracked > 0 || report.breakdown.unknown_s > 1.0;
+        let lost = report.sampling.threads_unseen > 0 || report.breakdown.unknown_s > 1.0;
         assert_eq!(
             lost,
             expected == "limited",

@@ -137,8 +137,12 @@ fn autocommit_inserts_predict_what_one_transaction_measures() {
     let (before, before_path) =
         measured_into(dir.path(), "each", &["sqlite3", &db("a.db"), &read(&each)]);
     assert_eq!(before.recommendation.situation, "sync_bound");
-    let (low, high, _) = band(&before);
-    assert!(at_most_three_wide(&before, low, high), "{low}-{high}");
+    let (low, high, expected) = band(&before);
+    // One run cannot tell the statements' user time from each commit's own (a short run's user
+    // time is known only to a timer tick), nor how long the one flush left takes: the band is
+    // wide (x5-x40 here), and the summary calls it uncertain.
+    assert!(high / low <= 60.0, "{low}-{high}");
+    assert!(expected.basis.contains("user time"), "{expected:?}");
     let (_, after_path) = measured_into(
         dir.path(),
         "batched",
@@ -182,7 +186,7 @@ fn a_cpu_job_at_its_quota_expects_nothing_from_more_processes_and_gets_nothing()
     let job = example("python/checksums.py");
     let inside = |processes: &str| {
         format!(
-            "echo $$ > {}/cgroup.procs && exec python3 {job} 6 {processes}",
+            "echo $$ > {}/cgroup.procs && exec python3 {job} 16 {processes}",
             cgroup.display()
         )
     };

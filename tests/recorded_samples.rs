@@ -185,6 +185,17 @@ fn without_ptrace_access_off_cpu_time_is_unknown_and_confidence_drops() {
     assert!(denied.shares.unknown > 0.9, "{:?}", denied.shares);
     assert!(denied.confidence < 0.2, "{}", denied.confidence);
     assert!(readable.confidence > 0.8, "{}", readable.confidence);
+    // Not advised from: unknown, model none, and the reason says how to get the waits.
+    assert_eq!(denied.class, WorkloadClass::Unknown);
+    let findings = findings("denied_sleep", None);
+    let profiles = ProfileSet::built_in().unwrap();
+    let advice = recommend(&findings, profiles.get("native").unwrap()).advice;
+    assert_eq!(advice.model, Model::None);
+    assert!(
+        advice.reasons[0].contains("ptrace access"),
+        "{:?}",
+        advice.reasons
+    );
 }
 
 #[test]

@@ -13,16 +13,18 @@ use nix::unistd::Pid;
 #[test]
 fn single_threaded_cpu_loop_is_cpu_bound_on_one_core() {
     let _lock = timing_lock();
+    // A wall-clock loop: the thread wants its core until the deadline, however busy the
+    // machine (fixed work would be right for CPU seconds, not for cores wanted).
     let (report, output) = run_measured(&[], &[&workload_str(), "cpu", "--seconds", "2"]);
     assert!(output.status.success());
     // The program's stdout passes through untouched.
     assert_eq!(String::from_utf8_lossy(&output.stdout), "cpu: done\n");
     assert_eq!(report.verdict.class, "cpu-bound", "{report:#?}");
-    assert!(
-        (0.8..=1.1).contains(&report.time.avg_cores),
-        "avg_cores {}",
-        report.time.avg_cores
-    );
+    // One thread: never more than one core, and on it (or queued for it) all the time,
+    // however busy the machine was.
+    assert!(report.time.avg_cores <= 1.1, "{:?}", report.time);
+    let wanted = cores_wanted(&report);
+    assert!((0.9..=1.1).contains(&wanted), "{wanted} cores wanted");
     assert!(["threads", "multiprocessing"].contains(&report.recommendation.model.as_str()));
     assert_eq!(report.target.runtime, "native");
     assert!(report.recommendation.warning.contains("complexity"));
@@ -81,10 +83,21 @@ fn client_of_a_slow_loopback_server_is_io_bound_on_network_and_told_async() {
 #[test]
 fn a_shell_running_cpu_work_is_cpu_bound_and_the_shell_waits_on_its_child() {
     let _lock = timing_lock();
-    let script = format!("{} cpu --seconds 1.5; true", workload_str());
+    let script = format!("{} cpu --work {}; true", workload_str(), WORK_1S * 3 / 2);
     let (report, _) = run_measured(&[], &["sh", "-c", &script]);
     assert_eq!(report.verdict.class, "cpu-bound", "{report:#?}");
-    assert!(report.time.cpu_s > 1.3);
+    // The CPU is the child's: the shell only waited.
+    let child = report
+        .processes
+        .iter()
+        .find(|p| p.command.iter().any(|a| a == "cpu"))
+        .unwrap();
+    assert!(
+        child.cpu_s >= 0.95 * report.time.cpu_s,
+        "{:?}",
+        report.processes
+    );
+    assert!(report.time.cpu_s > 0.6, "{:?}", report.time);
     let shell = thread_named(&report, "sh");
     assert_eq!(shell.waits.first().map(|w| w.kind.as_str()), Some("child"));
     assert!(report.sampling.processes_seen >= 2);
@@ -93,13 +106,25 @@ fn a_shell_running_cpu_work_is_cpu_bound_and_the_shell_waits_on_its_child() {
 #[test]
 fn many_short_processes_still_count_through_the_kernel_totals() {
     let _lock = timing_lock();
-    // 150 processes of a few ms each: most are too short to sample.
+    // 150 processes of about 9 ms of CPU each: most are too short to sample. What they wait
+    // in the run queue on a busy machine no sample can see either: it would show as the
+    // shell's child wait. So as root they run in the real-time class (chrt), ahead of any
+    // other load (nice cannot: autogroups share the CPU by session): the verdict is about
+    // them, not about the machine's load.
     let script = format!(
-        "i=0; while [ $i -lt 150 ]; do {} cpu --seconds 0.005 >/dev/null; i=$((i+1)); done",
+        "i=0; while [ $i -lt 150 ]; do {} cpu --work 2 >/dev/null; i=$((i+1)); done",
         workload_str()
     );
-    let (report, _) = run_measured(&[], &["sh", "-c", &script]);
+    let shell = ["sh", "-c", &script];
+    let realtime = [&["chrt", "-f", "1"][..], &shell].concat();
+    let is_root = nix::unistd::Uid::effective().is_root();
+    let (report, _) = run_measured(&[], if is_root { &realtime } else { &shell });
     assert!(report.time.cpu_s >= 0.6, "{:?}", report.time);
+    assert!(
+        report.breakdown.unsampled_cpu_s > 0.0,
+        "{:?}",
+        report.breakdown
+    );
     assert_eq!(report.time.cpu_source, "rusage");
     assert_eq!(report.verdict.class, "cpu-bound", "{report:#?}");
 }
@@ -107,11 +132,17 @@ fn many_short_processes_still_count_through_the_kernel_totals() {
 #[test]
 fn two_busy_threads_use_both_cores() {
     let _lock = timing_lock();
+    // Wall-clock loops: both threads want a core until the same deadline (with fixed work,
+    // one thread may finish early on a busy machine and want nothing for the rest).
     let (report, _) = run_measured(
         &[],
         &[&workload_str(), "cpu", "--seconds", "2", "--threads", "2"],
     );
-    assert!(report.time.avg_cores >= 1.6, "{:?}", report.time);
+    // Both threads wanted a core all the time; what they got depends on the machine's load
+    // (on an idle machine, avg_cores is the same number).
+    let wanted = cores_wanted(&report);
+    assert!((1.8..=2.2).contains(&wanted), "{wanted} cores wanted");
+    assert!(report.time.avg_cores <= 2.1, "{:?}", report.time);
     assert_eq!(report.verdict.class, "cpu-bound");
 }
 
@@ -235,10 +266,19 @@ fn a_signal_the_program_sends_its_own_group_is_not_an_interruption() {
 #[test]
 fn orphaned_children_are_followed_and_counted() {
     let _lock = timing_lock();
-    let script = format!("{} cpu --seconds 1 >/dev/null & exit 0", workload_str());
+    let script = format!(
+        "{} cpu --work {WORK_1S} >/dev/null & exit 0",
+        workload_str()
+    );
     let (report, _) = run_measured(&[], &["sh", "-c", &script]);
-    assert!(report.time.cpu_s >= 0.9, "{:?}", report.time);
-    assert!(report.time.wall_s >= 0.9);
+    assert!(report.time.cpu_s >= 0.5, "{:?}", report.time);
+    assert!(report.time.wall_s >= report.time.cpu_s, "{:?}", report.time);
+    let orphan = report
+        .processes
+        .iter()
+        .find(|p| p.command.iter().any(|a| a == "cpu"))
+        .unwrap_or_else(|| panic!("the orphan was not followed: {:?}", report.processes));
+    assert!(orphan.cpu_s >= 0.95 * report.time.cpu_s, "{orphan:?}");
     assert_eq!(report.target.exit_code, Some(0));
 }
 
@@ -323,8 +363,12 @@ fn threads_born_and_dying_fast_leak_no_descriptors_and_their_cpu_is_accounted() 
             "thread-churn",
             "--count",
             "500",
-            "--work-ms",
-            "4",
+            "--work",
+            "1",
+            // Idle at the end: the CPU of the last threads reaches the process's counters
+            // before the sampler's last read, however late a busy machine lets it run.
+            "--linger",
+            "0.3",
         ],
     );
     let sampling = &report.sampling;
@@ -364,7 +408,7 @@ fn a_grandchild_handed_to_another_thread_is_still_followed() {
     let script = format!(
         "import threading, subprocess, time\n\
          procs = []\n\
-         def start():\n    procs.append(subprocess.Popen(['sh', '-c', 'sleep 0.5; {} cpu --seconds 1; true']))\n\
+         def start():\n    procs.append(subprocess.Popen(['sh', '-c', 'sleep 0.5; {} cpu --work {WORK_1S}; true']))\n\
          t = threading.Thread(target=start); t.start(); t.join()\n\
          time.sleep(2.5)\nprocs[0].wait()\n",
         workload_str()
@@ -375,7 +419,7 @@ fn a_grandchild_handed_to_another_thread_is_still_followed() {
         .iter()
         .find(|p| p.command.iter().any(|a| a == "cpu"))
         .unwrap_or_else(|| panic!("the CPU work was not followed: {:?}", report.processes));
-    assert!(work.cpu_s > 0.8, "{work:?}");
+    assert!(work.cpu_s > 0.5, "{work:?}");
 }
 
 #[test]
@@ -390,4 +434,56 @@ fn a_thread_with_a_name_that_is_not_utf8_is_measured() {
     let busiest = &report.threads[0];
     assert!(busiest.cpu_s > 0.8, "{:?}", report.threads);
     assert!(busiest.name.starts_with('w'), "{busiest:?}");
+}
+
+#[test]
+fn a_run_of_a_few_samples_is_unknown_and_told_to_measure_longer() {
+    let (report, _) = run_measured(&["--leave-orphans"], &["true"]);
+    assert!(report.sampling.samples < 5, "{:?}", report.sampling);
+    assert_eq!(report.verdict.class, "unknown");
+    assert_eq!(report.recommendation.model, "none");
+    assert_eq!(report.recommendation.workers, None);
+    assert!(
+        report.recommendation.reasons[0].contains("longer run"),
+        "{:?}",
+        report.recommendation.reasons
+    );
+}
+
+#[test]
+fn running_out_of_descriptors_is_counted_said_and_lowers_the_verdict_to_unknown() {
+    let _lock = timing_lock();
+    let dir = scratch_dir();
+    let path = dir.path().join("r.toml");
+    // The hard limit too: concadvise cannot raise itself above it.
+    let script = format!(
+        "ulimit -n 64 && exec {} run --color never --report {} -- {} many-threads --threads 300 \
+         --busy 1 --seconds 1",
+        env!("CARGO_BIN_EXE_concadvise"),
+        path.display(),
+        workload_str()
+    );
+    let output = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let report = read_report(&path).unwrap();
+    let sampling = &report.sampling;
+    assert!(sampling.out_of_descriptors, "{sampling:?}");
+    assert_eq!(sampling.descriptor_limit, 64);
+    assert_eq!(sampling.unseen_cause.as_deref(), Some("descriptors"));
+    // 301 threads, about 25 of them followed with 64 descriptors.
+    assert!(sampling.threads_unseen >= 200, "{sampling:?}");
+    assert!(
+        sampling.threads_seen + sampling.threads_unseen <= 301,
+        "{sampling:?}"
+    );
+    assert_eq!(report.verdict.class, "unknown");
+    assert!(report.recommendation.reasons[0].contains("ulimit -Hn"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ran out of file descriptors (limit 64)"),
+        "{stderr}"
+    );
 }

@@ -13,7 +13,10 @@ use common::*;
 #[test]
 fn cpython_single_thread_loop_is_cpu_bound_and_told_multiprocessing() {
     let _lock = timing_lock();
-    let (report, output) = run_measured(&[], &["python3", &example("python/cpu_loop.py"), "1.5"]);
+    let (report, output) = run_measured(
+        &[],
+        &[&python3(), &example("python/cpu_loop.py"), "--work", "2000"],
+    );
     assert!(output.status.success());
     assert_eq!(report.target.runtime, "python");
     assert_eq!(report.verdict.class, "cpu-bound");
@@ -31,7 +34,13 @@ fn cpython_cpu_threads_take_turns_on_the_gil() {
     let _lock = timing_lock();
     let (report, _) = run_measured(
         &[],
-        &["python3", &example("python/gil_threads.py"), "4", "2"],
+        &[
+            &python3(),
+            &example("python/gil_threads.py"),
+            "4",
+            "--work",
+            "5000",
+        ],
     );
     assert_eq!(report.verdict.class, "cpu-bound", "{report:#?}");
     assert_eq!(report.recommendation.model, "multiprocessing");
@@ -41,11 +50,11 @@ fn cpython_cpu_threads_take_turns_on_the_gil() {
         .reasons
         .iter()
         .any(|r| r.contains("GIL")));
-    assert!(
-        (0.7..=1.3).contains(&report.time.avg_cores),
-        "4 threads under the GIL use about one core: {:?}",
-        report.time
-    );
+    // 4 threads under the GIL use one core at most, however many are free. (Not "cores
+    // wanted": on a busy machine each thread the GIL hands over to queues for a CPU, so
+    // several are runnable at once.) The fixed work did run: about 0.7 s of CPU here.
+    assert!(report.time.avg_cores <= 1.3, "{:?}", report.time);
+    assert!(report.time.cpu_s >= 0.3, "{:?}", report.time);
 }
 
 #[test]
@@ -84,7 +93,10 @@ fn native_cpu_threads_get_native_advice_without_a_gil() {
 #[test]
 fn a_shell_script_running_python_gets_pythons_advice() {
     let _lock = timing_lock();
-    let script = format!("python3 {} 1.5; true", example("python/cpu_loop.py"));
+    let script = format!(
+        "python3 {} --work 2000; true",
+        example("python/cpu_loop.py")
+    );
     let (report, _) = run_measured(&[], &["sh", "-c", &script]);
     assert_eq!(report.target.runtime, "python");
     assert_eq!(report.recommendation.model, "multiprocessing");

@@ -9,10 +9,12 @@ pub mod situations;
 
 use crate::analysis::findings::Findings;
 use crate::analysis::phases::Phase;
-use crate::analysis::verdict::{Verdict, WorkloadClass};
+use crate::analysis::verdict::{Unknowable, Verdict, WorkloadClass};
 use crate::analysis::wait_kind::WaitKind;
 use crate::profile::{fill, Profile, SituationAdvice};
-use expected::{Expected, Measure};
+use crate::sampler::tree_reader::UnseenCause;
+use crate::sampler::SamplerStats;
+use expected::{Estimate, Expected, Measure};
 use situations::{pct, AdviceInput, Sizing};
 
 pub use crate::profile::Model;
@@ -51,7 +53,7 @@ pub fn recommend(findings: &Findings, profile: &Profile) -> Recommendation {
         about_bottleneck: findings.bottleneck_verdict.is_some(),
         event_loop_runtime: findings.event_loop_runtime.as_ref(),
         processes: &findings.processes,
-        samples: findings.sampling.samples,
+        sampling: &findings.sampling,
         io_waits: findings.io_waits,
         attached: findings.attached,
         user_s: findings.cpu.user_s,
@@ -90,7 +92,84 @@ pub struct Advice {
     pub expected: Expected,
 }
 
+/// The advice on a measurement that cannot tell: none, and what was missing. No profile
+/// advises on it.
+fn unknown_advice(input: &AdviceInput) -> Advice {
+    Advice {
+        model: Model::None,
+        situation: "unknown",
+        reasons: vec![unknown_reason(input)],
+        how: String::new(),
+        alternatives: Vec::new(),
+        workers: None,
+        speedup_ceiling: None,
+        warning: WARNING.to_string(),
+        expected: Expected {
+            change: String::new(),
+            measure: if input.attached {
+                Measure::Capacity
+            } else {
+                Measure::Wall
+            },
+            estimate: Estimate::Unavailable(
+                "the measurement cannot tell what the program spends its time on".to_string(),
+            ),
+        },
+    }
+}
+
+/// What was missing from a measurement that cannot tell, and how to get it.
+fn unknown_reason(input: &AdviceInput) -> String {
+    let shares = &input.verdict.shares;
+    let sampling = input.sampling;
+    match input.verdict.unknown_because {
+        Some(Unknowable::TooFewSamples) | None => format!(
+            "The run lasted {:.0} ms ({} samples): too few to tell what it spends its time on. \
+             Measure a longer run (the work in a loop, a bigger input), or raise --rate.",
+            input.wall_s * 1000.0,
+            sampling.samples
+        ),
+        Some(Unknowable::WaitsUnread) => format!(
+            "{} of the program's time was spent off the CPU where what it waited on could not \
+             be read ({} in uninterruptible sleep, usually disk or paging; the rest \
+             interruptible: locks, timers, sockets, pipes...). No advice from that. {}",
+            pct(shares.unknown),
+            pct(shares.uninterruptible),
+            unread_remedy(sampling)
+        ),
+        Some(Unknowable::ThreadsUnseen) => format!(
+            "Only {} of the {} threads of the program could be followed: what the others did \
+             is not known. {}",
+            sampling.threads_seen,
+            sampling.threads_seen + sampling.threads_unseen,
+            unread_remedy(sampling)
+        ),
+    }
+}
+
+/// Why waits or threads could not be read, and what to do about it.
+fn unread_remedy(sampling: &SamplerStats) -> String {
+    let sources = &sampling.sources;
+    let denied = sources.syscall_denied || sources.wchan_denied;
+    if sources.descriptors_ran_out && !denied {
+        format!(
+            "concadvise ran out of file descriptors (limit {}): raise the hard limit (ulimit -Hn) \
+             and measure again.",
+            sampling.descriptor_limit
+        )
+    } else if sampling.unseen_cause == UnseenCause::Errors && !denied {
+        "Reading /proc failed for them: measure again.".to_string()
+    } else {
+        "What a thread waits on (/proc/PID/task/TID/syscall, wchan, fd/) needs ptrace access: \
+         measure as the process's user or as root (in a container, with CAP_SYS_PTRACE)."
+            .to_string()
+    }
+}
+
 fn advise(input: &AdviceInput) -> Advice {
+    if input.verdict.class == WorkloadClass::Unknown {
+        return unknown_advice(input);
+    }
     let chosen = situations::choose(input);
     let situation = chosen.name();
     // A profile written before a situation existed gets the nearest one's advice.
@@ -147,7 +226,7 @@ fn advise(input: &AdviceInput) -> Advice {
             "The run was too short to judge reliably: {} samples in {:.2} s (at least {} are \
              needed). Measure a longer run (a bigger input, more iterations, or attach for \
              longer), or sample faster with --rate.",
-            input.samples,
+            input.sampling.samples,
             input.wall_s,
             crate::analysis::verdict::ENOUGH_TICKS
         ));
@@ -161,9 +240,10 @@ fn advise(input: &AdviceInput) -> Advice {
     }
     if shares.unknown > 0.2 {
         reasons.push(format!(
-            "{} of the wall time was spent off the CPU for reasons that could not be read \
-             (permissions), so this advice is less certain.",
-            pct(shares.unknown)
+            "{} of the wall time was spent off the CPU for reasons that could not be read, so \
+             this advice is less certain. {}",
+            pct(shares.unknown),
+            unread_remedy(input.sampling)
         ));
     }
     Advice {
@@ -345,7 +425,10 @@ mod tests {
             about_bottleneck: false,
             event_loop_runtime: None,
             processes: &[],
-            samples: 100,
+            sampling: &SamplerStats {
+                samples: 100,
+                ..SamplerStats::default()
+            },
             io_waits: 20,
             attached: false,
             user_s: 0.1,
@@ -391,6 +474,31 @@ mod tests {
         let advice = advise_for(&disk, "python", 0.3);
         assert_eq!(advice.model, Model::Threads);
         assert!(advice.reasons.iter().any(|r| r.contains("asyncio")));
+    }
+
+    #[test]
+    fn a_measurement_that_cannot_tell_advises_nothing_and_says_what_was_missing() {
+        let mut v = verdict(
+            10.0,
+            &[(WaitKind::Unknown, 50.0), (WaitKind::Uninterruptible, 40.0)],
+        );
+        assert_eq!(v.class, WorkloadClass::Unknown);
+        let advice = advise_for(&v, "native", 0.1);
+        assert_eq!((advice.model, advice.situation), (Model::None, "unknown"));
+        assert!(
+            advice.reasons[0].contains("(40% in uninterruptible"),
+            "{:?}",
+            advice.reasons
+        );
+        assert!(advice.reasons[0].contains("CAP_SYS_PTRACE"));
+        v.make_unknown(Unknowable::TooFewSamples);
+        let advice = advise_for(&v, "native", 0.1);
+        assert!(
+            advice.reasons[0].contains("longer run"),
+            "{:?}",
+            advice.reasons
+        );
+        assert_eq!(advice.workers, None);
     }
 
     #[test]

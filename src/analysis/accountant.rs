@@ -177,7 +177,11 @@ const WALL_PRIORITY: [&[WaitKind]; 7] = [
     // waited on may be held by the stopped thread).
     &[WaitKind::Stopped],
     &[WaitKind::Lock],
-    &[WaitKind::Other, WaitKind::Unknown],
+    &[
+        WaitKind::Other,
+        WaitKind::Unknown,
+        WaitKind::Uninterruptible,
+    ],
     &[WaitKind::Sleep, WaitKind::EventWait, WaitKind::Input],
     &[WaitKind::Child],
 ];
@@ -562,17 +566,21 @@ fn wait_of(observation: &ThreadObservation, previous: Option<Wait>) -> Option<Wa
     }
 }
 
+/// A counter's or the clock's advance between two readings, capped at about 52 days of
+/// nanoseconds: a damaged recording cannot overflow the sums built from it.
+fn delta(now: u64, before: u64) -> u64 {
+    now.saturating_sub(before).min(1 << 52)
+}
+
 impl ThreadAccount {
     /// The CPU this observation adds, and how long the thread waited for a CPU in the
     /// interval: its run-queue wait, and the time it was runnable at both ends without
     /// running (what a cgroup's quota does on some kernels).
     fn preview(&self, observation: &ThreadObservation, wait: Option<&Wait>) -> (f64, f64) {
-        let elapsed = observation.at_ns.saturating_sub(self.prev_at_ns) as i64;
-        let cpu = observation.cpu_ns.saturating_sub(self.prev_cpu_ns);
-        let runqueue = observation
-            .runqueue_ns
-            .saturating_sub(self.prev_runqueue_ns);
-        let off = elapsed - cpu as i64 - runqueue as i64 + self.pending_off_ns;
+        let elapsed = delta(observation.at_ns, self.prev_at_ns) as i64;
+        let cpu = delta(observation.cpu_ns, self.prev_cpu_ns);
+        let runqueue = delta(observation.runqueue_ns, self.prev_runqueue_ns);
+        let off = (elapsed - cpu as i64 - runqueue as i64).saturating_add(self.pending_off_ns);
         let runnable = self.prev_wait.is_none() && wait.is_none();
         let runnable_off = match (runnable, cpu + runqueue) {
             // Runnable, and its counters stood still: held the whole interval.
@@ -602,12 +610,12 @@ impl ThreadAccount {
             runqueue_ns,
         } = reading;
         let mut split = TimeSplit::default();
-        let elapsed = at_ns.saturating_sub(self.prev_at_ns) as i64;
-        let cpu = cpu_ns.saturating_sub(self.prev_cpu_ns);
-        let runqueue = runqueue_ns.saturating_sub(self.prev_runqueue_ns);
+        let elapsed = delta(at_ns, self.prev_at_ns) as i64;
+        let cpu = delta(cpu_ns, self.prev_cpu_ns);
+        let runqueue = delta(runqueue_ns, self.prev_runqueue_ns);
         split.cpu_ns = cpu as f64;
         split.runqueue_ns = runqueue as f64;
-        let mut off = elapsed - cpu as i64 - runqueue as i64 + self.pending_off_ns;
+        let mut off = (elapsed - cpu as i64 - runqueue as i64).saturating_add(self.pending_off_ns);
         self.pending_off_ns = 0;
         if exited {
             let busy = ((cpu + runqueue) as f64).min(elapsed.max(0) as f64);

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use super::accountant::{Accountant, ThreadAccount};
 use super::wait_kind::WaitKind;
 
-/// A thread "wants the CPU" if it computed at least this share of the wall time.
+/// A thread "wants the CPU" if it computed, or waited for a CPU, at least this share of the
+/// wall time (on a busy machine, the run queue takes what computing would have had).
 const BUSY_SHARE: f64 = 0.10;
 /// Together the busy threads used at most this many cores...
 const ABOUT_ONE_CORE: f64 = 1.3;
@@ -39,7 +40,7 @@ pub fn serialized_threads(
     }
     let mut busy: HashMap<i32, Vec<&ThreadAccount>> = HashMap::new();
     for thread in accountant.threads() {
-        if thread.time.cpu_ns >= BUSY_SHARE * wall_ns {
+        if thread.time.cpu_ns + thread.time.runqueue_ns >= BUSY_SHARE * wall_ns {
             busy.entry(thread.pid).or_default().push(thread);
         }
     }

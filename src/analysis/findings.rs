@@ -15,7 +15,7 @@ use super::phases::{self, Phase};
 use super::structure::Concurrency;
 use super::thread_timeline::{bucket_runs, StateRun, ThreadTimelines};
 use super::timeline::state_letter;
-use super::verdict::{classify_with, Verdict, WorkloadClass};
+use super::verdict::{classify_with, Unknowable, Verdict, WorkloadClass};
 use super::wait_kind::WaitKind;
 use super::TickAnalyser;
 use crate::error::Error;
@@ -235,7 +235,13 @@ pub fn analyse_ticks(
     let profile = profiles.for_runtime(&runtime.name)?;
     let mut verdict = classify_with(&unscaled_wall, sampling.samples, &profile.thresholds);
     let phases = phases::detect(&accountant.timeline, span_ns);
-    let phases_disagree = phases::disagree(&phases);
+    // Threads never followed (out of descriptors...): what was seen speaks for fewer threads.
+    let coverage = coverage(&sampling);
+    verdict.confidence = (verdict.confidence * coverage * 100.0).round() / 100.0;
+    if coverage < 0.5 && verdict.class != WorkloadClass::Unknown {
+        verdict.make_unknown(Unknowable::ThreadsUnseen);
+    }
+    let phases_disagree = verdict.class != WorkloadClass::Unknown && phases::disagree(&phases);
     if phases_disagree {
         verdict.class = WorkloadClass::Mixed;
     }
@@ -308,6 +314,16 @@ pub fn analyse_ticks(
         runtime,
         sampling,
     })
+}
+
+/// The share of the tree's threads that were followed (1 when none was missed).
+pub fn coverage(sampling: &SamplerStats) -> f64 {
+    let total = sampling.threads_seen + sampling.threads_unseen;
+    if total == 0 {
+        1.0
+    } else {
+        sampling.threads_seen as f64 / total as f64
+    }
 }
 
 /// The tree's CPU: the kernel's totals when they cover what the sampler saw, else the sampled

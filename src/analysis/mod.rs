@@ -44,11 +44,22 @@ impl TickAnalyser {
         }
     }
 
-    /// Feeds recorded snapshots (JSON lines, as written by `--record-samples`) to a new analyser.
-    pub fn replay(recording: &str) -> Result<TickAnalyser, serde_json::Error> {
+    /// Feeds recorded snapshots (JSON lines, as written by `--record-samples`) to a new analyser;
+    /// the error is one line naming the line of the recording.
+    pub fn replay(recording: &str) -> Result<TickAnalyser, String> {
         let mut analyser = TickAnalyser::default();
-        for line in recording.lines().filter(|line| !line.trim().is_empty()) {
-            analyser.ingest(&serde_json::from_str::<TickSnapshot>(line)?);
+        for (number, line) in recording.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let snapshot = serde_json::from_str::<TickSnapshot>(line).map_err(|e| {
+                format!(
+                    "recording line {}: {}",
+                    number + 1,
+                    crate::printable::printable(&e.to_string())
+                )
+            })?;
+            analyser.ingest(&snapshot);
         }
         Ok(analyser)
     }
@@ -81,5 +92,19 @@ impl TickSink for TickAnalyser {
             cores: if span_ns > 0.0 { cpu_ns / span_ns } else { 0.0 },
             doing,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_recording_line_is_one_line_of_error() {
+        // Found by tests/properties.rs: serde quotes an unknown variant raw, newline included.
+        let line = r#"{"at_ns":1,"threads":[{"pid":1,"tid":1,"at_ns":1,"sighting":"cont\ninuing","cpu_ns":0,"runqueue_ns":0}]}"#;
+        let error = TickAnalyser::replay(&format!("\n{line}\n")).unwrap_err();
+        assert!(error.starts_with("recording line 2: "), "{error}");
+        assert!(!error.contains('\n'), "{error}");
     }
 }

@@ -108,16 +108,18 @@ fn majority(labels: &[Option<WorkloadClass>]) -> Option<WorkloadClass> {
         .filter(|class| 2 * count(*class) > present.len())
 }
 
-/// Whether significant phases want different things: two or more distinct classes among the
-/// phases that are not idle (nor stopped from outside) and take a significant share of the run.
+/// Whether significant phases want different things: a CPU-bound phase and an I/O-bound one,
+/// each a significant share of the run. Idle, mixed and unknown phases want nothing definite
+/// (a stretch where the GIL's waits outweighed computing on a busy machine is mixed, and must
+/// not make a CPU-bound run mixed); the whole run's shares decide then.
 pub fn disagree(phases: &[Phase]) -> bool {
     let total: f64 = phases.iter().map(|p| p.wall.total_ns()).sum();
     let mut classes: Vec<WorkloadClass> = phases
         .iter()
         .filter(|p| {
-            !matches!(
+            matches!(
                 p.verdict.class,
-                WorkloadClass::Idle | WorkloadClass::Stopped
+                WorkloadClass::CpuBound | WorkloadClass::IoBound
             )
         })
         .filter(|p| p.wall.total_ns() >= SIGNIFICANT_SHARE * total)
@@ -164,6 +166,16 @@ mod tests {
         );
         assert!((phases[1].start_ns - 1e9).abs() < 1.5e8);
         assert!(disagree(&phases));
+    }
+
+    #[test]
+    fn a_mixed_stretch_beside_a_cpu_bound_one_is_no_disagreement() {
+        let cpu = TimeSplit::with_waits(TICK, &[]);
+        let contended = TimeSplit::with_waits(0.5 * TICK, &[(WaitKind::Lock, 0.5 * TICK)]);
+        let phases = detect(&timeline(&[(1.0, contended), (2.0, cpu)]), 3e9);
+        let classes: Vec<_> = phases.iter().map(|p| p.verdict.class).collect();
+        assert_eq!(classes, [WorkloadClass::Mixed, WorkloadClass::CpuBound]);
+        assert!(!disagree(&phases));
     }
 
     #[test]

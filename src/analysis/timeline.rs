@@ -115,6 +115,7 @@ pub fn kind_letter(kind: WaitKind) -> char {
         WaitKind::Stopped => 'h',
         WaitKind::Other => 'o',
         WaitKind::Unknown => '?',
+        WaitKind::Uninterruptible => 'u',
     }
 }
 

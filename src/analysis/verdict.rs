@@ -1,4 +1,4 @@
-//! Classifies a measurement as cpu-bound, io-bound, mixed or idle, with a confidence.
+//! Classifies a measurement as cpu-bound, io-bound, mixed or idle, with a confidence; or as unknown when the measurement cannot tell.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +16,20 @@ pub enum WorkloadClass {
     /// Stopped from outside (a stop signal, a tracer, a frozen cgroup) for most of the run:
     /// too little of the program's own time is left to classify.
     Stopped,
+    /// The measurement cannot tell: too few samples, most of the time spent in waits that
+    /// could not be read, or most threads never followed (`Verdict::unknown_because`).
+    Unknown,
+}
+
+/// What was missing when the class is `Unknown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unknowable {
+    /// The run lasted only a few samples.
+    TooFewSamples,
+    /// Most of the program's time went to waits whose reason could not be read.
+    WaitsUnread,
+    /// Most of the tree's threads were never followed.
+    ThreadsUnseen,
 }
 
 impl WorkloadClass {
@@ -26,6 +40,7 @@ impl WorkloadClass {
             WorkloadClass::Mixed => "mixed",
             WorkloadClass::Idle => "idle",
             WorkloadClass::Stopped => "stopped",
+            WorkloadClass::Unknown => "unknown",
         }
     }
 }
@@ -51,10 +66,14 @@ pub struct WallShares {
     pub child: f64,
     /// Other and unknown waits.
     pub other: f64,
+    /// Waits whose reason could not be read (unknown and uninterruptible).
     pub unknown: f64,
     /// Stopped from outside (a share of the whole wall time, like `runqueue`).
     #[serde(default)]
     pub stopped: f64,
+    /// The part of `unknown` in uninterruptible sleep (state D: usually disk).
+    #[serde(default)]
+    pub uninterruptible: f64,
 }
 
 impl WallShares {
@@ -81,8 +100,9 @@ impl WallShares {
             lock: sum(|k| k == WaitKind::Lock),
             idle: sum(WaitKind::is_idle),
             child: sum(|k| k == WaitKind::Child),
-            other: sum(|k| matches!(k, WaitKind::Other | WaitKind::Unknown)),
-            unknown: sum(|k| k == WaitKind::Unknown),
+            other: sum(|k| k == WaitKind::Other || k.is_unread()),
+            unknown: sum(WaitKind::is_unread),
+            uninterruptible: sum(|k| k == WaitKind::Uninterruptible),
             stopped: stopped / all,
         }
     }
@@ -97,6 +117,17 @@ pub struct Verdict {
     pub dominant_wait: Option<WaitKind>,
     /// Fewer than `ENOUGH_TICKS` samples: too few to judge reliably.
     pub too_short: bool,
+    /// Why the class is `Unknown`, when it is.
+    pub unknown_because: Option<Unknowable>,
+}
+
+impl Verdict {
+    /// The class becomes `Unknown` for `why`, with no confidence.
+    pub fn make_unknown(&mut self, why: Unknowable) {
+        self.class = WorkloadClass::Unknown;
+        self.confidence = 0.0;
+        self.unknown_because = Some(why);
+    }
 }
 
 /// Below this many ticks (half a second at 100 Hz) the measurement is too short to judge
@@ -106,6 +137,11 @@ pub const ENOUGH_TICKS: u64 = 50;
 const TOO_SHORT_CONFIDENCE: f64 = 0.5;
 /// Stopped at least this share of the wall time: the class is `stopped`.
 pub const STOPPED_SHARE: f64 = 0.5;
+/// Fewer ticks than this (four intervals) cannot tell what a run did: the class is unknown.
+pub const MIN_SAMPLES: u64 = 5;
+/// When waits whose reason could not be read take at least this share of the program's own
+/// time, the class is unknown.
+pub const UNREAD_SHARE: f64 = 0.5;
 
 /// The class of the workload from its wall split (already reconciled with the kernel's totals).
 pub fn classify(wall: &TimeSplit, ticks: u64) -> Verdict {
@@ -149,13 +185,20 @@ pub fn classify_with(wall: &TimeSplit, ticks: u64, thresholds: &Thresholds) -> V
     if too_short {
         confidence = confidence.min(TOO_SHORT_CONFIDENCE);
     }
-    Verdict {
+    let mut verdict = Verdict {
         class,
         confidence: (confidence * 100.0).round() / 100.0,
         shares,
         dominant_wait,
         too_short,
+        unknown_because: None,
+    };
+    if ticks < MIN_SAMPLES {
+        verdict.make_unknown(Unknowable::TooFewSamples);
+    } else if shares.unknown >= UNREAD_SHARE && verdict.class != WorkloadClass::Stopped {
+        verdict.make_unknown(Unknowable::WaitsUnread);
     }
+    verdict
 }
 
 #[cfg(test)]
@@ -228,5 +271,27 @@ mod tests {
         assert_eq!(stopped.class, WorkloadClass::Stopped);
         assert_eq!(stopped.dominant_wait, Some(WaitKind::Stopped));
         assert!(stopped.confidence > 0.9);
+    }
+
+    #[test]
+    fn a_few_samples_or_mostly_unread_waits_are_unknown() {
+        let v = classify(&TimeSplit::with_waits(100.0, &[]), 2);
+        assert_eq!(v.class, WorkloadClass::Unknown);
+        assert_eq!(v.unknown_because, Some(Unknowable::TooFewSamples));
+        assert_eq!(v.confidence, 0.0);
+        let v = classify(
+            &TimeSplit::with_waits(
+                10.0,
+                &[(WaitKind::Unknown, 60.0), (WaitKind::Uninterruptible, 30.0)],
+            ),
+            100,
+        );
+        assert_eq!(v.class, WorkloadClass::Unknown);
+        assert_eq!(v.unknown_because, Some(Unknowable::WaitsUnread));
+        let v = classify(
+            &TimeSplit::with_waits(60.0, &[(WaitKind::Unknown, 40.0)]),
+            100,
+        );
+        assert_eq!(v.class, WorkloadClass::CpuBound);
     }
 }

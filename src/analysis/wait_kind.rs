@@ -38,12 +38,16 @@ pub enum WaitKind {
     Stopped,
     /// Blocked for a reason none of the above describes (other syscalls).
     Other,
-    /// Off the CPU, but the sources that say why were not readable (permissions).
+    /// Off the CPU in interruptible sleep (or another state), but the sources that say why
+    /// were not readable (no ptrace access, or no descriptor left to read them).
     Unknown,
+    /// Off the CPU in uninterruptible sleep (state D), the sources that say why not readable:
+    /// usually disk I/O or paging, but not known, so not counted as I/O.
+    Uninterruptible,
 }
 
 impl WaitKind {
-    pub const ALL: [WaitKind; 14] = [
+    pub const ALL: [WaitKind; 15] = [
         WaitKind::Throttled,
         WaitKind::Disk,
         WaitKind::Network,
@@ -58,6 +62,7 @@ impl WaitKind {
         WaitKind::Stopped,
         WaitKind::Other,
         WaitKind::Unknown,
+        WaitKind::Uninterruptible,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -81,7 +86,13 @@ impl WaitKind {
             WaitKind::Stopped => "stopped",
             WaitKind::Other => "other",
             WaitKind::Unknown => "unknown",
+            WaitKind::Uninterruptible => "uninterruptible",
         }
+    }
+
+    /// Waits whose reason could not be read: the state letter is all that was known.
+    pub fn is_unread(self) -> bool {
+        matches!(self, WaitKind::Unknown | WaitKind::Uninterruptible)
     }
 
     /// Waits that overlapping (threads, async) can hide: the program waits on a device or a peer.
@@ -136,8 +147,13 @@ pub fn classify(state: &ThreadState) -> Option<WaitKind> {
         } else {
             from_wchan(state).unwrap_or(WaitKind::Other)
         }),
+        // Without the syscall, the state letter still tells the two kinds of blocked apart.
         SyscallState::Denied | SyscallState::NotRead => {
-            Some(from_wchan(state).unwrap_or(WaitKind::Unknown))
+            Some(from_wchan(state).unwrap_or(if uninterruptible {
+                WaitKind::Uninterruptible
+            } else {
+                WaitKind::Unknown
+            }))
         }
     }
 }
@@ -471,6 +487,9 @@ mod tests {
             stopped_by: None,
         };
         assert_eq!(classify(&state), Some(WaitKind::Unknown));
+        state.letter = 'D';
+        assert_eq!(classify(&state), Some(WaitKind::Uninterruptible));
+        state.letter = 'S';
         state.wchan = Some("hrtimer_nanosleep".into());
         assert_eq!(classify(&state), Some(WaitKind::Sleep));
     }

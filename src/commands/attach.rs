@@ -20,7 +20,14 @@ const POLL: Duration = Duration::from_millis(20);
 /// reads top to bottom.
 pub fn attach(args: AttachArgs) -> Result<u8, Error> {
     let outputs = Outputs::prepare(&args.sampling, &args.advice, &args.output)?;
-    let target = resolve(args.pid, args.name.as_deref())?;
+    let name = args.name.as_ref().map(|name| name.to_string_lossy());
+    let target = resolve(args.pid, name.as_deref())?;
+    if let Some(thread) = target.thread_given {
+        notice::line(&format!(
+            "{thread} is a thread of process {}: measuring the process",
+            target.pid
+        ));
+    }
     crate::target::launch::raise_open_file_limit();
     // Signals stop the measurement; none is ever forwarded to the target.
     let signals = SignalRelay::install()?;
@@ -41,7 +48,10 @@ pub fn attach(args: AttachArgs) -> Result<u8, Error> {
     };
     let measuring = outputs.start(scope, origin)?;
 
-    let deadline = args.duration.map(|duration| origin + duration);
+    // Bounded by the parser (a year), so the addition cannot overflow; checked all the same.
+    let deadline = args
+        .duration
+        .and_then(|duration| origin.checked_add(duration));
     let mut ticks_after = ticks_before;
     let exit = loop {
         if signals.interrupted() {
@@ -73,7 +83,7 @@ pub fn attach(args: AttachArgs) -> Result<u8, Error> {
         }
         _ => None,
     };
-    conclude(
+    let concluded = conclude(
         measuring,
         TargetFacts {
             mode: "attach",
@@ -92,5 +102,10 @@ pub fn attach(args: AttachArgs) -> Result<u8, Error> {
             attached: true,
         },
     )?;
-    Ok(0)
+    // The measurement was kept (saved elsewhere), but not where it was asked to go.
+    Ok(if concluded.report_failed {
+        crate::error::exit_code::OUTPUT_NOT_WRITABLE
+    } else {
+        0
+    })
 }

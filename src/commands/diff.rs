@@ -5,7 +5,7 @@ use crate::error::Error;
 use crate::report::diff::{compare, render};
 use crate::report::read::load;
 use crate::report::terminal::Look;
-use crate::report::write::Destination;
+use crate::report::write::to_stdout;
 
 pub fn diff(args: DiffArgs) -> Result<u8, Error> {
     let before = load(&args.before)?;
@@ -15,6 +15,6 @@ pub fn diff(args: DiffArgs) -> Result<u8, Error> {
         TextFormat::Text => render(&comparison, Look::for_stdout(args.color)).into_bytes(),
         TextFormat::Json => super::json_bytes(&comparison, "comparison")?,
     };
-    Destination::Stdout.commit(&bytes)?;
+    to_stdout(&bytes)?;
     Ok(0)
 }

@@ -35,7 +35,7 @@ pub fn man(args: ManArgs) -> Result<u8, Error> {
 fn write_all(command: &clap::Command, dir: &Path) -> Result<u8, Error> {
     for page in std::iter::once(command).chain(command.get_subcommands()) {
         let name = Man::new(page.clone()).get_filename();
-        let destination = Destination::prepare(&dir.join(name).to_string_lossy())?;
+        let destination = Destination::prepare(&dir.join(name))?;
         destination.commit(&render(page)?)?;
     }
     Ok(0)

@@ -2,8 +2,9 @@
 
 use crate::cli::{ProfilesAction, ProfilesArgs};
 use crate::error::Error;
+use crate::printable::printable;
 use crate::profile::ProfileSet;
-use crate::report::write::Destination;
+use crate::report::write::to_stdout;
 
 pub fn profiles(args: ProfilesArgs) -> Result<u8, Error> {
     let set = ProfileSet::load(args.profiles.as_deref())?;
@@ -13,7 +14,9 @@ pub fn profiles(args: ProfilesArgs) -> Result<u8, Error> {
             for profile in set.iter() {
                 text.push_str(&format!(
                     "{:<10} {:<60} {}\n",
-                    profile.name, profile.description, profile.source
+                    printable(&profile.name),
+                    printable(&profile.description),
+                    printable(&profile.source)
                 ));
             }
             text
@@ -28,6 +31,6 @@ pub fn profiles(args: ProfilesArgs) -> Result<u8, Error> {
             }
         },
     };
-    Destination::Stdout.commit(text.as_bytes())?;
+    to_stdout(text.as_bytes())?;
     Ok(0)
 }

@@ -9,7 +9,8 @@ use crate::error::Error;
 use crate::report::assemble::TargetFacts;
 use crate::sampler::tree_reader::Scope;
 use crate::target::launch::{
-    become_subreaper, raise_open_file_limit, reaped_children_cpu, spawn, wait_for_tree, Orphans,
+    become_subreaper, raise_open_file_limit, reaped_children_cpu, shown, spawn, wait_for_tree,
+    Orphans,
 };
 use crate::target::signals::SignalRelay;
 
@@ -33,14 +34,16 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
         }
     };
     // Once reaped, the program's PID may be reused: forward nothing more to it.
-    let end = wait_for_tree(pid, signals.counter(), orphans, || signals.forward_to(0));
+    let end = wait_for_tree(pid, signals.counter(), orphans, || {
+        signals.stop_forwarding()
+    });
     let kernel_cpu = reaped_children_cpu();
 
     conclude(
         measuring,
         TargetFacts {
             mode: "run",
-            command: args.command.clone(),
+            command: args.command.iter().map(shown).collect(),
             pid: pid.as_raw(),
             ending: Some(end.ending),
             started_at,

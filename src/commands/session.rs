@@ -1,7 +1,6 @@
 //! What `run` and `attach` share: outputs checked before anything starts, the sampler and progress line while measuring, the summary and report at the end.
 
 use std::io::{BufWriter, Write};
-use std::path::Path;
 use std::time::Instant;
 
 use crate::advice::recommend;
@@ -10,25 +9,25 @@ use crate::analysis::TickAnalyser;
 use crate::cli::{AdviceArgs, OutputArgs, SamplingArgs};
 use crate::error::Error;
 use crate::machine;
+use crate::output_path::{OutputPath, Stream};
 use crate::profile::ProfileSet;
 use crate::progress::Progress;
 use crate::report::assemble::{assemble, SamplingFacts, TargetFacts};
 use crate::report::export::Format;
 use crate::report::terminal::{render, Look};
 use crate::report::trace::{self, TraceInput};
-use crate::report::write::Destination;
-use crate::report::Report;
+use crate::report::write::{save_fallback, to_stdout, Destination};
 use crate::sampler::discovery::Discovery;
 use crate::sampler::tree_reader::Scope;
 use crate::sampler::{Sampler, SamplerConfig};
 
-/// Outputs the user asked for, each proven writable.
+/// Outputs the user asked for, each proven writable (nothing is created before the end).
 pub struct Outputs<'a> {
     output: &'a OutputArgs,
     sampling: &'a SamplingArgs,
     destination: Option<Destination>,
-    /// Where the raw samples go: streamed into a temporary file, renamed at the end.
-    record: Option<Destination>,
+    /// Where the raw samples go: streamed into an unnamed file, put in place at the end.
+    record: Option<OutputPath>,
     /// Where the Perfetto trace goes.
     trace: Option<Destination>,
     profiles: ProfileSet,
@@ -52,7 +51,10 @@ impl<'a> Outputs<'a> {
                 });
             }
         }
-        if output.report.as_deref() == Some("-") && output.trace.as_deref() == Some("-") {
+        let stdout = |path: &Option<std::path::PathBuf>| {
+            path.as_deref().is_some_and(|p| p.as_os_str() == "-")
+        };
+        if stdout(&output.report) && stdout(&output.trace) {
             return Err(Error::Usage(
                 "the report and the trace cannot both go to stdout: give one a file name".into(),
             ));
@@ -74,9 +76,28 @@ impl<'a> Outputs<'a> {
                     reason: "samples are recorded to a file; give its name".into(),
                 })
             }
-            Some(path) => Some(Destination::prepare(&path.to_string_lossy())?),
+            Some(path) => Some(OutputPath::check(path)?),
             None => None,
         };
+        let files: Vec<(&str, &OutputPath)> = [
+            ("--report", destination.as_ref()),
+            ("--trace", trace.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, d)| match d {
+            Some(Destination::File(path)) => Some((flag, path)),
+            _ => None,
+        })
+        .chain(record.iter().map(|path| ("--record-samples", path)))
+        .collect();
+        for (i, (flag, path)) in files.iter().enumerate() {
+            if let Some((other, _)) = files[i + 1..].iter().find(|(_, p)| p.same_file(path)) {
+                return Err(Error::Report {
+                    path: path.given().to_path_buf(),
+                    reason: format!("{flag} and {other} name the same file: give each its own"),
+                });
+            }
+        }
         Ok(Outputs {
             output,
             sampling,
@@ -90,9 +111,21 @@ impl<'a> Outputs<'a> {
 
     /// Starts sampling `scope` from `origin`, with a progress line when stderr is a terminal.
     pub fn start(self, scope: Scope, origin: Instant) -> Result<Measuring<'a>, Error> {
-        let record = match self.record.as_ref().and_then(Destination::file_handle) {
-            Some(handle) => Some(handle.map_err(|e| Error::Setup(format!("recording: {e}")))?),
+        let recording = match &self.record {
+            Some(path) => {
+                let failed = |e: std::io::Error| Error::Report {
+                    path: path.given().to_path_buf(),
+                    reason: e.to_string(),
+                };
+                let stream = path.stream().map_err(failed)?;
+                let handle = stream.handle().map_err(failed)?;
+                Some((stream, handle))
+            }
             None => None,
+        };
+        let (recording, record) = match recording {
+            Some((stream, handle)) => (Some(stream), Some(handle)),
+            None => (None, None),
         };
         let sampler = Sampler::start(SamplerConfig {
             rate_hz: self.sampling.rate,
@@ -108,6 +141,7 @@ impl<'a> Outputs<'a> {
             outputs: self,
             sampler,
             progress,
+            recording,
             clock_at_start: machine::CpuClock::now(),
         })
     }
@@ -117,49 +151,32 @@ pub struct Measuring<'a> {
     outputs: Outputs<'a>,
     sampler: Sampler<TickAnalyser>,
     progress: Option<Progress>,
+    /// The sample recording being streamed, put in place at the end.
+    recording: Option<Stream>,
     /// The machine's CPU clock when measuring began, for the other load on it.
     clock_at_start: Option<machine::CpuClock>,
 }
 
-/// Streams the trace into its temporary file (or stdout) and puts it in place.
-fn write_trace(input: &TraceInput, destination: Destination) -> Result<(), Error> {
-    let failed = |e: serde_json::Error| Error::Report {
-        path: destination
-            .path()
-            .map_or_else(|| "-".into(), Path::to_path_buf),
-        reason: format!("writing the trace: {e}"),
-    };
-    match destination.file_handle() {
-        Some(file) => {
-            let file = file.map_err(|e| failed(serde_json::Error::io(e)))?;
-            let mut writer = BufWriter::new(file);
-            trace::write(input, &mut writer).map_err(failed)?;
-            writer
-                .flush()
-                .map_err(|e| failed(serde_json::Error::io(e)))?;
-            drop(writer);
-            // Everything is in the temporary file: rename it into place.
-            destination.commit(&[])
-        }
-        None => {
-            let mut bytes = Vec::new();
-            trace::write(input, &mut bytes).map_err(failed)?;
-            destination.commit(&bytes)
-        }
-    }
+/// What a measurement ended with.
+pub struct Concluded {
+    /// The report could not be written where asked (it was saved elsewhere, or printed), or
+    /// the trace could not be written.
+    pub report_failed: bool,
 }
 
 /// Analyses what was measured, advises, assembles the report, prints the summary and writes
-/// the report.
+/// the report (to a fallback file when the path asked for fails: the numbers are never lost)
+/// and the trace.
 pub fn conclude(
     measuring: Measuring<'_>,
     target: TargetFacts,
     run: RunFacts,
-) -> Result<Report, Error> {
+) -> Result<Concluded, Error> {
     let Measuring {
         outputs,
         sampler,
         progress,
+        recording,
         clock_at_start,
     } = measuring;
     drop(progress);
@@ -188,22 +205,23 @@ pub fn conclude(
     };
     let report = assemble(target, sampling, &findings, &recommendation);
     let output = outputs.output;
-    // The report first: a summary that cannot be printed must not cost the report.
-    if let Some(destination) = outputs.destination {
-        let path = destination
-            .path()
-            .map_or("-".into(), |p| p.display().to_string());
-        let format = Format::choose(output.format, &path);
+    // The summary first: whatever happens to the report, the numbers have been shown.
+    if !output.quiet {
+        crate::notice::to_stderr(&render(&report, Look::for_stderr(output.color)));
+    }
+    let mut report_failed = false;
+    if let Some(destination) = &outputs.destination {
+        let format = Format::choose(output.format, destination.path());
         let bytes = format
             .exporter()
             .serialize(&report)
-            .map_err(|e| Error::Report {
-                path: path.clone().into(),
-                reason: format!("{e:#}"),
-            })?;
-        destination.commit(&bytes)?;
+            .map_err(|e| Error::Setup(format!("{e:#}")))?;
+        if let Err(error) = destination.commit(&bytes) {
+            report_failed = true;
+            keep_elsewhere(&error, &bytes, format);
+        }
     }
-    if let Some(destination) = outputs.trace {
+    if let Some(destination) = &outputs.trace {
         let input = TraceInput {
             findings: &findings,
             recommendation: &recommendation,
@@ -214,14 +232,61 @@ pub fn conclude(
                 .as_ref()
                 .map(|found| (found.pid, found.tid)),
         };
-        write_trace(&input, destination)?;
+        if let Err(error) = write_trace(&input, destination) {
+            report_failed = true;
+            crate::notice::line(&format!("error: {error}"));
+        }
     }
-    if let Some(recording) = outputs.record {
-        // Everything was streamed into the temporary file: rename it into place.
-        recording.commit(&[])?;
+    if let (Some(stream), Some(path)) = (recording, &outputs.record) {
+        if let Err(error) = stream.persist() {
+            crate::notice::line(&format!(
+                "warning: the sample recording could not be saved to {}: {error}",
+                path.given().display()
+            ));
+        }
     }
-    if !output.quiet {
-        crate::notice::to_stderr(&render(&report, Look::for_stderr(output.color)));
+    Ok(Concluded { report_failed })
+}
+
+/// Streams the trace into an unnamed file (or stdout) and puts it in place.
+fn write_trace(input: &TraceInput, destination: &Destination) -> Result<(), Error> {
+    let path = destination.path().map_or("-".into(), |p| p.to_path_buf());
+    let failed = |reason: String| Error::Report {
+        path: path.clone(),
+        reason: format!("writing the trace: {reason}"),
+    };
+    match destination {
+        Destination::File(file) => {
+            let stream = file.stream().map_err(|e| failed(e.to_string()))?;
+            let handle = stream.handle().map_err(|e| failed(e.to_string()))?;
+            let mut writer = BufWriter::new(handle);
+            trace::write(input, &mut writer).map_err(|e| failed(e.to_string()))?;
+            writer.flush().map_err(|e| failed(e.to_string()))?;
+            drop(writer);
+            stream.persist().map_err(|e| failed(e.to_string()))
+        }
+        Destination::Stdout => {
+            let mut bytes = Vec::new();
+            trace::write(input, &mut bytes).map_err(|e| failed(e.to_string()))?;
+            to_stdout(&bytes)
+        }
     }
-    Ok(report)
+}
+
+/// A report that could not be written where asked: saved to a fallback file, named in one
+/// line, or, when no fallback takes it either, printed on stderr after that line.
+fn keep_elsewhere(error: &Error, bytes: &[u8], format: Format) {
+    match save_fallback(bytes, format.extension()) {
+        Ok(saved) => crate::notice::line(&format!(
+            "error: {error}; the report was saved to {} instead",
+            saved.display()
+        )),
+        Err(why) => {
+            crate::notice::line(&format!(
+                "error: {error}; it could not be saved elsewhere either ({why}): the report \
+                 follows on stderr"
+            ));
+            crate::notice::to_stderr(&String::from_utf8_lossy(bytes));
+        }
+    }
 }

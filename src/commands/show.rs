@@ -4,7 +4,7 @@ use crate::cli::ShowArgs;
 use crate::error::Error;
 use crate::report::read::load;
 use crate::report::terminal::{render, Look};
-use crate::report::write::Destination;
+use crate::report::write::to_stdout;
 
 pub fn show(args: ShowArgs) -> Result<u8, Error> {
     let report = load(&args.report)?;
@@ -16,6 +16,6 @@ pub fn show(args: ShowArgs) -> Result<u8, Error> {
             .map_err(|e| Error::Setup(format!("{e:#}")))?,
         None => render(&report, Look::for_stdout(args.color)).into_bytes(),
     };
-    Destination::Stdout.commit(&bytes)?;
+    to_stdout(&bytes)?;
     Ok(0)
 }

@@ -54,7 +54,7 @@ fn access(path: &str) -> Access {
         Ok(()) => Access::Readable,
         Err(ReadFailure::Denied) => Access::Denied,
         Err(ReadFailure::Gone) => Access::Absent,
-        Err(ReadFailure::Other(_)) => Access::Denied,
+        Err(ReadFailure::Other(_) | ReadFailure::NoDescriptors) => Access::Denied,
     }
 }
 

@@ -235,7 +235,14 @@ fn sampling_section(mode: &str, sampling: &SamplingFacts, findings: &Findings) -
         lowered_to_hz: stats.lowest_rate_hz.map(round3),
         fds_start: stats.fds.0,
         fds_end: stats.fds.1,
-        threads_untracked: stats.threads_untracked,
+        threads_unseen: stats.threads_unseen,
+        unseen_cause: stats.unseen_cause.name().map(str::to_string),
+        out_of_descriptors: sources.descriptors_ran_out,
+        descriptor_limit: if sources.descriptors_ran_out {
+            stats.descriptor_limit
+        } else {
+            0
+        },
         stalled_ticks: stats.stalled_ticks,
         longest_stall_s: round3(stats.longest_stall.as_secs_f64()),
         discovery: stats.discovery.name().to_string(),

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::terminal::Look;
 use super::Report;
 use crate::analysis::wait_kind::WaitKind;
+use crate::printable::printable;
 
 /// A wall-time change smaller than this (relative) is within run-to-run noise...
 const NOISE_SHARE: f64 = 0.05;
@@ -129,11 +130,8 @@ fn share(seconds: f64, total: f64) -> f64 {
 /// The comparison of two runs: the wall-time ratio, whether it is within run-to-run noise,
 /// each state's seconds side by side, and warnings for comparisons that mislead.
 pub fn compare(before: &Report, after: &Report, same_work: bool) -> Comparison {
-    let speedup = if after.time.wall_s > 0.0 {
-        before.time.wall_s / after.time.wall_s
-    } else {
-        f64::INFINITY
-    };
+    // Reports hold milliseconds: a wall time of 0 is under 1 ms (and the ratio stays finite).
+    let speedup = before.time.wall_s.max(0.001) / after.time.wall_s.max(0.001);
     let busy = [before, after]
         .iter()
         .any(|r| r.wall.runqueue_s > 0.1 * r.time.wall_s);
@@ -244,7 +242,11 @@ pub fn render(comparison: &Comparison, look: Look) -> String {
         }
     };
     let (b, a) = (&comparison.before, &comparison.after);
-    let mut out = format!("{} {}\n\n", bold("concadvise diff:"), comparison.summary);
+    let mut out = format!(
+        "{} {}\n\n",
+        bold("concadvise diff:"),
+        printable(&comparison.summary)
+    );
     let row = |label: &str, before: String, after: String, change: String| {
         format!("  {label:<14}{before:>16}{after:>16}   {change}")
             .trim_end()
@@ -272,20 +274,20 @@ pub fn render(comparison: &Comparison, look: Look) -> String {
     ));
     out.push_str(&row(
         "verdict",
-        b.class.clone(),
-        a.class.clone(),
+        printable(&b.class).into_owned(),
+        printable(&a.class).into_owned(),
         String::new(),
     ));
     out.push_str(&row(
         "model",
-        b.model.clone(),
-        a.model.clone(),
+        printable(&b.model).into_owned(),
+        printable(&a.model).into_owned(),
         String::new(),
     ));
     out.push_str(&format!("\n{}\n", bold("where the wall time went")));
     for state in &comparison.states {
         out.push_str(&row(
-            &format!("  {}", state.state),
+            &format!("  {}", printable(&state.state)),
             format!(
                 "{:.2} s {:>3.0}%",
                 state.before_s,
@@ -299,7 +301,7 @@ pub fn render(comparison: &Comparison, look: Look) -> String {
         out.push_str(&format!("\n{}\n", prediction_line(check)));
     }
     for warning in &comparison.warnings {
-        out.push_str(&format!("\nwarning: {warning}\n"));
+        out.push_str(&format!("\nwarning: {}\n", printable(warning)));
     }
     out
 }

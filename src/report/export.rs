@@ -15,13 +15,21 @@ pub enum Format {
 
 impl Format {
     /// The format asked for, else the one the file's extension names, else TOML.
-    pub fn choose(asked: Option<Format>, path: &str) -> Format {
+    pub fn choose(asked: Option<Format>, path: Option<&Path>) -> Format {
         asked.unwrap_or_else(
-            || match Path::new(path).extension().and_then(|e| e.to_str()) {
+            || match path.and_then(Path::extension).and_then(|e| e.to_str()) {
                 Some(ext) if ext.eq_ignore_ascii_case("json") => Format::Json,
                 _ => Format::Toml,
             },
         )
+    }
+
+    /// The file name extension of the format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Toml => "toml",
+            Format::Json => "json",
+        }
     }
 
     pub fn exporter(self) -> &'static dyn Exporter {

@@ -347,8 +347,11 @@ fn sampling_section(report: &Report) -> Markup {
                 dt { "seen" } dd {
                     (count(sampling.threads_seen, "thread")) " in " (count(sampling.processes_seen, "process"))
                 }
-                @if sampling.threads_untracked > 0 {
-                    dt { "not followed" } dd { (sampling.threads_untracked) " threads (out of descriptors or unreadable)" }
+                @if sampling.threads_unseen > 0 {
+                    dt { "not followed" } dd {
+                        (sampling.threads_unseen) " threads ("
+                        (sampling.unseen_cause.as_deref().unwrap_or("unreadable")) ")"
+                    }
                 }
                 dt { "CPU totals" } dd { "from " (report.time.cpu_source) "; the sampler saw " (fixed(sampling.cpu_seen_s, 2)) " s" }
                 dt { "concadvise's own CPU" } dd { (fixed(sampling.self_cpu_s, 3)) " s" }

@@ -83,7 +83,7 @@ pub struct TargetSection {
 impl TargetSection {
     /// How the program ran, for a headline: its runtime, how it ended, whether it was cut short.
     pub fn status(&self) -> Vec<String> {
-        let mut status = vec![self.runtime.clone()];
+        let mut status = vec![crate::printable::printable(&self.runtime).into_owned()];
         match (self.exit_code, self.signal) {
             (_, Some(signal)) => status.push(format!("killed by signal {signal}")),
             (Some(code), None) => status.push(format!("exit {code}")),
@@ -175,6 +175,8 @@ pub struct StateSeconds {
     pub other_s: f64,
     #[serde(default)]
     pub unknown_s: f64,
+    #[serde(default)]
+    pub uninterruptible_s: f64,
     /// CPU the kernel accounted but the sampler did not see (processes too short-lived to
     /// sample); already included in cpu_s.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -220,6 +222,7 @@ impl StateSeconds {
             stopped_s: w(WaitKind::Stopped),
             other_s: w(WaitKind::Other),
             unknown_s: w(WaitKind::Unknown),
+            uninterruptible_s: w(WaitKind::Uninterruptible),
             unsampled_cpu_s: 0.0,
         }
     }
@@ -240,6 +243,7 @@ impl StateSeconds {
             WaitKind::Stopped => self.stopped_s,
             WaitKind::Other => self.other_s,
             WaitKind::Unknown => self.unknown_s,
+            WaitKind::Uninterruptible => self.uninterruptible_s,
         }
     }
 
@@ -413,10 +417,24 @@ pub struct SamplingSection {
     pub fds_start: usize,
     #[serde(default)]
     pub fds_end: usize,
-    /// Threads that could not be followed (no descriptor left, or unreadable): their time is
-    /// missing from the breakdown.
+    /// Threads of the tree never followed (no descriptor left, or unreadable): their time is
+    /// missing from the breakdown. (Written as threads_untracked before.)
+    #[serde(
+        default,
+        alias = "threads_untracked",
+        skip_serializing_if = "is_zero_u64"
+    )]
+    pub threads_unseen: u64,
+    /// Why: "descriptors" (concadvise ran out of them), "permissions" or "errors".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unseen_cause: Option<String>,
+    /// concadvise ran out of file descriptors: threads were not followed, or their waits not
+    /// read (counted as unknown).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub out_of_descriptors: bool,
+    /// Its open-file limit then.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
-    pub threads_untracked: u64,
+    pub descriptor_limit: u64,
     /// Ticks that took longer than their period (the sampler was held up), and the longest.
     #[serde(default)]
     pub stalled_ticks: u64,

@@ -4,24 +4,76 @@ use std::path::Path;
 
 use super::{Report, SCHEMA_VERSION};
 use crate::error::Error;
+use crate::input_file::read_text;
+use crate::printable::printable;
 
 pub fn load(path: &Path) -> Result<Report, Error> {
     let bad = |reason: String| Error::InputFile {
         path: path.to_path_buf(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        bad(match e.kind() {
-            std::io::ErrorKind::NotFound => "no such file".to_string(),
-            std::io::ErrorKind::InvalidData => "not a text file, so not a report".to_string(),
-            _ => e.to_string(),
-        })
-    })?;
+    let text = read_text(path).map_err(bad)?;
     parse(&text).map_err(bad)
 }
 
-/// Parses a report, JSON if it looks like JSON, else TOML; the error is one line.
+/// Parses a report, JSON if it looks like JSON, else TOML, and checks its numbers; the error
+/// is one line.
 pub fn parse(text: &str) -> Result<Report, String> {
+    let checked = parse_unchecked(text).and_then(|report| validate(&report).map(|()| report));
+    // Parsers quote what they could not read: a newline or an escape in it stays one line.
+    checked.map_err(|error| printable(&error).into_owned())
+}
+
+/// The largest number of seconds (or hertz, cores, GiB) a report may hold: about 31 years.
+const MAX_QUANTITY: f64 = 1e9;
+
+/// Every number in the report is finite and in range: shares and the confidence in 0..1,
+/// everything else (seconds, rates, cores, memory) from 0 to `MAX_QUANTITY`. Reports are files
+/// people edit and pass around; `show` and `diff` must not divide by what they hold unchecked.
+pub fn validate(report: &Report) -> Result<(), String> {
+    let value = toml::Value::try_from(report)
+        .map_err(|e| format!("not a concadvise report: {}", e.to_string().trim()))?;
+    check_numbers(&value, "")
+}
+
+fn check_numbers(value: &toml::Value, key: &str) -> Result<(), String> {
+    match value {
+        toml::Value::Float(number) => {
+            let name = key.rsplit('.').next().unwrap_or(key);
+            let share = name == "confidence" || name.ends_with("_share");
+            let max = if share { 1.0 } else { MAX_QUANTITY };
+            if number.is_finite() && (0.0..=max).contains(number) {
+                Ok(())
+            } else {
+                let shown = if number.abs() >= 1e6 {
+                    format!("{number:e}")
+                } else {
+                    number.to_string()
+                };
+                Err(format!(
+                    "not a concadvise report: {key} is {shown} (expected a number from 0 to {})",
+                    if share { "1" } else { "1e9" }
+                ))
+            }
+        }
+        toml::Value::Table(table) => table.iter().try_for_each(|(name, value)| {
+            let key = if key.is_empty() {
+                name.clone()
+            } else {
+                format!("{key}.{name}")
+            };
+            check_numbers(value, &key)
+        }),
+        toml::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, value)| check_numbers(value, &format!("{key}[{i}]"))),
+        _ => Ok(()),
+    }
+}
+
+/// The report as the file says, numbers unchecked.
+fn parse_unchecked(text: &str) -> Result<Report, String> {
     if text.trim_start().starts_with('{') {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
@@ -88,6 +140,27 @@ mod tests {
             let error = parse(text).unwrap_err();
             assert!(error.contains(expected), "{text:?}: {error}");
             assert!(!error.contains('\n'), "{error}");
+        }
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_refused_naming_the_key() {
+        let text = include_str!("../../tests/fixtures/reports/phases.toml");
+        assert!(parse(text).is_ok());
+        for (from, to, key) in [
+            ("wall_s = ", "wall_s = -5.0 #", "time.wall_s is -5"),
+            ("wall_s = ", "wall_s = nan #", "time.wall_s is NaN"),
+            ("wall_s = ", "wall_s = inf #", "time.wall_s is inf"),
+            ("wall_s = ", "wall_s = 1e308 #", "time.wall_s is 1e308"),
+            (
+                "confidence = ",
+                "confidence = 1.5 #",
+                "verdict.confidence is 1.5",
+            ),
+        ] {
+            let text = text.replacen(from, to, 1);
+            let error = parse(&text).unwrap_err();
+            assert!(error.contains(key), "{to}: {error}");
         }
     }
 }

@@ -4,6 +4,7 @@ use console::Style;
 
 use super::{shorten, Report};
 use crate::analysis::timeline::letter_name;
+use crate::printable::printable;
 
 /// How to draw: width in columns and whether to colour.
 #[derive(Debug, Clone, Copy)]
@@ -114,13 +115,13 @@ fn headline(report: &Report, painter: &Painter) -> String {
     let mut out = format!(
         "{} {} (confidence {:.2}) -> {}{}\n",
         painter.paint(bold.clone(), "concadvise:"),
-        painter.paint(bold.clone().yellow(), &verdict.class),
+        painter.paint(bold.clone().yellow(), &printable(&verdict.class)),
         verdict.confidence,
-        painter.paint(bold.green(), &report.recommendation.model),
+        painter.paint(bold.green(), &printable(&report.recommendation.model)),
         if situation.is_empty() {
             String::new()
         } else {
-            format!(" · {}", situation.replace('_', " "))
+            format!(" · {}", printable(&situation.replace('_', " ")))
         }
     );
     let target = &report.target;
@@ -128,7 +129,7 @@ fn headline(report: &Report, painter: &Painter) -> String {
     out.push_str(&format!(
         "  {}  [{}]\n",
         shorten(
-            &target.command.join(" "),
+            &printable(&target.command.join(" ")),
             painter.look.width.saturating_sub(30)
         ),
         status.join(", ")
@@ -231,7 +232,8 @@ fn wall_bars(report: &Report, painter: &Painter) -> String {
 
 /// The one-line timeline with a legend of the letters it uses.
 fn timeline(report: &Report, painter: &Painter) -> String {
-    let states = report.timeline.states.trim_end();
+    let states = printable(report.timeline.states.trim_end());
+    let states = states.as_ref();
     if states.is_empty() {
         return String::new();
     }
@@ -267,11 +269,15 @@ fn phases(report: &Report, painter: &Painter) -> String {
         let waits = if phase.dominant_waits.is_empty() {
             String::new()
         } else {
-            format!(" ({})", phase.dominant_waits.join(", "))
+            format!(" ({})", printable(&phase.dominant_waits.join(", ")))
         };
         out.push_str(&format!(
             "    {:>6.1}-{:<6.1}s {}{} -> {}\n",
-            phase.start_s, phase.end_s, phase.class, waits, phase.model
+            phase.start_s,
+            phase.end_s,
+            printable(&phase.class),
+            waits,
+            printable(&phase.model)
         ));
     }
     out
@@ -289,9 +295,15 @@ fn busiest_threads(report: &Report, painter: &Painter) -> String {
             .iter()
             .map(|w| match (&w.mount, &w.filesystem) {
                 (Some(mount), Some(fs)) => {
-                    format!("{} {:.2} s on {mount} ({fs})", w.kind, w.seconds)
+                    format!(
+                        "{} {:.2} s on {} ({})",
+                        printable(&w.kind),
+                        w.seconds,
+                        printable(mount),
+                        printable(fs)
+                    )
                 }
-                _ => format!("{} {:.2} s", w.kind, w.seconds),
+                _ => format!("{} {:.2} s", printable(&w.kind), w.seconds),
             })
             .collect();
         let loop_tid = report
@@ -300,9 +312,9 @@ fn busiest_threads(report: &Report, painter: &Painter) -> String {
             .and_then(|c| c.event_loop.as_ref())
             .map(|l| l.tid);
         let name = if loop_tid == Some(thread.tid) {
-            format!("{} (loop)", shorten(&thread.name, 9))
+            format!("{} (loop)", shorten(&printable(&thread.name), 9))
         } else {
-            shorten(&thread.name, 16)
+            shorten(&printable(&thread.name), 16)
         };
         out.push_str(&format!(
             "    {:>7} {:<16} cpu {:.2} s{}{}\n",
@@ -326,7 +338,7 @@ fn stops(report: &Report, painter: &Painter) -> String {
         out.push_str(&format!(
             "    {:>7.2} s  {}\n",
             stop.seconds,
-            stop.describe()
+            printable(&stop.describe())
         ));
     }
     out
@@ -359,6 +371,17 @@ fn advice(report: &Report, painter: &Painter) -> String {
     out
 }
 
+/// A duration for people: "2.51 s", "0.42 s", "16 ms", "0.3 ms".
+fn seconds(value: f64) -> String {
+    if value >= 0.1 {
+        format!("{value:.2} s")
+    } else if value >= 0.001 {
+        format!("{:.0} ms", value * 1000.0)
+    } else {
+        format!("{:.1} ms", value * 1000.0)
+    }
+}
+
 /// "2.5 s -> 0.02-0.06 s (x40-x120) with the writes grouped into fewer syncs (...)".
 fn expected_line(report: &Report) -> Option<String> {
     let expected = report.recommendation.expected.as_ref()?;
@@ -385,9 +408,10 @@ fn expected_line(report: &Report) -> Option<String> {
     let mut line = match expected.measure.as_str() {
         "capacity" => format!("{band} the load it can take, with {}", expected.change),
         _ if speedup >= 1.05 => format!(
-            "{wall:.2} s -> {:.2}-{:.2} s, {band}, with {}",
-            wall / high,
-            wall / low,
+            "{} -> {}-{}, {band}, with {}",
+            seconds(wall),
+            seconds(wall / high),
+            seconds(wall / low),
             expected.change
         ),
         _ => format!("{band}, with {}", expected.change),
@@ -420,17 +444,8 @@ fn sampling_notes(report: &Report, width: usize) -> String {
             "   ",
         ));
     }
-    if sampling.threads_untracked > 0 {
-        out.push_str(&wrap(
-            &format!(
-                "(could not follow {} threads: concadvise ran out of file descriptors or could \
-                 not read them; raise the hard limit, ulimit -Hn, and measure again)",
-                sampling.threads_untracked
-            ),
-            width,
-            "  ",
-            "   ",
-        ));
+    if let Some(note) = unseen_note(sampling) {
+        out.push_str(&wrap(&note, width, "  ", "   "));
     }
     let mut note = |text: String| out.push_str(&wrap(&text, width, "  ", "   "));
     if sampling.cut_short {
@@ -470,6 +485,38 @@ fn sampling_notes(report: &Report, width: usize) -> String {
     out
 }
 
+/// What the sampler could not see, why, and what to do about it.
+fn unseen_note(sampling: &super::SamplingSection) -> Option<String> {
+    let unseen = sampling.threads_unseen;
+    let total = sampling.threads_seen + unseen;
+    let never_followed = format!("{unseen} of {total} threads were never followed");
+    if sampling.out_of_descriptors {
+        let limit = match sampling.descriptor_limit {
+            0 => String::new(),
+            limit => format!(" (limit {limit})"),
+        };
+        let lost = if unseen > 0 {
+            format!("{never_followed} and the waits of others could not be read")
+        } else {
+            "the waits of some threads could not be read".to_string()
+        };
+        return Some(format!(
+            "(concadvise ran out of file descriptors{limit}: {lost} (counted as unknown); \
+             raise the hard limit, ulimit -Hn, and measure again)"
+        ));
+    }
+    match (unseen, sampling.unseen_cause.as_deref()) {
+        (0, _) => None,
+        (_, Some("permissions")) => Some(format!(
+            "({never_followed}: their files were not readable; their time is missing. Measure \
+             as the program's user or root)"
+        )),
+        _ => Some(format!(
+            "({never_followed}: reading them failed; their time is missing)"
+        )),
+    }
+}
+
 /// The timeline's letters stretched or squeezed to `width` (each cell takes the letter at its
 /// middle).
 fn resample(states: &str, width: usize) -> String {
@@ -497,11 +544,14 @@ fn bar(share: f64, width: usize) -> String {
 }
 
 /// Word-wraps `text` to `width` columns, the first line after `first`, the rest after `rest`.
+/// Whitespace (newlines and tabs included) separates words; other control characters in a
+/// word are escaped.
 pub fn wrap(text: &str, width: usize, first: &str, rest: &str) -> String {
     let mut out = String::new();
     let mut line = first.to_string();
     let mut line_has_words = false;
     for word in text.split_whitespace() {
+        let word = printable(word);
         if line_has_words && line.chars().count() + 1 + word.chars().count() > width {
             out.push_str(line.trim_end());
             out.push('\n');
@@ -511,7 +561,7 @@ pub fn wrap(text: &str, width: usize, first: &str, rest: &str) -> String {
         if line_has_words {
             line.push(' ');
         }
-        line.push_str(word);
+        line.push_str(&word);
         line_has_words = true;
     }
     out.push_str(line.trim_end());

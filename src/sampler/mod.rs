@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use discovery::Discovery;
 use observation::TickSnapshot;
-use tree_reader::{Scope, SourceStatus, TreeReader};
+use tree_reader::{Scope, SourceStatus, TreeReader, UnseenCause};
 
 /// The tree is searched for new processes and threads at most this often; counters of known
 /// threads are read at every tick. A thread found late still counts from its birth.
@@ -100,8 +100,11 @@ pub struct SamplerStats {
     pub lowest_rate_hz: Option<f64>,
     /// concadvise's open descriptors when sampling started and when it ended.
     pub fds: (usize, usize),
-    /// Threads that could not be followed (out of descriptors, or unreadable).
-    pub threads_untracked: u64,
+    /// Threads of the tree never followed (out of descriptors, or unreadable), and why.
+    pub threads_unseen: u64,
+    pub unseen_cause: UnseenCause,
+    /// concadvise's open-file limit at the end (what "out of descriptors" ran into).
+    pub descriptor_limit: u64,
     pub threads_seen: u64,
     pub processes_seen: u64,
     pub sources: SourceStatus,
@@ -132,6 +135,7 @@ impl<S> Measured<S> {
             self.stats.longest_stall = self.stats.longest_stall.max(started.elapsed());
         }
         self.stats.fds.1 = open_descriptors();
+        self.stats.descriptor_limit = descriptor_limit();
         self.stats.discovery = discovery;
         self.stats.cut_short = true;
         SamplerOutcome {
@@ -256,7 +260,8 @@ fn sample_until_stopped<S: TickSink>(
                 stats.stalled_ticks += 1;
                 stats.longest_stall = stats.longest_stall.max(took);
             }
-            stats.threads_untracked = reader.threads_untracked;
+            stats.threads_unseen = reader.threads_unseen();
+            stats.unseen_cause = reader.unseen_cause;
             stats.threads_seen = reader.threads_seen;
             stats.processes_seen = reader.processes_seen;
             stats.sources = reader.sources();
@@ -300,11 +305,18 @@ fn sample_until_stopped<S: TickSink>(
     let fds_end = open_descriptors();
     let mut measured = std::mem::take(&mut *lock(measured));
     measured.stats.fds.1 = fds_end;
+    measured.stats.descriptor_limit = descriptor_limit();
     SamplerOutcome {
         sink: measured.sink,
         stats: measured.stats,
         record_error,
     }
+}
+
+/// concadvise's open-file limit (what "out of descriptors" ran into).
+fn descriptor_limit() -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(0, |(soft, _)| soft)
 }
 
 /// The live view: what the tree mostly did over the last quarter second.

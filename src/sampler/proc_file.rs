@@ -17,13 +17,20 @@ pub enum ReadFailure {
     Gone,
     /// No permission (ptrace access mode is needed for syscall, wchan, fd/, mem).
     Denied,
+    /// concadvise has no file descriptor left (EMFILE, ENFILE): nothing could be opened.
+    NoDescriptors,
     Other(io::Error),
 }
 
 impl From<io::Error> for ReadFailure {
     fn from(error: io::Error) -> Self {
         const ESRCH: i32 = 3;
+        const ENFILE: i32 = 23;
+        const EMFILE: i32 = 24;
         match error.kind() {
+            _ if matches!(error.raw_os_error(), Some(EMFILE | ENFILE)) => {
+                ReadFailure::NoDescriptors
+            }
             io::ErrorKind::NotFound => ReadFailure::Gone,
             io::ErrorKind::PermissionDenied => ReadFailure::Denied,
             _ if error.raw_os_error() == Some(ESRCH) => ReadFailure::Gone,

@@ -40,6 +40,41 @@ pub struct SourceStatus {
     pub syscall_denied: bool,
     pub wchan_denied: bool,
     pub fds_denied: bool,
+    /// Some file could not be opened because concadvise had no descriptor left: threads were
+    /// not followed, or their waits not read (then `unknown`).
+    pub descriptors_ran_out: bool,
+}
+
+/// Why threads of the tree were not followed (the most telling cause seen).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum UnseenCause {
+    #[default]
+    None,
+    /// A read failed for another reason.
+    Errors,
+    /// Their files were not readable (a hidepid /proc, for instance).
+    Permissions,
+    /// concadvise ran out of file descriptors.
+    Descriptors,
+}
+
+impl UnseenCause {
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            UnseenCause::None => None,
+            UnseenCause::Errors => Some("errors"),
+            UnseenCause::Permissions => Some("permissions"),
+            UnseenCause::Descriptors => Some("descriptors"),
+        }
+    }
+
+    fn of(failure: &ReadFailure) -> UnseenCause {
+        match failure {
+            ReadFailure::NoDescriptors => UnseenCause::Descriptors,
+            ReadFailure::Denied => UnseenCause::Permissions,
+            _ => UnseenCause::Errors,
+        }
+    }
 }
 
 /// The counters at the previous read of a thread.
@@ -105,6 +140,9 @@ struct TrackedProcess {
     /// Its thread count fell at the last read of its stat: a dormant thread may have exited,
     /// so all are read at the next tick.
     recheck_dormant: bool,
+    /// The most threads it had beyond those followed when /proc/PID/task could not be listed
+    /// (out of descriptors): threads never even found.
+    unlisted: u64,
 }
 
 pub struct TreeReader {
@@ -133,8 +171,13 @@ pub struct TreeReader {
     pub threads_seen: u64,
     /// Reads that failed for another reason than the task being gone (kept and retried).
     pub read_errors: u64,
-    /// Threads found but not followed: their files could not be opened (out of descriptors).
-    pub threads_untracked: u64,
+    /// Threads found but not followed (their files could not be opened), until they are:
+    /// tid -> pid.
+    untracked: HashMap<i32, i32>,
+    /// Threads of processes no longer followed that were never found (see `unlisted`).
+    unlisted_gone: u64,
+    /// Why threads were not followed.
+    pub unseen_cause: UnseenCause,
     ticks: u64,
     /// concadvise's own threads and their held children files (run).
     own_tasks: Vec<(PathBuf, Option<ProcFile>)>,
@@ -168,7 +211,9 @@ impl TreeReader {
             processes_seen: 0,
             threads_seen: 0,
             read_errors: 0,
-            threads_untracked: 0,
+            untracked: HashMap::new(),
+            unlisted_gone: 0,
+            unseen_cause: UnseenCause::None,
             ticks: 0,
             own_tasks: Vec::new(),
             own_listed: None,
@@ -178,8 +223,22 @@ impl TreeReader {
     pub fn sources(&self) -> SourceStatus {
         SourceStatus {
             fds_denied: self.sources.fds_denied || self.resolver.denied,
+            descriptors_ran_out: self.sources.descriptors_ran_out
+                || self.unseen_cause == UnseenCause::Descriptors,
             ..self.sources
         }
+    }
+
+    /// Threads of the tree that were never followed: found but not opened, or (when their
+    /// process's task list could not be read) counted by the process but never found. A lower
+    /// bound: threads that came and went unseen meanwhile are not counted.
+    pub fn threads_unseen(&self) -> u64 {
+        let unlisted: u64 = self.processes.values().map(|p| p.unlisted).sum();
+        self.untracked.len() as u64 + unlisted + self.unlisted_gone
+    }
+
+    fn note_unseen(&mut self, failure: &ReadFailure) {
+        self.unseen_cause = self.unseen_cause.max(UnseenCause::of(failure));
     }
 
     pub fn live_threads(&self) -> usize {
@@ -257,6 +316,7 @@ impl TreeReader {
                         listed: None,
                         tids: Vec::new(),
                         recheck_dormant: false,
+                        unlisted: 0,
                     },
                 );
                 self.processes_seen += 1;
@@ -346,34 +406,58 @@ impl TreeReader {
         };
         if due {
             let task_dir = PathBuf::from(format!("/proc/{pid}/task"));
-            if let Ok(entries) = fs::read_dir(&task_dir) {
-                let tids: Vec<i32> = entries
-                    .flatten()
-                    .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
-                    .collect();
-                for &tid in &tids {
-                    if self.threads.contains_key(&tid) {
-                        continue;
-                    }
-                    match self.track_thread(pid, tid) {
-                        Ok(thread) => {
-                            self.threads.insert(tid, thread);
-                            self.threads_seen += 1;
+            match fs::read_dir(&task_dir) {
+                Ok(entries) => {
+                    let tids: Vec<i32> = entries
+                        .flatten()
+                        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+                        .collect();
+                    for &tid in &tids {
+                        if self.threads.contains_key(&tid) {
+                            continue;
                         }
-                        Err(ReadFailure::Gone) => {}
-                        Err(_) => self.threads_untracked += 1,
+                        match self.track_thread(pid, tid) {
+                            Ok(thread) => {
+                                self.threads.insert(tid, thread);
+                                self.threads_seen += 1;
+                                self.untracked.remove(&tid);
+                            }
+                            Err(ReadFailure::Gone) => {
+                                self.untracked.remove(&tid);
+                            }
+                            Err(failure) => {
+                                self.note_unseen(&failure);
+                                self.untracked.insert(tid, pid);
+                            }
+                        }
+                    }
+                    if let Some(process) = self.processes.get_mut(&pid) {
+                        process.listed = Some((process.num_threads, Instant::now()));
+                        process.tids = tids;
                     }
                 }
-                if let Some(process) = self.processes.get_mut(&pid) {
-                    process.listed = Some((process.num_threads, Instant::now()));
-                    process.tids = tids;
-                }
+                Err(error) => self.note_unlisted(pid, ReadFailure::from(error)),
             }
         }
         self.processes
             .get(&pid)
             .map(|process| process.tids.clone())
             .unwrap_or_default()
+    }
+
+    /// /proc/PID/task could not be listed: if for lack of descriptors, the threads the
+    /// process counts beyond those followed were never found.
+    fn note_unlisted(&mut self, pid: i32, failure: ReadFailure) {
+        if !matches!(failure, ReadFailure::NoDescriptors | ReadFailure::Denied) {
+            return;
+        }
+        self.note_unseen(&failure);
+        let followed = self.threads.values().filter(|t| t.pid == pid).count()
+            + self.untracked.values().filter(|p| **p == pid).count();
+        if let Some(process) = self.processes.get_mut(&pid) {
+            let never_found = process.num_threads.saturating_sub(followed as u64);
+            process.unlisted = process.unlisted.max(never_found);
+        }
     }
 
     fn track_thread(&mut self, pid: i32, tid: i32) -> Result<TrackedThread, ReadFailure> {
@@ -553,10 +637,12 @@ impl TreeReader {
         }
         let live_pids: HashSet<i32> = self.threads.values().map(|t| t.pid).collect();
         let loops = &mut self.loops;
-        self.processes.retain(|pid, _| {
+        let unlisted_gone = &mut self.unlisted_gone;
+        self.processes.retain(|pid, process| {
             let live = live_pids.contains(pid);
             if !live {
                 loops.forget(*pid);
+                *unlisted_gone += process.unlisted;
             }
             live
         });
@@ -721,6 +807,10 @@ fn read_wait_state(
             sources.syscall_denied = true;
             SyscallState::Denied
         }
+        Err(ReadFailure::NoDescriptors) => {
+            sources.descriptors_ran_out = true;
+            SyscallState::NotRead
+        }
         Err(_) => SyscallState::NotRead,
     };
     let syscall_denied = syscall == SyscallState::Denied;
@@ -738,6 +828,10 @@ fn read_wait_state(
             }
             Err(ReadFailure::Denied) => {
                 sources.wchan_denied = true;
+                None
+            }
+            Err(ReadFailure::NoDescriptors) => {
+                sources.descriptors_ran_out = true;
                 None
             }
             Err(_) => None,

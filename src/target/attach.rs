@@ -16,6 +16,8 @@ pub struct AttachTarget {
     /// Start time in clock ticks after boot: with the PID, the process's identity.
     pub start_ticks: u64,
     pub command: Vec<String>,
+    /// The thread ID given instead of a PID, resolved to its process.
+    pub thread_given: Option<i32>,
 }
 
 /// The process named by `pid`, or the one process called `name`, checked for measurability.
@@ -25,6 +27,9 @@ pub fn resolve(pid: Option<i32>, name: Option<&str>) -> Result<AttachTarget, Err
         (None, Some(name)) => find_by_name(name)?,
         (None, None) => return Err(Error::Setup("give a PID or --name".into())),
     };
+    // A thread ID has a /proc entry of its own (not listed): measure its process instead.
+    let given = pid;
+    let pid = thread_group_of(pid).unwrap_or(pid);
     let mut buf = Vec::new();
     let stat = read_stat(pid, &mut buf).map_err(|_| Error::NoSuchProcess(pid))?;
     let refuse = |reason: &str| Error::RefusedTarget {
@@ -33,6 +38,12 @@ pub fn resolve(pid: Option<i32>, name: Option<&str>) -> Result<AttachTarget, Err
     };
     if pid == std::process::id() as i32 {
         return Err(refuse("that is concadvise itself"));
+    }
+    if pid == 1 {
+        return Err(refuse(
+            "it is init, the ancestor of every process (concadvise included): it would measure \
+             the whole system and itself; attach to the program you care about",
+        ));
     }
     if ancestors_of_self().contains(&pid) {
         return Err(refuse(
@@ -52,6 +63,7 @@ pub fn resolve(pid: Option<i32>, name: Option<&str>) -> Result<AttachTarget, Err
         pid,
         start_ticks: stat.starttime,
         command: read_command_line(pid, &mut buf).unwrap_or_else(|| vec![stat.comm]),
+        thread_given: (given != pid).then_some(given),
     })
 }
 
@@ -100,11 +112,20 @@ pub fn wait_sources_readable(pid: i32) -> bool {
     )
 }
 
-/// The parent, grandparent... of concadvise, up to init.
+/// The process (thread group) a task ID belongs to, from /proc/ID/status; `None` if unreadable.
+fn thread_group_of(tid: i32) -> Option<i32> {
+    let mut buf = Vec::new();
+    read_once(&proc_path(tid, "status"), &mut buf).ok()?;
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .find_map(|line| line.strip_prefix("Tgid:")?.trim().parse().ok())
+}
+
+/// The parent, grandparent... of concadvise, init (PID 1) included.
 fn ancestors_of_self() -> Vec<i32> {
     let mut ancestors = Vec::new();
     let mut pid = nix::unistd::getppid().as_raw();
-    while pid > 1 && !ancestors.contains(&pid) {
+    while pid >= 1 && !ancestors.contains(&pid) {
         ancestors.push(pid);
         match read_stat(pid, &mut Vec::new()) {
             Ok(stat) => pid = stat.ppid,

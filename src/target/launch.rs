@@ -1,5 +1,6 @@
 //! Starts the program as concadvise's child (same stdio, environment and directory) and waits for its whole tree.
 
+use std::ffi::OsString;
 use std::io::ErrorKind;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -32,7 +33,7 @@ pub fn raise_open_file_limit() -> Option<(u64, u64)> {
 
 /// Spawns `command` with inherited stdin, stdout, stderr, environment and working directory,
 /// and the open-file limit concadvise itself was started with (`original_nofile`).
-pub fn spawn(command: &[String], original_nofile: Option<(u64, u64)>) -> Result<Pid, Error> {
+pub fn spawn(command: &[OsString], original_nofile: Option<(u64, u64)>) -> Result<Pid, Error> {
     let Some((program, args)) = command.split_first() else {
         return Err(Error::Spawn {
             command: String::new(),
@@ -55,18 +56,24 @@ pub fn spawn(command: &[String], original_nofile: Option<(u64, u64)>) -> Result<
     match child.spawn() {
         // The std handle is dropped without waiting: the tree is reaped by `wait_for_tree`.
         Ok(child) => Ok(Pid::from_raw(child.id() as i32)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::CommandNotFound(program.clone())),
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::CommandNotFound(shown(program))),
         Err(e)
             if e.kind() == ErrorKind::PermissionDenied
                 || matches!(e.raw_os_error(), Some(ENOEXEC | ETXTBSY)) =>
         {
-            Err(Error::CommandNotExecutable(program.clone()))
+            Err(Error::CommandNotExecutable(shown(program)))
         }
         Err(e) => Err(Error::Spawn {
-            command: program.clone(),
+            command: shown(program),
             reason: e.to_string(),
         }),
     }
+}
+
+/// An argument as text for messages and the report: bytes that are not UTF-8 become U+FFFD
+/// (the program itself received them exactly).
+pub fn shown(arg: &OsString) -> String {
+    arg.to_string_lossy().into_owned()
 }
 
 /// How the launched program ended.

@@ -16,7 +16,11 @@ use crate::error::Error;
 pub struct SignalRelay {
     /// How many interrupting signals have arrived.
     interrupts: Arc<AtomicU64>,
+    /// 0 before the program is known, its PID while it runs, `ENDED` after it was reaped.
     forward_to: Arc<AtomicI32>,
+    /// A signal that arrived before the program was known (between fork and `forward_to`),
+    /// sent to it as soon as it is.
+    held: Arc<AtomicI32>,
     handle: Handle,
     thread: Option<JoinHandle<()>>,
 }
@@ -35,9 +39,11 @@ impl SignalRelay {
         let handle = signals.handle();
         let interrupts = Arc::new(AtomicU64::new(0));
         let forward_to = Arc::new(AtomicI32::new(0));
+        let held = Arc::new(AtomicI32::new(0));
         let thread = {
             let interrupts = Arc::clone(&interrupts);
             let forward_to = Arc::clone(&forward_to);
+            let held = Arc::clone(&held);
             std::thread::Builder::new()
                 .name("signals".into())
                 .spawn(move || {
@@ -47,11 +53,19 @@ impl SignalRelay {
                         }
                         interrupts.fetch_add(1, Ordering::SeqCst);
                         let from_kernel = matches!(origin.cause, Cause::Kernel);
+                        if from_kernel {
+                            continue;
+                        }
                         let pid = forward_to.load(Ordering::SeqCst);
-                        if pid > 0 && !from_kernel {
-                            if let Ok(signal) = Signal::try_from(origin.signal) {
-                                // The program may have exited meanwhile: nothing to do then.
-                                let _ = kill(Pid::from_raw(pid), signal);
+                        if pid > 0 {
+                            send(pid, origin.signal);
+                        } else if pid == 0 {
+                            // Not started yet (or started, not yet known): hold it, then look
+                            // again in case `forward_to` ran meanwhile (whoever takes it sends).
+                            held.store(origin.signal, Ordering::SeqCst);
+                            let pid = forward_to.load(Ordering::SeqCst);
+                            if pid > 0 {
+                                send(pid, held.swap(0, Ordering::SeqCst));
                             }
                         }
                     }
@@ -61,14 +75,22 @@ impl SignalRelay {
         Ok(SignalRelay {
             interrupts,
             forward_to,
+            held,
             handle,
             thread: Some(thread),
         })
     }
 
-    /// Forwards signals sent to concadvise to this process from now on (0: forward nothing).
+    /// Forwards signals sent to concadvise to this process from now on, and one that came
+    /// before it was known (a kill right after the fork).
     pub fn forward_to(&self, pid: i32) {
         self.forward_to.store(pid, Ordering::SeqCst);
+        send(pid, self.held.swap(0, Ordering::SeqCst));
+    }
+
+    /// Forwards nothing more (the program was reaped: its PID may be reused).
+    pub fn stop_forwarding(&self) {
+        self.forward_to.store(ENDED, Ordering::SeqCst);
     }
 
     pub fn interrupted(&self) -> bool {
@@ -78,6 +100,19 @@ impl SignalRelay {
     /// The count of interrupts so far, for a waiter that cares only about new ones.
     pub fn counter(&self) -> &AtomicU64 {
         &self.interrupts
+    }
+}
+
+/// `forward_to` once the program was reaped.
+const ENDED: i32 = -1;
+
+/// Sends `signal` (0: none) to `pid`; the program may have exited meanwhile: nothing to do then.
+fn send(pid: i32, signal: i32) {
+    if signal == 0 || pid <= 0 {
+        return;
+    }
+    if let Ok(signal) = Signal::try_from(signal) {
+        let _ = kill(Pid::from_raw(pid), signal);
     }
 }
 

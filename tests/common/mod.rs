@@ -21,6 +21,34 @@ pub fn timing_lock() -> MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Million loop iterations of `workload cpu --work` for about a second of CPU on this project's
+/// VM (debug build: about 230 million a second). CPU assertions use fixed work: how much CPU
+/// a fixed amount of work takes does not depend on how busy the machine is; how much work
+/// fits in a wall-clock second does.
+pub const WORK_1S: u64 = 230;
+
+/// Thread-seconds the tree wanted a CPU (on one, or queued for one) per wall second: the
+/// number of cores its runnable threads asked for, whatever the machine's load gave them.
+/// Asserted on wall-clock loops (`workload cpu --seconds S`), which want their cores until
+/// the same deadline on any machine.
+pub fn cores_wanted(report: &Report) -> f64 {
+    (report.breakdown.cpu_s + report.breakdown.runqueue_s) / report.time.wall_s
+}
+
+/// The Python interpreter itself (`sys.executable`), not a wrapper such as a pyenv shim, whose
+/// start-up (shells and pipes) would be a phase of its own on a busy machine.
+pub fn python3() -> String {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let output = std::process::Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    })
+    .clone()
+}
+
 /// The example workload program (cargo builds examples for `cargo test`).
 pub fn workload() -> PathBuf {
     let exe = std::env::current_exe().unwrap();

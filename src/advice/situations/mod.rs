@@ -30,6 +30,7 @@ use crate::analysis::phases::Phase;
 use crate::analysis::structure::Concurrency;
 use crate::analysis::verdict::Verdict;
 use crate::profile::Profile;
+use crate::sampler::SamplerStats;
 use crate::target::runtime::Runtime;
 
 /// Target utilisation of a core in the pool-size formula.
@@ -63,8 +64,9 @@ pub struct AdviceInput<'a> {
     pub event_loop_runtime: Option<&'a Runtime>,
     /// Busiest first.
     pub processes: &'a [ProcessFinding],
-    /// Samples the verdict rests on.
-    pub samples: u64,
+    /// How the sampling went: the samples the verdict rests on, threads not followed, sources
+    /// not readable.
+    pub sampling: &'a SamplerStats,
     /// About how many waits on I/O the threads made.
     pub io_waits: u64,
     /// Measured by attach (a running server, usually): gains are in capacity, not wall time.
