@@ -32,7 +32,9 @@
 //!   `workload spawn-cpu-later --after 1 --seconds 2`
 //! - `thread-churn`: N short-lived threads, B at a time, M ms of computation each (or, with
 //!   `--work K`, K million loop iterations each: fixed work), then idle for `--linger S` —
-//!   `workload thread-churn --count 500 --batch 50 --work-ms 2`
+//!   `workload thread-churn --count 500 --batch 50 --work-ms 2`; or, with `--per-second R`,
+//!   R threads a second for `--seconds S` (a batch of B started, and joined, every B/R s) —
+//!   `workload thread-churn --per-second 2000 --seconds 10 --batch 20 --work-ms 0.2`
 //! - `many-threads`: N threads alive at once, K computing for S seconds, the rest
 //!   blocked until the end — `workload many-threads --threads 1000 --busy 2 --seconds 5`
 //! - `locks`: N threads taking turns on one mutex, computing ~1 ms while holding
@@ -66,7 +68,8 @@ const USAGE: &str = "usage: workload MODE [--flag value]...
   net-client      [--addr HOST:PORT] [--requests N=10] [--delay-ms D=200] [--parallel K=1]
   phases          [--each S=1] [--dir D=.]
   spawn-cpu-later [--after S=1] [--seconds T=2 | --work M]
-  thread-churn    [--count N=500] [--batch B=50] [--work-ms M=2 | --work K] [--linger S=0]
+  thread-churn    [--count N=500 | --per-second R --seconds S] [--batch B=50]
+                  [--work-ms M=2 | --work K] [--linger S=0]
   many-threads    [--threads N=1000] [--busy K=2] [--seconds S=5]
   locks           [--threads N=4] [--seconds S=2]
   flicker         [--threads N=100] [--seconds S=5] [--work-ms W=0] [--sleep-ms P=10] [--wait-ms L=10]
@@ -167,13 +170,22 @@ fn main() -> ExitCode {
             println!("spawn-cpu-later: done");
         }
         "thread-churn" => {
-            let count: usize = opts.get("count", 500);
+            let count = opts.take::<usize>("count");
+            let per_second = opts.take::<f64>("per-second");
+            let secs = opts.take::<f64>("seconds");
             let batch = opts.count("batch", 50);
             let iterations = opts.take::<u64>("work");
-            let work = Duration::from_millis(opts.get("work-ms", 2));
+            let work = opts.secs("work-ms", 2.0) / 1000;
             let linger = opts.secs("linger", 0.0);
             opts.finish();
-            thread_churn(count, batch, work, iterations);
+            let pace = match (count, per_second, secs) {
+                (count, None, None) => Churn::Count(count.unwrap_or(500)),
+                (None, Some(rate), Some(s)) if rate > 0.0 && s >= 0.0 => Churn::Paced(rate, s),
+                (None, Some(_), Some(_)) => usage_error("--per-second must be above 0"),
+                (None, _, _) => usage_error("--per-second and --seconds go together"),
+                (Some(_), _, _) => usage_error("--count conflicts with --per-second"),
+            };
+            thread_churn(pace, batch, work, iterations);
             // Alive, idle, after its threads: the last CPU is in its counters before it exits.
             thread::sleep(linger);
         }
@@ -613,10 +625,31 @@ fn flicker(threads: usize, secs: Duration, steps: [Duration; 3]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `count` short-lived threads, `batch` at a time, each computing for `work`.
-fn thread_churn(count: usize, batch: usize, work: Duration, millions: Option<u64>) {
+/// How many short-lived threads `thread-churn` starts, and how fast.
+enum Churn {
+    /// This many, a batch as soon as the last one ended.
+    Count(usize),
+    /// This many a second for this many seconds.
+    Paced(f64, f64),
+}
+
+/// Short-lived threads, `batch` at a time, each computing for `work` (or `millions` million
+/// iterations).
+fn thread_churn(pace: Churn, batch: usize, work: Duration, millions: Option<u64>) {
+    let (count, per_second) = match pace {
+        Churn::Count(count) => (count, None),
+        Churn::Paced(rate, secs) => ((rate * secs).round() as usize, Some(rate)),
+    };
+    let begun = Instant::now();
     let mut started = 0;
     while started < count {
+        if let Some(rate) = per_second {
+            // This batch's slot; a batch that is late starts at once (no sleep).
+            let due = begun + Duration::from_secs_f64(started as f64 / rate);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                thread::sleep(wait);
+            }
+        }
         let n = batch.min(count - started);
         let handles: Vec<_> = (0..n)
             .map(|_| {
@@ -631,7 +664,10 @@ fn thread_churn(count: usize, batch: usize, work: Duration, millions: Option<u64
         }
         started += n;
     }
-    println!("thread-churn: {count} threads");
+    println!(
+        "thread-churn: {count} threads in {:.2}s",
+        begun.elapsed().as_secs_f64()
+    );
 }
 
 /// `threads` threads contending on one mutex, each computing ~1 ms while
