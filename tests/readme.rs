@@ -127,6 +127,7 @@ fn written_keys() -> BTreeSet<String> {
     report.recommendation.speedup_ceiling = Some(1.5);
     let sampling = &mut report.sampling;
     sampling.lowered_to_hz = Some(25.0);
+    sampling.lowest_second_hz = Some(24);
     sampling.threads_unseen = 1;
     sampling.unseen_cause = Some("descriptors".into());
     sampling.out_of_descriptors = true;

@@ -91,7 +91,7 @@ fn kinds_seen(name: &str) -> Vec<(WaitKind, usize)> {
     let mut counts = [0usize; WaitKind::COUNT];
     for snapshot in snapshots(name) {
         for thread in &snapshot.threads {
-            if let Some(kind) = thread.state.as_ref().and_then(wait_kind::classify) {
+            if let Some(kind) = thread.state.as_deref().and_then(wait_kind::classify) {
                 counts[kind.index()] += 1;
             }
         }

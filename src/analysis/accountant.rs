@@ -3,6 +3,8 @@
 //! Pure: fed the snapshots the sampler read (or recorded ones, in tests), it does no I/O.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use super::throttling::{allowances, ThreadNs, Throttling};
@@ -158,6 +160,9 @@ impl ProcessAccount {
     }
 }
 
+/// Stopped time by who stopped the thread.
+type StoppedBy = Vec<(Stopper, f64)>;
+
 /// Exited threads whose accounts are kept (the busiest); the report lists fewer.
 const KEPT_FINISHED_THREADS: usize = 100;
 
@@ -205,9 +210,9 @@ pub struct ThreadInterval {
 
 #[derive(Debug, Default)]
 pub struct Accountant {
-    threads: HashMap<(i32, i32), ThreadAccount>,
+    threads: FxHashMap<(i32, i32), ThreadAccount>,
     finished_threads: Vec<ThreadAccount>,
-    processes: HashMap<i32, ProcessAccount>,
+    processes: FxHashMap<i32, ProcessAccount>,
     /// Processes whose PID was reused by another during the run (the busiest kept).
     finished_processes: Vec<ProcessAccount>,
     last_tick_ns: Option<u64>,
@@ -256,16 +261,22 @@ impl Accountant {
         self.last_tick.threads.clear();
         for (index, observation) in snapshot.threads.iter().enumerate() {
             let key = (observation.pid, observation.tid);
-            let allowance = throttled.get(&key).copied().unwrap_or(0.0);
-            if let Some((split, busy_ns)) = self.account_thread(index, observation, allowance) {
-                if let Some(account) = self.threads.get_mut(&key) {
-                    for (by, ns) in account.stopped_now.drain(..) {
-                        add_to(&mut interval_stops, &by, ns);
-                    }
+            let allowance = if throttled.is_empty() {
+                0.0
+            } else {
+                throttled.get(&key).copied().unwrap_or(0.0)
+            };
+            if let Some((split, busy_ns, stopped)) =
+                self.account_thread(index, observation, allowance)
+            {
+                for (by, ns) in stopped {
+                    add_to(&mut interval_stops, &by, ns);
                 }
                 interval_busy_ns += busy_ns;
-                if let Some(process) = self.processes.get_mut(&observation.pid) {
-                    process.cpu_ns += split.cpu_ns;
+                if split.cpu_ns != 0.0 {
+                    if let Some(process) = self.processes.get_mut(&observation.pid) {
+                        process.cpu_ns += split.cpu_ns;
+                    }
                 }
                 interval.add(&split);
             }
@@ -309,9 +320,9 @@ impl Accountant {
 
     /// How much of each thread's waiting for a CPU in this tick its cgroup's quota caused
     /// (see `throttling`); empty when no cgroup of the tree has a quota.
-    fn throttled_allowances(&mut self, snapshot: &TickSnapshot) -> HashMap<(i32, i32), f64> {
+    fn throttled_allowances(&mut self, snapshot: &TickSnapshot) -> FxHashMap<(i32, i32), f64> {
         if self.throttling.is_empty() {
-            return HashMap::new();
+            return FxHashMap::default();
         }
         let mut usage: HashMap<u32, f64> = HashMap::new();
         let mut candidates: HashMap<u32, Vec<ThreadNs>> = HashMap::new();
@@ -338,7 +349,7 @@ impl Accountant {
         let ticks = self
             .throttling
             .tick(snapshot.at_ns, &snapshot.cgroups, &usage);
-        let mut allowed = HashMap::new();
+        let mut allowed = FxHashMap::default();
         for (group, threads) in candidates {
             if let Some(tick) = ticks.get(&group) {
                 allowed.extend(allowances(*tick, &threads));
@@ -377,17 +388,19 @@ impl Accountant {
         account.info = info.clone();
     }
 
-    /// Accounts one thread's interval up to this observation: its split and how much of the
-    /// interval it was busy (see `ThreadAccount::advance`); the interval itself goes to
-    /// `last_tick`. `None` if the thread has no account.
+    /// Accounts one thread's interval up to this observation: its split, how much of the
+    /// interval it was busy (see `ThreadAccount::advance`) and its stopped time by who stopped
+    /// it; the interval itself goes to `last_tick`. `None` if the thread has no account.
     fn account_thread(
         &mut self,
         index: usize,
         observation: &ThreadObservation,
         throttled_ns: f64,
-    ) -> Option<(TimeSplit, f64)> {
+    ) -> Option<(TimeSplit, f64, StoppedBy)> {
         let key = (observation.pid, observation.tid);
-        let previous = self.threads.get(&key).and_then(|a| a.prev_wait.clone());
+        let known = self.threads.get(&key);
+        let has_account = known.is_some();
+        let previous = known.and_then(|a| a.prev_wait.clone());
         let wait = wait_of(observation, previous);
         let fresh = |prev_at_ns, prev_cpu_ns, prev_runqueue_ns, prev_timeslices| ThreadAccount {
             pid: observation.pid,
@@ -412,7 +425,7 @@ impl Accountant {
             Sighting::Continuing | Sighting::Baseline => false,
         };
         match observation.sighting {
-            Sighting::Continuing if self.threads.contains_key(&key) => {}
+            Sighting::Continuing if has_account => {}
             Sighting::Continuing | Sighting::Baseline => {
                 let baseline = fresh(
                     observation.at_ns,
@@ -476,7 +489,7 @@ impl Accountant {
             wait_before,
             wait_after,
         });
-        Some((split, busy_ns))
+        Some((split, busy_ns, std::mem::take(&mut account.stopped_now)))
     }
 
     fn start_thread(&mut self, key: (i32, i32), account: ThreadAccount) {
@@ -977,7 +990,7 @@ mod tests {
                 cpu_ns: cpu_ms * 1_000_000,
                 runqueue_ns: 0,
                 timeslices: cpu_ms,
-                state,
+                state: state.map(Box::new),
             }],
             ..TickSnapshot::default()
         }

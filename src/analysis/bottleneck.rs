@@ -11,6 +11,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use rustc_hash::FxHashMap;
+
 use syscalls::Sysno;
 
 use super::accountant::{Accountant, TickIntervals, TimeSplit};
@@ -34,7 +36,7 @@ fn waits_on_a_process(kind: WaitKind) -> bool {
 #[derive(Debug, Default)]
 pub struct BottleneckTracker {
     /// The last target each thread was seen waiting for.
-    targets: HashMap<(i32, i32), Option<Target>>,
+    targets: FxHashMap<(i32, i32), Option<Target>>,
     /// (from, to) -> thread-nanoseconds of waiting.
     edges: HashMap<(i32, i32), f64>,
     /// Of that, by how: [pipes and Unix sockets, network, waiting for it to exit].
@@ -117,7 +119,8 @@ impl BottleneckTracker {
         tick: &TickIntervals,
         accountant: &Accountant,
     ) {
-        let alive: HashSet<i32> = snapshot.threads.iter().map(|t| t.pid).collect();
+        // The tree's live processes, for a wait on any child (built only when one is).
+        let mut alive: Option<HashSet<i32>> = None;
         for interval in &tick.threads {
             let key = (interval.pid, interval.tid);
             let Some(observation) = snapshot.threads.get(interval.observation) else {
@@ -148,6 +151,7 @@ impl BottleneckTracker {
             let to: Vec<i32> = match target {
                 Target::Processes(pids) => pids.clone(),
                 Target::AnyChild => alive
+                    .get_or_insert_with(|| snapshot.threads.iter().map(|t| t.pid).collect())
                     .iter()
                     .copied()
                     .filter(|pid| accountant.ppid_of(*pid) == Some(interval.pid))
@@ -439,7 +443,7 @@ mod tests {
                     cpu_ns: cpu.get(pid).copied().unwrap_or(0),
                     runqueue_ns: 0,
                     timeslices: tick,
-                    state: Some(state),
+                    state: Some(Box::new(state)),
                 });
             }
             for (pid, t) in exits_at {

@@ -13,6 +13,8 @@
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use super::accountant::{Accountant, TickIntervals, TimeSplit};
 use super::wait_kind::{is_multiplexing, WaitKind};
 use crate::sampler::observation::{ProcessPoll, SyscallState, TickSnapshot};
@@ -110,7 +112,7 @@ pub struct EventLoop {
 /// Follows every thread's loop-relevant state tick by tick.
 #[derive(Debug, Default)]
 pub struct LoopTracker {
-    threads: HashMap<(i32, i32), ThreadLoop>,
+    threads: FxHashMap<(i32, i32), ThreadLoop>,
     finished: Vec<((i32, i32), ThreadLoop)>,
     /// Each process's epoll instance at its last look, with the most descriptors and peers
     /// it held: a loop, even one never seen waiting in it.

@@ -15,6 +15,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use rustc_hash::FxHashMap;
+
 use super::accountant::ThreadInterval;
 use super::wait_kind::{fd_wait_kind, WaitKind};
 use crate::sampler::observation::{FdKind, SyscallState, ThreadState, TickSnapshot};
@@ -246,7 +248,7 @@ impl Track {
 /// The per-thread timeline being built (fed by `TickAnalyser`).
 #[derive(Debug)]
 pub struct ThreadTimeline {
-    live: HashMap<(i32, i32), Track>,
+    live: FxHashMap<(i32, i32), Track>,
     finished: Vec<Track>,
     details: Vec<WaitDetail>,
     detail_index: HashMap<WaitDetail, u16>,
@@ -302,7 +304,7 @@ impl ThreadTimeline {
     /// `budget`: trace events at most (at least `MIN_EVENT_BUDGET`).
     pub fn with_budget(budget: usize) -> ThreadTimeline {
         ThreadTimeline {
-            live: HashMap::new(),
+            live: FxHashMap::default(),
             finished: Vec::new(),
             details: Vec::new(),
             detail_index: HashMap::new(),
@@ -702,7 +704,7 @@ mod tests {
             cpu_ns: 0,
             runqueue_ns: 0,
             timeslices: 0,
-            state,
+            state: state.map(Box::new),
         }
     }
 

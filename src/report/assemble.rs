@@ -233,6 +233,9 @@ fn sampling_section(mode: &str, sampling: &SamplingFacts, findings: &Findings) -
             0.0
         },
         lowered_to_hz: stats.lowest_rate_hz.map(round3),
+        lowest_second_hz: stats.lowest_second_samples,
+        held_descriptors: stats.held_descriptors,
+        descriptor_budget: stats.descriptor_budget,
         fds_start: stats.fds.0,
         fds_end: stats.fds.1,
         threads_unseen: stats.threads_unseen,

@@ -412,6 +412,17 @@ pub struct SamplingSection {
     /// (absent when it never had to).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lowered_to_hz: Option<f64>,
+    /// The fewest samples taken in one whole second after the first (absent for a run
+    /// shorter than two seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lowest_second_hz: Option<u64>,
+    /// The most /proc descriptors the sampler held at once, and the most it may hold (three
+    /// quarters of its open-file limit): past it, threads are read by opening their files for
+    /// each read.
+    #[serde(default)]
+    pub held_descriptors: usize,
+    #[serde(default)]
+    pub descriptor_budget: usize,
     /// concadvise's open descriptors when sampling started and when it ended.
     #[serde(default)]
     pub fds_start: usize,

@@ -14,6 +14,7 @@ pub mod offload;
 pub mod peers;
 pub mod proc_file;
 pub mod stops;
+pub mod thread_files;
 pub mod tree_reader;
 
 use std::fs::File;
@@ -32,13 +33,16 @@ use tree_reader::{Scope, SourceStatus, TreeReader, UnseenCause};
 const DISCOVERY_PERIOD: Duration = Duration::from_millis(100);
 /// The live view is refreshed this often.
 const LIVE_PERIOD: Duration = Duration::from_millis(250);
-/// The sampler's own CPU budget, as a share of one core: above it the rate is lowered (never
-/// below `MIN_RATE_HZ`); it climbs back towards the rate asked for while the higher rate would
-/// cost under 80% of the budget.
+/// concadvise's own CPU budget, as a share of one core over the whole run (start-up
+/// included): above it the rate is lowered (never below `MIN_RATE_HZ`); it climbs back towards
+/// the rate asked for while the higher rate would cost under 80% of the budget.
 pub const CPU_BUDGET: f64 = 0.05;
 const MIN_RATE_HZ: f64 = 1.0;
-/// The start-up time the CPU budget leaves alone.
-const STARTUP: Duration = Duration::from_millis(500);
+/// CPU spent beyond the budget so far (start-up, mostly) is paid back over this long: the
+/// budget of the next windows is lowered by the debt / REPAY, to a quarter of it at most.
+const REPAY: Duration = Duration::from_secs(30);
+/// The rate aims at this share of the budget it may use (headroom for the next window).
+const AIM: f64 = 0.9;
 /// How often the sampler checks its own CPU use.
 const SELF_CHECK_PERIOD: Duration = Duration::from_millis(250);
 /// How long `stop` waits for the last tick before it takes what was measured as it is.
@@ -98,6 +102,12 @@ pub struct SamplerStats {
     pub late_samples: u64,
     /// The lowest rate the CPU budget forced, if it forced one.
     pub lowest_rate_hz: Option<f64>,
+    /// The fewest samples taken in one whole second after the first (None before the second
+    /// second ended).
+    pub lowest_second_samples: Option<u64>,
+    /// The most /proc descriptors held at once, and the most the sampler may hold.
+    pub held_descriptors: usize,
+    pub descriptor_budget: usize,
     /// concadvise's open descriptors when sampling started and when it ended.
     pub fds: (usize, usize),
     /// Threads of the tree never followed (out of descriptors, or unreadable), and why.
@@ -232,6 +242,8 @@ fn sample_until_stopped<S: TickSink>(
         measured.stats.discovery = config.discovery;
     }
     let mut reader = TreeReader::new(config.scope, config.origin, config.discovery);
+    reader.set_period(pace.period);
+    let mut seconds = SecondCounts::default();
     let mut recorder = config.record.map(BufWriter::new);
     let mut record_error = None;
     let mut snapshot = TickSnapshot::default();
@@ -250,11 +262,15 @@ fn sample_until_stopped<S: TickSink>(
         reader.read_threads(&mut snapshot, stopping);
         reader.read_cgroups(&mut snapshot);
         ticks += 1;
+        seconds.count(started.saturating_duration_since(config.origin));
         {
             let mut measured = lock(measured);
             measured.sink.ingest(&snapshot);
             let stats = &mut measured.stats;
             stats.samples += 1;
+            stats.lowest_second_samples = seconds.lowest;
+            stats.held_descriptors = reader.held_descriptors_max;
+            stats.descriptor_budget = reader.descriptor_budget();
             let took = started.elapsed();
             if took > pace.period {
                 stats.stalled_ticks += 1;
@@ -285,11 +301,12 @@ fn sample_until_stopped<S: TickSink>(
         if stopping {
             break;
         }
-        if let Some(lowered) = pace.keep_to_budget(reader.threads_seen, config.origin) {
+        if let Some(lowered) = pace.keep_to_budget(reader.new_threads_cpu) {
             let stats = &mut lock(measured).stats;
             stats.lowest_rate_hz =
                 Some(stats.lowest_rate_hz.map_or(lowered, |low| low.min(lowered)));
         }
+        reader.set_period(pace.period);
         if pace.wait_for_next_tick() {
             lock(measured).stats.late_samples += 1;
         }
@@ -331,28 +348,63 @@ fn update_live<S: TickSink>(live: &Mutex<LiveStatus>, sink: &mut S, span: f64, t
     }
 }
 
-/// The sampling rate: the one asked for, lowered while the sampler's own CPU use is over the
+/// Samples per whole second since time zero, and the fewest in one after the first.
+#[derive(Default)]
+struct SecondCounts {
+    second: u64,
+    samples: u64,
+    lowest: Option<u64>,
+}
+
+impl SecondCounts {
+    /// One sample taken `at` after time zero.
+    fn count(&mut self, at: Duration) {
+        let second = at.as_secs();
+        if second != self.second {
+            let mut note = |samples: u64| {
+                self.lowest = Some(self.lowest.map_or(samples, |low| low.min(samples)));
+            };
+            // The second that ended (unless it was the first), and any whole second after the
+            // first that passed without a sample.
+            if self.second >= 1 {
+                note(self.samples);
+            }
+            if second > self.second + 1 && second >= 2 {
+                note(0);
+            }
+            (self.second, self.samples) = (second, 0);
+        }
+        self.samples += 1;
+    }
+}
+
+/// The sampling rate: the one asked for, lowered while concadvise's own CPU use is over the
 /// budget, and the time of the next tick.
 struct Pace {
     asked_hz: f64,
     rate_hz: f64,
     period: Duration,
     next: Instant,
+    started: Instant,
+    cpu_at_start: f64,
     last_check: Instant,
     cpu_at_check: f64,
-    threads_seen_at_check: u64,
+    one_off_at_check: Duration,
 }
 
 impl Pace {
     fn new(rate_hz: f64) -> Self {
+        let cpu = process_cpu_seconds();
         Pace {
             asked_hz: rate_hz,
             rate_hz,
             period: Duration::from_secs_f64(1.0 / rate_hz),
             next: Instant::now(),
+            started: Instant::now(),
+            cpu_at_start: cpu,
             last_check: Instant::now(),
-            cpu_at_check: thread_cpu_seconds(),
-            threads_seen_at_check: 0,
+            cpu_at_check: cpu,
+            one_off_at_check: Duration::ZERO,
         }
     }
 
@@ -363,27 +415,28 @@ impl Pace {
             .max(1.0) as u64
     }
 
-    /// Checks the sampler's CPU use every SELF_CHECK_PERIOD and adjusts the rate; returns the
-    /// new rate when it was lowered below the one asked for.
-    fn keep_to_budget(&mut self, threads_seen: u64, origin: Instant) -> Option<f64> {
+    /// Checks concadvise's CPU use every SELF_CHECK_PERIOD and adjusts the rate; returns the
+    /// new rate when it was lowered below the one asked for. `one_off`: the CPU spent so far
+    /// opening new threads, which the rate does not change (it counts in the whole run's
+    /// budget all the same).
+    fn keep_to_budget(&mut self, one_off: Duration) -> Option<f64> {
         if self.last_check.elapsed() < SELF_CHECK_PERIOD {
             return None;
         }
-        // The first half second, and any window in which many new threads were found and
-        // opened, pay a one-off cost that lowering the rate would not save.
-        let many_new = threads_seen > self.threads_seen_at_check + 64;
         let window = self.last_check.elapsed().as_secs_f64();
-        let cpu = thread_cpu_seconds();
-        let share = (cpu - self.cpu_at_check) / window;
+        let cpu = process_cpu_seconds();
+        let one_off_now = one_off.saturating_sub(self.one_off_at_check).as_secs_f64();
+        let share = ((cpu - self.cpu_at_check - one_off_now) / window).max(0.0);
         (self.last_check, self.cpu_at_check) = (Instant::now(), cpu);
-        self.threads_seen_at_check = threads_seen;
-        if origin.elapsed() < STARTUP || many_new {
-            return None;
-        }
+        self.one_off_at_check = one_off;
+        // The budget holds over the whole run: what was spent beyond it so far is paid back
+        // over the next REPAY.
+        let debt = (cpu - self.cpu_at_start) - CPU_BUDGET * self.started.elapsed().as_secs_f64();
+        let allowed = (CPU_BUDGET - debt.max(0.0) / REPAY.as_secs_f64()).max(CPU_BUDGET / 4.0);
         let climbed = (self.rate_hz * 1.5).min(self.asked_hz);
-        let adjusted = if share > CPU_BUDGET {
-            (self.rate_hz * CPU_BUDGET / share).max(MIN_RATE_HZ)
-        } else if share * climbed / self.rate_hz < 0.8 * CPU_BUDGET {
+        let adjusted = if share > allowed {
+            (self.rate_hz * AIM * allowed / share).max(MIN_RATE_HZ)
+        } else if share * climbed / self.rate_hz < 0.8 * allowed {
             // Climb back while the higher rate would still stay well within the budget.
             climbed
         } else {
@@ -414,10 +467,13 @@ impl Pace {
     }
 }
 
-/// This thread's CPU time in seconds.
-fn thread_cpu_seconds() -> f64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
-        .map_or(0.0, |t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
+/// concadvise's CPU time in seconds (all its threads: the sampler, the helpers, the main one).
+fn process_cpu_seconds() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0.0, |usage| {
+        let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+        seconds(usage.user_time()) + seconds(usage.system_time())
+    })
 }
 
 /// How many descriptors concadvise has open.

@@ -146,9 +146,10 @@ pub struct ThreadObservation {
     #[serde(default)]
     pub timeslices: u64,
     /// What the thread was doing; absent when it has not run since its previous observation
-    /// (its counters did not move), so it is still in the state seen then.
+    /// (its counters did not move), so it is still in the state seen then. Boxed: most
+    /// observations of a large tree have none, and a snapshot holds one per thread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<ThreadState>,
+    pub state: Option<Box<ThreadState>>,
 }
 
 /// What a thread was doing at the instant of the sample.

@@ -2,13 +2,23 @@
 //!
 //! Opening a /proc file costs several syscalls; a held descriptor returns fresh content in one.
 //! A held descriptor of a thread that exited fails with ESRCH, so a reused PID never yields
-//! another task's numbers.
+//! another task's numbers. Every `ProcFile` alive is counted (`open_files`): what the sampler
+//! holds, against its descriptor budget.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// `ProcFile`s alive in this process (held ones, and the one a `read_once` has open).
+static OPEN_FILES: AtomicUsize = AtomicUsize::new(0);
+
+/// How many /proc descriptors are open through `ProcFile` right now.
+pub fn open_files() -> usize {
+    OPEN_FILES.load(Ordering::Relaxed)
+}
 
 /// Why a /proc read failed, in the terms the sampler acts on.
 #[derive(Debug)]
@@ -48,9 +58,9 @@ pub struct ProcFile {
 
 impl ProcFile {
     pub fn open(path: &Path) -> Result<Self, ReadFailure> {
-        Ok(ProcFile {
-            file: File::open(path)?,
-        })
+        let file = File::open(path)?;
+        OPEN_FILES.fetch_add(1, Ordering::Relaxed);
+        Ok(ProcFile { file })
     }
 
     /// Reads a single-record file (stat, schedstat, syscall, wchan) into `buf` (cleared
@@ -93,6 +103,12 @@ impl ProcFile {
         self.file
             .read_exact_at(out, offset)
             .map_err(ReadFailure::from)
+    }
+}
+
+impl Drop for ProcFile {
+    fn drop(&mut self) {
+        OPEN_FILES.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -1,16 +1,17 @@
 //! Walks the measured process tree in /proc and reads every thread's counters and wait state.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashSet, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use procfs::FromRead;
+use rustc_hash::{FxHashMap, FxHashSet};
 use syscalls::Sysno;
 
 use super::cgroups::CgroupReader;
-use super::discovery::{Discovery, ProcScan};
+use super::discovery::{parse_parent_and_start, Discovery, ProcScan};
 use super::fd_resolver::{FdResolver, ProcessFiles, WaitTargets};
 use super::loops::LoopScanner;
 use super::observation::{
@@ -18,11 +19,16 @@ use super::observation::{
     ThreadState, TickSnapshot,
 };
 use super::offload::Offload;
-use super::proc_file::{read_once, ProcFile, ReadFailure};
+use super::proc_file::{open_files, read_once, ProcFile, ReadFailure};
 use super::stops::{sleeps_in_freezer, ProcessCgroups, Stops};
+use super::thread_files::{DescriptorBudget, ThreadFile, ThreadFiles};
 
-/// /proc/PID/task is listed again at least this often even when the thread count is steady.
-const TASK_RELIST_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+/// /proc/PID/task is listed again at least this often even when the thread count is steady
+/// (a thread that ended and one that began between two looks leave the count alone)...
+const TASK_RELIST_PERIOD: Duration = Duration::from_secs(1);
+/// ...or, for a process with more threads than this a second, once per that many threads
+/// (listing 10,000 threads costs 4 ms: every 4 s).
+const RELIST_THREADS_PER_SECOND: u64 = 2500;
 
 /// Which processes make up the measured tree.
 #[derive(Debug, Clone, Copy)]
@@ -86,24 +92,38 @@ struct LastRead {
     unchanged_reads: u32,
 }
 
-/// A process with more than `MANY_THREADS` threads has its own stat read every this many ticks.
-const LARGE_PROCESS_STAT_EVERY: u64 = 8;
+/// A process with more than `MANY_THREADS` threads has its own stat read at most this often,
+/// and one with more than `STAT_THREADS_PER_PERIOD` once per that many threads' worth of the
+/// period (the kernel sums it over every thread: about 1 ms for 10,000 of them, every 0.5 s).
+const LARGE_PROCESS_STAT_PERIOD: Duration = Duration::from_millis(100);
+const STAT_THREADS_PER_PERIOD: u64 = 2000;
 /// With more threads than this, threads that stay blocked are read less often.
 const MANY_THREADS: usize = 64;
 /// A thread unchanged at this many reads in a row is dormant...
 const DORMANT_AFTER: u32 = 4;
-/// ...and then read only every this many ticks (its wait goes on meanwhile; if it ran after
-/// all, its counters say so at the next read and the accounting settles the difference).
-const DORMANT_READ_EVERY: u64 = 8;
+/// ...and then read about this often (its wait goes on meanwhile; if it ran after all, its
+/// counters say so at the next read and the accounting settles the difference), or at the
+/// next tick when its process used more CPU than the threads read account for...
+const DORMANT_SWEEP: Duration = Duration::from_secs(1);
+/// ...and with more threads than this, at this many reads a second (10,000 threads: each
+/// every 4 s; a read costs about a microsecond).
+const SWEEP_READS_PER_SECOND: usize = 2500;
+/// CPU of a process beyond what its threads' reads showed, past which its dormant threads
+/// are all read at the next tick: one of them ran. Its stat counts in clock ticks (10 ms):
+/// three of them.
+const UNEXPLAINED_CPU_NS: i64 = 30_000_000;
+/// New threads are opened and read for at most this share of a tick's period (the rest wait
+/// for the next tick; each counts from its birth all the same)...
+const NEW_THREADS_SHARE_OF_TICK: f64 = 0.5;
+/// ...but at least this many a tick.
+const NEW_THREADS_AT_LEAST: usize = 64;
 
 struct TrackedThread {
     pid: i32,
     tid: i32,
-    dir: PathBuf,
-    schedstat: ProcFile,
-    stat: ProcFile,
-    syscall: Option<ProcFile>,
-    wchan: Option<ProcFile>,
+    files: ThreadFiles,
+    /// The state letter read when it was found, for its first observation.
+    found_letter: Option<char>,
     comm: String,
     sighting: Sighting,
     last: Option<LastRead>,
@@ -115,6 +135,18 @@ struct TrackedThread {
     children_file: Option<ProcFile>,
     /// Its last observation was taken while its cgroup was frozen.
     reported_frozen: bool,
+    /// Missing from its process's task list at the last listing: read at the next tick, to
+    /// close its account.
+    unlisted: bool,
+}
+
+impl TrackedThread {
+    /// Unchanged at `DORMANT_AFTER` reads in a row.
+    fn dormant(&self) -> bool {
+        self.last
+            .as_ref()
+            .is_some_and(|last| last.unchanged_reads >= DORMANT_AFTER)
+    }
 }
 
 struct TrackedProcess {
@@ -129,20 +161,57 @@ struct TrackedProcess {
     looks_frozen: bool,
     /// /proc/PID/stat, held: the process's CPU including its exited threads.
     stat: Option<ProcFile>,
+    /// When it was last read (a large process's is read at most every
+    /// `LARGE_PROCESS_STAT_PERIOD`).
+    stat_read_at: Option<Instant>,
+    /// Whether its threads' reads explain the CPU it used (see `CpuCheck`).
+    cpu_check: CpuCheck,
     born_during: bool,
     /// Its thread count at the last read of stat, and when /proc/PID/task was last listed
     /// with that count: the listing is repeated only when the count changes, or after a while
     /// (a thread that ended and one that began between two looks leave the count alone).
     num_threads: u64,
     listed: Option<(u64, Instant)>,
-    /// Its threads at the last listing.
+    /// Its threads at the last listing, sorted.
     tids: Vec<i32>,
-    /// Its thread count fell at the last read of its stat: a dormant thread may have exited,
-    /// so all are read at the next tick.
-    recheck_dormant: bool,
     /// The most threads it had beyond those followed when /proc/PID/task could not be listed
     /// (out of descriptors): threads never even found.
     unlisted: u64,
+}
+
+/// Whether a process's CPU (its stat, which sums every thread) is explained by the threads
+/// the sampler read: when it used more than they showed, a dormant thread ran.
+#[derive(Debug, Default)]
+struct CpuCheck {
+    /// The process's CPU at its last stat read (None until the first, and after a wake).
+    kernel_ns: Option<u64>,
+    /// CPU its threads' reads showed since then.
+    sampled_ns: u64,
+    /// CPU used and not shown, summed over the reads since the last wake.
+    unexplained_ns: i64,
+    /// Read its dormant threads at the next tick.
+    wake_dormant: bool,
+}
+
+impl CpuCheck {
+    /// The process's CPU as its stat says now; true when its dormant threads are to be read.
+    fn kernel_read(&mut self, kernel_ns: u64) -> bool {
+        if let Some(last) = self.kernel_ns {
+            let used = kernel_ns.saturating_sub(last) as i64;
+            self.unexplained_ns += used - self.sampled_ns as i64;
+            if self.unexplained_ns > UNEXPLAINED_CPU_NS {
+                self.wake_dormant = true;
+            }
+        }
+        self.kernel_ns = Some(kernel_ns);
+        self.sampled_ns = 0;
+        self.wake_dormant
+    }
+
+    /// Its dormant threads were read: start over from the next stat read.
+    fn woken(&mut self) {
+        *self = CpuCheck::default();
+    }
 }
 
 pub struct TreeReader {
@@ -150,8 +219,8 @@ pub struct TreeReader {
     origin: Instant,
     origin_boot_ns: u64,
     ns_per_tick: u64,
-    threads: HashMap<i32, TrackedThread>,
-    processes: HashMap<i32, TrackedProcess>,
+    threads: FxHashMap<i32, TrackedThread>,
+    processes: FxHashMap<i32, TrackedProcess>,
     discovered_once: bool,
     discovery: Discovery,
     scan: ProcScan,
@@ -173,7 +242,24 @@ pub struct TreeReader {
     pub read_errors: u64,
     /// Threads found but not followed (their files could not be opened), until they are:
     /// tid -> pid.
-    untracked: HashMap<i32, i32>,
+    untracked: FxHashMap<i32, i32>,
+    /// Threads found and not opened yet (discovery spreads the cost over ticks): in the order
+    /// found, and by tid.
+    pending: VecDeque<(i32, i32)>,
+    pending_tids: FxHashSet<i32>,
+    /// Threads that ran (or were found) since their children file was last read, and threads
+    /// whose children list is not empty: the only ones a large process's walk visits.
+    to_look: FxHashSet<i32>,
+    parents: FxHashSet<i32>,
+    /// What the sampler may hold, and the most it held at once.
+    budget: DescriptorBudget,
+    pub held_descriptors_max: usize,
+    /// The tick period, for the sweep of dormant threads and the time new threads may take.
+    period: Duration,
+    /// CPU spent finding new processes and threads (discovery, every 100 ms whatever the
+    /// rate), opening them and reading them the first time: costs that the sampler's rate
+    /// does not change.
+    pub new_threads_cpu: Duration,
     /// Threads of processes no longer followed that were never found (see `unlisted`).
     unlisted_gone: u64,
     /// Why threads were not followed.
@@ -195,8 +281,8 @@ impl TreeReader {
             origin,
             origin_boot_ns: boot_now.saturating_sub(since_origin),
             ns_per_tick: 1_000_000_000 / ticks_per_second,
-            threads: HashMap::new(),
-            processes: HashMap::new(),
+            threads: FxHashMap::default(),
+            processes: FxHashMap::default(),
             discovered_once: false,
             discovery,
             scan: ProcScan::default(),
@@ -211,7 +297,15 @@ impl TreeReader {
             processes_seen: 0,
             threads_seen: 0,
             read_errors: 0,
-            untracked: HashMap::new(),
+            untracked: FxHashMap::default(),
+            pending: VecDeque::new(),
+            pending_tids: FxHashSet::default(),
+            to_look: FxHashSet::default(),
+            parents: FxHashSet::default(),
+            budget: DescriptorBudget::from_limit(),
+            held_descriptors_max: 0,
+            period: Duration::from_millis(10),
+            new_threads_cpu: Duration::ZERO,
             unlisted_gone: 0,
             unseen_cause: UnseenCause::None,
             ticks: 0,
@@ -245,6 +339,26 @@ impl TreeReader {
         self.threads.len()
     }
 
+    /// Threads found and not opened yet (they are opened over the next ticks).
+    pub fn opening_new(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The sampler's tick period now (it changes with the rate).
+    pub fn set_period(&mut self, period: Duration) {
+        self.period = period;
+    }
+
+    /// The most descriptors it may hold (from the open-file limit when it was made).
+    pub fn descriptor_budget(&self) -> usize {
+        self.budget.held_at_most()
+    }
+
+    #[cfg(test)]
+    fn set_budget(&mut self, budget: DescriptorBudget) {
+        self.budget = budget;
+    }
+
     /// The throttling counters of the cgroups with a CPU quota the tree runs under.
     pub fn read_cgroups(&mut self, snapshot: &mut TickSnapshot) {
         self.cgroups.read(snapshot);
@@ -266,6 +380,12 @@ impl TreeReader {
 
     /// Finds processes and threads that joined the tree since the last call.
     pub fn discover(&mut self, snapshot: &mut TickSnapshot) {
+        let cpu_before = thread_cpu();
+        self.discover_new(snapshot);
+        self.new_threads_cpu += thread_cpu().saturating_sub(cpu_before);
+    }
+
+    fn discover_new(&mut self, snapshot: &mut TickSnapshot) {
         let scanning = self.discovery == Discovery::Scan;
         if scanning {
             self.scan.refresh();
@@ -311,22 +431,32 @@ impl TreeReader {
                         frozen: None,
                         looks_frozen: false,
                         stat: ProcFile::open(&PathBuf::from(format!("/proc/{pid}/stat"))).ok(),
+                        stat_read_at: None,
+                        cpu_check: CpuCheck::default(),
                         born_during,
                         num_threads: 0,
                         listed: None,
                         tids: Vec::new(),
-                        recheck_dormant: false,
                         unlisted: 0,
                     },
                 );
                 self.processes_seen += 1;
             }
-            let tids = self.threads_of(pid);
+            let mut tids = self.threads_of(pid);
             if scanning {
                 queue.extend_from_slice(self.scan.children_of(pid));
                 continue;
             }
+            // In a large process, only threads that ran since the last look can have forked,
+            // and only those that did have children to walk.
+            if tids.len() > MANY_THREADS {
+                tids = (self.to_look.iter().chain(&self.parents))
+                    .copied()
+                    .filter(|tid| self.threads.get(tid).is_some_and(|t| t.pid == pid))
+                    .collect();
+            }
             for tid in tids {
+                self.to_look.remove(&tid);
                 let Some(thread) = self.threads.get_mut(&tid) else {
                     continue;
                 };
@@ -337,17 +467,29 @@ impl TreeReader {
                     .map(|last| (last.cpu_ns, last.timeslices));
                 if ran.is_none() || thread.children_read_at != ran {
                     thread.children.clear();
-                    // Held only for threads that run again and again (the few that may fork).
-                    let read = if thread.children_read_at.is_none() {
-                        read_once(&thread.dir.join("children"), &mut self.buf)
-                    } else {
-                        held_file(&mut thread.children_file, &thread.dir, "children")
-                            .and_then(|f| f.read_all(&mut self.buf))
+                    // Held only for threads that run again and again (the few that may fork),
+                    // while the budget has room.
+                    let children = thread.files.dir().join("children");
+                    let read = match &thread.children_file {
+                        Some(file) => file.read_all(&mut self.buf),
+                        None if thread.children_read_at.is_none() || !self.budget.room() => {
+                            read_once(&children, &mut self.buf)
+                        }
+                        None => ProcFile::open(&children).and_then(|file| {
+                            file.read_all(&mut self.buf)?;
+                            thread.children_file = Some(file);
+                            Ok(())
+                        }),
                     };
                     if read.is_ok() {
                         thread.children.extend(parse_pids(&self.buf));
                     }
                     thread.children_read_at = ran;
+                    if thread.children.is_empty() {
+                        self.parents.remove(&tid);
+                    } else {
+                        self.parents.insert(tid);
+                    }
                 }
                 queue.extend_from_slice(&thread.children);
             }
@@ -398,7 +540,9 @@ impl TreeReader {
         let due = match self.processes.get(&pid) {
             Some(process) => match process.listed {
                 Some((count, at)) => {
-                    count != process.num_threads || at.elapsed() >= TASK_RELIST_PERIOD
+                    let every = TASK_RELIST_PERIOD
+                        .max(Duration::from_secs(count / RELIST_THREADS_PER_SECOND));
+                    count != process.num_threads || at.elapsed() >= every
                 }
                 None => true,
             },
@@ -408,30 +552,37 @@ impl TreeReader {
             let task_dir = PathBuf::from(format!("/proc/{pid}/task"));
             match fs::read_dir(&task_dir) {
                 Ok(entries) => {
-                    let tids: Vec<i32> = entries
+                    let mut tids: Vec<i32> = entries
                         .flatten()
                         .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
                         .collect();
+                    tids.sort_unstable();
+                    // New threads are opened at the next ticks (`track_pending`); those of a
+                    // process listed for the first time with few threads at once, so that its
+                    // children are found in this walk.
+                    let first_listing =
+                        self.processes.get(&pid).is_some_and(|p| p.listed.is_none());
+                    let at_once = first_listing && tids.len() <= NEW_THREADS_AT_LEAST;
                     for &tid in &tids {
                         if self.threads.contains_key(&tid) {
                             continue;
                         }
-                        match self.track_thread(pid, tid) {
-                            Ok(thread) => {
-                                self.threads.insert(tid, thread);
-                                self.threads_seen += 1;
-                                self.untracked.remove(&tid);
-                            }
-                            Err(ReadFailure::Gone) => {
-                                self.untracked.remove(&tid);
-                            }
-                            Err(failure) => {
-                                self.note_unseen(&failure);
-                                self.untracked.insert(tid, pid);
-                            }
+                        if at_once {
+                            self.track_now(pid, tid);
+                        } else if self.pending_tids.insert(tid) {
+                            self.pending.push_back((pid, tid));
                         }
                     }
                     if let Some(process) = self.processes.get_mut(&pid) {
+                        // Threads listed before and not now have exited: a dormant one is
+                        // read at the next tick, which closes its account.
+                        for old in &process.tids {
+                            if tids.binary_search(old).is_err() {
+                                if let Some(thread) = self.threads.get_mut(old) {
+                                    thread.unlisted = true;
+                                }
+                            }
+                        }
                         process.listed = Some((process.num_threads, Instant::now()));
                         process.tids = tids;
                     }
@@ -460,20 +611,67 @@ impl TreeReader {
         }
     }
 
+    /// Opens threads found by discovery, oldest found first: all of them when `all`, else
+    /// for at most half the tick period (and at least `NEW_THREADS_AT_LEAST`), so that
+    /// finding thousands at once costs a few ticks rather than one long stall.
+    fn track_pending(&mut self, all: bool) {
+        let cpu_before = thread_cpu();
+        let started = Instant::now();
+        let allowed = self.period.mul_f64(NEW_THREADS_SHARE_OF_TICK);
+        let mut opened = 0usize;
+        while let Some(&(pid, tid)) = self.pending.front() {
+            if !all && opened >= NEW_THREADS_AT_LEAST && started.elapsed() >= allowed {
+                break;
+            }
+            self.pending.pop_front();
+            self.pending_tids.remove(&tid);
+            if self.threads.contains_key(&tid) || !self.processes.contains_key(&pid) {
+                continue;
+            }
+            opened += 1;
+            self.track_now(pid, tid);
+        }
+        if opened > 0 {
+            self.new_threads_cpu += thread_cpu().saturating_sub(cpu_before);
+        }
+    }
+
+    /// Opens a thread found by discovery (or counts it as unseen if that fails).
+    fn track_now(&mut self, pid: i32, tid: i32) {
+        match self.track_thread(pid, tid) {
+            Ok(thread) => {
+                self.threads.insert(tid, thread);
+                self.threads_seen += 1;
+                self.untracked.remove(&tid);
+            }
+            Err(ReadFailure::Gone) => {
+                self.untracked.remove(&tid);
+            }
+            Err(failure) => {
+                self.note_unseen(&failure);
+                self.untracked.insert(tid, pid);
+            }
+        }
+    }
+
+    /// A new thread: its stat read once (open, read, close), for its birth time, and its name
+    /// and state at its first observation. Its schedstat is opened by that first read; its
+    /// wait files are read when it is seen blocked.
     fn track_thread(&mut self, pid: i32, tid: i32) -> Result<TrackedThread, ReadFailure> {
-        let dir = PathBuf::from(format!("/proc/{pid}/task/{tid}"));
-        let stat = ProcFile::open(&dir.join("stat"))?;
-        let schedstat = ProcFile::open(&dir.join("schedstat"))?;
-        stat.read_into(&mut self.buf)?;
-        let parsed = procfs::process::Stat::from_read(&self.buf[..])
-            .map_err(|e| ReadFailure::Other(std::io::Error::other(e.to_string())))?;
+        let mut files = ThreadFiles::new(PathBuf::from(format!("/proc/{pid}/task/{tid}")));
+        files.read(ThreadFile::Stat, false, &mut self.buf)?;
+        let unexpected =
+            || ReadFailure::Other(std::io::Error::other("stat has an unexpected form"));
+        let (letter, name) = parse_stat_state(&self.buf).ok_or_else(unexpected)?;
+        let (_, starttime) = parse_parent_and_start(&self.buf).ok_or_else(unexpected)?;
         // A zombie is listed until reaped, but its account was closed when it exited.
-        if matches!(parsed.state, 'Z' | 'X') {
+        if matches!(letter, 'Z' | 'X') {
             return Err(ReadFailure::Gone);
         }
+        let comm = name.into_owned();
         // A thread born before the measurement began (attach) counts from now; one born
         // during it counts from its birth, even if it was found late.
-        let born_boot_ns = parsed.starttime.saturating_mul(self.ns_per_tick);
+        let born_boot_ns = starttime.saturating_mul(self.ns_per_tick);
         let sighting = match self.scope {
             Scope::Process { .. } if !self.discovered_once => Sighting::Baseline,
             Scope::Process { .. } if born_boot_ns + self.ns_per_tick < self.origin_boot_ns => {
@@ -484,18 +682,16 @@ impl TreeReader {
         Ok(TrackedThread {
             pid,
             tid,
-            dir,
-            schedstat,
-            stat,
-            syscall: None,
-            wchan: None,
-            comm: String::new(),
+            files,
+            found_letter: Some(letter),
+            comm,
             sighting,
             last: None,
             children: Vec::new(),
             children_read_at: None,
             children_file: None,
             reported_frozen: false,
+            unlisted: false,
         })
     }
 
@@ -541,8 +737,8 @@ impl TreeReader {
         }
     }
 
-    /// Reads every tracked thread (dormant ones only when due, unless `full`); threads that
-    /// are gone are dropped.
+    /// Opens new threads (some, or all when `full`), then reads every tracked thread (dormant
+    /// ones only when due, unless `full`); threads that are gone are dropped.
     pub fn read_threads(&mut self, snapshot: &mut TickSnapshot, full: bool) {
         let mut gone = Vec::new();
         let mut execed = Vec::new();
@@ -555,18 +751,41 @@ impl TreeReader {
                 .frozen(*pid, &mut process.cgroups, process.looks_frozen);
             process.looks_frozen = false;
         }
+        self.track_pending(full);
         let many = !full && self.threads.len() > MANY_THREADS;
-        let tids: Vec<i32> = self.threads.keys().copied().collect();
+        // Dormant threads are read in turn, each about every DORMANT_SWEEP (longer with many).
+        let sweep = DORMANT_SWEEP
+            .as_secs_f64()
+            .max(self.threads.len() as f64 / SWEEP_READS_PER_SECOND as f64);
+        let sweep_every = (sweep / self.period.as_secs_f64().max(1e-6))
+            .round()
+            .max(1.0) as u64;
+        // Threads skipped are observed at the tick's time; those read, when they were read.
+        let tick_ns = self.now_ns();
+        let mut tids = Vec::new();
+        for (tid, thread) in &self.threads {
+            match many.then(|| self.skipped(thread, tick_ns, sweep_every)) {
+                Some(Some(observation)) => snapshot.threads.push(observation),
+                _ => tids.push(*tid),
+            }
+        }
         for tid in tids {
             let at_ns = self.now_ns();
-            if many {
-                if let Some(observation) = self.skip_dormant(tid, at_ns) {
-                    snapshot.threads.push(observation);
-                    continue;
-                }
+            let first = self
+                .threads
+                .get(&tid)
+                .is_some_and(|t| t.found_letter.is_some());
+            let cpu_before = first.then(thread_cpu);
+            let read = self.read_thread(tid, at_ns);
+            if let Some(before) = cpu_before {
+                self.new_threads_cpu += thread_cpu().saturating_sub(before);
             }
-            match self.read_thread(tid, at_ns) {
+            match read {
                 Ok(observation) => {
+                    // It ran (or is new): it may have forked.
+                    if observation.state.is_some() {
+                        self.to_look.insert(tid);
+                    }
                     if let (Some(comm), true) =
                         (&observation.comm, observation.pid == observation.tid)
                     {
@@ -595,6 +814,8 @@ impl TreeReader {
         }
         let mut handed_on = HashSet::new();
         for tid in gone {
+            self.to_look.remove(&tid);
+            self.parents.remove(&tid);
             if let Some(thread) = self.threads.remove(&tid) {
                 if !thread.children.is_empty() {
                     handed_on.insert(thread.pid);
@@ -603,9 +824,10 @@ impl TreeReader {
         }
         // An exited thread's children pass to another thread of its process: look again.
         if !handed_on.is_empty() {
-            for thread in self.threads.values_mut() {
+            for (tid, thread) in self.threads.iter_mut() {
                 if handed_on.contains(&thread.pid) {
                     thread.children_read_at = None;
+                    self.to_look.insert(*tid);
                 }
             }
         }
@@ -635,7 +857,7 @@ impl TreeReader {
                 process.info = info;
             }
         }
-        let live_pids: HashSet<i32> = self.threads.values().map(|t| t.pid).collect();
+        let live_pids: FxHashSet<i32> = self.threads.values().map(|t| t.pid).collect();
         let loops = &mut self.loops;
         let unlisted_gone = &mut self.unlisted_gone;
         self.processes.retain(|pid, process| {
@@ -646,16 +868,23 @@ impl TreeReader {
             }
             live
         });
-        let due_for_large = self.ticks.is_multiple_of(LARGE_PROCESS_STAT_EVERY);
+        self.held_descriptors_max = self.held_descriptors_max.max(open_files());
         for (pid, process) in self.processes.iter_mut() {
+            // Its dormant threads were read at this tick (if many): its stat starts over.
+            if process.cpu_check.wake_dormant {
+                process.cpu_check.woken();
+            }
             let Some(stat) = &process.stat else { continue };
             // The kernel sums a process's stat over all its threads: for a large process, read
             // it less often (the difference it adds is only the threads never sampled).
-            if process.num_threads > MANY_THREADS as u64 && !due_for_large {
-                // One full pass after a drop is enough.
-                process.recheck_dormant = false;
+            let large = process.num_threads > MANY_THREADS as u64;
+            let every = LARGE_PROCESS_STAT_PERIOD
+                .mul_f64((process.num_threads as f64 / STAT_THREADS_PER_PERIOD as f64).max(1.0));
+            let recent = process.stat_read_at.is_some_and(|at| at.elapsed() < every);
+            if large && recent && !full {
                 continue;
             }
+            process.stat_read_at = Some(Instant::now());
             if stat.read_into(&mut self.buf).is_err() {
                 continue;
             }
@@ -665,11 +894,12 @@ impl TreeReader {
                 process.looks_frozen = true;
             }
             if let Some((ticks, num_threads)) = parse_stat_cpu_and_threads(&self.buf) {
-                process.recheck_dormant = num_threads < process.num_threads;
+                let cpu_ns = ticks.saturating_mul(self.ns_per_tick);
                 process.num_threads = num_threads;
+                process.cpu_check.kernel_read(cpu_ns);
                 snapshot.process_cpu.push(ProcessCpu {
                     pid: *pid,
-                    cpu_ns: ticks.saturating_mul(self.ns_per_tick),
+                    cpu_ns,
                     born_during: process.born_during,
                 });
             }
@@ -677,18 +907,23 @@ impl TreeReader {
     }
 
     /// For a dormant thread not due for a read at this tick: an observation at its last
-    /// counters, unchanged.
-    fn skip_dormant(&mut self, tid: i32, at_ns: u64) -> Option<ThreadObservation> {
-        let thread = self.threads.get(&tid)?;
+    /// counters, unchanged. Due: its turn in the sweep (every `sweep_every` ticks), its
+    /// process used CPU its read threads do not explain, it left its process's task list, or
+    /// its cgroup was frozen or thawed.
+    fn skipped(
+        &self,
+        thread: &TrackedThread,
+        at_ns: u64,
+        sweep_every: u64,
+    ) -> Option<ThreadObservation> {
         let last = thread.last.as_ref()?;
-        let due = (self.ticks + tid as u64).is_multiple_of(DORMANT_READ_EVERY);
-        // A process whose thread count changed may have had a dormant thread exit: read all.
+        let tid = thread.tid;
+        let due = (self.ticks + tid as u64).is_multiple_of(sweep_every);
         let process = self.processes.get(&thread.pid);
-        let changed =
-            process.is_some_and(|p| p.listed.is_some_and(|(count, _)| count != p.num_threads));
+        let woken = process.is_some_and(|p| p.cpu_check.wake_dormant);
         // Frozen or thawed since its last read: a frozen thread does not run to show it.
         let freezer = process.is_some_and(|p| p.frozen.is_some() != thread.reported_frozen);
-        if last.unchanged_reads < DORMANT_AFTER || due || changed || freezer {
+        if last.unchanged_reads < DORMANT_AFTER || due || woken || thread.unlisted || freezer {
             return None;
         }
         Some(ThreadObservation {
@@ -712,15 +947,16 @@ impl TreeReader {
             stops,
             buf,
             sources,
+            budget,
             ..
         } = self;
         let thread = threads.get_mut(&tid).ok_or(ReadFailure::Gone)?;
         let mut process = processes.get_mut(&thread.pid);
         let frozen = process.as_ref().and_then(|p| p.frozen.clone());
-        thread.schedstat.read_into(buf)?;
-        let (cpu_ns, runqueue_ns, timeslices) = parse_schedstat(buf).ok_or_else(|| {
-            ReadFailure::Other(std::io::Error::other("schedstat has an unexpected form"))
-        })?;
+        let (cpu_ns, runqueue_ns, timeslices) = read_counters(thread, budget, buf)?;
+        if let (Some(last), Some(process)) = (&thread.last, process.as_mut()) {
+            process.cpu_check.sampled_ns += cpu_ns.saturating_sub(last.cpu_ns);
+        }
         // Taken only when an observation is returned: a failed read keeps the birth time.
         let sighting = thread.sighting;
         let (pid, tid) = (thread.pid, thread.tid);
@@ -742,31 +978,46 @@ impl TreeReader {
             let unchanged = last.cpu_ns == cpu_ns && last.timeslices == timeslices;
             if unchanged && thread.reported_frozen == frozen.is_some() {
                 last.unchanged_reads = last.unchanged_reads.saturating_add(1);
+                // Dormant: its wait files are closed once descriptors grow scarce.
+                if last.unchanged_reads >= DORMANT_AFTER && budget.pressed() {
+                    thread.files.release_wait_files();
+                }
                 thread.sighting = Sighting::Continuing;
                 return Ok(observation(None, None));
             }
         }
-        thread.stat.read_into(buf)?;
-        let (letter, name) = parse_stat_state(buf).ok_or_else(|| {
-            ReadFailure::Other(std::io::Error::other("stat has an unexpected form"))
-        })?;
-        let comm = (name != thread.comm.as_str()).then(|| {
-            thread.comm = name.into_owned();
-            thread.comm.clone()
-        });
+        // A thread that ran since an earlier read is worth holding files for (while there is
+        // room); one read for the first time may well never run again.
+        let hold = thread.last.is_some() && budget.room();
+        let first_read = thread.found_letter.is_some();
+        let (letter, comm) = match thread.found_letter.take() {
+            // First read: its stat was read when it was found, a moment ago.
+            Some(letter) => (letter, Some(thread.comm.clone())),
+            None => {
+                thread.files.read(ThreadFile::Stat, hold, buf)?;
+                let (letter, name) = parse_stat_state(buf).ok_or_else(|| {
+                    ReadFailure::Other(std::io::Error::other("stat has an unexpected form"))
+                })?;
+                let comm = (name != thread.comm.as_str()).then(|| {
+                    thread.comm = name.into_owned();
+                    thread.comm.clone()
+                });
+                (letter, comm)
+            }
+        };
         let (mut state, conversation) = if letter == 'R' {
             (ThreadState::running(), None)
         } else {
             let files = process.as_mut().map(|p| &mut p.files);
-            read_wait_state(thread, letter, buf, sources, resolver, files)
+            read_wait_state(thread, letter, hold, buf, sources, resolver, files)
         };
         if letter != 'R' {
             state.stopped_by = match (letter, frozen.as_deref()) {
-                ('t', _) => Some(stops.stopper_of(&thread.dir)),
+                ('t', _) => Some(stops.stopper_of(thread.files.dir())),
                 (_, Some(cgroup)) => Some(Stopper::FrozenCgroup {
                     cgroup: cgroup.to_string(),
                 }),
-                ('T', None) => Some(stops.stopper_of(&thread.dir)),
+                ('T', None) => Some(stops.stopper_of(thread.files.dir())),
                 _ => None,
             };
         }
@@ -784,24 +1035,59 @@ impl TreeReader {
             cpu_ns,
             runqueue_ns,
             timeslices,
-            unchanged_reads: 0,
+            // Found blocked: dormant after one more unchanged read (most threads of a large
+            // program are found blocked and stay so).
+            unchanged_reads: if first_read && letter != 'R' {
+                DORMANT_AFTER - 1
+            } else {
+                0
+            },
         });
         thread.sighting = Sighting::Continuing;
-        Ok(observation(Some(state), comm))
+        Ok(observation(Some(Box::new(state)), comm))
     }
 }
 
+/// A thread's schedstat counters: on-CPU ns, run-queue ns, timeslices. The descriptor is
+/// held while the budget has room, except a dormant thread's once it is nearly all taken
+/// (then closed: that thread is read by opening the file). Counters that went backwards are
+/// another thread's that reused the TID (possible only through a path opened anew): the
+/// thread read before is gone.
+fn read_counters(
+    thread: &mut TrackedThread,
+    budget: &DescriptorBudget,
+    buf: &mut Vec<u8>,
+) -> Result<(u64, u64, u64), ReadFailure> {
+    let spare = thread.dormant() && budget.nearly_full();
+    thread
+        .files
+        .read(ThreadFile::Schedstat, budget.room() && !spare, buf)?;
+    if spare {
+        thread.files.release(ThreadFile::Schedstat);
+    }
+    let counters = parse_schedstat(buf).ok_or_else(|| {
+        ReadFailure::Other(std::io::Error::other("schedstat has an unexpected form"))
+    })?;
+    if let Some(last) = &thread.last {
+        if counters.0 < last.cpu_ns || counters.2 < last.timeslices {
+            return Err(ReadFailure::Gone);
+        }
+    }
+    Ok(counters)
+}
+
+/// What a blocked thread waits in: its syscall, wchan and the descriptors the call names.
+/// `hold`: keep the descriptors of its syscall and wchan files.
 fn read_wait_state(
     thread: &mut TrackedThread,
     letter: char,
+    hold: bool,
     buf: &mut Vec<u8>,
     sources: &mut SourceStatus,
     resolver: &mut FdResolver,
     files: Option<&mut ProcessFiles>,
 ) -> (ThreadState, Option<(FdKind, u64)>) {
-    let syscall = match held_file(&mut thread.syscall, &thread.dir, "syscall")
-        .and_then(|f| f.read_into(buf))
-    {
+    let syscall = match thread.files.read(ThreadFile::Syscall, hold, buf) {
         Ok(()) => parse_syscall(&String::from_utf8_lossy(buf)),
         Err(ReadFailure::Denied) => {
             sources.syscall_denied = true;
@@ -820,22 +1106,21 @@ fn read_wait_state(
         sources.wchan_denied = true;
         sources.fds_denied = true;
     }
-    let wchan =
-        match held_file(&mut thread.wchan, &thread.dir, "wchan").and_then(|f| f.read_into(buf)) {
-            Ok(()) => {
-                let text = String::from_utf8_lossy(buf).trim().to_string();
-                (!text.is_empty() && text != "0").then_some(text)
-            }
-            Err(ReadFailure::Denied) => {
-                sources.wchan_denied = true;
-                None
-            }
-            Err(ReadFailure::NoDescriptors) => {
-                sources.descriptors_ran_out = true;
-                None
-            }
-            Err(_) => None,
-        };
+    let wchan = match thread.files.read(ThreadFile::Wchan, hold, buf) {
+        Ok(()) => {
+            let text = String::from_utf8_lossy(buf).trim().to_string();
+            (!text.is_empty() && text != "0").then_some(text)
+        }
+        Err(ReadFailure::Denied) => {
+            sources.wchan_denied = true;
+            None
+        }
+        Err(ReadFailure::NoDescriptors) => {
+            sources.descriptors_ran_out = true;
+            None
+        }
+        Err(_) => None,
+    };
     let targets = match (&syscall, files) {
         (SyscallState::Blocked { call, args }, Some(files)) => {
             resolver.resolve(thread.pid, *call, args, files, letter)
@@ -1053,6 +1338,12 @@ struct GoAnswer {
     found: Option<bool>,
 }
 
+/// The calling thread's CPU time.
+fn thread_cpu() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map_or(Duration::ZERO, Duration::from)
+}
+
 fn boottime_ns() -> u64 {
     match nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME) {
         Ok(spec) => (spec.tv_sec() as u64)
@@ -1133,6 +1424,137 @@ mod tests {
         assert_eq!(threads_found(start_ticks), 1);
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    /// A Python child with `threads` threads, all but the main one waiting on an event:
+    /// killed on drop.
+    struct Blocked(std::process::Child);
+
+    impl Drop for Blocked {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn blocked_threads(threads: usize) -> Blocked {
+        // Python is on every machine the tests run on (tests/common checks it too).
+        let script = format!(
+            "import threading, time\n\
+             e = threading.Event()\n\
+             ts = [threading.Thread(target=e.wait) for _ in range({})]\n\
+             [t.start() for t in ts]\n\
+             print('ready', flush=True)\n\
+             time.sleep(30)\n",
+            threads - 1
+        );
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "ready");
+        Blocked(child)
+    }
+
+    #[test]
+    fn past_the_descriptor_budget_every_thread_is_still_followed() {
+        let target = blocked_threads(200);
+        let pid = target.0.id() as i32;
+        let start_ticks = process_start_ticks(pid, &mut Vec::new()).unwrap();
+        let mut reader = TreeReader::new(
+            Scope::Process { pid, start_ticks },
+            Instant::now(),
+            Discovery::Children,
+        );
+        // Room for 40 descriptors, of which this test process's others take some.
+        let held_before = open_files();
+        reader.set_budget(DescriptorBudget::with_limit(held_before + 40));
+        let mut snapshot = TickSnapshot::default();
+        for tick in 0..12 {
+            snapshot.clear();
+            if tick % 4 == 0 {
+                reader.discover(&mut snapshot);
+            }
+            reader.read_threads(&mut snapshot, false);
+        }
+        assert_eq!(reader.threads_seen, 200);
+        assert_eq!(reader.threads_unseen(), 0);
+        assert_eq!(
+            snapshot.threads.len(),
+            200,
+            "every thread observed at every tick"
+        );
+        assert!(
+            reader.held_descriptors_max <= held_before + 40,
+            "held {} with room for {}",
+            reader.held_descriptors_max,
+            held_before + 40
+        );
+        // The last tick, full: every thread read, most of them by opening their files.
+        snapshot.clear();
+        reader.read_threads(&mut snapshot, true);
+        assert_eq!(snapshot.threads.len(), 200);
+        assert!(snapshot.exited.is_empty(), "{:?}", snapshot.exited);
+    }
+
+    #[test]
+    fn thousands_found_at_once_are_opened_over_several_ticks() {
+        let target = blocked_threads(400);
+        let pid = target.0.id() as i32;
+        let start_ticks = process_start_ticks(pid, &mut Vec::new()).unwrap();
+        let mut reader = TreeReader::new(
+            Scope::Process { pid, start_ticks },
+            Instant::now(),
+            Discovery::Children,
+        );
+        // A 1 ms tick leaves half a millisecond for new threads, and at least 64 a tick.
+        reader.set_period(Duration::from_millis(1));
+        let mut snapshot = TickSnapshot::default();
+        reader.discover(&mut snapshot);
+        reader.read_threads(&mut snapshot, false);
+        let first = reader.threads_seen;
+        assert!(
+            (64..400).contains(&first),
+            "{first} opened at the first tick"
+        );
+        assert!(reader.opening_new());
+        for _ in 0..20 {
+            snapshot.clear();
+            reader.read_threads(&mut snapshot, false);
+        }
+        assert_eq!(reader.threads_seen, 400);
+        assert!(!reader.opening_new());
+        assert_eq!(reader.threads_unseen(), 0);
+    }
+
+    #[test]
+    fn a_dormant_thread_is_read_when_its_process_used_cpu_its_read_threads_do_not_show() {
+        let mut check = CpuCheck::default();
+        assert!(
+            !check.kernel_read(1_000_000_000),
+            "the first read is a baseline"
+        );
+        // 20 ms used, all of it seen in the threads read: nothing dormant ran.
+        check.sampled_ns = 20_000_000;
+        assert!(!check.kernel_read(1_020_000_000));
+        // 10 ms more than seen, three times: 30 ms unexplained is not yet past the mark...
+        for used in [1_030_000_000, 1_040_000_000, 1_050_000_000] {
+            assert!(!check.kernel_read(used));
+        }
+        // ...and 10 more is.
+        assert!(check.kernel_read(1_060_000_000));
+        check.woken();
+        assert!(
+            !check.kernel_read(1_200_000_000),
+            "a baseline again after the wake"
+        );
     }
 
     #[test]
