@@ -69,6 +69,63 @@ pub enum Command {
                       Exit status: 0; 5 if a file is not a readable report."
     )]
     Diff(DiffArgs),
+    /// Run a program at several concurrency levels, fit the scaling laws, find where it peaks.
+    #[command(after_help = "Examples:\n  \
+                      concadvise scale --levels 1,2,4,8,16 -- ./crawler --workers {n} urls.txt\n  \
+                      concadvise scale --levels 1..8 --metric 'tps = ([0-9.]+)' -- pgbench -c {n} -j 2 -T 5 bench\n  \
+                      concadvise scale --levels 1,2,4 --env WORKERS -- python3 etl.py\n  \
+                      concadvise scale --report scale.toml ...; concadvise show scale.toml\n\n\
+                      {n} in any argument is replaced by the level. Each level is one \
+                      `concadvise run` of the command; its report is written beside the scale \
+                      report as NAME.N.toml. Throughput is 1 / wall time (the same work at \
+                      every level) or, with --metric, the number the program prints.\n\n\
+                      Exit status: 0; 7 if a level's program failed; 8 if --metric matched \
+                      nothing at a level; 130 if interrupted (the levels done are still \
+                      reported); 6 if the report cannot be written; 5 for a malformed profile; \
+                      127/126 if the command was not found / not executable; 2 for usage \
+                      errors; 1 if concadvise failed otherwise.")]
+    Scale(ScaleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// The concurrency levels: a list and inclusive ranges (1,2,4,8 or 1..8 or 1..4,8,16), run
+    /// in ascending order.
+    #[arg(long, value_name = "LIST", value_parser = crate::scale::levels::parse_levels)]
+    pub levels: crate::scale::levels::Levels,
+    /// Also put the level in this environment variable (as well as in {n}).
+    #[arg(long, value_name = "NAME", value_parser = parse_env_name)]
+    pub env: Option<String>,
+    /// Read throughput from the program's stdout or stderr: the first capture group of the
+    /// last line matching REGEX (for programs that run for a fixed time).
+    #[arg(long, value_name = "REGEX", value_parser = crate::scale::metric::parse_metric)]
+    pub metric: Option<regex::Regex>,
+    /// Runs per level (more runs give the noise band).
+    #[arg(long, value_name = "K", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
+    /// Go on to the next level after one whose program failed (default: stop there).
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Samples per second (1 to 1000).
+    #[arg(long, value_name = "HZ", default_value_t = 100.0, value_parser = parse_rate,
+          help_heading = "Sampling")]
+    pub rate: f64,
+    #[command(flatten)]
+    pub advice: AdviceArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Stop measuring a level when the program exits, even if processes it started still run.
+    #[arg(long, help_heading = "Process tree")]
+    pub leave_orphans: bool,
+    /// The program to run and its arguments (after --), with {n} where the level goes.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +259,19 @@ pub struct OutputArgs {
     pub color: ColorChoice,
 }
 
+fn parse_env_name(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && !text.starts_with(|c: char| c.is_ascii_digit())
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "{text:?} is not an environment variable name: use letters, digits and _"
+        ))
+    }
+}
+
 fn parse_rate(text: &str) -> Result<f64, String> {
     let rate: f64 = text
         .parse()
@@ -241,6 +311,40 @@ mod tests {
         assert_eq!(args.command, ["ls", "-l", "--all"]);
         assert_eq!(args.sampling.rate, 50.0);
         assert!(Cli::try_parse_from(["concadvise", "run", "--rate", "0", "--", "ls"]).is_err());
+    }
+
+    #[test]
+    fn scale_takes_levels_a_metric_and_the_command() {
+        let cli = Cli::parse_from([
+            "concadvise",
+            "scale",
+            "--levels",
+            "1..3,8",
+            "--metric",
+            "tps = ([0-9.]+)",
+            "--",
+            "pgbench",
+            "-c",
+            "{n}",
+        ]);
+        let Command::Scale(args) = cli.command else {
+            panic!("parsed as another subcommand")
+        };
+        assert_eq!(args.levels.0, [1, 2, 3, 8]);
+        assert_eq!(args.metric.unwrap().as_str(), "tps = ([0-9.]+)");
+        assert_eq!(args.command, ["pgbench", "-c", "{n}"]);
+        assert_eq!(args.repeat, 1);
+        for bad in [
+            &["--levels", "0,1"][..],
+            &["--levels", "1,2", "--metric", "no group"],
+            &["--levels", "1,2", "--env", "1X"],
+            &["--levels", "1,2", "--repeat", "0"],
+        ] {
+            let mut argv = vec!["concadvise", "scale"];
+            argv.extend_from_slice(bad);
+            argv.extend_from_slice(&["--", "ls"]);
+            assert!(Cli::try_parse_from(&argv).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

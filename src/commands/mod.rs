@@ -4,6 +4,7 @@ pub mod attach;
 pub mod diff;
 pub mod profiles;
 pub mod run;
+pub mod scale;
 mod session;
 pub mod show;
 
@@ -17,6 +18,7 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Show(args) => (show::show(args), false),
         Command::Diff(args) => (diff::diff(args), false),
         Command::Profiles(args) => (profiles::profiles(args), false),
+        Command::Scale(args) => (scale::scale(args), false),
     };
     match result {
         Ok(code) => code,

@@ -2,27 +2,50 @@
 
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
+
 use super::{Report, SCHEMA_VERSION};
 use crate::error::Error;
 
 pub fn load(path: &Path) -> Result<Report, Error> {
-    let bad = |reason: String| Error::InputFile {
+    let text = read_text(path)?;
+    parse(&text).map_err(|reason| input_error(path, reason))
+}
+
+/// The one-line error for a file that is not a readable report.
+pub fn input_error(path: &Path, reason: String) -> Error {
+    Error::InputFile {
         path: path.to_path_buf(),
         reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        bad(match e.kind() {
-            std::io::ErrorKind::NotFound => "no such file".to_string(),
-            std::io::ErrorKind::InvalidData => "not a text file, so not a report".to_string(),
-            _ => e.to_string(),
-        })
-    })?;
-    parse(&text).map_err(bad)
+    }
+}
+
+/// A report file's text, with a one-line error for a missing or binary file.
+pub fn read_text(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|e| {
+        input_error(
+            path,
+            match e.kind() {
+                std::io::ErrorKind::NotFound => "no such file".to_string(),
+                std::io::ErrorKind::InvalidData => "not a text file, so not a report".to_string(),
+                _ => e.to_string(),
+            },
+        )
+    })
 }
 
 /// Parses a report, JSON if it looks like JSON, else TOML; the error is one line.
 pub fn parse(text: &str) -> Result<Report, String> {
-    if text.trim_start().starts_with('{') {
+    parse_as(text)
+}
+
+fn looks_like_json(text: &str) -> bool {
+    text.trim_start().starts_with('{')
+}
+
+/// Parses any report of schema `T` (a run report, a scale report) as `parse` does.
+pub fn parse_as<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    if looks_like_json(text) {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
         check_version(
@@ -41,6 +64,18 @@ pub fn parse(text: &str) -> Result<Report, String> {
                 .map(|v| v.max(0) as u64),
         )?;
         toml::from_str(text).map_err(|e| toml_error("not a concadvise report", text, &e))
+    }
+}
+
+/// Whether the document (TOML or JSON) has a top-level table named `key`; false for text
+/// that does not parse (its error comes from `parse_as`).
+pub fn has_top_level_table(text: &str, key: &str) -> bool {
+    if looks_like_json(text) {
+        serde_json::from_str::<serde_json::Value>(text)
+            .is_ok_and(|value| value.get(key).is_some_and(serde_json::Value::is_object))
+    } else {
+        toml::from_str::<toml::Table>(text)
+            .is_ok_and(|table| table.get(key).is_some_and(toml::Value::is_table))
     }
 }
 
@@ -89,5 +124,17 @@ mod tests {
             assert!(error.contains(expected), "{text:?}: {error}");
             assert!(!error.contains('\n'), "{error}");
         }
+    }
+
+    #[test]
+    fn a_top_level_table_is_found_in_toml_and_json() {
+        assert!(has_top_level_table(
+            "schema_version = 1\n[scale]\nx = 1\n",
+            "scale"
+        ));
+        assert!(has_top_level_table("{\"scale\": {\"x\": 1}}", "scale"));
+        assert!(!has_top_level_table("scale = 3\n", "scale"));
+        assert!(!has_top_level_table("[target]\npid = 1\n", "scale"));
+        assert!(!has_top_level_table("not = = toml", "scale"));
     }
 }

@@ -269,7 +269,7 @@ fn bar(share: f64, width: usize) -> String {
     bar
 }
 
-fn shorten(text: &str, max: usize) -> String {
+pub fn shorten(text: &str, max: usize) -> String {
     let max = max.max(8);
     if text.chars().count() <= max {
         return text.to_string();
@@ -279,7 +279,7 @@ fn shorten(text: &str, max: usize) -> String {
 }
 
 /// Word-wraps `text` to `width` columns, the first line after `first`, the rest after `rest`.
-fn wrap(text: &str, width: usize, first: &str, rest: &str) -> String {
+pub fn wrap(text: &str, width: usize, first: &str, rest: &str) -> String {
     let mut out = String::new();
     let mut line = first.to_string();
     let mut line_has_words = false;
