@@ -71,11 +71,11 @@ pub enum Command {
     Diff(DiffArgs),
     /// Run a program at several concurrency levels, fit the scaling laws, find where it peaks.
     #[command(after_help = "Examples:\n  \
-                      concadvise scale --levels 1,2,4,8,16 -- ./crawler --workers {n} urls.txt\n  \
-                      concadvise scale --levels 1..8 --metric 'tps = ([0-9.]+)' -- pgbench -c {n} -j 2 -T 5 bench\n  \
+                      concadvise scale --levels 1,2,4,8,16 -- ./crawler --workers {\x1b[1mn\x1b[22m} urls.txt\n  \
+                      concadvise scale --levels 1..8 --metric 'tps = ([0-9.]+)' -- pgbench -c {\x1b[1mn\x1b[22m} -j 2 -T 5 bench\n  \
                       concadvise scale --levels 1,2,4 --env WORKERS -- python3 etl.py\n  \
                       concadvise scale --report scale.toml ...; concadvise show scale.toml\n\n\
-                      {n} in any argument is replaced by the level. Each level is one \
+                      {\x1b[1mn\x1b[22m} in any argument is replaced by the level. Each level is one \
                       `concadvise run` of the command; its report is written beside the scale \
                       report as NAME.N.toml. Throughput is 1 / wall time (the same work at \
                       every level) or, with --metric, the number the program prints.\n\n\
@@ -93,8 +93,9 @@ pub struct ScaleArgs {
     /// in ascending order.
     #[arg(long, value_name = "LIST", value_parser = crate::scale::levels::parse_levels)]
     pub levels: crate::scale::levels::Levels,
-    /// Also put the level in this environment variable (as well as in {n}).
-    #[arg(long, value_name = "NAME", value_parser = parse_env_name)]
+    // clap turns a literal "{n}" in help into a newline: the braces are written around a bold n.
+    #[arg(long, value_name = "NAME", value_parser = parse_env_name,
+          help = "Also put the level in this environment variable (as well as in {\x1b[1mn\x1b[22m})")]
     pub env: Option<String>,
     /// Read throughput from the program's stdout or stderr: the first capture group of the
     /// last line matching REGEX (for programs that run for a fixed time).
@@ -118,8 +119,9 @@ pub struct ScaleArgs {
     /// Stop measuring a level when the program exits, even if processes it started still run.
     #[arg(long, help_heading = "Process tree")]
     pub leave_orphans: bool,
-    /// The program to run and its arguments (after --), with {n} where the level goes.
     #[arg(
+        help = "The program to run and its arguments (after --), with {\x1b[1mn\x1b[22m} where \
+                the level goes",
         required = true,
         trailing_var_arg = true,
         allow_hyphen_values = true,

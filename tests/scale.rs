@@ -345,6 +345,11 @@ fn usage_errors_and_a_missing_command_are_one_line_with_their_codes() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("empty range: write 1..2"));
+    // clap would print a literal {n} in help as a newline: the placeholder survives.
+    let help = concadvise().args(["scale", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("./crawler --workers {n} urls.txt"), "{help}");
+    assert!(!help.contains('\x1b'), "no escapes when not a terminal");
     // Nothing was left behind by the failed scans.
     common::assert_empty(dir.path());
 }
@@ -412,4 +417,41 @@ fn show_converts_and_diff_compares_two_scale_reports_but_not_a_scale_and_a_run()
         .output()
         .unwrap();
     assert_one_line_error(&output, 5, "it is a run report and");
+}
+
+#[test]
+fn repeat_runs_each_level_k_times_and_reports_the_band() {
+    let dir = scratch_dir();
+    // Each run prints 10 N plus how many runs came before it: 10, 11 at N = 1; 22, 23 at 2...
+    let counter = dir.path().join("runs");
+    let script = format!(
+        "c=$(cat {0} 2>/dev/null || echo 0); echo $((c + 1)) > {0}; echo \"rate $(({{n}} * 10 + c))\"",
+        counter.display()
+    );
+    let (output, report) = scan(
+        dir.path(),
+        &[
+            "--levels",
+            "1..3",
+            "--repeat",
+            "2",
+            "--metric",
+            r"rate (\d+)",
+            "-q",
+        ],
+        &["sh", "-c", &script],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report = report.unwrap();
+    let one = level(&report, 1);
+    assert_eq!(one.throughput, Some(10.5));
+    assert_eq!(
+        (one.throughput_min, one.throughput_max),
+        (Some(10.0), Some(11.0))
+    );
+    assert_eq!(one.runs.len(), 2);
+    assert_eq!(one.runs[1].report.as_deref(), Some("scale.1.r2.toml"));
+    assert_eq!(level(&report, 3).throughput, Some(34.5));
+    assert!(dir.path().join("scale.3.r2.toml").exists());
+    assert_eq!(report.scale.repeat, 2);
 }

@@ -267,7 +267,8 @@ pub fn prediction_check(
     match (ceiling, workers) {
         (Some(c), _) if best > CEILING_MARGIN * c => text.push_str(": above the predicted ceiling"),
         (Some(_), Some(w)) if fell && best_n < w => text.push_str(&format!(
-            ": the ceiling held, but the speedup peaked at {best_n} workers, not {w}"
+            ": the ceiling held, but the speedup peaked at {}, not {w}",
+            count_workers(best_n)
         )),
         (Some(_), Some(w)) if w > last_n => text.push_str(&format!(
             ": the ceiling held up to N = {last_n} (the prediction's {w} workers were not tried)"
@@ -277,6 +278,14 @@ pub fn prediction_check(
         (None, _) => {}
     }
     text
+}
+
+fn count_workers(n: u32) -> String {
+    if n == 1 {
+        "1 worker".to_string()
+    } else {
+        format!("{n} workers")
+    }
 }
 
 /// Four significant digits: throughput spans tps in thousands and runs per second in

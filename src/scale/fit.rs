@@ -114,22 +114,22 @@ pub fn fit_usl(points: &[Point]) -> Option<Usl> {
     }
     let sigma = (sums.x1y * sums.x2x2 - sums.x2y * sums.x1x2) / det;
     let kappa = (sums.x2y * sums.x1x1 - sums.x1y * sums.x1x2) / det;
-    // A negative parameter has no meaning: clamp it to 0 and refit the other alone.
-    let kappa_alone = (0.0, (sums.x2y / sums.x2x2).max(0.0));
-    let sigma_alone = ((sums.x1y / sums.x1x1).max(0.0), 0.0);
-    let (sigma, kappa) = match (sigma < 0.0, kappa < 0.0) {
-        (false, false) => (sigma, kappa),
-        (true, false) => kappa_alone,
-        (false, true) => sigma_alone,
-        (true, true) => {
-            if sums.residual(kappa_alone.0, kappa_alone.1)
-                < sums.residual(sigma_alone.0, sigma_alone.1)
-            {
-                kappa_alone
-            } else {
-                sigma_alone
-            }
-        }
+    // σ is a share (0..1) and κ a cost (>= 0). Outside that box, the least-squares
+    // optimum under the constraints lies on an edge of it: on each edge, clamp one
+    // parameter and refit the other alone; keep the edge that fits best.
+    let (sigma, kappa) = if (0.0..=1.0).contains(&sigma) && kappa >= 0.0 {
+        (sigma, kappa)
+    } else {
+        let kappa_given_sigma = |sigma: f64| ((sums.x2y - sigma * sums.x1x2) / sums.x2x2).max(0.0);
+        let edges = [
+            (0.0, kappa_given_sigma(0.0)),
+            (1.0, kappa_given_sigma(1.0)),
+            ((sums.x1y / sums.x1x1).clamp(0.0, 1.0), 0.0),
+        ];
+        edges
+            .into_iter()
+            .min_by(|a, b| sums.residual(a.0, a.1).total_cmp(&sums.residual(b.0, b.1)))
+            .unwrap_or((0.0, 0.0))
     };
     let r2 = r_squared(points, |n| usl_capacity(sigma, kappa, n));
     Some(Usl { sigma, kappa, r2 })
@@ -141,7 +141,7 @@ pub fn fit_amdahl(points: &[Point]) -> Option<Amdahl> {
     if sums.x1x1 <= 0.0 {
         return None;
     }
-    let sigma = (sums.x1y / sums.x1x1).max(0.0);
+    let sigma = (sums.x1y / sums.x1x1).clamp(0.0, 1.0);
     let r2 = r_squared(points, |n| usl_capacity(sigma, 0.0, n));
     Some(Amdahl { sigma, r2 })
 }
@@ -226,7 +226,9 @@ pub fn meaning(law: Law, usl: &Usl, amdahl: &Amdahl, max_n: u32) -> String {
             )
         }
         Law::Usl => {
-            let contention = if usl.sigma >= 0.01 {
+            let contention = if usl.sigma >= 0.995 {
+                "contention: all of the work is serial; ".to_string()
+            } else if usl.sigma >= 0.01 {
                 format!("contention: {} of the work is serial; ", percent(usl.sigma))
             } else {
                 String::new()
@@ -234,7 +236,9 @@ pub fn meaning(law: Law, usl: &Usl, amdahl: &Amdahl, max_n: u32) -> String {
             let peak_n = usl.peak().map_or(f64::INFINITY, |(n, _)| n);
             let workers = peak_n.round().max(1.0);
             let coherency = if workers <= 1.0 {
-                "coherency: a second worker already costs more than it adds".to_string()
+                "coherency: a second worker already costs more than it adds: throughput is \
+                 highest at N = 1"
+                    .to_string()
             } else if peak_n <= 1.25 * f64::from(max_n) {
                 format!("coherency: past {workers} workers they cost each other more than they add")
             } else {
@@ -403,6 +407,66 @@ mod tests {
             })
             .collect();
         assert!(fit_usl(&scattered).unwrap().r2 < 0.5);
+    }
+
+    #[test]
+    fn throughput_falling_from_the_start_keeps_sigma_a_share_and_peaks_at_1() {
+        // Each added client slows every other (pgbench on 2 branch rows, say).
+        let points: Vec<Point> = [(1, 1.0), (2, 0.58), (4, 0.28), (8, 0.39)]
+            .iter()
+            .map(|&(n, c)| Point {
+                n: f64::from(n),
+                capacity: c,
+            })
+            .collect();
+        let usl = fit_usl(&points).unwrap();
+        let amdahl = fit_amdahl(&points).unwrap();
+        assert_eq!(usl.sigma, 1.0, "{usl:?}");
+        assert!(usl.kappa > 0.0, "{usl:?}");
+        assert_eq!(usl.peak().unwrap().0, 1.0);
+        assert_eq!(amdahl.sigma, 1.0);
+        assert_eq!(choose_law(&usl, &amdahl, &points), Law::Usl);
+        let text = meaning(Law::Usl, &usl, &amdahl, 8);
+        assert_eq!(
+            text,
+            "contention: all of the work is serial; coherency: a second worker already costs \
+             more than it adds: throughput is highest at N = 1"
+        );
+    }
+
+    #[test]
+    fn the_constrained_fit_is_no_worse_than_any_other_point_of_the_box() {
+        let cases: [&[(u32, f64)]; 4] = [
+            &[(1, 1.0), (2, 2.0), (3, 2.0), (4, 2.0)],
+            &[(1, 1.0), (2, 2.3), (4, 4.1), (8, 5.0)],
+            &[(1, 1.0), (2, 0.58), (4, 0.28), (8, 0.39)],
+            &[(1, 1.0), (2, 1.2), (4, 3.9), (8, 2.0)],
+        ];
+        for case in cases {
+            let points: Vec<Point> = case
+                .iter()
+                .map(|&(n, c)| Point {
+                    n: f64::from(n),
+                    capacity: c,
+                })
+                .collect();
+            let sums = Sums::of(&points);
+            let usl = fit_usl(&points).unwrap();
+            assert!(
+                (0.0..=1.0).contains(&usl.sigma) && usl.kappa >= 0.0,
+                "{usl:?}"
+            );
+            let best = sums.residual(usl.sigma, usl.kappa);
+            for i in 0..=50 {
+                for j in 0..=50 {
+                    let (sigma, kappa) = (f64::from(i) / 50.0, f64::from(j) / 50.0);
+                    assert!(
+                        best <= sums.residual(sigma, kappa) + 1e-9,
+                        "{case:?}: {usl:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
