@@ -53,14 +53,19 @@ pub enum ColorChoice {
 /// A share of the wall smaller than this is left out of the bars.
 const TRIVIAL_SHARE: f64 = 0.005;
 
-pub fn render(report: &Report, look: Look) -> String {
-    let paint = |style: Style, text: &str| -> String {
-        if look.color {
+impl Look {
+    /// `text` in `style` when colouring, else as it is.
+    pub fn paint(&self, style: Style, text: &str) -> String {
+        if self.color {
             style.force_styling(true).apply_to(text).to_string()
         } else {
             text.to_string()
         }
-    };
+    }
+}
+
+pub fn render(report: &Report, look: Look) -> String {
+    let paint = |style: Style, text: &str| look.paint(style, text);
     let bold = Style::new().bold();
     let dim = Style::new().dim();
     let mut out = String::new();

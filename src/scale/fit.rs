@@ -267,6 +267,17 @@ mod tests {
             .collect()
     }
 
+    /// Points from (N, C(N)) pairs.
+    fn measured(pairs: &[(u32, f64)]) -> Vec<Point> {
+        pairs
+            .iter()
+            .map(|&(n, c)| Point {
+                n: f64::from(n),
+                capacity: c,
+            })
+            .collect()
+    }
+
     fn within_1_percent(found: f64, expected: f64) -> bool {
         (found - expected).abs() <= 0.01 * expected.abs()
     }
@@ -328,13 +339,7 @@ mod tests {
     fn retrograde_data_chooses_the_usl_and_names_the_peak() {
         // pgbench as measured by hand (issue 11): 1809, 3106, 5563, 4528 tps.
         let tps = [(1, 1809.0), (2, 3106.0), (4, 5563.0), (8, 4528.0)];
-        let points: Vec<Point> = tps
-            .iter()
-            .map(|&(n, x)| Point {
-                n: f64::from(n),
-                capacity: x / 1809.0,
-            })
-            .collect();
+        let points = measured(&tps.map(|(n, x)| (n, x / 1809.0)));
         let usl = fit_usl(&points).unwrap();
         let amdahl = fit_amdahl(&points).unwrap();
         assert_eq!(choose_law(&usl, &amdahl, &points), Law::Usl);
@@ -348,13 +353,7 @@ mod tests {
     #[test]
     fn a_flat_cpu_scan_past_the_cores_clamps_sigma_and_peaks_between_2_and_4() {
         // Fixed work on 2 cores: twice as fast at 2, no faster after.
-        let points: Vec<Point> = [(1, 1.0), (2, 2.0), (3, 2.0), (4, 2.0)]
-            .iter()
-            .map(|&(n, c)| Point {
-                n: f64::from(n),
-                capacity: c,
-            })
-            .collect();
+        let points = measured(&[(1, 1.0), (2, 2.0), (3, 2.0), (4, 2.0)]);
         let usl = fit_usl(&points).unwrap();
         assert_eq!(usl.sigma, 0.0, "σ clamped: {usl:?}");
         assert!(
@@ -367,13 +366,7 @@ mod tests {
 
     #[test]
     fn superlinear_data_clamps_both_to_zero() {
-        let points: Vec<Point> = [(1, 1.0), (2, 2.2), (4, 4.6)]
-            .iter()
-            .map(|&(n, c)| Point {
-                n: f64::from(n),
-                capacity: c,
-            })
-            .collect();
+        let points = measured(&[(1, 1.0), (2, 2.2), (4, 4.6)]);
         let usl = fit_usl(&points).unwrap();
         assert_eq!((usl.sigma, usl.kappa), (0.0, 0.0));
         assert_eq!(fit_amdahl(&points).unwrap().sigma, 0.0);
@@ -399,26 +392,14 @@ mod tests {
         assert!((0.04..0.12).contains(&usl.sigma), "{usl:?}");
         assert!((0.005..0.02).contains(&usl.kappa), "{usl:?}");
         // Measurements with no trend at all fit badly.
-        let scattered: Vec<Point> = [(1, 1.0), (2, 3.0), (3, 1.2), (4, 2.8), (5, 1.1)]
-            .iter()
-            .map(|&(n, c)| Point {
-                n: f64::from(n),
-                capacity: c,
-            })
-            .collect();
+        let scattered = measured(&[(1, 1.0), (2, 3.0), (3, 1.2), (4, 2.8), (5, 1.1)]);
         assert!(fit_usl(&scattered).unwrap().r2 < 0.5);
     }
 
     #[test]
     fn throughput_falling_from_the_start_keeps_sigma_a_share_and_peaks_at_1() {
         // Each added client slows every other (pgbench on 2 branch rows, say).
-        let points: Vec<Point> = [(1, 1.0), (2, 0.58), (4, 0.28), (8, 0.39)]
-            .iter()
-            .map(|&(n, c)| Point {
-                n: f64::from(n),
-                capacity: c,
-            })
-            .collect();
+        let points = measured(&[(1, 1.0), (2, 0.58), (4, 0.28), (8, 0.39)]);
         let usl = fit_usl(&points).unwrap();
         let amdahl = fit_amdahl(&points).unwrap();
         assert_eq!(usl.sigma, 1.0, "{usl:?}");
@@ -443,13 +424,7 @@ mod tests {
             &[(1, 1.0), (2, 1.2), (4, 3.9), (8, 2.0)],
         ];
         for case in cases {
-            let points: Vec<Point> = case
-                .iter()
-                .map(|&(n, c)| Point {
-                    n: f64::from(n),
-                    capacity: c,
-                })
-                .collect();
+            let points = measured(case);
             let sums = Sums::of(&points);
             let usl = fit_usl(&points).unwrap();
             assert!(

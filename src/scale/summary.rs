@@ -11,13 +11,7 @@ use crate::report::terminal::{shorten, wrap, Look};
 const CHART_ROWS: usize = 12;
 
 pub fn render(report: &ScaleReport, look: Look) -> String {
-    let paint = |style: Style, text: &str| -> String {
-        if look.color {
-            style.force_styling(true).apply_to(text).to_string()
-        } else {
-            text.to_string()
-        }
-    };
+    let paint = |style: Style, text: &str| look.paint(style, text);
     let bold = Style::new().bold();
     let scale = &report.scale;
     let mut out = String::new();
