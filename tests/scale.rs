@@ -214,8 +214,8 @@ fn metric_reads_the_rate_the_program_prints_and_its_output_is_teed() {
 fn env_carries_the_level_and_the_last_match_of_either_stream_wins() {
     let dir = scratch_dir();
     // Throughput 10 N / (1 + 0.1 (N - 1)): Amdahl with a 10 % serial share, printed last on
-    // stderr after a decoy on stdout.
-    let script = "echo 'rate 1' ; awk -v n=$WORKERS \
+    // stderr, a moment after a decoy on stdout.
+    let script = "echo 'rate 1'; sleep 0.1; awk -v n=$WORKERS \
                   'BEGIN { printf \"rate %f\\n\", 10 * n / (1 + 0.1 * (n - 1)) }' >&2";
     let (output, report) = scan(
         dir.path(),
@@ -324,6 +324,11 @@ fn a_failing_level_stops_the_scan_unless_keep_going() {
     assert_eq!(report.scale.levels.len(), 3);
     assert_eq!(level(&report, 3).status, "ok");
     assert!(summary_of(&output).contains("N = 2 failed"));
+
+    // The level reports of that scan are not taken for a run that could not start.
+    let (output, _) = scan(dir.path(), &["--levels", "1..3"], &["no-such-command-{n}"]);
+    assert_one_line_error(&output, 127, "command not found: no-such-command-1");
+    assert!(!dir.path().join("scale.1.toml").exists());
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use regex::Regex;
 
@@ -237,21 +237,17 @@ fn run_once(
 ) -> Result<Result<Run, u8>, Error> {
     let file = plan.files.name(n, run_index);
     let path = plan.files.dir.join(&file);
-    let mut child = Command::new(exe);
-    child
-        .args(["run", "-q", "--report"])
-        .arg(&path)
-        .args(&plan.run_options)
-        .arg("--")
-        .args(substitute(&plan.command, n))
-        // Each level is a fresh run of the same program: there is no one input to give them all.
-        .stdin(Stdio::null());
-    if let Some(name) = &plan.env {
-        child.env(name, n.to_string());
+    // A report left by an earlier scan must not pass for this run's.
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::Report {
+                path,
+                reason: format!("cannot replace it: {e}"),
+            })
+        }
+        _ => {}
     }
-    if plan.metric.is_some() {
-        child.stdout(Stdio::piped()).stderr(Stdio::piped());
-    }
+    let mut child = level_command(plan, exe, n, &path);
     let mut child = child
         .spawn()
         .map_err(|e| Error::Setup(format!("cannot start {}: {e}", exe.display())))?;
@@ -270,9 +266,7 @@ fn run_once(
     let status = child.wait();
     // The child is reaped: its PID may be reused from now on.
     signals.forward_to(0);
-    for handle in tees {
-        let _ = handle.join();
-    }
+    finish_tees(tees);
     let status =
         status.map_err(|e| Error::Setup(format!("waiting for level {n}'s run failed: {e}")))?;
     let report = match crate::report::read::load(&path) {
@@ -287,18 +281,10 @@ fn run_once(
         }
     };
     let status = RunStatus::of(&report);
-    let reading = plan
-        .metric
-        .as_ref()
-        .map(|_| std::mem::take(&mut *latest.lock().unwrap_or_else(PoisonError::into_inner)));
-    let metric = match (reading, status) {
-        (None, _) => None,
-        (Some(Reading::Number(value)), _) => Some(value),
-        (Some(_), RunStatus::Failed | RunStatus::Interrupted) => None,
-        (Some(Reading::NotANumber(text)), RunStatus::Ok) => {
-            return Err(metric_error(plan, n, Some(text)))
-        }
-        (Some(Reading::NoMatch), RunStatus::Ok) => return Err(metric_error(plan, n, None)),
+    let reading = std::mem::take(&mut *latest.lock().unwrap_or_else(PoisonError::into_inner));
+    let metric = match &plan.metric {
+        Some(regex) => metric_of(reading, status, regex, n)?,
+        None => None,
     };
     Ok(Ok(Run {
         report,
@@ -308,14 +294,59 @@ fn run_once(
     }))
 }
 
-fn metric_error(plan: &Plan, n: u32, captured: Option<String>) -> Error {
-    Error::Metric {
+/// `concadvise run -q --report PATH [options] -- COMMAND-at-n`, its output piped for --metric.
+fn level_command(plan: &Plan, exe: &Path, n: u32, path: &Path) -> Command {
+    let mut child = Command::new(exe);
+    child
+        .args(["run", "-q", "--report"])
+        .arg(path)
+        .args(&plan.run_options)
+        .arg("--")
+        .args(substitute(&plan.command, n))
+        // Each level is a fresh run of the same program: there is no one input to give them all.
+        .stdin(Stdio::null());
+    if let Some(name) = &plan.env {
+        child.env(name, n.to_string());
+    }
+    if plan.metric.is_some() {
+        child.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    child
+}
+
+/// The number --metric read; a run that ended well must have printed one.
+fn metric_of(
+    reading: Reading,
+    status: RunStatus,
+    regex: &Regex,
+    n: u32,
+) -> Result<Option<f64>, Error> {
+    let missing = |captured: Option<String>| Error::Metric {
         level: n,
-        regex: plan
-            .metric
-            .as_ref()
-            .map_or(String::new(), |r| r.to_string()),
+        regex: regex.to_string(),
         captured,
+    };
+    match (reading, status) {
+        (Reading::Number(value), _) => Ok(Some(value)),
+        (_, RunStatus::Failed | RunStatus::Interrupted) => Ok(None),
+        (Reading::NotANumber(text), RunStatus::Ok) => Err(missing(Some(text))),
+        (Reading::NoMatch, RunStatus::Ok) => Err(missing(None)),
+    }
+}
+
+/// How long the output copies may go on after the level's concadvise exited (a process the
+/// program left running, with --leave-orphans, may hold the pipes open for ever).
+const TEE_GRACE: Duration = Duration::from_secs(2);
+
+/// Waits for the copies of the output to reach its end, or for `TEE_GRACE`; copies still
+/// running then go on in the background.
+fn finish_tees(tees: Vec<JoinHandle<()>>) {
+    let deadline = Instant::now() + TEE_GRACE;
+    while tees.iter().any(|tee| !tee.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for tee in tees.into_iter().filter(JoinHandle::is_finished) {
+        let _ = tee.join();
     }
 }
 
