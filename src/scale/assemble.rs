@@ -115,6 +115,7 @@ fn level_section(level: &Level, setup: &Setup<'_>) -> LevelSection {
         class: report.verdict.class.clone(),
         dominant_wait: report.verdict.dominant_wait.clone(),
         wall_s: report.time.wall_s,
+        runqueue_s: report.breakdown.runqueue_s,
         report: file(run),
         runs: if repeated {
             level

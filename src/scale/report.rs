@@ -78,6 +78,10 @@ pub struct LevelSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dominant_wait: Option<String>,
     pub wall_s: f64,
+    /// Thread-seconds the program's threads waited for a CPU (the level's breakdown): at a
+    /// level no larger than the cores, time the machine's other processes took.
+    #[serde(default)]
+    pub runqueue_s: f64,
     /// The level's full `run` report, a file beside this one (absent when none was kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<String>,
@@ -181,6 +185,7 @@ pub mod sample {
             class: "io-bound".into(),
             dominant_wait: Some("network".into()),
             wall_s: 5.0,
+            runqueue_s: 0.0,
             report: Some(format!("scale.{n}.toml")),
             runs: Vec::new(),
         }

@@ -46,6 +46,9 @@ pub fn render(report: &ScaleReport, look: Look) -> String {
     if let Some(note) = stop_note(report) {
         out.push_str(&wrap(&note, look.width, "  ", "  "));
     }
+    if let Some(note) = busy_machine_note(report) {
+        out.push_str(&wrap(&note, look.width, "  ", "  "));
+    }
 
     let measured: Vec<(f64, f64)> = scale
         .levels
@@ -171,6 +174,32 @@ fn stop_note(report: &ScaleReport) -> Option<String> {
         )),
         _ => None,
     }
+}
+
+/// Waiting for a CPU this share of the wall time, with no more threads than cores, means
+/// other processes were using the cores.
+const BUSY_RUNQUEUE_SHARE: f64 = 0.1;
+
+/// A warning when, at a level that fits in the cores, the program waited for a CPU: the
+/// speedups then measure the machine's load as much as the program.
+fn busy_machine_note(report: &ScaleReport) -> Option<String> {
+    let cores = report.scale.cores;
+    let (level, share) = report
+        .scale
+        .levels
+        .iter()
+        .filter(|l| l.n as usize <= cores && l.wall_s > 0.0)
+        .map(|l| (l, l.runqueue_s / l.wall_s))
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
+    (share > BUSY_RUNQUEUE_SHARE).then(|| {
+        format!(
+            "(the machine was busy: at N = {} the program's threads waited for a CPU {:.0} % of \
+             the time, though it had {cores} cores: other processes took them, so the \
+             speedups are uncertain; measure on a quiet machine, or with --repeat)",
+            level.n,
+            share * 100.0
+        )
+    })
 }
 
 fn table_header() -> String {
