@@ -23,7 +23,7 @@ pub struct Setup<'a> {
 }
 
 /// Below this R², the fit's words come with a warning.
-const LOOSE_FIT_R2: f64 = 0.8;
+pub const LOOSE_FIT_R2: f64 = 0.8;
 
 /// A scan needs this many levels for a fit.
 pub const MIN_FIT_LEVELS: usize = 3;

@@ -2,6 +2,7 @@
 
 use console::Style;
 
+use super::assemble::LOOSE_FIT_R2;
 use super::chart::Chart;
 use super::fit::{usl_capacity, Law};
 use super::report::{FitSection, LevelSection, ScaleReport};
@@ -279,7 +280,15 @@ fn fit_lines(fit: &FitSection) -> String {
         .map_or("no ceiling (σ = 0)".to_string(), |c| {
             format!("ceiling {c:.1}x")
         });
+    let chosen_r2 = if fit.law == Law::Usl {
+        fit.r2
+    } else {
+        fit.amdahl.r2
+    };
     let verdict = match fit.law {
+        _ if chosen_r2 < LOOSE_FIT_R2 => {
+            "neither law follows these levels closely (R² under 0.8): noisy levels? try --repeat 3"
+        }
         Law::Usl => "the USL fits best: its κ explains what Amdahl's law cannot",
         Law::Amdahl => "Amdahl's law fits: the USL's κ adds nothing",
         Law::Linear => "linear: neither law finds a serial share or a coherency cost",
