@@ -47,7 +47,10 @@ pub fn render(report: &ScaleReport, look: Look) -> String {
     if let Some(note) = stop_note(report) {
         out.push_str(&wrap(&note, look.width, "  ", "  "));
     }
-    if let Some(note) = busy_machine_note(report) {
+    for note in [busy_machine_note(report), cores_note(report)]
+        .into_iter()
+        .flatten()
+    {
         out.push_str(&wrap(&note, look.width, "  ", "  "));
     }
 
@@ -203,6 +206,30 @@ fn busy_machine_note(report: &ScaleReport) -> Option<String> {
     })
 }
 
+/// A cpu-bound program whose speedup reached this share of the cores was stopped by them.
+const CORES_REACHED: f64 = 0.85;
+
+/// When every level was cpu-bound and the speedup reached about the number of cores: the
+/// machine, not the program, set the limit the fit describes.
+fn cores_note(report: &ScaleReport) -> Option<String> {
+    let scale = &report.scale;
+    let measured: Vec<&LevelSection> = scale.levels.iter().filter(|l| l.status == "ok").collect();
+    let best = measured
+        .iter()
+        .filter_map(|l| l.speedup)
+        .fold(0.0, f64::max);
+    let cores = scale.cores as f64;
+    let all_cpu_bound = !measured.is_empty() && measured.iter().all(|l| l.class == "cpu-bound");
+    let past_cores = measured.iter().any(|l| f64::from(l.n) > cores);
+    (all_cpu_bound && past_cores && cores > 0.0 && best >= CORES_REACHED * cores).then(|| {
+        format!(
+            "(every level was cpu-bound and the speedup reached {best:.2}x on {} cores: past \
+             that the cores, not the program, set the limit)",
+            scale.cores
+        )
+    })
+}
+
 fn table_header() -> String {
     format!(
         "{:>4}{:>12}{:>9}{:>11}{:>11}  {:<14}{:<9}{:>8}",
@@ -339,6 +366,34 @@ mod tests {
         assert!(text.contains("level reports: scale.1.toml … scale.8.toml"));
         assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
         assert!(!text.contains('\x1b'));
+    }
+
+    #[test]
+    fn a_cpu_bound_scan_that_filled_the_cores_says_so() {
+        let mut report = pgbench_like();
+        for level in &mut report.scale.levels {
+            level.class = "cpu-bound".into();
+        }
+        let text = render(
+            &report,
+            Look {
+                width: 80,
+                color: false,
+            },
+        );
+        assert!(
+            text.contains("(every level was cpu-bound and the speedup reached 3.08x on 2"),
+            "{text}"
+        );
+        report.scale.cores = 8;
+        let text = render(
+            &report,
+            Look {
+                width: 80,
+                color: false,
+            },
+        );
+        assert!(!text.contains("every level was cpu-bound"), "{text}");
     }
 
     #[test]
