@@ -79,7 +79,7 @@ pub enum Command {
                       `concadvise run` of the command; its report is written beside the scale \
                       report as NAME.N.toml. Throughput is 1 / wall time (the same work at \
                       every level) or, with --metric, the number the program prints.\n\n\
-                      Exit status: 0; 7 if a level's program failed; 8 if --metric matched \
+                      Exit status: 0; 8 if a level's program failed; 9 if --metric matched \
                       nothing at a level; 130 if interrupted (the levels done are still \
                       reported); 6 if the report cannot be written; 5 for a malformed profile; \
                       127/126 if the command was not found / not executable; 2 for usage \

@@ -12,9 +12,9 @@ pub mod exit_code {
     pub const BAD_INPUT_FILE: u8 = 5;
     pub const OUTPUT_NOT_WRITABLE: u8 = 6;
     /// scale: a level's program exited non-zero or was killed.
-    pub const LEVEL_FAILED: u8 = 7;
+    pub const LEVEL_FAILED: u8 = 8;
     /// scale: --metric found no number in a level's output.
-    pub const METRIC_NOT_FOUND: u8 = 8;
+    pub const METRIC_NOT_FOUND: u8 = 9;
     /// scale: stopped by Ctrl-C (or SIGTERM, SIGHUP) before every level ran.
     pub const INTERRUPTED: u8 = 130;
     pub const RUN_FAILED: u8 = 125;
@@ -54,6 +54,7 @@ pub enum Error {
     },
     #[error("unknown runtime {name:?} for --runtime (profiles: {})", known.join(", "))]
     UnknownRuntime { name: String, known: Vec<String> },
+    /// A wrong argument clap could not check itself.
     #[error("{0}")]
     Usage(String),
     #[error("level {level}: {}", metric_problem(regex, captured))]

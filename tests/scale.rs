@@ -255,7 +255,7 @@ fn a_metric_that_never_matches_is_a_one_line_error_naming_the_level_and_regex() 
     );
     assert_one_line_error(
         &output,
-        8,
+        9,
         r#"level 1: --metric "tps = ([0-9.]+)" matched no line"#,
     );
     assert!(report.is_none());
@@ -307,7 +307,7 @@ fn a_failing_level_stops_the_scan_unless_keep_going() {
     let dir = scratch_dir();
     let fails_at_2 = ["sh", "-c", "exit $(( {n} == 2 ? 3 : 0 ))"];
     let (output, report) = scan(dir.path(), &["--levels", "1..3", "-q"], &fails_at_2);
-    assert_eq!(output.status.code(), Some(7), "{output:?}");
+    assert_eq!(output.status.code(), Some(8), "{output:?}");
     let report = report.unwrap();
     assert_eq!(report.scale.levels.len(), 2);
     assert_eq!(level(&report, 2).status, "failed");
@@ -319,7 +319,7 @@ fn a_failing_level_stops_the_scan_unless_keep_going() {
         &["--levels", "1..3", "--keep-going"],
         &fails_at_2,
     );
-    assert_eq!(output.status.code(), Some(7), "{output:?}");
+    assert_eq!(output.status.code(), Some(8), "{output:?}");
     let report = report.unwrap();
     assert_eq!(report.scale.levels.len(), 3);
     assert_eq!(level(&report, 3).status, "ok");
