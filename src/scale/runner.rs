@@ -98,9 +98,14 @@ pub enum RunStatus {
     Interrupted,
 }
 
+/// A program that SIGINT killed was stopped by a Ctrl-C, even when the level's concadvise
+/// noticed the signal too late to mark its report `interrupted` (its signal thread may not
+/// have run yet when the program's exit was reaped, on a loaded machine).
+const SIGINT: i32 = 2;
+
 impl RunStatus {
     pub fn of(report: &Report) -> RunStatus {
-        if report.target.interrupted {
+        if report.target.interrupted || report.target.signal == Some(SIGINT) {
             RunStatus::Interrupted
         } else if report.target.exit_code != Some(0) || report.target.signal.is_some() {
             RunStatus::Failed
@@ -218,10 +223,15 @@ pub fn scan(plan: &Plan) -> Result<Outcome, Error> {
             }
         }
     }
+    // A level can know of a Ctrl-C before this process's signal thread has counted it.
+    let interrupted = signals.interrupted()
+        || levels
+            .last()
+            .is_some_and(|level: &Level| level.status() == RunStatus::Interrupted);
     Ok(Outcome::Scanned(Scan {
         levels,
         started_at,
-        interrupted: signals.interrupted(),
+        interrupted,
         failed,
     }))
 }
