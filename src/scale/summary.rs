@@ -332,15 +332,20 @@ mod tests {
     use super::*;
     use crate::scale::report::sample::pgbench_like;
 
-    #[test]
-    fn the_summary_has_the_law_the_table_the_chart_and_the_prediction() {
-        let text = render(
-            &pgbench_like(),
+    /// The summary at 80 columns, without colour.
+    fn plain(report: &ScaleReport) -> String {
+        render(
+            report,
             Look {
                 width: 80,
                 color: false,
             },
-        );
+        )
+    }
+
+    #[test]
+    fn the_summary_has_the_law_the_table_the_chart_and_the_prediction() {
+        let text = plain(&pgbench_like());
         assert!(
             text.starts_with("concadvise scale: coherency: past 5 workers"),
             "{text}"
@@ -374,25 +379,13 @@ mod tests {
         for level in &mut report.scale.levels {
             level.class = "cpu-bound".into();
         }
-        let text = render(
-            &report,
-            Look {
-                width: 80,
-                color: false,
-            },
-        );
+        let text = plain(&report);
         assert!(
             text.contains("(every level was cpu-bound and the speedup reached 3.08x on 2"),
             "{text}"
         );
         report.scale.cores = 8;
-        let text = render(
-            &report,
-            Look {
-                width: 80,
-                color: false,
-            },
-        );
+        let text = plain(&report);
         assert!(!text.contains("every level was cpu-bound"), "{text}");
     }
 
@@ -408,13 +401,7 @@ mod tests {
         failed.throughput = None;
         failed.speedup = None;
         failed.efficiency = None;
-        let text = render(
-            &report,
-            Look {
-                width: 80,
-                color: false,
-            },
-        );
+        let text = plain(&report);
         assert!(
             text.starts_with("concadvise scale: no fit: 2 levels measured"),
             "{text}"
