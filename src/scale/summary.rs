@@ -314,7 +314,7 @@ fn fit_lines(fit: &FitSection) -> String {
     };
     let verdict = match fit.law {
         _ if chosen_r2 < LOOSE_FIT_R2 => {
-            "neither law follows these levels closely (R² under 0.8): noisy levels? try --repeat 3"
+            "neither law fits these levels closely (R² under 0.8): noisy? try --repeat 3"
         }
         Law::Usl => "the USL fits best: its κ explains what Amdahl's law cannot",
         Law::Amdahl => "Amdahl's law fits: the USL's κ adds nothing",
