@@ -189,7 +189,11 @@ fn a_producer_waits_on_its_slow_consumer_over_a_unix_socketpair() {
     let _lock = timing_lock();
     let (report, output) = run_measured(
         &[],
-        &["python3", &example("python/socketpair_pipeline.py"), "500"],
+        &[
+            python3().as_str(),
+            &example("python/socketpair_pipeline.py"),
+            "500",
+        ],
     );
     assert!(output.status.success(), "{output:?}");
     let bottleneck = report

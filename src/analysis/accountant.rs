@@ -158,6 +158,10 @@ impl ProcessAccount {
     }
 }
 
+/// Off-CPU time of a thread seen running at both ends of its intervals, before any wait of
+/// it was seen, is kept for the first wait seen up to this much; past it, it is `other`.
+const UNSEEN_WAIT_LIMIT_NS: i64 = 1_000_000_000;
+
 /// Exited threads whose accounts are kept (the busiest); the report lists fewer.
 const KEPT_FINISHED_THREADS: usize = 100;
 
@@ -670,11 +674,13 @@ impl ThreadAccount {
                 (None, Some(kind)) => self.charge(&mut split, kind, off as f64),
                 // Running at both ends: waits too short to be seen (a thread doing many quick
                 // fsyncs) or counter lag, which the next interval takes back. Give it to the
-                // wait this thread was last seen in; with none seen yet, keep it for later,
-                // unless it grows past the interval itself.
+                // wait this thread was last seen in; with none seen yet, keep it for the first
+                // wait seen (most likely the same kind), unless it grows past a second.
                 (None, None) => match self.last_wait.clone() {
                     Some(kind) => self.charge(&mut split, &kind, off as f64),
-                    None if off > elapsed => split.waits_ns[WaitKind::Other.index()] += off as f64,
+                    None if off > UNSEEN_WAIT_LIMIT_NS => {
+                        split.waits_ns[WaitKind::Other.index()] += off as f64
+                    }
                     None => self.pending_off_ns = off,
                 },
             }

@@ -275,7 +275,7 @@ fn write_trace(input: &TraceInput, destination: &Destination) -> Result<(), Erro
 
 /// A report that could not be written where asked: saved to a fallback file, named in one
 /// line, or, when no fallback takes it either, printed on stderr after that line.
-fn keep_elsewhere(error: &Error, bytes: &[u8], format: Format) {
+pub fn keep_elsewhere(error: &Error, bytes: &[u8], format: Format) {
     match save_fallback(bytes, format.extension()) {
         Ok(saved) => crate::notice::line(&format!(
             "error: {error}; the report was saved to {} instead",

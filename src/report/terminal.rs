@@ -56,18 +56,25 @@ const TRIVIAL_SHARE: f64 = 0.005;
 /// A sampler tick held up at least this long is mentioned under the summary.
 const STALL_WORTH_SAYING_S: f64 = 0.1;
 
-/// Styles text when colour is on.
+impl Look {
+    /// `text` in `style` when colouring, else as it is.
+    pub fn paint(&self, style: Style, text: &str) -> String {
+        if self.color {
+            style.force_styling(true).apply_to(text).to_string()
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// Styles text when colour is on, and writes the section headings.
 struct Painter {
     look: Look,
 }
 
 impl Painter {
     fn paint(&self, style: Style, text: &str) -> String {
-        if self.look.color {
-            style.force_styling(true).apply_to(text).to_string()
-        } else {
-            text.to_string()
-        }
+        self.look.paint(style, text)
     }
 
     fn heading(&self, text: &str) -> String {

@@ -288,8 +288,10 @@ impl FdResolver {
                 Some(peer) => {
                     let holders = self.peers.holders_of_socket(peer, &others);
                     if holders.is_empty() {
+                        // A server in the process itself (another thread) is no other process.
                         self.peers
                             .visible_holder_of_socket(peer)
+                            .filter(|holder| *holder != pid)
                             .into_iter()
                             .collect()
                     } else {

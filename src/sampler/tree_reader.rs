@@ -143,6 +143,17 @@ struct TrackedProcess {
     /// The most threads it had beyond those followed when /proc/PID/task could not be listed
     /// (out of descriptors): threads never even found.
     unlisted: u64,
+    /// How many times its command line was read again because it came back empty (a process
+    /// read in the middle of an exec).
+    command_retries: u8,
+}
+
+/// An empty command line is read again at this many ticks at most.
+const COMMAND_RETRIES: u8 = 5;
+
+/// The command `read_process_info` writes when the command line could not be read.
+fn command_unread(info: &ProcessInfo) -> bool {
+    matches!(info.command.as_slice(), [only] if only.starts_with('[') && only.ends_with(']'))
 }
 
 pub struct TreeReader {
@@ -317,6 +328,7 @@ impl TreeReader {
                         tids: Vec::new(),
                         recheck_dormant: false,
                         unlisted: 0,
+                        command_retries: 0,
                     },
                 );
                 self.processes_seen += 1;
@@ -635,6 +647,7 @@ impl TreeReader {
                 process.info = info;
             }
         }
+        self.reread_empty_commands(snapshot);
         let live_pids: HashSet<i32> = self.threads.values().map(|t| t.pid).collect();
         let loops = &mut self.loops;
         let unlisted_gone = &mut self.unlisted_gone;
@@ -672,6 +685,36 @@ impl TreeReader {
                     cpu_ns: ticks.saturating_mul(self.ns_per_tick),
                     born_during: process.born_during,
                 });
+            }
+        }
+    }
+
+    /// Processes whose command line came back empty (read in the middle of an exec) are read
+    /// again, a few ticks at most; what they run now is reported as an update.
+    fn reread_empty_commands(&mut self, snapshot: &mut TickSnapshot) {
+        let pending: Vec<i32> = self
+            .processes
+            .iter()
+            .filter(|(_, p)| command_unread(&p.info) && p.command_retries < COMMAND_RETRIES)
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in pending {
+            let Some(mut info) = read_process_info(pid, &mut self.buf) else {
+                continue;
+            };
+            let Some(process) = self.processes.get_mut(&pid) else {
+                continue;
+            };
+            process.command_retries += 1;
+            if command_unread(&info) || info.start_ticks != process.info.start_ticks {
+                continue;
+            }
+            info.cgroup = process.info.cgroup;
+            info.go_buildinfo = process.info.go_buildinfo;
+            process.info = info.clone();
+            match snapshot.new_processes.iter().position(|p| p.pid == pid) {
+                Some(index) => snapshot.new_processes[index] = info,
+                None => snapshot.new_processes.push(info),
             }
         }
     }

@@ -194,7 +194,8 @@ pub fn parallel_cpu(input: &AdviceInput, workers: Option<u32>) -> Estimate {
 
 /// The expected gain of overlapping I/O waits, from `now` in flight to as many as the sizing
 /// gives or as there were waits, whichever is fewer: as if the peer took them all at once at
-/// best, only four at a time at worst (a client cannot see its capacity).
+/// best (the computing between waits then overlaps the other waits), only four at a time at
+/// worst (a client cannot see its capacity).
 pub fn overlapped_io(input: &AdviceInput, sizing: &Sizing, now: f64, peer: &str) -> Estimate {
     let p = input.verdict.shares.io.min(1.0);
     let now = now.max(1.0);
@@ -206,7 +207,9 @@ pub fn overlapped_io(input: &AdviceInput, sizing: &Sizing, now: f64, peer: &str)
             format!("{now:.1} waits are in flight already and no more would fit"),
         );
     }
-    let high = amdahl(p, most / now);
+    // At best the work between the waits hides under the other requests' waits: what is
+    // left is the longer of the two, not their sum.
+    let high = 1.0 / (1.0 - p).max(p * now / most).max(f64::MIN_POSITIVE);
     let low = amdahl(p, (4.0 / now).max(1.0).min(most / now));
     Estimate::band(
         Band::new((low * high).sqrt(), low, high).widened_for(input),
