@@ -58,6 +58,7 @@ pub fn recommend(findings: &Findings, profile: &Profile) -> Recommendation {
         system_s: findings.cpu.system_s,
         wall_sync_s: findings.wall.disk_sync_ns / 1e9,
         other_load_cores: findings.other_load_cores,
+        code: findings.code.as_ref(),
     };
     let advice = if findings.phases_disagree {
         advise_phases(&input, &findings.phases)
@@ -114,6 +115,10 @@ fn advise(input: &AdviceInput) -> Advice {
     let values = placeholder_values(input, workers, speedup_ceiling);
     let shares = &input.verdict.shares;
     let mut reasons = vec![chosen.measured(input)];
+    let code = chosen.code(input);
+    if let Some(code) = &code {
+        reasons.push(code.reason.clone());
+    }
     if let Some(bottleneck) = input.bottleneck {
         if input.about_bottleneck {
             // The verdict is that process's own: say so before its numbers.
@@ -158,11 +163,15 @@ fn advise(input: &AdviceInput) -> Advice {
             pct(shares.unknown)
         ));
     }
+    let mut how = fill(&entry.how, &values);
+    if let Some(code) = code {
+        how = format!("{how} {}", code.how).trim().to_string();
+    }
     Advice {
         model: entry.model,
         situation,
         reasons,
-        how: fill(&entry.how, &values),
+        how,
         alternatives: entry
             .alternatives
             .iter()
@@ -344,6 +353,7 @@ mod tests {
             system_s: 0.0,
             wall_sync_s: 0.0,
             other_load_cores: None,
+            code: None,
         })
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::accountant::{Accountant, TimeSplit};
 use super::bottleneck::Bottleneck;
+use super::code::{CodeFindings, CodeState};
 use super::contention::{serialized_threads, SerializedThreads};
 use super::limits::{self, Limits};
 use super::phases::{self, Phase};
@@ -182,6 +183,9 @@ pub struct Findings {
     pub bottleneck_verdict: Option<Verdict>,
     /// The runtime of the loop thread's process, when there is a loop.
     pub event_loop_runtime: Option<Runtime>,
+    /// Where in the code the time of the states that matter went (`None` when no process's
+    /// stacks were to be read: not Python, or `--no-stacks`).
+    pub code: Option<CodeFindings>,
     /// The runtime of the process that used the most CPU (or the one asked for).
     pub runtime: Runtime,
     /// Busiest first.
@@ -240,6 +244,9 @@ pub fn analyse_ticks(
             .find(|p| p.pid == found.pid)
             .map(|p| p.runtime.clone())
     });
+    let code = analyser
+        .code
+        .conclude(&analyser.event_loops, &code_states(&verdict));
     let thread_timelines = analyser.thread_timeline.timelines();
     let mut threads = threads(accountant);
     let other_threads = timeline_rows(&mut threads, &thread_timelines, accountant);
@@ -286,11 +293,30 @@ pub fn analyse_ticks(
         bottleneck,
         bottleneck_verdict,
         event_loop_runtime,
+        code,
         processes,
         threads,
         runtime,
         sampling,
     })
+}
+
+/// The states whose code the report names: computing when it is a tenth of the wall time,
+/// the dominant wait, locks when they hold the program a tenth of the time, and a loop's
+/// blocked time.
+fn code_states(verdict: &Verdict) -> Vec<CodeState> {
+    let mut states = Vec::new();
+    if verdict.shares.computing >= 0.1 {
+        states.push(CodeState::Cpu);
+    }
+    if let Some(kind) = verdict.dominant_wait {
+        states.push(CodeState::Wait(kind));
+    }
+    if verdict.shares.lock >= 0.1 && verdict.dominant_wait != Some(WaitKind::Lock) {
+        states.push(CodeState::Wait(WaitKind::Lock));
+    }
+    states.push(CodeState::LoopBlocked);
+    states
 }
 
 /// The tree's CPU: the kernel's totals when they cover what the sampler saw, else the sampled

@@ -18,8 +18,10 @@ use crate::report::terminal::{render, Look};
 use crate::report::trace::{self, TraceInput};
 use crate::report::write::Destination;
 use crate::report::Report;
+use crate::sampler::stacks::Stacks;
 use crate::sampler::tree_reader::Scope;
 use crate::sampler::{Sampler, SamplerConfig};
+use crate::target::py_spy::PySpySource;
 
 /// Outputs the user asked for, each proven writable.
 pub struct Outputs<'a> {
@@ -96,6 +98,8 @@ impl<'a> Outputs<'a> {
             origin,
             record,
             sink: TickAnalyser::with_event_budget(self.output.trace_events),
+            stacks: (!self.sampling.no_stacks)
+                .then(|| Stacks::new(PySpySource::new(&self.profiles))),
         })
         .map_err(|e| Error::Setup(format!("cannot start the sampler thread: {e}")))?;
         let progress = Progress::start(sampler.live(), self.output.quiet);

@@ -138,6 +138,12 @@ fn headline(report: &Report, painter: &Painter) -> String {
     if let Some(line) = structure_line(report) {
         out.push_str(&format!("  {line}\n"));
     }
+    for line in where_lines(report) {
+        out.push_str(&format!(
+            "  {}\n",
+            shorten(&line, painter.look.width.saturating_sub(2))
+        ));
+    }
     if let Some(bottleneck) = &report.bottleneck {
         let name = bottleneck
             .command
@@ -161,6 +167,38 @@ fn headline(report: &Report, painter: &Painter) -> String {
         ));
     }
     out
+}
+
+/// "where: checksum (hotlib.py:12) · cpu 1.94 s, 83% of the cpu samples": the top hotspot,
+/// and the next one when it has at least a quarter of its time (two lines at most).
+fn where_lines(report: &Report) -> Vec<String> {
+    let Some(code) = &report.code else {
+        return Vec::new();
+    };
+    let mut hotspots = code.hotspots.iter();
+    let Some(first) = hotspots.next() else {
+        return Vec::new();
+    };
+    let line = |label: &str, h: &super::HotspotSection| {
+        let base = h.file.rsplit('/').next().unwrap_or(&h.file);
+        let state = h.state.replace('_', " ");
+        let doing = match h.blocked_in.as_deref() {
+            Some(kind) => format!(" ({kind})"),
+            None => String::new(),
+        };
+        format!(
+            "{label} {} ({base}:{}) · {state}{doing} {:.2} s, {:.0}% of the {state} samples",
+            h.function,
+            h.line,
+            h.seconds,
+            h.share * 100.0
+        )
+    };
+    let mut lines = vec![line("where:", first)];
+    if let Some(second) = hotspots.next().filter(|h| h.seconds >= first.seconds / 4.0) {
+        lines.push(line("      ", second));
+    }
+    lines
 }
 
 /// "structure: event loop (python3 pid 123), 9.6 in flight; loop blocked 72% (sleep, cpu)".

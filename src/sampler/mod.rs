@@ -5,6 +5,7 @@ pub mod fd_resolver;
 pub mod observation;
 pub mod peers;
 pub mod proc_file;
+pub mod stacks;
 pub mod tree_reader;
 
 use std::fs::File;
@@ -15,6 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use observation::TickSnapshot;
+use stacks::Stacks;
 use tree_reader::{Scope, SourceStatus, TreeReader};
 
 /// The tree is searched for new processes and threads at most this often; counters of known
@@ -57,6 +59,8 @@ pub struct SamplerConfig<S> {
     /// Where to write every snapshot as a JSON line (fixtures, debugging).
     pub record: Option<File>,
     pub sink: S,
+    /// Where stacks come from, if they are read (`--no-stacks` leaves it out).
+    pub stacks: Option<Stacks>,
 }
 
 /// What a progress display shows while sampling.
@@ -143,7 +147,11 @@ fn sample_until_stopped<S: TickSink>(
     let mut lowest_rate_hz: Option<f64> = None;
     let fds_start = open_descriptors();
     let mut last_check = Instant::now();
-    let mut cpu_at_check = thread_cpu_seconds();
+    let mut stacks = config.stacks;
+    // The stack thread's CPU counts in the same budget as the sampler's own.
+    let spent =
+        |stacks: &Option<Stacks>| thread_cpu_seconds() + stacks.as_ref().map_or(0.0, Stacks::cpu_s);
+    let mut cpu_at_check = spent(&stacks);
     let mut threads_seen_at_check = 0;
     let mut reader = TreeReader::new(config.scope, config.origin);
     let mut sink = config.sink;
@@ -164,6 +172,9 @@ fn sample_until_stopped<S: TickSink>(
         }
         reader.read_threads(&mut snapshot, stopping);
         reader.read_cgroups(&mut snapshot);
+        if let Some(stacks) = stacks.as_mut() {
+            stacks.tick(&mut snapshot, stopping);
+        }
         sink.ingest(&snapshot);
         if let Some(writer) = recorder.as_mut() {
             let written = serde_json::to_writer(&mut *writer, &snapshot)
@@ -196,12 +207,12 @@ fn sample_until_stopped<S: TickSink>(
         if last_check.elapsed() >= SELF_CHECK_PERIOD
             && (config.origin.elapsed() < STARTUP || many_new)
         {
-            (last_check, cpu_at_check) = (Instant::now(), thread_cpu_seconds());
+            (last_check, cpu_at_check) = (Instant::now(), spent(&stacks));
             threads_seen_at_check = reader.threads_seen;
         }
         if last_check.elapsed() >= SELF_CHECK_PERIOD {
             let window = last_check.elapsed().as_secs_f64();
-            let cpu = thread_cpu_seconds();
+            let cpu = spent(&stacks);
             let share = (cpu - cpu_at_check) / window;
             (last_check, cpu_at_check) = (Instant::now(), cpu);
             threads_seen_at_check = reader.threads_seen;
@@ -247,6 +258,7 @@ fn sample_until_stopped<S: TickSink>(
     );
     // Counted once the reader has closed everything it held: what is left open is a leak.
     drop(reader);
+    drop(stacks);
     drop(recorder);
     let fds_end = open_descriptors();
     SamplerOutcome {

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use syscalls::Sysno;
 
+use super::stacks::StackRead;
+
 /// Everything read from /proc at one sampler tick, for the whole tree.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct TickSnapshot {
@@ -25,6 +27,13 @@ pub struct TickSnapshot {
     /// The throttling counters of every cgroup with a quota the tree runs under.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cgroups: Vec<CgroupSample>,
+    /// A stack read was asked for at this tick: its stacks come in a later snapshot, marked
+    /// with this tick's `at_ns`, and are joined to the thread states of this one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stacks_requested: bool,
+    /// Stacks (and news of the stack reader) that came back since the last tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stacks: Option<StackRead>,
 }
 
 /// A cgroup whose CPU quota limits processes of the tree: the tightest quota among the
@@ -72,6 +81,8 @@ impl TickSnapshot {
         self.process_cpu.clear();
         self.new_cgroups.clear();
         self.cgroups.clear();
+        self.stacks_requested = false;
+        self.stacks = None;
     }
 }
 
