@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Benchmark of concadvise's own cost (the sampler): target slowdown, sampler CPU, scale to 1000
-# threads, memory over a long run, thread churn, the trace of 1000 busy threads. See
-# bench/README.md for what each number means.
+# threads, memory over a long run, thread churn, the trace of 1000 busy threads, reading
+# Python stacks. See bench/README.md for what each number means.
 #
-# Usage: bench/run.sh            (from anywhere; about 4 minutes on a 2-core machine)
+# Usage: bench/run.sh            (from anywhere; about 6 minutes on a 2-core machine)
 # Knobs (environment): BENCH_PAIRS=11 alone/under pairs for the slowdown,
 #   BENCH_WORK=1800 million loop iterations of the fixed-work target (~2 s here),
 #   BENCH_LONG_S=60 length of the long memory run, BENCH_TRACE_S=60 length of the traced
-#   1000-thread run, BENCH_STRACE=1 also count concadvise's
+#   1000-thread run, BENCH_PY_RUNS=7 alone/--no-stacks/stacks triplets for each CPython target
+#   of row 7, BENCH_PY_WORK=40 million loop steps of that target (~2 s here),
+#   BENCH_STRACE=1 also count concadvise's
 #   syscalls with strace during a 1000-thread run (slows that run; not part of the table).
 set -euo pipefail
 shopt -s inherit_errexit
@@ -19,6 +21,8 @@ WORK=${BENCH_WORK:-1800}
 LONG_S=${BENCH_LONG_S:-60}
 TRACE_S=${BENCH_TRACE_S:-60}
 STRACE=${BENCH_STRACE:-0}
+PY_RUNS=${BENCH_PY_RUNS:-7}
+PY_WORK=${BENCH_PY_WORK:-40}
 C=target/release/concadvise
 W=target/release/examples/workload
 
@@ -332,6 +336,49 @@ print("trace.tracks", len(seconds))
 print("trace.worst_state_diff", worst)
 PY
 
+# ---------------------------------------------------------------------------------------------
+# CPython with its stacks read (py-spy, never pausing it) and not (--no-stacks), side by side:
+# the same fixed work, alone, under concadvise without stacks, and with them, alternating.
+mark 7
+PY=$(python3 -c 'import sys; print(sys.executable)') || fail "python3 is needed"
+PY_TARGET=examples/python/idle_threads.py
+for threads in 0 100; do
+    note "== 7. CPython stacks: idle_threads.py $threads $PY_WORK (fixed work, $threads idle threads), alone / --no-stacks / stacks, $PY_RUNS triplets"
+    py_alone=("${LIMIT[@]}" 60 "$PY" "$PY_TARGET" "$threads" "$PY_WORK")
+    py_off=("${LIMIT[@]}" 60 "$C" run -q --no-stacks --report "$TMP/r7off.toml" -- "$PY" "$PY_TARGET" "$threads" "$PY_WORK")
+    py_on=("${LIMIT[@]}" 60 "$C" run -q --report "$TMP/r7on.toml" -- "$PY" "$PY_TARGET" "$threads" "$PY_WORK")
+    timed "${py_alone[@]}" >/dev/null
+    timed "${py_on[@]}" >/dev/null
+    for i in $(seq 1 "$PY_RUNS"); do
+        alone=$(timed "${py_alone[@]}")
+        off=$(timed "${py_off[@]}")
+        on=$(timed "${py_on[@]}")
+        record "py$threads.alone" "$alone"
+        record "py$threads.off" "$off"
+        record "py$threads.on" "$on"
+        mapfile -t v < <(toml "$TMP/r7off.toml" sampling.self_cpu_s time.wall_s)
+        record "py$threads.off_self" "${v[0]} ${v[1]}"
+        mapfile -t v < <(toml "$TMP/r7on.toml" sampling.self_cpu_s time.wall_s code.rate_hz \
+            code.read_cpu_ms code.stack_samples code.failed_reads)
+        record "py$threads.on_self" "${v[*]}"
+        note "  triplet $i: alone $alone s, no stacks $off s, stacks $on s (${v[4]} stacks at ${v[2]} Hz)"
+    done
+done
+
+note "== 7b. CPython with 1000 idle threads: the cost of one read and the rate the budget leaves"
+for stacks in off on; do
+    flag=()
+    [[ $stacks == off ]] && flag=(--no-stacks)
+    "${LIMIT[@]}" 60 "$C" run -q "${flag[@]}" --report "$TMP/r7k.toml" -- \
+        "$PY" "$PY_TARGET" 1000 $((PY_WORK * 3)) >/dev/null || fail "the 1000-thread CPython run failed"
+    record_report "py1000_$stacks" "$TMP/r7k.toml"
+    if [[ $stacks == on ]]; then
+        mapfile -t v < <(toml "$TMP/r7k.toml" code.rate_hz code.read_cpu_ms code.stack_samples \
+            code.failed_reads)
+        record py1000.code "${v[*]}"
+    fi
+done
+
 record bench.seconds "$(elapsed_since "$BENCH_START")"
 mark end
 
@@ -451,6 +498,44 @@ row("   traced run: sampler and memory",
     f"{num('trace.self_cpu_s') / num('trace.wall_s') * 100:.1f} % of a core, "
     f"concadvise's VmHWM {num('trace.vmhwm_kib') / 1024:.1f} MiB", "", None)
 
+# 7. CPython stacks
+for threads in (0, 100):
+    p = f"py{threads}"
+    alone = statistics.median(float(v) for v in raw[f"{p}.alone"])
+    off = statistics.median(float(v) for v in raw[f"{p}.off"])
+    on = statistics.median(float(v) for v in raw[f"{p}.on"])
+    what = "1 thread" if threads == 0 else f"{threads} idle threads + 1 computing"
+    row(f"7. CPython, {what}: slowdown no stacks / stacks",
+        f"{(off / alone - 1) * 100:+.2f} % / {(on / alone - 1) * 100:+.2f} % (medians {off:.3f} / "
+        f"{on:.3f} s vs {alone:.3f} s alone, {len(raw[f'{p}.alone'])} triplets)",
+        "stacks <= x1.02", on / alone <= 1.02)
+    off_self = [tuple(map(float, v.split())) for v in raw[f"{p}.off_self"]]
+    on_self = [v.split() for v in raw[f"{p}.on_self"]]
+    off_share = statistics.median(s / w for s, w in off_self)
+    on_share = statistics.median(float(v[0]) / float(v[1]) for v in on_self)
+    rate = statistics.median(float(v[2]) for v in on_self)
+    read_ms = statistics.median(float(v[3]) for v in on_self)
+    stacks = statistics.median(float(v[4]) for v in on_self)
+    failed = sum(int(v[5]) for v in on_self)
+    row(f"   {what}: self CPU no stacks / stacks",
+        f"{off_share * 100:.2f} % / {on_share * 100:.2f} % of a core; stacks read at {rate:.1f} Hz, "
+        f"{read_ms:.2f} ms CPU per read, {stacks:.0f} stacks per run, {failed} failed reads",
+        "", None)
+rate, read_ms, stacks, failed = (float(v) for v in raw["py1000.code"][0].split())
+on_wall = num("py1000_on.wall_s")
+row("7. CPython, 1000 idle threads: one read, rate left",
+    f"{read_ms:.1f} ms CPU per read, {rate:.2f} Hz ({stacks:.0f} stacks, {failed:.0f} failed)",
+    "", None)
+for stacks in ("off", "on"):
+    p = f"py1000_{stacks}"
+    wall = num(f"{p}.wall_s")
+    lowest = raw[f"{p}.lowered_to_hz"][0]
+    lowered = "" if lowest == "-" else f", budget lowered it to {float(lowest):.1f} Hz"
+    row(f"   1000 idle threads, stacks {stacks}: sampler",
+        f"{num(f'{p}.samples') / wall:.1f} Hz achieved{lowered}, self CPU "
+        f"{num(f'{p}.self_cpu_s') / wall * 100:.1f} % of a core ({wall:.2f} s)",
+        "", None)
+
 # Other load: machine busy time (/proc/stat) that was not this benchmark's own CPU (the
 # script's children), as a share of the machine, per section and overall. 3b (strace) runs
 # inside section 3 when enabled.
@@ -460,14 +545,14 @@ def other_load(a, b):
     return (busy - ours) / total, steal / total
 per_section = [(a[0], other_load(a, b)[0]) for a, b in zip(marks, marks[1:])]
 other, steal = other_load(marks[0], marks[-1])
-# Only sections 1-3 time or count CPU against a goal; memory (4) and the churn (5) do not
+# Only sections 1-3 and 7 time or count CPU against a goal; memory (4) and the churn (5) do not
 # depend on CPU availability. The estimate is good to about +-2 % (ticks against rusage).
-worst = max(load for name, load in per_section if name in ("1", "2", "3"))
+worst = max(load for name, load in per_section if name in ("1", "2", "3", "7"))
 row("0. other CPU load on the machine (not ours)",
     f"{other * 100:.1f} % of the machine; per section "
     + ", ".join(f"{name}: {load * 100:.0f} %" for name, load in per_section)
     + f"; steal {steal * 100:.1f} %",
-    "1-3 each <= 5 % (else suspect)", worst <= 0.05 and steal <= 0.05)
+    "1-3, 7 each <= 5 % (else suspect)", worst <= 0.05 and steal <= 0.05)
 rows.insert(0, rows.pop())
 
 header = ("metric", "value", "goal", "result")

@@ -541,11 +541,15 @@ impl CodeTracker {
                 0.0
             },
             unavailable: self.unavailable_reason(),
-            not_read: self
-                .unavailable
-                .iter()
-                .map(|(pid, reason)| format!("pid {pid}: {reason}"))
-                .collect(),
+            // With no stacks at all, `unavailable` says why already.
+            not_read: if self.samples == 0 {
+                Vec::new()
+            } else {
+                self.unavailable
+                    .iter()
+                    .map(|(pid, reason)| format!("pid {pid}: {reason}"))
+                    .collect()
+            },
             hotspots,
             series,
             labels: self.interner.frames.iter().map(label).collect(),
@@ -722,5 +726,198 @@ impl CodeFindings {
             .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))?
             .0;
         self.labels.get(frame as usize).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::accountant::{ThreadInterval, TimeSplit};
+
+    const TICK_NS: u64 = 10_000_000;
+    const PID: i32 = 40;
+    const STDLIB: &str = "/opt/py/lib/python3.11/";
+
+    fn frame(function: &str, file: &str, line: u32) -> StackFrame {
+        StackFrame {
+            function: function.into(),
+            file: file.into(),
+            line,
+        }
+    }
+
+    fn following() -> StackRead {
+        StackRead {
+            notes: vec![StackNote::Following {
+                pid: PID,
+                source: "test".into(),
+                interpreter: "CPython 3.11.7".into(),
+                runtime_dirs: vec![STDLIB.into()],
+            }],
+            ..StackRead::default()
+        }
+    }
+
+    /// Feeds one tick: the thread's interval (10 ms in `wait`, or computing), the stacks that
+    /// came back for the previous tick, and a request for this one.
+    fn tick(
+        tracker: &mut CodeTracker,
+        loops: &LoopTracker,
+        n: u64,
+        wait: Option<WaitKind>,
+        back: Option<(u64, Vec<StackFrame>)>,
+    ) {
+        let split = match wait {
+            Some(kind) => TimeSplit::with_waits(0.0, &[(kind, TICK_NS as f64)]),
+            None => TimeSplit::with_waits(TICK_NS as f64, &[]),
+        };
+        let intervals = TickIntervals {
+            tick_ns: TICK_NS as f64,
+            threads: vec![ThreadInterval {
+                pid: PID,
+                tid: PID,
+                observation: 0,
+                account_started_ns: 0,
+                split,
+                wait_before: wait,
+                wait_after: wait,
+            }],
+        };
+        let mut snapshot = TickSnapshot {
+            at_ns: n * TICK_NS,
+            stacks_requested: true,
+            ..TickSnapshot::default()
+        };
+        if n == 0 {
+            snapshot.stacks = Some(following());
+        }
+        if let Some((asked_at, frames)) = back {
+            let read = snapshot.stacks.get_or_insert_with(StackRead::default);
+            read.requested_at_ns = Some(asked_at);
+            read.threads.push(ThreadStack {
+                pid: PID,
+                tid: PID,
+                frames,
+            });
+        }
+        tracker.ingest(&snapshot, &intervals, loops);
+    }
+
+    #[test]
+    fn the_time_of_each_state_comes_from_the_sampler_and_the_stacks_only_share_it() {
+        let loops = LoopTracker::default();
+        let mut tracker = CodeTracker::default();
+        let crunch = vec![
+            frame("crunch", "/srv/app/work.py", 5),
+            frame("main", "/srv/app/main.py", 9),
+        ];
+        let nap = vec![
+            frame("sleep", &format!("{STDLIB}time_helpers.py"), 3),
+            frame("nap", "/srv/app/work.py", 12),
+            frame("main", "/srv/app/main.py", 10),
+        ];
+        // 1 s computing in crunch, then 1 s asleep in nap; one stack of crunch comes back
+        // for a tick at which the thread was asleep (a read that raced a state change).
+        for n in 0..200u64 {
+            let wait = (n >= 100).then_some(WaitKind::Sleep);
+            let back = n.checked_sub(1).map(|asked| {
+                let frames = if asked < 100 || asked == 150 {
+                    crunch.clone()
+                } else {
+                    nap.clone()
+                };
+                (asked * TICK_NS, frames)
+            });
+            tick(&mut tracker, &loops, n, wait, back);
+        }
+        let states = [CodeState::Cpu, CodeState::Wait(WaitKind::Sleep)];
+        let code = tracker.conclude(&loops, &states).unwrap();
+        assert_eq!(code.source.as_deref(), Some("test"));
+        assert_eq!(code.stack_samples, 199);
+        let cpu = code.top(CodeState::Cpu).unwrap();
+        assert_eq!((cpu.function.as_str(), cpu.line), ("crunch", 5));
+        // All the CPU time, no more: the odd crunch stack seen asleep took none of it.
+        assert!((cpu.seconds - 1.0).abs() < 1e-6, "{cpu:?}");
+        assert_eq!(cpu.share, 1.0);
+        let sleep = code.top(CodeState::Wait(WaitKind::Sleep)).unwrap();
+        // The user's frame, not the library's innermost one, which is kept beside it.
+        assert_eq!(sleep.function, "nap");
+        assert_eq!(sleep.innermost, "sleep (time_helpers.py:3)");
+        assert_eq!(
+            sleep.stack,
+            [
+                "sleep (time_helpers.py:3)",
+                "nap (work.py:12)",
+                "main (main.py:10)"
+            ]
+        );
+        // 98 of the 99 sleeping samples: 98 % of the second.
+        assert!((sleep.seconds - 98.0 / 99.0).abs() < 1e-6, "{sleep:?}");
+        let odd = code
+            .of_state(CodeState::Wait(WaitKind::Sleep))
+            .find(|h| h.function == "crunch");
+        assert!(odd.is_none_or(|h| h.samples == 1), "{odd:?}");
+        // The trace finds the frame of a stretch from its samples.
+        assert_eq!(
+            code.frame_between(PID, PID, 20 * TICK_NS, 40 * TICK_NS),
+            Some("crunch (work.py:5)")
+        );
+        assert_eq!(
+            code.frame_between(PID, PID, 500 * TICK_NS, 600 * TICK_NS),
+            None
+        );
+    }
+
+    #[test]
+    fn the_users_frame_is_the_innermost_outside_the_runtime_and_site_packages() {
+        let dirs = vec![STDLIB.to_string()];
+        let frames = [
+            frame("SocketIO.readinto", &format!("{STDLIB}socket.py"), 706),
+            frame(
+                "get",
+                "/srv/venv/lib/python3.11/site-packages/requests/api.py",
+                73,
+            ),
+            frame(
+                "_call_with_frames_removed",
+                "<frozen importlib._bootstrap>",
+                241,
+            ),
+            frame("fetch", "/srv/app/client.py", 10),
+            frame("<module>", "/srv/app/client.py", 20),
+        ];
+        assert_eq!(user_frame(&frames, &dirs), Some(3));
+        assert_eq!(owner(&frames[1].file, &dirs), FrameOwner::ThirdParty);
+        assert_eq!(owner(&frames[2].file, &dirs), FrameOwner::Runtime);
+        assert_eq!(owner("<string>", &dirs), FrameOwner::User);
+        // Nothing of the user's: the innermost third-party frame, else the innermost.
+        assert_eq!(user_frame(&frames[..3], &dirs), Some(1));
+        assert_eq!(user_frame(&frames[..1], &dirs), Some(0));
+        assert_eq!(user_frame(&[], &dirs), None);
+    }
+
+    #[test]
+    fn a_process_never_read_leaves_a_reason_and_no_process_wanted_leaves_nothing() {
+        let loops = LoopTracker::default();
+        let tracker = CodeTracker::default();
+        assert!(tracker.conclude(&loops, &[CodeState::Cpu]).is_none());
+        let mut tracker = CodeTracker::default();
+        let snapshot = TickSnapshot {
+            stacks: Some(StackRead {
+                notes: vec![
+                    StackNote::Attaching { pid: PID },
+                    StackNote::Unavailable {
+                        pid: PID,
+                        reason: "ptrace access denied".into(),
+                    },
+                ],
+                ..StackRead::default()
+            }),
+            ..TickSnapshot::default()
+        };
+        tracker.ingest(&snapshot, &TickIntervals::default(), &loops);
+        let code = tracker.conclude(&loops, &[CodeState::Cpu]).unwrap();
+        assert_eq!(code.unavailable.as_deref(), Some("ptrace access denied"));
+        assert!(code.hotspots.is_empty() && code.source.is_none());
     }
 }

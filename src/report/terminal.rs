@@ -169,7 +169,7 @@ fn headline(report: &Report, painter: &Painter) -> String {
     out
 }
 
-/// "where: checksum (hotlib.py:12) · cpu 1.94 s, 83% of the cpu samples": the top hotspot,
+/// "where: checksum (hotlib.py:12) · cpu 1.94 s, 83% of its samples": the top hotspot,
 /// and the next one when it has at least a quarter of its time (two lines at most).
 fn where_lines(report: &Report) -> Vec<String> {
     let Some(code) = &report.code else {
@@ -187,7 +187,7 @@ fn where_lines(report: &Report) -> Vec<String> {
             None => String::new(),
         };
         format!(
-            "{label} {} ({base}:{}) · {state}{doing} {:.2} s, {:.0}% of the {state} samples",
+            "{label} {} ({base}:{}) · {state}{doing} {:.2} s, {:.0}% of its samples",
             h.function,
             h.line,
             h.seconds,

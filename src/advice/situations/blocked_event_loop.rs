@@ -200,13 +200,17 @@ fn replacement(hotspot: &Hotspot, python: bool) -> String {
             "At {place} the loop sleeps: await asyncio.sleep(...) there instead of time.sleep."
         ),
         Some(CodeState::Wait(WaitKind::Network)) => format!(
-            "At {place} it waits on the network with a blocking client: use an async one              there (aiohttp, httpx.AsyncClient, asyncpg), or await asyncio.to_thread(...)              around the call."
+            "At {place} it waits on the network with a blocking client: use an async one \
+             there (aiohttp, httpx.AsyncClient, asyncpg), or await asyncio.to_thread(...) \
+             around the call."
         ),
         Some(CodeState::Cpu) | None => format!(
-            "At {place} it computes: await loop.run_in_executor(process_pool, {function},              ...) with a concurrent.futures.ProcessPoolExecutor (a thread would hold the GIL)."
+            "At {place} it computes: await loop.run_in_executor(process_pool, {function}, \
+             ...) with a concurrent.futures.ProcessPoolExecutor (a thread would hold the GIL)."
         ),
         Some(CodeState::Wait(WaitKind::Lock)) => format!(
-            "At {place} it waits for a lock: an asyncio.Lock if the holder is a coroutine,              else await asyncio.to_thread(...) around the call."
+            "At {place} it waits for a lock: an asyncio.Lock if the holder is a coroutine, \
+             else await asyncio.to_thread(...) around the call."
         ),
         Some(state) => format!(
             "At {place} it blocks in {}: await asyncio.to_thread(...) around that call.",

@@ -101,7 +101,9 @@ impl Situation for IoBound {
         };
         let how = if input.is_python() {
             format!(
-                "The waits to overlap are those of {}: run several calls of {} at once                  (asyncio.gather over an async version of it, or pool.map({}, items) on a                  ThreadPoolExecutor).",
+                "The waits to overlap are those of {}: run several calls of {} at once \
+                 (asyncio.gather over an async version of it, or pool.map({}, items) on a \
+                 ThreadPoolExecutor).",
                 top.place(),
                 top.function,
                 top.function

@@ -54,7 +54,8 @@ impl Situation for LockContention {
                 hotspots_named(&hotspots, "lock")
             ),
             how: format!(
-                "They wait at {}: shorten what runs while that lock is held, or give each                  thread its own copy of what it guards.",
+                "They wait at {}: shorten what runs while that lock is held, or give each \
+                 thread its own copy of what it guards.",
                 top.place()
             ),
         })

@@ -161,7 +161,9 @@ pub fn parallel_code(input: &AdviceInput) -> Option<CodeAdvice> {
     let place = top.place();
     let how = if input.is_python() && input.has_gil() {
         format!(
-            "Start with {place}: hand {} to the pool as a top-level function (processes              receive it by pickling: its arguments and results must pickle too), over large              pieces of the work (pool.map({}, pieces, chunksize=...)).",
+            "Start with {place}: hand {} to the pool as a top-level function (processes \
+             receive it by pickling: its arguments and results must pickle too), over large \
+             pieces of the work (pool.map({}, pieces, chunksize=...)).",
             top.function, top.function
         )
     } else if input.is_python() {
