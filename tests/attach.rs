@@ -213,32 +213,12 @@ fn without_ptrace_access_waits_are_unknown_and_confidence_drops() {
     }
     let _lock = timing_lock();
     let target = Target::start(&["sleep", "--seconds", "30"]);
-    let dir = scratch_dir();
-    // nobody must be able to create the report in this directory.
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
-    let path = dir.path().join("r.toml");
-    let output = {
-        use std::os::unix::process::CommandExt;
-        Command::new(env!("CARGO_BIN_EXE_concadvise"))
-            .args(["attach", "--report"])
-            .arg(&path)
-            .args([&target.pid(), "--duration", "1s", "--color", "never"])
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .unwrap()
-    };
-    assert!(output.status.success(), "{output:?}");
+    let (output, report) = attach_as_nobody(target.0.id());
     let stderr = String::from_utf8_lossy(&output.stderr);
     let hints: Vec<&str> = stderr.lines().filter(|l| l.contains("ptrace")).collect();
     assert_eq!(hints.len(), 1, "one line says what was denied: {stderr}");
     // Not a Python program: nothing about stacks, and no [code].
     assert!(!stderr.contains("stacks"), "{stderr}");
-    let report = read_report(&path).unwrap();
     assert!(report.code.is_none(), "{:?}", report.code);
     assert!(!report.sampling.sources.syscall);
     assert!(report.wall.unknown_s > 0.8, "{:?}", report.wall);

@@ -429,31 +429,7 @@ fn attaching_without_ptrace_access_says_why_there_are_no_stacks_in_the_one_notic
             .unwrap(),
     );
     std::thread::sleep(Duration::from_millis(300));
-    let dir = scratch_dir();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
-    let path = dir.path().join("r.toml");
-    let output = {
-        use std::os::unix::process::CommandExt;
-        Command::new(env!("CARGO_BIN_EXE_concadvise"))
-            .args(["attach", "--report"])
-            .arg(&path)
-            .args([
-                &target.0.id().to_string(),
-                "--duration",
-                "1s",
-                "--color",
-                "never",
-            ])
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .unwrap()
-    };
-    assert!(output.status.success(), "{output:?}");
+    let (output, report) = attach_as_nobody(target.0.id());
     let stderr = String::from_utf8_lossy(&output.stderr);
     let notices: Vec<&str> = stderr
         .lines()
@@ -464,7 +440,6 @@ fn attaching_without_ptrace_access_says_why_there_are_no_stacks_in_the_one_notic
         notices[0].contains("Python stacks cannot be read"),
         "{stderr}"
     );
-    let report = read_report(&path).unwrap();
     let code = report.code.as_ref().expect("[code] says why it is empty");
     assert!(
         code.unavailable

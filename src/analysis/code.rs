@@ -446,81 +446,11 @@ impl CodeTracker {
         if self.source.is_none() && self.unavailable.is_empty() && self.wanted == 0 {
             return None;
         }
-        // Per (state, user function): a function's lines are summed (the busy loop of a
-        // function spans several), its line is the one most samples were on.
-        let mut spots: HashMap<(CodeState, u32), Spot> = HashMap::new();
-        let mut state_samples: HashMap<CodeState, u64> = HashMap::new();
-        let mut series = HashMap::new();
-        for (&(pid, tid), thread) in self
-            .threads
+        let charged = self.charged(loops);
+        let mut hotspots: Vec<Hotspot> = states
             .iter()
-            .chain(self.finished.iter().map(|(key, t)| (key, t)))
-        {
-            let mut thread = thread.clone();
-            thread.settle();
-            let is_loop = loops.is_loop(pid, tid);
-            let resolve = |key: &SampleKey| {
-                if key.blocked && is_loop {
-                    CodeState::LoopBlocked
-                } else {
-                    CodeState::of_index(key.state)
-                }
-            };
-            // The thread's time and samples per resolved state.
-            let mut time: HashMap<CodeState, f64> = HashMap::new();
-            for (blocked, row) in thread.time.iter().enumerate() {
-                for (state, ns) in row.iter().enumerate() {
-                    let key = SampleKey {
-                        blocked: blocked == 1,
-                        state: state as u8,
-                        user: 0,
-                        stack: 0,
-                    };
-                    *time.entry(resolve(&key)).or_insert(0.0) += ns.max(0.0);
-                }
-            }
-            let mut counts: HashMap<CodeState, u32> = HashMap::new();
-            for (key, n) in &thread.samples {
-                *counts.entry(resolve(key)).or_insert(0) += n;
-            }
-            for (key, &n) in &thread.samples {
-                let state = resolve(key);
-                let per_sample_ns = time.get(&state).copied().unwrap_or(0.0)
-                    / f64::from(counts.get(&state).copied().unwrap_or(1).max(1));
-                *state_samples.entry(state).or_insert(0) += u64::from(n);
-                let function = self.interner.function_of[key.user as usize];
-                let spot = spots.entry((state, function)).or_default();
-                spot.add(pid, tid, key, n, per_sample_ns);
-            }
-            if !thread.series.is_empty() {
-                series.insert((pid, tid), thread.series.clone());
-            }
-        }
-        let mut hotspots = Vec::new();
-        for &state in states {
-            let total = state_samples.get(&state).copied().unwrap_or(0);
-            if total == 0 {
-                continue;
-            }
-            let mut of_state: Vec<(&u32, &Spot)> = spots
-                .iter()
-                .filter(|((s, _), _)| *s == state)
-                .map(|((_, user), spot)| (user, spot))
-                .collect();
-            of_state.sort_by(|a, b| {
-                b.1.seconds_ns
-                    .total_cmp(&a.1.seconds_ns)
-                    .then(b.1.samples.cmp(&a.1.samples))
-                    .then(a.0.cmp(b.0))
-            });
-            for (rank, (_, spot)) in of_state.into_iter().enumerate() {
-                let share = spot.samples as f64 / total as f64;
-                if rank >= HOTSPOTS_PER_STATE || (rank > 0 && share < MIN_SHARE) {
-                    break;
-                }
-                hotspots.push(self.hotspot(state, spot, share));
-            }
-        }
+            .flat_map(|&state| self.ranked(&charged, state))
+            .collect();
         hotspots.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
         let span_s = self.first_read_ns.map_or(0.0, |first| {
             self.last_tick_ns.saturating_sub(first) as f64 / 1e9
@@ -551,9 +481,84 @@ impl CodeTracker {
                     .collect()
             },
             hotspots,
-            series,
+            series: charged.series,
             labels: self.interner.frames.iter().map(label).collect(),
         })
+    }
+
+    /// Every thread's time per state shared among its samples' functions, summed per
+    /// (state, user function): a function's lines are summed (the busy loop of a function
+    /// spans several), and its line is the one most samples were on.
+    fn charged(&self, loops: &LoopTracker) -> Charged {
+        let mut charged = Charged::default();
+        let threads = self
+            .threads
+            .iter()
+            .chain(self.finished.iter().map(|(k, t)| (k, t)));
+        for (&(pid, tid), thread) in threads {
+            let mut thread = thread.clone();
+            thread.settle();
+            let is_loop = loops.is_loop(pid, tid);
+            let resolve = |blocked: bool, state: u8| {
+                if blocked && is_loop {
+                    CodeState::LoopBlocked
+                } else {
+                    CodeState::of_index(state)
+                }
+            };
+            // The thread's time and samples per resolved state.
+            let mut time: HashMap<CodeState, f64> = HashMap::new();
+            for (blocked, row) in thread.time.iter().enumerate() {
+                for (state, ns) in row.iter().enumerate() {
+                    *time
+                        .entry(resolve(blocked == 1, state as u8))
+                        .or_insert(0.0) += ns.max(0.0);
+                }
+            }
+            let mut counts: HashMap<CodeState, u32> = HashMap::new();
+            for (key, n) in &thread.samples {
+                *counts.entry(resolve(key.blocked, key.state)).or_insert(0) += n;
+            }
+            for (key, &n) in &thread.samples {
+                let state = resolve(key.blocked, key.state);
+                let per_sample_ns = time.get(&state).copied().unwrap_or(0.0)
+                    / f64::from(counts.get(&state).copied().unwrap_or(1).max(1));
+                *charged.state_samples.entry(state).or_insert(0) += u64::from(n);
+                let function = self.interner.function_of[key.user as usize];
+                let spot = charged.spots.entry((state, function)).or_default();
+                spot.add(pid, tid, key, n, per_sample_ns);
+            }
+            if !thread.series.is_empty() {
+                charged.series.insert((pid, tid), thread.series);
+            }
+        }
+        charged
+    }
+
+    /// A state's first few functions, most seconds first.
+    fn ranked(&self, charged: &Charged, state: CodeState) -> Vec<Hotspot> {
+        let total = charged.state_samples.get(&state).copied().unwrap_or(0);
+        let mut of_state: Vec<(&u32, &Spot)> = charged
+            .spots
+            .iter()
+            .filter(|((s, _), _)| *s == state)
+            .map(|((_, function), spot)| (function, spot))
+            .collect();
+        of_state.sort_by(|a, b| {
+            b.1.seconds_ns
+                .total_cmp(&a.1.seconds_ns)
+                .then(b.1.samples.cmp(&a.1.samples))
+                .then(a.0.cmp(b.0))
+        });
+        let mut hotspots = Vec::new();
+        for (rank, (_, spot)) in of_state.into_iter().enumerate() {
+            let share = spot.samples as f64 / total.max(1) as f64;
+            if rank >= HOTSPOTS_PER_STATE || (rank > 0 && share < MIN_SHARE) {
+                break;
+            }
+            hotspots.push(self.hotspot(state, spot, share));
+        }
+        hotspots
     }
 
     /// Why no stack could be joined, when none was.
@@ -613,6 +618,14 @@ fn most<K: Copy + Ord>(counts: &HashMap<K, u64>) -> Option<K> {
         .iter()
         .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
         .map(|(key, _)| *key)
+}
+
+/// What `CodeTracker::charged` sums over threads.
+#[derive(Debug, Default)]
+struct Charged {
+    spots: HashMap<(CodeState, u32), Spot>,
+    state_samples: HashMap<CodeState, u64>,
+    series: HashMap<(i32, i32), Vec<(u64, u32)>>,
 }
 
 /// A (state, user function) as it is summed over threads.

@@ -169,8 +169,8 @@ fn headline(report: &Report, painter: &Painter) -> String {
     out
 }
 
-/// "where: checksum (hotlib.py:12) · cpu 1.94 s, 83% of its samples": the top hotspot,
-/// and the next one when it has at least a quarter of its time (two lines at most).
+/// "where: checksum (hotlib.py:12) · 83% of cpu, 1.94 s": the top hotspot, and the next one
+/// when it has at least a quarter of its time (two lines at most).
 fn where_lines(report: &Report) -> Vec<String> {
     let Some(code) = &report.code else {
         return Vec::new();
@@ -181,17 +181,17 @@ fn where_lines(report: &Report) -> Vec<String> {
     };
     let line = |label: &str, h: &super::HotspotSection| {
         let base = h.file.rsplit('/').next().unwrap_or(&h.file);
-        let state = h.state.replace('_', " ");
         let doing = match h.blocked_in.as_deref() {
             Some(kind) => format!(" ({kind})"),
             None => String::new(),
         };
         format!(
-            "{label} {} ({base}:{}) · {state}{doing} {:.2} s, {:.0}% of its samples",
+            "{label} {} ({base}:{}) · {:.0}% of {}{doing}, {:.2} s",
             h.function,
             h.line,
+            h.share * 100.0,
+            h.state.replace('_', " "),
             h.seconds,
-            h.share * 100.0
         )
     };
     let mut lines = vec![line("where:", first)];
