@@ -399,6 +399,25 @@ fn recorded_stacks_name_the_lines_that_blocked_the_loop_within_its_blocked_time(
         charged <= event_loop.blocked_s * 1.001 && charged >= 0.7 * event_loop.blocked_s,
         "{charged} of {event_loop:?}"
     );
+    // Each line gets the loop's blocked time of what it did there: the handler its sleep, the
+    // computation its CPU.
+    let blocked_by = |kind: &str| {
+        event_loop
+            .blocked_by
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map_or(0.0, |(_, s)| *s)
+    };
+    assert!(
+        (handler.seconds - blocked_by("sleep")).abs() <= 0.1 * blocked_by("sleep"),
+        "{handler:?} vs {:?}",
+        event_loop.blocked_by
+    );
+    assert!(
+        (crunch.seconds - blocked_by("cpu")).abs() <= 0.1 * blocked_by("cpu"),
+        "{crunch:?} vs {:?}",
+        event_loop.blocked_by
+    );
     // The states exclude each other: the handler's sleep while it blocked the loop is not
     // also a sleep hotspot of the same size.
     let sleep_s: f64 = code

@@ -499,30 +499,28 @@ impl CodeTracker {
             let mut thread = thread.clone();
             thread.settle();
             let is_loop = loops.is_loop(pid, tid);
-            let resolve = |blocked: bool, state: u8| {
-                if blocked && is_loop {
-                    CodeState::LoopBlocked
-                } else {
-                    CodeState::of_index(state)
-                }
-            };
-            // The thread's time and samples per resolved state.
-            let mut time: HashMap<CodeState, f64> = HashMap::new();
+            // The time of each state is shared among the samples in that state: for a loop
+            // thread's blocked time, per what it did while blocked (its sleep among the
+            // samples that slept, its computing among those that computed).
+            let fine = |blocked: bool, state: u8| (blocked && is_loop, state);
+            let mut time: HashMap<(bool, u8), f64> = HashMap::new();
             for (blocked, row) in thread.time.iter().enumerate() {
                 for (state, ns) in row.iter().enumerate() {
-                    *time
-                        .entry(resolve(blocked == 1, state as u8))
-                        .or_insert(0.0) += ns.max(0.0);
+                    *time.entry(fine(blocked == 1, state as u8)).or_insert(0.0) += ns.max(0.0);
                 }
             }
-            let mut counts: HashMap<CodeState, u32> = HashMap::new();
+            let mut counts: HashMap<(bool, u8), u32> = HashMap::new();
             for (key, n) in &thread.samples {
-                *counts.entry(resolve(key.blocked, key.state)).or_insert(0) += n;
+                *counts.entry(fine(key.blocked, key.state)).or_insert(0) += n;
             }
             for (key, &n) in &thread.samples {
-                let state = resolve(key.blocked, key.state);
-                let per_sample_ns = time.get(&state).copied().unwrap_or(0.0)
-                    / f64::from(counts.get(&state).copied().unwrap_or(1).max(1));
+                let fine = fine(key.blocked, key.state);
+                let per_sample_ns = time.get(&fine).copied().unwrap_or(0.0)
+                    / f64::from(counts.get(&fine).copied().unwrap_or(1).max(1));
+                let state = match fine {
+                    (true, _) => CodeState::LoopBlocked,
+                    (false, index) => CodeState::of_index(index),
+                };
                 *charged.state_samples.entry(state).or_insert(0) += u64::from(n);
                 let function = self.interner.function_of[key.user as usize];
                 let spot = charged.spots.entry((state, function)).or_default();
@@ -715,6 +713,15 @@ pub struct CodeFindings {
 }
 
 impl CodeFindings {
+    /// Findings that are only these hotspots (no samples in time order: the trace gets no
+    /// frames from them).
+    pub fn of_hotspots(hotspots: Vec<Hotspot>) -> CodeFindings {
+        CodeFindings {
+            hotspots,
+            ..CodeFindings::default()
+        }
+    }
+
     /// The first hotspot of a state.
     pub fn top(&self, state: CodeState) -> Option<&Hotspot> {
         self.hotspots.iter().find(|h| h.state == state)

@@ -170,7 +170,7 @@ fn headline(report: &Report, painter: &Painter) -> String {
 }
 
 /// "where: checksum (hotlib.py:12) · 83% of cpu, 1.94 s": the top hotspot, and the next one
-/// when it has at least a quarter of its time (two lines at most).
+/// in another function when it has at least a quarter of its time (two lines at most).
 fn where_lines(report: &Report) -> Vec<String> {
     let Some(code) = &report.code else {
         return Vec::new();
@@ -195,7 +195,12 @@ fn where_lines(report: &Report) -> Vec<String> {
         )
     };
     let mut lines = vec![line("where:", first)];
-    if let Some(second) = hotspots.next().filter(|h| h.seconds >= first.seconds / 4.0) {
+    let other_function =
+        |h: &&super::HotspotSection| h.function != first.function || h.file != first.file;
+    if let Some(second) = hotspots
+        .find(other_function)
+        .filter(|h| h.seconds >= first.seconds / 4.0)
+    {
         lines.push(line("      ", second));
     }
     lines
