@@ -7,8 +7,9 @@
 # Knobs (environment): BENCH_PAIRS=11 alone/under pairs for the slowdown,
 #   BENCH_WORK=1800 million loop iterations of the fixed-work target (~2 s here),
 #   BENCH_LONG_S=60 length of the long memory run, BENCH_TRACE_S=60 length of the traced
-#   1000-thread run, BENCH_PY_RUNS=7 alone/--no-stacks/stacks triplets for each CPython target
-#   of row 7, BENCH_PY_WORK=40 million loop steps of that target (~2 s here),
+#   1000-thread run, BENCH_PY_ROUNDS=10 stretches attached without stacks and as many with
+#   stacks (1 s each, each between two alone ones) on each CPython target of row 7, BENCH_PY_WORK=40 million loop steps of the
+#   1000-thread CPython target (~4 s here, x3),
 #   BENCH_STRACE=1 also count concadvise's
 #   syscalls with strace during a 1000-thread run (slows that run; not part of the table).
 set -euo pipefail
@@ -21,7 +22,7 @@ WORK=${BENCH_WORK:-1800}
 LONG_S=${BENCH_LONG_S:-60}
 TRACE_S=${BENCH_TRACE_S:-60}
 STRACE=${BENCH_STRACE:-0}
-PY_RUNS=${BENCH_PY_RUNS:-7}
+PY_ROUNDS=${BENCH_PY_ROUNDS:-10}
 PY_WORK=${BENCH_PY_WORK:-40}
 C=target/release/concadvise
 W=target/release/examples/workload
@@ -337,32 +338,48 @@ print("trace.worst_state_diff", worst)
 PY
 
 # ---------------------------------------------------------------------------------------------
-# CPython with its stacks read (py-spy, never pausing it) and not (--no-stacks), side by side:
-# the same fixed work, alone, under concadvise without stacks, and with them, alternating.
+# CPython with its stacks read (py-spy, never pausing it) and not (--no-stacks), side by side in
+# one process: two runs of the same CPython program differ by several percent, so one long
+# target (paced_work.py: fixed chunks of work, each one's end time kept) is measured in turns:
+# alone, attached without stacks, alone, attached with stacks, ... PY_ROUNDS times; the chunks
+# that end inside each stretch give its speed.
 mark 7
 PY=$(python3 -c 'import sys; print(sys.executable)') || fail "python3 is needed"
-PY_TARGET=examples/python/idle_threads.py
+PHASE_S=1
 for threads in 0 100; do
-    note "== 7. CPython stacks: idle_threads.py $threads $PY_WORK (fixed work, $threads idle threads), alone / --no-stacks / stacks, $PY_RUNS triplets"
-    py_alone=("${LIMIT[@]}" 60 "$PY" "$PY_TARGET" "$threads" "$PY_WORK")
-    py_off=("${LIMIT[@]}" 60 "$C" run -q --no-stacks --report "$TMP/r7off.toml" -- "$PY" "$PY_TARGET" "$threads" "$PY_WORK")
-    py_on=("${LIMIT[@]}" 60 "$C" run -q --report "$TMP/r7on.toml" -- "$PY" "$PY_TARGET" "$threads" "$PY_WORK")
-    timed "${py_alone[@]}" >/dev/null
-    timed "${py_on[@]}" >/dev/null
-    for i in $(seq 1 "$PY_RUNS"); do
-        alone=$(timed "${py_alone[@]}")
-        off=$(timed "${py_off[@]}")
-        on=$(timed "${py_on[@]}")
-        record "py$threads.alone" "$alone"
-        record "py$threads.off" "$off"
-        record "py$threads.on" "$on"
-        mapfile -t v < <(toml "$TMP/r7off.toml" sampling.self_cpu_s time.wall_s)
-        record "py$threads.off_self" "${v[0]} ${v[1]}"
-        mapfile -t v < <(toml "$TMP/r7on.toml" sampling.self_cpu_s time.wall_s code.rate_hz \
-            code.read_cpu_ms code.stack_samples code.failed_reads)
-        record "py$threads.on_self" "${v[*]}"
-        note "  triplet $i: alone $alone s, no stacks $off s, stacks $on s (${v[4]} stacks at ${v[2]} Hz)"
+    note "== 7. CPython stacks: paced_work.py $threads (fixed chunks, $threads idle threads), $PY_ROUNDS rounds of attach --no-stacks and attach, each between two alone stretches, $PHASE_S s each"
+    total=$((PY_ROUNDS * 4 * (PHASE_S + 1) + 10))
+    "${LIMIT[@]}" $((total + 30)) "$PY" examples/python/paced_work.py "$threads" "$total" "$TMP/chunks$threads" &
+    tpid=$!
+    sleep 1
+    # alone, off, alone, on, alone, off, ... alone: each attached stretch between two alone ones.
+    phases=(alone)
+    for i in $(seq 1 "$PY_ROUNDS"); do phases+=(off alone on alone); done
+    for phase in "${phases[@]}"; do
+        start=$EPOCHREALTIME
+        case $phase in
+            alone) sleep "$PHASE_S" ;;
+            off) "${LIMIT[@]}" 30 "$C" attach -q --no-stacks --duration "${PHASE_S}s" \
+                --report "$TMP/r7.toml" "$tpid" || fail "attach failed" ;;
+            on) "${LIMIT[@]}" 30 "$C" attach -q --duration "${PHASE_S}s" \
+                --report "$TMP/r7.toml" "$tpid" || fail "attach failed" ;;
+        esac
+        record "py$threads.phase" "$phase $start $EPOCHREALTIME"
+        if [[ $phase != alone ]]; then
+            mapfile -t v < <(toml "$TMP/r7.toml" sampling.self_cpu_s time.wall_s \
+                "code.rate_hz?" "code.read_cpu_ms?" "code.stack_samples?" "code.failed_reads?")
+            record "py$threads.$phase" "${v[*]}"
+        fi
     done
+    wait "$tpid" || fail "paced_work.py failed"
+    python3 - "$TMP/chunks$threads" "$threads" >>"$RAW" <<'PY'
+import sys
+ends = [float(line) for line in open(sys.argv[1])]
+durations = list(zip(ends, (b - a for a, b in zip(ends, ends[1:]))))
+for end, duration in durations[1:]:
+    print(f"py{sys.argv[2]}.chunk {end:.6f} {duration:.6f}")
+PY
+    note "  $(wc -l <"$TMP/chunks$threads") chunks"
 done
 
 note "== 7b. CPython with 1000 idle threads: the cost of one read and the rate the budget leaves"
@@ -370,7 +387,7 @@ for stacks in off on; do
     flag=()
     [[ $stacks == off ]] && flag=(--no-stacks)
     "${LIMIT[@]}" 60 "$C" run -q "${flag[@]}" --report "$TMP/r7k.toml" -- \
-        "$PY" "$PY_TARGET" 1000 $((PY_WORK * 3)) >/dev/null || fail "the 1000-thread CPython run failed"
+        "$PY" examples/python/idle_threads.py 1000 $((PY_WORK * 3)) >/dev/null || fail "the 1000-thread CPython run failed"
     record_report "py1000_$stacks" "$TMP/r7k.toml"
     if [[ $stacks == on ]]; then
         mapfile -t v < <(toml "$TMP/r7k.toml" code.rate_hz code.read_cpu_ms code.stack_samples \
@@ -498,29 +515,44 @@ row("   traced run: sampler and memory",
     f"{num('trace.self_cpu_s') / num('trace.wall_s') * 100:.1f} % of a core, "
     f"concadvise's VmHWM {num('trace.vmhwm_kib') / 1024:.1f} MiB", "", None)
 
-# 7. CPython stacks
+# 7. CPython stacks: each stretch's chunks (those that ended in it, from 0.3 s after it began:
+# the attach itself is not the steady state), their mean duration against that of the alone
+# stretches just before and after it (this VM's speed steps by up to 15 % every few seconds).
 for threads in (0, 100):
     p = f"py{threads}"
-    alone = statistics.median(float(v) for v in raw[f"{p}.alone"])
-    off = statistics.median(float(v) for v in raw[f"{p}.off"])
-    on = statistics.median(float(v) for v in raw[f"{p}.on"])
+    chunks = [tuple(map(float, v.split())) for v in raw[f"{p}.chunk"]]
+    stretches = []
+    for v in raw[f"{p}.phase"]:
+        phase, start, end = v.split()
+        start, end = float(start) + 0.3, float(end)
+        inside = [d for t, d in chunks if start + d <= t <= end]
+        stretches.append((phase, sum(inside) / len(inside) if inside else None))
+    ratios = {"off": [], "on": []}
+    for (_, before), (phase, mean), (_, after) in zip(stretches, stretches[1:], stretches[2:]):
+        if phase in ratios and None not in (before, mean, after):
+            ratios[phase].append(mean / ((before + after) / 2))
+    off = statistics.median(ratios["off"])
+    on = statistics.median(ratios["on"])
+    alones = [m for phase, m in stretches if phase == "alone" and m is not None]
+    alone = statistics.median(alones)
+    spread = (max(alones) - min(alones)) / alone
     what = "1 thread" if threads == 0 else f"{threads} idle threads + 1 computing"
     row(f"7. CPython, {what}: slowdown no stacks / stacks",
-        f"{(off / alone - 1) * 100:+.2f} % / {(on / alone - 1) * 100:+.2f} % (medians {off:.3f} / "
-        f"{on:.3f} s vs {alone:.3f} s alone, {len(raw[f'{p}.alone'])} triplets)",
-        "stacks <= x1.02", on / alone <= 1.02)
-    off_self = [tuple(map(float, v.split())) for v in raw[f"{p}.off_self"]]
-    on_self = [v.split() for v in raw[f"{p}.on_self"]]
-    off_share = statistics.median(s / w for s, w in off_self)
+        f"{(off - 1) * 100:+.2f} % / {(on - 1) * 100:+.2f} % (medians of {len(ratios['on'])} stretches each "
+        f"against the alone ones around them; chunk {alone * 1000:.2f} ms, alone spread {spread * 100:.1f} %)",
+        "stacks <= x1.02", on <= 1.02)
+    off_self = [v.split() for v in raw[f"{p}.off"]]
+    on_self = [v.split() for v in raw[f"{p}.on"]]
+    off_share = statistics.median(float(v[0]) / float(v[1]) for v in off_self)
     on_share = statistics.median(float(v[0]) / float(v[1]) for v in on_self)
     rate = statistics.median(float(v[2]) for v in on_self)
     read_ms = statistics.median(float(v[3]) for v in on_self)
     stacks = statistics.median(float(v[4]) for v in on_self)
     failed = sum(int(v[5]) for v in on_self)
     row(f"   {what}: self CPU no stacks / stacks",
-        f"{off_share * 100:.2f} % / {on_share * 100:.2f} % of a core; stacks read at {rate:.1f} Hz, "
-        f"{read_ms:.2f} ms CPU per read, {stacks:.0f} stacks per run, {failed} failed reads",
-        "", None)
+        f"{off_share * 100:.2f} % / {on_share * 100:.2f} % of a core (attached 1 s); "
+        f"stacks read at {rate:.1f} Hz, {read_ms:.2f} ms CPU per read, {stacks:.0f} stacks per "
+        f"attach, {failed} failed reads", "", None)
 rate, read_ms, stacks, failed = (float(v) for v in raw["py1000.code"][0].split())
 on_wall = num("py1000_on.wall_s")
 row("7. CPython, 1000 idle threads: one read, rate left",
