@@ -164,7 +164,7 @@ fn the_function_that_takes_the_cpu_is_named_with_its_file_and_line() {
     assert!(
         lines
             .first()
-            .is_some_and(|l| l.contains(&format!("where: {place} · cpu"))),
+            .is_some_and(|l| l.contains(&format!("where: {place} · ")) && l.contains("% of cpu")),
         "{summary}"
     );
     // The trace's CPU slices carry the frame.
