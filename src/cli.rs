@@ -307,6 +307,10 @@ pub struct SamplingArgs {
     /// Also write every raw sample to this file, one JSON object per tick (for fixtures).
     #[arg(long, value_name = "PATH")]
     pub record_samples: Option<PathBuf>,
+    /// Do not read Python stacks (by default concadvise reads the stacks of CPython
+    /// processes, to name the functions and lines behind the verdict).
+    #[arg(long)]
+    pub no_stacks: bool,
 }
 
 #[derive(Debug, Args)]

@@ -91,6 +91,29 @@ other_loops = 1
 peers = 2
 never_polled = true
 
+[code]
+source = "py-spy"
+stack_samples = 10
+failed_reads = 1
+rate_hz = 20.0
+read_cpu_ms = 0.2
+unavailable = "..."
+not_read = ["..."]
+
+[[code.hotspots]]
+state = "loop_blocked"
+function = "handler"
+file = "app.py"
+line = 3
+share = 1.0
+seconds = 0.5
+samples = 10
+pid = 1
+tids = [1]
+innermost = "sleep"
+stack = ["handler (app.py:3)"]
+blocked_in = "sleep"
+
 [[stops]]
 by = "frozen_cgroup"
 seconds = 1.0

@@ -60,6 +60,7 @@ pub fn recommend(findings: &Findings, profile: &Profile) -> Recommendation {
         system_s: findings.cpu.system_s,
         wall_sync_s: findings.wall.disk_sync_ns / 1e9,
         other_load_cores: findings.other_load_cores,
+        code: findings.code.as_ref(),
     };
     let advice = if findings.phases_disagree {
         advise_phases(&input, &findings.phases)
@@ -194,6 +195,10 @@ fn advise(input: &AdviceInput) -> Advice {
     let values = placeholder_values(input, workers, speedup_ceiling);
     let shares = &input.verdict.shares;
     let mut reasons = vec![chosen.measured(input)];
+    let code = chosen.code(input);
+    if let Some(code) = &code {
+        reasons.push(code.reason.clone());
+    }
     if let Some(bottleneck) = input.bottleneck {
         if input.about_bottleneck {
             // The verdict is that process's own: say so before its numbers.
@@ -246,11 +251,15 @@ fn advise(input: &AdviceInput) -> Advice {
             unread_remedy(input.sampling)
         ));
     }
+    let mut how = fill(&entry.how, &values);
+    if let Some(code) = code {
+        how = format!("{how} {}", code.how).trim().to_string();
+    }
     Advice {
         model: entry.model,
         situation,
         reasons,
-        how: fill(&entry.how, &values),
+        how,
         alternatives: entry
             .alternatives
             .iter()
@@ -388,6 +397,7 @@ fn describe(verdict: &Verdict) -> String {
 mod tests {
     use super::*;
     use crate::analysis::accountant::TimeSplit;
+    use crate::analysis::code::{CodeFindings, CodeState, Hotspot};
     use crate::analysis::findings::WaitCompute;
     use crate::analysis::limits::Limits;
     use crate::analysis::structure::Concurrency;
@@ -400,6 +410,15 @@ mod tests {
     }
 
     fn advise_for(verdict: &Verdict, runtime: &str, avg_cores: f64) -> Advice {
+        advise_with_code(verdict, runtime, avg_cores, None)
+    }
+
+    fn advise_with_code(
+        verdict: &Verdict,
+        runtime: &str,
+        avg_cores: f64,
+        code: Option<&CodeFindings>,
+    ) -> Advice {
         let set = ProfileSet::built_in().unwrap();
         let runtime = Runtime::named(runtime);
         let concurrency = Concurrency {
@@ -435,7 +454,76 @@ mod tests {
             system_s: 0.0,
             wall_sync_s: 0.0,
             other_load_cores: None,
+            code,
         })
+    }
+
+    fn hotspot(state: CodeState, function: &str, file: &str, line: u32) -> Hotspot {
+        Hotspot {
+            state,
+            function: function.into(),
+            file: file.into(),
+            line,
+            share: 0.9,
+            seconds: 1.5,
+            samples: 30,
+            pid: 7,
+            tids: vec![8, 9],
+            innermost: format!("{function} (x:{line})"),
+            stack: Vec::new(),
+            blocked_in: None,
+        }
+    }
+
+    #[test]
+    fn the_advice_names_the_function_and_line_the_stacks_found() {
+        let lock = CodeState::Wait(WaitKind::Lock);
+        let code = CodeFindings::of_hotspots(vec![
+            hotspot(lock, "deposit", "/srv/bank.py", 12),
+            hotspot(CodeState::Cpu, "audit", "/srv/bank.py", 30),
+        ]);
+        // Threads that wait on a lock a third of the time: the line where they wait.
+        let waiting = verdict(40.0, &[(WaitKind::Lock, 35.0), (WaitKind::Disk, 25.0)]);
+        let advice = advise_with_code(&waiting, "python", 0.4, Some(&code));
+        assert_eq!(advice.situation, "lock_contention");
+        assert!(
+            advice.reasons[1]
+                .contains("Where the threads waited for the lock: deposit (bank.py:12)"),
+            "{:?}",
+            advice.reasons
+        );
+        assert!(
+            advice.how.contains("They wait at deposit (bank.py:12)"),
+            "{}",
+            advice.how
+        );
+        // CPU-bound CPython: the function for the process pool.
+        let computing = verdict(98.0, &[(WaitKind::Sleep, 2.0)]);
+        let advice = advise_with_code(&computing, "python", 0.98, Some(&code));
+        assert!(
+            advice.how.contains("pool.map(audit, pieces"),
+            "{}",
+            advice.how
+        );
+        assert!(
+            advice.reasons[1].contains("audit (bank.py:30)"),
+            "{:?}",
+            advice.reasons
+        );
+        // Without a GIL the same work is split among threads, and the words say nothing of
+        // pickling.
+        let advice = advise_with_code(&computing, "native", 0.98, Some(&code));
+        assert!(
+            advice
+                .how
+                .contains("Start with audit (bank.py:30): split its work"),
+            "{}",
+            advice.how
+        );
+        assert!(!advice.how.contains("pickl"), "{}", advice.how);
+        // No stacks: the advice as before.
+        let advice = advise_with_code(&computing, "python", 0.98, None);
+        assert!(!advice.how.contains("Start with"), "{}", advice.how);
     }
 
     #[test]

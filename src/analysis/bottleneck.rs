@@ -41,12 +41,16 @@ pub struct BottleneckTracker {
     edge_kinds: HashMap<(i32, i32), [f64; 3]>,
 }
 
+/// The kind of a bottleneck outside the measured tree.
+pub const OUTSIDE: &str = "outside";
+
 /// The process the others wait on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bottleneck {
     pub pid: i32,
     pub command: Vec<String>,
-    /// What it spends its own time on: "cpu", or a wait kind.
+    /// What it spends its own time on: "cpu", or a wait kind; "outside" for a process
+    /// outside the measured tree (a local server the program talks to), not measured.
     pub kind: String,
     /// Thread-seconds of others' waits that lead to it.
     pub waited_on_s: f64,
@@ -90,6 +94,17 @@ impl Bottleneck {
             [one] => one.clone(),
             [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
         };
+        if self.kind == OUTSIDE {
+            return format!(
+                "{who} waited {:.1} s on process {} {}, which is outside the measured tree: \
+                 what it does was not measured. It is the one to look at: measure it with \
+                 concadvise attach {}.",
+                self.waited_on_s,
+                self.pid,
+                self.through.join(" and "),
+                self.pid
+            );
+        }
         let doing = match self.kind.as_str() {
             "cpu" => format!(
                 "spent {:.1} s on the CPU ({:.2} cores)",
@@ -226,6 +241,7 @@ impl BottleneckTracker {
             .map(|(pid, ns)| (pid, name(pid), ns / 1e9))
             .collect();
         waiters.sort_by(|a, b| b.2.total_cmp(&a.2));
+        let info = accountant.process_info(node);
         let time = own.get(&node).cloned().unwrap_or_default();
         let mut through = [0.0f64; 3];
         for (edge, kinds) in &self.edge_kinds {
@@ -247,11 +263,12 @@ impl BottleneckTracker {
         ways.sort_by(|a, b| b.1.total_cmp(&a.1));
         Some(Bottleneck {
             pid: node,
-            command: accountant
-                .process_info(node)
-                .map(|info| info.command.clone())
-                .unwrap_or_default(),
-            kind: time.dominant.clone(),
+            command: info.map(|info| info.command.clone()).unwrap_or_default(),
+            kind: if info.is_some() {
+                time.dominant.clone()
+            } else {
+                OUTSIDE.to_string()
+            },
             waited_on_s: waited_on_ns / 1e9,
             waiters,
             kind_s: time.dominant_ns / 1e9,

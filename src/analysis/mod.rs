@@ -2,6 +2,7 @@
 
 pub mod accountant;
 pub mod bottleneck;
+pub mod code;
 pub mod contention;
 pub mod event_loop;
 pub mod findings;
@@ -16,6 +17,7 @@ pub mod wait_kind;
 
 use accountant::Accountant;
 use bottleneck::BottleneckTracker;
+use code::CodeTracker;
 use event_loop::LoopTracker;
 use structure::StructureTracker;
 use thread_timeline::ThreadTimeline;
@@ -33,6 +35,9 @@ pub struct TickAnalyser {
     pub bottleneck: BottleneckTracker,
     /// Each thread's states over time (from the accountant's per-thread intervals).
     pub thread_timeline: ThreadTimeline,
+    /// Stack samples joined to the thread states (after the event loops, whose stretches
+    /// it shares).
+    pub code: CodeTracker,
 }
 
 impl TickAnalyser {
@@ -70,6 +75,8 @@ impl TickSink for TickAnalyser {
         self.accountant.ingest(snapshot);
         self.event_loops
             .ingest(snapshot, &self.accountant.last_tick);
+        self.code
+            .ingest(snapshot, &self.accountant.last_tick, &self.event_loops);
         self.bottleneck
             .ingest(snapshot, &self.accountant.last_tick, &self.accountant);
         let (bottleneck, accountant) = (&self.bottleneck, &self.accountant);

@@ -149,15 +149,29 @@ fn headline(report: &Report, painter: &Painter) -> String {
     if let Some(line) = structure_line(report) {
         out.push_str(&format!("  {line}\n"));
     }
+    for line in where_lines(report) {
+        out.push_str(&format!(
+            "  {}\n",
+            shorten(&line, painter.look.width.saturating_sub(2))
+        ));
+    }
     if let Some(bottleneck) = &report.bottleneck {
         let name = bottleneck
             .command
             .first()
-            .map_or("?", |c| c.rsplit('/').next().unwrap_or(c));
-        out.push_str(&format!(
-            "  bottleneck: {name} (pid {}, {}), waited on {:.1} s\n",
-            bottleneck.pid, bottleneck.kind, bottleneck.waited_on_s
-        ));
+            .map_or("a process outside the tree", |c| {
+                c.rsplit('/').next().unwrap_or(c)
+            });
+        let kind = if bottleneck.kind == crate::analysis::bottleneck::OUTSIDE {
+            "not measured"
+        } else {
+            bottleneck.kind.as_str()
+        };
+        out.push_str(&printable(&format!(
+            "  bottleneck: {name} (pid {}, {kind}), waited on {:.1} s",
+            bottleneck.pid, bottleneck.waited_on_s
+        )));
+        out.push('\n');
     }
     if verdict.too_short {
         out.push_str(&format!(
@@ -172,6 +186,45 @@ fn headline(report: &Report, painter: &Painter) -> String {
         ));
     }
     out
+}
+
+/// "where: checksum (hotlib.py:12) · 83% of cpu, 1.94 s": the top hotspot, and the next one
+/// in another function when it has at least a quarter of its time (two lines at most).
+fn where_lines(report: &Report) -> Vec<String> {
+    let Some(code) = &report.code else {
+        return Vec::new();
+    };
+    let mut hotspots = code.hotspots.iter();
+    let Some(first) = hotspots.next() else {
+        return Vec::new();
+    };
+    let line = |label: &str, h: &super::HotspotSection| {
+        let base = h.file.rsplit('/').next().unwrap_or(&h.file);
+        let doing = match h.blocked_in.as_deref() {
+            Some(kind) => format!(" ({kind})"),
+            None => String::new(),
+        };
+        // Function and file names come from the program's memory: escaped like any data.
+        printable(&format!(
+            "{label} {} ({base}:{}) · {:.0}% of {}{doing}, {:.2} s",
+            h.function,
+            h.line,
+            h.share * 100.0,
+            h.state.replace('_', " "),
+            h.seconds,
+        ))
+        .into_owned()
+    };
+    let mut lines = vec![line("where:", first)];
+    let other_function =
+        |h: &&super::HotspotSection| h.function != first.function || h.file != first.file;
+    if let Some(second) = hotspots
+        .find(other_function)
+        .filter(|h| h.seconds >= first.seconds / 4.0)
+    {
+        lines.push(line("      ", second));
+    }
+    lines
 }
 
 /// "structure: event loop (python3 pid 123), 9.6 in flight; loop blocked 72% (sleep, cpu)".

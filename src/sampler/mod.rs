@@ -13,6 +13,7 @@ pub mod observation;
 pub mod offload;
 pub mod peers;
 pub mod proc_file;
+pub mod stacks;
 pub mod stops;
 pub mod tree_reader;
 
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use discovery::Discovery;
 use observation::TickSnapshot;
+use stacks::Stacks;
 use tree_reader::{Scope, SourceStatus, TreeReader, UnseenCause};
 
 /// The tree is searched for new processes and threads at most this often; counters of known
@@ -71,6 +73,8 @@ pub struct SamplerConfig<S> {
     /// How new processes are found (the children files, or a scan of /proc).
     pub discovery: Discovery,
     pub sink: S,
+    /// Where stacks come from, if they are read (`--no-stacks` leaves it out).
+    pub stacks: Option<Stacks>,
 }
 
 /// What a progress display shows while sampling.
@@ -232,6 +236,7 @@ fn sample_until_stopped<S: TickSink>(
         measured.stats.discovery = config.discovery;
     }
     let mut reader = TreeReader::new(config.scope, config.origin, config.discovery);
+    let mut stacks = config.stacks;
     let mut recorder = config.record.map(BufWriter::new);
     let mut record_error = None;
     let mut snapshot = TickSnapshot::default();
@@ -249,6 +254,9 @@ fn sample_until_stopped<S: TickSink>(
         }
         reader.read_threads(&mut snapshot, stopping);
         reader.read_cgroups(&mut snapshot);
+        if let Some(stacks) = stacks.as_mut() {
+            stacks.tick(&mut snapshot, stopping);
+        }
         ticks += 1;
         {
             let mut measured = lock(measured);
@@ -285,7 +293,7 @@ fn sample_until_stopped<S: TickSink>(
         if stopping {
             break;
         }
-        if let Some(lowered) = pace.keep_to_budget(reader.threads_seen, config.origin) {
+        if let Some(lowered) = pace.keep_to_budget(reader.threads_seen, config.origin, &stacks) {
             let stats = &mut lock(measured).stats;
             stats.lowest_rate_hz =
                 Some(stats.lowest_rate_hz.map_or(lowered, |low| low.min(lowered)));
@@ -301,6 +309,7 @@ fn sample_until_stopped<S: TickSink>(
     }
     // Counted once the reader has closed everything it held: what is left open is a leak.
     drop(reader);
+    drop(stacks);
     drop(recorder);
     let fds_end = open_descriptors();
     let mut measured = std::mem::take(&mut *lock(measured));
@@ -365,7 +374,13 @@ impl Pace {
 
     /// Checks the sampler's CPU use every SELF_CHECK_PERIOD and adjusts the rate; returns the
     /// new rate when it was lowered below the one asked for.
-    fn keep_to_budget(&mut self, threads_seen: u64, origin: Instant) -> Option<f64> {
+    /// The stack thread's CPU counts in the same budget as the sampler's own.
+    fn keep_to_budget(
+        &mut self,
+        threads_seen: u64,
+        origin: Instant,
+        stacks: &Option<Stacks>,
+    ) -> Option<f64> {
         if self.last_check.elapsed() < SELF_CHECK_PERIOD {
             return None;
         }
@@ -373,7 +388,7 @@ impl Pace {
         // opened, pay a one-off cost that lowering the rate would not save.
         let many_new = threads_seen > self.threads_seen_at_check + 64;
         let window = self.last_check.elapsed().as_secs_f64();
-        let cpu = thread_cpu_seconds();
+        let cpu = thread_cpu_seconds() + stacks.as_ref().map_or(0.0, Stacks::cpu_s);
         let share = (cpu - self.cpu_at_check) / window;
         (self.last_check, self.cpu_at_check) = (Instant::now(), cpu);
         self.threads_seen_at_check = threads_seen;

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use syscalls::Sysno;
 
+use super::stacks::StackRead;
+
 /// Everything read from /proc at one sampler tick, for the whole tree.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct TickSnapshot {
@@ -27,6 +29,13 @@ pub struct TickSnapshot {
     /// The throttling counters of every cgroup with a quota the tree runs under.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cgroups: Vec<CgroupSample>,
+    /// A stack read was asked for at this tick: its stacks come in a later snapshot, marked
+    /// with this tick's `at_ns`, and are joined to the thread states of this one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stacks_requested: bool,
+    /// Stacks (and news of the stack reader) that came back since the last tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stacks: Option<StackRead>,
     /// Epoll instances of the tree's processes, each looked at about once a second.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub polls: Vec<ProcessPoll>,
@@ -88,6 +97,8 @@ impl TickSnapshot {
         self.new_cgroups.clear();
         self.cgroups.clear();
         self.polls.clear();
+        self.stacks_requested = false;
+        self.stacks = None;
     }
 }
 

@@ -18,8 +18,11 @@
 //! Overlap the waits: an event loop with an async client, or a thread pool of about the size
 //! the formula gives (the runtime's profile says which).
 
-use super::{io_sizing, overlapped_io, pct, AdviceInput, Situation, Sizing};
+use super::{
+    hotspots_named, io_sizing, overlapped_io, pct, AdviceInput, CodeAdvice, Situation, Sizing,
+};
 use crate::advice::expected::Estimate;
+use crate::analysis::code::CodeState;
 use crate::analysis::verdict::WorkloadClass;
 use crate::analysis::wait_kind::WaitKind;
 
@@ -84,6 +87,41 @@ impl Situation for IoBound {
         } else {
             Sizing::default()
         }
+    }
+
+    /// The function whose waits to overlap: the user's frame the waiting threads were in.
+    fn code(&self, input: &AdviceInput) -> Option<CodeAdvice> {
+        let kind = input.verdict.dominant_wait?;
+        let hotspots = input.hotspots(CodeState::Wait(kind));
+        let top = hotspots.first()?;
+        let innermost = if top.innermost == top.place() {
+            String::new()
+        } else {
+            format!(" (innermost: {})", top.innermost)
+        };
+        let how = if input.is_python() {
+            format!(
+                "The waits to overlap are those of {}: run several calls of {} at once \
+                 (asyncio.gather over an async version of it, or pool.map({}, items) on a \
+                 ThreadPoolExecutor).",
+                top.place(),
+                top.function,
+                top.function
+            )
+        } else {
+            format!(
+                "The waits to overlap are those of {}: run several of them at once.",
+                top.place()
+            )
+        };
+        Some(CodeAdvice {
+            reason: format!(
+                "Where it waited on {}: {}{innermost}.",
+                kind.name(),
+                hotspots_named(&hotspots, kind.name())
+            ),
+            how,
+        })
     }
 
     fn change(&self) -> &'static str {
