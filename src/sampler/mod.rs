@@ -6,6 +6,7 @@
 
 pub mod cgroups;
 pub mod discovery;
+pub mod diskstats;
 pub mod fd_resolver;
 pub mod loops;
 pub mod mounts;
@@ -232,6 +233,7 @@ fn sample_until_stopped<S: TickSink>(
         measured.stats.discovery = config.discovery;
     }
     let mut reader = TreeReader::new(config.scope, config.origin, config.discovery);
+    let mut disks = diskstats::DiskReader::default();
     let mut recorder = config.record.map(BufWriter::new);
     let mut record_error = None;
     let mut snapshot = TickSnapshot::default();
@@ -249,6 +251,7 @@ fn sample_until_stopped<S: TickSink>(
         }
         reader.read_threads(&mut snapshot, stopping);
         reader.read_cgroups(&mut snapshot);
+        disks.read(&mut snapshot);
         ticks += 1;
         {
             let mut measured = lock(measured);
