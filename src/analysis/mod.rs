@@ -3,6 +3,7 @@
 pub mod accountant;
 pub mod bottleneck;
 pub mod contention;
+pub mod devices;
 pub mod event_loop;
 pub mod findings;
 pub mod limits;
@@ -16,6 +17,7 @@ pub mod wait_kind;
 
 use accountant::Accountant;
 use bottleneck::BottleneckTracker;
+use devices::DeviceTracker;
 use event_loop::LoopTracker;
 use structure::StructureTracker;
 use thread_timeline::ThreadTimeline;
@@ -33,6 +35,8 @@ pub struct TickAnalyser {
     pub bottleneck: BottleneckTracker,
     /// Each thread's states over time (from the accountant's per-thread intervals).
     pub thread_timeline: ThreadTimeline,
+    /// The disks behind the files the tree waited on, and how busy they were meanwhile.
+    pub devices: DeviceTracker,
 }
 
 impl TickAnalyser {
@@ -79,6 +83,7 @@ impl TickSink for TickAnalyser {
             });
         self.thread_timeline
             .ingest(snapshot, self.accountant.intervals());
+        self.devices.ingest(snapshot, &self.accountant.last_tick);
     }
 
     fn recent(&mut self, span_ns: f64) -> RecentActivity {
