@@ -513,6 +513,13 @@ mod tests {
         }
     }
 
+    fn band_of(advice: &Advice) -> (expected::Band, &str) {
+        match &advice.expected.estimate {
+            Estimate::Band { band, basis } => (*band, basis.as_str()),
+            Estimate::Unavailable(why) => panic!("no band: {why}"),
+        }
+    }
+
     #[test]
     fn a_disk_busy_with_other_work_is_saturated_and_more_concurrency_is_not_advised() {
         let disk = verdict(10.0, &[(WaitKind::Disk, 90.0)]);
@@ -530,9 +537,7 @@ mod tests {
         assert!(advice.how.contains("Do less I/O"), "{}", advice.how);
         // The waits can shrink by 1 / 0.97 at most: 1 / (0.1 + 0.9 x 0.97).
         assert_eq!(advice.speedup_ceiling, Some(1.03));
-        let Estimate::Band { band, .. } = advice.expected.estimate else {
-            panic!("{:?}", advice.expected);
-        };
+        let (band, _) = band_of(&advice);
         assert!(band.high <= 1.1 && band.speedup == 1.0, "{band:?}");
     }
 
@@ -547,9 +552,7 @@ mod tests {
             "{:?}",
             advice.reasons
         );
-        let Estimate::Band { band, .. } = advice.expected.estimate else {
-            panic!("{:?}", advice.expected);
-        };
+        let (band, _) = band_of(&advice);
         assert!(band.high > 2.0, "not held to the disk: {band:?}");
     }
 
@@ -560,9 +563,7 @@ mod tests {
         let advice = advise_with(&disk, "native", 0.1, &disk_limits(0.6, 3.0, 1.0));
         assert_eq!(advice.situation, "io_disk");
         let ceiling = 1.0 / (0.1 + 0.9 * 0.6);
-        let Estimate::Band { band, basis } = &advice.expected.estimate else {
-            panic!("{:?}", advice.expected);
-        };
+        let (band, basis) = band_of(&advice);
         assert!((band.high - ceiling).abs() < 1e-9, "{band:?}");
         assert!(basis.contains("the band stops at x1.56"), "{basis}");
         assert_eq!(advice.speedup_ceiling, Some(1.56));
