@@ -529,7 +529,7 @@ mod tests {
         assert!(
             advice.reasons[0].contains("sdb (8:16) behind /data, through sdb1 was busy 97%")
                 && advice.reasons[0].contains("4.2 requests in flight")
-                && advice.reasons[0].contains("the disk is saturated")
+                && advice.reasons[0].contains("disk is saturated")
                 && advice.reasons[0].contains("more concurrency will not make it faster"),
             "{:?}",
             advice.reasons
@@ -587,7 +587,7 @@ mod tests {
             advice
                 .reasons
                 .iter()
-                .any(|r| r.contains("the disk is saturated") && r.contains("fewer syncs")),
+                .any(|r| r.contains("disk is saturated") && r.contains("fewer syncs")),
             "{:?}",
             advice.reasons
         );

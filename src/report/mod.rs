@@ -380,8 +380,9 @@ pub struct DeviceSection {
     pub wait_s: f64,
     #[serde(default)]
     pub disk_wait_share: f64,
-    /// Wall seconds the program waited on it, and over them: the share it was busy (io_ticks),
-    /// the requests in flight on it, the program's waits among them.
+    /// Wall seconds the program waited on it, and over them (each tick counted for the share
+    /// of it waited): the share it was busy (io_ticks), the requests in flight on it, the
+    /// program's own waits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waited_s: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

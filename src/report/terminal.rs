@@ -173,8 +173,8 @@ fn headline(report: &Report, painter: &Painter) -> String {
 /// Devices that held at least this share of the disk wait get a line of the headline.
 const DEVICE_LINE_SHARE: f64 = 0.2;
 
-/// "disk vda: busy 97% of the 2.0 s waited on it, 4.8 requests in flight (1.0 the
-/// program's): saturated", or, without a disk, what the filesystem is instead.
+/// "disk vda (/): busy 97% over the 2.0 s waited on it, 4.8 requests in flight (3.9 beyond
+/// the program's): saturated", or, without a disk, what the filesystem is instead.
 fn device_lines(report: &Report) -> Vec<String> {
     report
         .devices
@@ -193,12 +193,12 @@ fn device_lines(report: &Report) -> Vec<String> {
                     "disk {name} ({mounts}): not sampled while waited on"
                 ));
             };
+            let in_flight = device.in_flight.unwrap_or(0.0);
+            let others = (in_flight - device.own_in_flight.unwrap_or(0.0)).max(0.0);
             Some(format!(
-                "disk {name} ({mounts}): busy {:.0}% of the {waited:.1} s waited on it, {:.1} \
-                 requests in flight ({:.1} the program's){}",
+                "disk {name} ({mounts}): busy {:.0}% over the {waited:.1} s waited on it, \
+                 {in_flight:.1} requests in flight ({others:.1} beyond the program's){}",
                 busy * 100.0,
-                device.in_flight.unwrap_or(0.0),
-                device.own_in_flight.unwrap_or(0.0),
                 if device.saturated { ": saturated" } else { "" }
             ))
         })

@@ -56,12 +56,15 @@ fn named(device: &DeviceUse) -> String {
 /// What the disk did while the program waited on it, in one clause.
 fn busy_clause(device: &DeviceUse, measured: &DiskMeasure) -> String {
     format!(
-        "{} was busy {} of the {:.1} s the program waited on it (io_ticks in /proc/diskstats), \
-         with {:.1} requests in flight on average, {:.1} of them the program's own waits",
+        "{} was busy {} of the time over the {:.1} s the program waited on it (io_ticks in \
+         /proc/diskstats, each sampling tick counted for the share of it the program waited), \
+         with {:.1} requests in flight on average: {:.1} beyond the program's own waits \
+         ({:.1})",
         named(device),
         pct(measured.busy_share),
         measured.waited_s,
         measured.in_flight,
+        measured.others_in_flight(),
         measured.own_in_flight
     )
 }
@@ -82,10 +85,10 @@ impl Situation for DiskSaturated {
             return String::new();
         };
         format!(
-            "{} of {} was spent waiting on the disk, and {}: the disk is saturated, mostly \
-             with other work (another process, the kernel's writeback or readahead), so more \
-             concurrency will not make it faster: the program's extra requests would only join \
-             its queue.",
+            "{} of {} was spent waiting on the disk, and {}. The disk is saturated, mostly \
+             with other work (another process, the kernel's writeback or readahead): more \
+             concurrency will not make it faster, as the program's extra requests would only \
+             join its queue.",
             pct(input.verdict.shares.io),
             input.own_time(),
             busy_clause(device, &measured)
@@ -156,8 +159,8 @@ pub fn device_reason(input: &AdviceInput) -> Option<String> {
     let measured = device.measured?;
     if measured.saturated() {
         return Some(format!(
-            "{}: the disk is saturated, mostly with other work, so more concurrency will not \
-             make it faster (less work for it will: fewer syncs, less I/O).",
+            "{}. The disk is saturated, mostly with other work: more concurrency will not make \
+             it faster (less work for it will: fewer syncs, less I/O).",
             capitalised(&busy_clause(device, &measured))
         ));
     }
@@ -170,9 +173,10 @@ pub fn device_reason(input: &AdviceInput) -> Option<String> {
             _ => "",
         };
         return Some(format!(
-            "{}: busy all the time, but with the program's own requests, about one at a time: \
-             that is what waiting on a disk one request at a time looks like, not saturation; \
-             a device that serves several at once (an SSD) may take more.{rotational}",
+            "{}. Busy nearly all the time, but with the program's own requests, about one at \
+             a time: that is what waiting on a disk one request at a time looks like, not \
+             saturation; a device that serves several at once (an SSD) may take more.\
+             {rotational}",
             capitalised(&busy_clause(device, &measured))
         ));
     }
