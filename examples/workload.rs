@@ -19,6 +19,10 @@
 //!   `workload cpu-procs --seconds 2 --procs 2`
 //! - `disk`: 4 KiB writes, each followed by fdatasync, in a temporary file in D —
 //!   `workload disk --seconds 2 --dir .`
+//! - `direct-writes`: N threads, each overwriting a temporary file of M MiB in D
+//!   in blocks of K KiB with O_DIRECT (one request to the device at a time per
+//!   thread, no page cache), for S seconds —
+//!   `workload direct-writes --seconds 2 --dir . --threads 1 --block-kib 4 --span-mib 8`
 //! - `sleep`: sleeps S seconds — `workload sleep --seconds 2`
 //! - `exit`: exits at once with code N — `workload exit --code 3`
 //! - `net-server`: slow TCP server on 127.0.0.1 (answers each line with `ok`
@@ -64,6 +68,7 @@ const USAGE: &str = "usage: workload MODE [--flag value]...
   cpu             [--seconds S=2 | --work M | --total-work M] [--threads N=1]
   cpu-procs       [--seconds S=2] [--procs N=2]
   disk            [--seconds S=2] [--dir D=.]
+  direct-writes   [--seconds S=2] [--dir D=.] [--threads N=1] [--block-kib K=4] [--span-mib M=8]
   sleep           [--seconds S=2]
   exit            --code N
   net-server      [--port P=0] [--delay-ms D=200]
@@ -118,6 +123,19 @@ fn main() -> ExitCode {
             opts.finish();
             let blocks = disk(secs, &dir);
             println!("disk: {blocks} blocks of 4 KiB written and fdatasync'd");
+        }
+        "direct-writes" => {
+            let secs = opts.secs("seconds", 2.0);
+            let dir = opts.get("dir", PathBuf::from("."));
+            let threads = opts.count("threads", 1);
+            let block = opts.count("block-kib", 4) * 1024;
+            let span = opts.count("span-mib", 8) * 1024 * 1024;
+            opts.finish();
+            let blocks = direct_writes(secs, &dir, threads, block, span);
+            println!(
+                "direct-writes: {blocks} blocks of {} KiB written with O_DIRECT by {threads} threads",
+                block / 1024
+            );
         }
         "sleep" => {
             let secs = opts.secs("seconds", 2.0);
@@ -450,6 +468,59 @@ fn disk(secs: Duration, dir: &Path) -> u64 {
     }
     let path = dir.join(format!(".workload-disk-{}.tmp", std::process::id()));
     run(secs, &path).unwrap_or_else(|e| fail(&format!("disk workload on {}: {e}", path.display())))
+}
+
+/// O_DIRECT (bypasses the page cache: each write is a request to the device).
+#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+const O_DIRECT: i32 = 0o200000;
+#[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
+const O_DIRECT: i32 = 0o40000;
+
+/// `threads` threads, each overwriting its own scratch file of `span` bytes in
+/// `dir` (written once through the page cache and synced first, so the timed
+/// writes only overwrite) in `block`-byte O_DIRECT writes, round and round.
+fn direct_writes(secs: Duration, dir: &Path, threads: usize, block: usize, span: usize) -> u64 {
+    fn run(secs: Duration, path: &Path, block: usize, span: usize) -> io::Result<u64> {
+        use std::os::unix::fs::{FileExt, OpenOptionsExt};
+        let _remove = RemoveOnDrop(path.to_path_buf());
+        let mut plain = OpenOptions::new().write(true).create_new(true).open(path)?;
+        plain.write_all(&vec![0u8; span])?;
+        plain.sync_all()?;
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(O_DIRECT)
+            .open(path)?;
+        // O_DIRECT wants the buffer aligned like the device's blocks: 4 KiB covers them all.
+        let space = vec![0xA5u8; block + 4096];
+        let start = space.as_ptr().align_offset(4096);
+        let buffer = &space[start..start + block];
+        let begun = Instant::now();
+        let (mut blocks, mut offset) = (0u64, 0usize);
+        while begun.elapsed() < secs {
+            file.write_all_at(buffer, offset as u64)?;
+            blocks += 1;
+            offset = (offset + block) % (span - span % block).max(block);
+        }
+        Ok(blocks)
+    }
+    let pid = std::process::id();
+    let workers: Vec<_> = (0..threads)
+        .map(|index| {
+            let path = dir.join(format!(".workload-direct-{pid}-{index}.tmp"));
+            thread::spawn(move || {
+                run(secs, &path, block, span)
+                    .unwrap_or_else(|e| fail(&format!("direct-writes on {}: {e}", path.display())))
+            })
+        })
+        .collect();
+    workers
+        .into_iter()
+        .map(|worker| {
+            worker
+                .join()
+                .unwrap_or_else(|_| fail("a writer thread panicked"))
+        })
+        .sum()
 }
 
 // ---------------------------------------------------------------------------

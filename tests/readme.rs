@@ -70,6 +70,23 @@ kind = "cpu"
 waited_on_s = 1.0
 reason = "..."
 
+[[devices]]
+device = "vda"
+major_minor = "254:0"
+via = ["vda1"]
+rotational = true
+mounts = ["/"]
+filesystem = "ext4"
+wait_s = 1.0
+disk_wait_share = 0.9
+waited_s = 1.0
+busy_share = 0.95
+in_flight = 3.0
+own_in_flight = 1.0
+run_busy_share = 0.9
+saturated = true
+unmeasured = "..."
+
 [concurrency]
 structure = "event_loop"
 in_flight = 1.5

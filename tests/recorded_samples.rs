@@ -15,8 +15,11 @@
 //! node_blocked_loop (examples/node/blocked_loop.js 1.2), xz_pipeline (sh -c 'cat F F | xz -T1 |
 //! wc -c' on 1.5 MB), socketpair_consumer (examples/python/socketpair_pipeline.py 300),
 //! cpu_quota_half_core (workload cpu 1.2 s in a cgroup v1 with cfs_quota_us 50000 of 100000),
-//! sqlite_autocommit (sqlite3 running 300 autocommit INSERTs); with Python stacks (py-spy, CPython
-//! 3.11): python_blocked_loop_stacks (examples/python/blocked_loop.py 3), python_thread_pool_stacks
+//! sqlite_autocommit (sqlite3 running 300 autocommit INSERTs), disk_saturated (workload
+//! direct-writes 1 s on an ext4 loop device over /dev/shm that eight 256 KiB O_DIRECT writers
+//! outside the tree kept busy), disk_own_writes (the same program on that disk alone); with
+//! Python stacks (py-spy, CPython 3.11): python_blocked_loop_stacks
+//! (examples/python/blocked_loop.py 3), python_thread_pool_stacks
 //! (examples/python/pool_client.py, 48 requests on 4 threads to a 100 ms HTTP server).
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
@@ -476,4 +479,38 @@ fn recorded_stacks_of_a_thread_pool_are_charged_to_its_workers() {
         network.seconds <= workers_network_s * 1.001 && network.seconds > 0.5 * workers_network_s,
         "{network:?} of {workers_network_s}"
     );
+}
+
+#[test]
+fn o_direct_writes_to_a_disk_others_keep_busy_are_disk_saturated() {
+    let (findings, advice) = advised("disk_saturated");
+    let device = findings.limits.main_disk().unwrap();
+    let disk = device.disk.as_ref().unwrap();
+    assert_eq!(
+        (disk.name.as_str(), disk.major_minor.as_str()),
+        ("loop0", "7:0")
+    );
+    assert_eq!(device.filesystem, "ext4");
+    let measured = device.measured.unwrap();
+    assert!(measured.busy_share >= 0.95, "{measured:?}");
+    assert!(measured.others_in_flight() >= 5.0, "{measured:?}");
+    assert!(device.saturated());
+    assert_eq!(advice.situation, "disk_saturated");
+    assert_eq!(advice.model, Model::None);
+    assert!(advice.speedup_ceiling.unwrap() <= 1.05, "{advice:?}");
+}
+
+#[test]
+fn the_same_writes_alone_keep_the_disk_busy_without_saturating_it() {
+    let (findings, advice) = advised("disk_own_writes");
+    let device = findings.limits.main_disk().unwrap();
+    let measured = device.measured.unwrap();
+    assert!(measured.waited_s >= 0.2, "{measured:?}");
+    assert!(measured.others_in_flight() < 1.0, "{measured:?}");
+    assert!(!device.saturated());
+    assert_ne!(advice.situation, "disk_saturated");
+    assert!(!advice
+        .reasons
+        .iter()
+        .any(|r| r.contains("disk is saturated")));
 }

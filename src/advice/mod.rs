@@ -217,6 +217,9 @@ fn advise(input: &AdviceInput) -> Advice {
             );
         }
     }
+    if situation != "disk_saturated" {
+        reasons.extend(situations::device_reason(input));
+    }
     reasons.extend(entry.reasons.iter().map(|r| fill(r, &values)));
     reasons.extend(sizing_text);
     if shares.runqueue > 0.1 {
@@ -410,13 +413,23 @@ mod tests {
     }
 
     fn advise_for(verdict: &Verdict, runtime: &str, avg_cores: f64) -> Advice {
-        advise_with_code(verdict, runtime, avg_cores, None)
+        advise_with(verdict, runtime, avg_cores, &Limits::default(), None)
     }
 
     fn advise_with_code(
         verdict: &Verdict,
         runtime: &str,
         avg_cores: f64,
+        code: Option<&CodeFindings>,
+    ) -> Advice {
+        advise_with(verdict, runtime, avg_cores, &Limits::default(), code)
+    }
+
+    fn advise_with(
+        verdict: &Verdict,
+        runtime: &str,
+        avg_cores: f64,
+        limits: &Limits,
         code: Option<&CodeFindings>,
     ) -> Advice {
         let set = ProfileSet::built_in().unwrap();
@@ -439,7 +452,7 @@ mod tests {
                 compute_s: 0.1,
             }),
             concurrency: &concurrency,
-            limits: &Limits::default(),
+            limits,
             bottleneck: None,
             about_bottleneck: false,
             event_loop_runtime: None,
@@ -562,6 +575,116 @@ mod tests {
         let advice = advise_for(&disk, "python", 0.3);
         assert_eq!(advice.model, Model::Threads);
         assert!(advice.reasons.iter().any(|r| r.contains("asyncio")));
+    }
+
+    /// Limits with one disk holding 90 % of the disk wait, measured over 1.8 s of waiting.
+    fn disk_limits(busy_share: f64, in_flight: f64, own_in_flight: f64) -> Limits {
+        use crate::analysis::devices::{DeviceUse, DiskMeasure};
+        use crate::sampler::observation::DiskInfo;
+        Limits {
+            devices: vec![DeviceUse {
+                disk: Some(DiskInfo {
+                    id: 0,
+                    name: "sdb".into(),
+                    major_minor: "8:16".into(),
+                    via: vec!["sdb1".into()],
+                    rotational: Some(false),
+                }),
+                unmeasured: None,
+                mounts: vec!["/data".into()],
+                filesystem: "ext4".into(),
+                wait_s: 1.8,
+                share: 0.9,
+                measured: Some(DiskMeasure {
+                    waited_s: 1.8,
+                    busy_share,
+                    in_flight,
+                    own_in_flight,
+                    run_busy_share: Some(busy_share),
+                }),
+            }],
+            ..Limits::default()
+        }
+    }
+
+    fn band_of(advice: &Advice) -> (expected::Band, &str) {
+        match &advice.expected.estimate {
+            Estimate::Band { band, basis } => (*band, basis.as_str()),
+            Estimate::Unavailable(why) => panic!("no band: {why}"),
+        }
+    }
+
+    #[test]
+    fn a_disk_busy_with_other_work_is_saturated_and_more_concurrency_is_not_advised() {
+        let disk = verdict(10.0, &[(WaitKind::Disk, 90.0)]);
+        let advice = advise_with(&disk, "python", 0.1, &disk_limits(0.97, 4.2, 1.0), None);
+        assert_eq!(advice.situation, "disk_saturated");
+        assert_eq!(advice.model, Model::None);
+        assert!(
+            advice.reasons[0].contains("sdb (8:16) behind /data, through sdb1 was busy 97%")
+                && advice.reasons[0].contains("4.2 requests in flight")
+                && advice.reasons[0].contains("disk is saturated")
+                && advice.reasons[0].contains("more concurrency will not make it faster"),
+            "{:?}",
+            advice.reasons
+        );
+        assert!(advice.how.contains("Do less I/O"), "{}", advice.how);
+        // The waits can shrink by 1 / 0.97 at most: 1 / (0.1 + 0.9 x 0.97).
+        assert_eq!(advice.speedup_ceiling, Some(1.03));
+        let (band, _) = band_of(&advice);
+        assert!(band.high <= 1.1 && band.speedup == 1.0, "{band:?}");
+    }
+
+    #[test]
+    fn a_disk_busy_only_with_the_program_s_own_requests_is_not_saturated() {
+        let disk = verdict(10.0, &[(WaitKind::Disk, 90.0)]);
+        let advice = advise_with(&disk, "python", 0.1, &disk_limits(0.99, 1.1, 1.0), None);
+        assert_eq!(advice.situation, "io_disk");
+        assert_eq!(advice.model, Model::Threads);
+        assert!(
+            advice.reasons.iter().any(|r| r.contains("not saturation")),
+            "{:?}",
+            advice.reasons
+        );
+        let (band, _) = band_of(&advice);
+        assert!(band.high > 2.0, "not held to the disk: {band:?}");
+    }
+
+    #[test]
+    fn overlapping_disk_waits_are_not_promised_more_than_the_disk_has_left() {
+        let disk = verdict(10.0, &[(WaitKind::Disk, 90.0)]);
+        // Busy 60 %, mostly with others' requests: the waits shrink at most by 1 / 0.6.
+        let advice = advise_with(&disk, "native", 0.1, &disk_limits(0.6, 3.0, 1.0), None);
+        assert_eq!(advice.situation, "io_disk");
+        let ceiling = 1.0 / (0.1 + 0.9 * 0.6);
+        let (band, basis) = band_of(&advice);
+        assert!((band.high - ceiling).abs() < 1e-9, "{band:?}");
+        assert!(basis.contains("the band stops at x1.56"), "{basis}");
+        assert_eq!(advice.speedup_ceiling, Some(1.56));
+    }
+
+    #[test]
+    fn syncs_to_a_saturated_disk_stay_sync_bound_and_say_the_disk_is_saturated() {
+        use crate::analysis::limits::Syncs;
+        let disk = verdict(10.0, &[(WaitKind::Disk, 90.0)]);
+        let limits = Limits {
+            syncs: Some(Syncs {
+                sync_s: 1.6,
+                disk_s: 1.8,
+                syncs: 400,
+            }),
+            ..disk_limits(0.95, 3.0, 1.0)
+        };
+        let advice = advise_with(&disk, "python", 0.1, &limits, None);
+        assert_eq!(advice.situation, "sync_bound");
+        assert!(
+            advice
+                .reasons
+                .iter()
+                .any(|r| r.contains("disk is saturated") && r.contains("fewer syncs")),
+            "{:?}",
+            advice.reasons
+        );
     }
 
     #[test]

@@ -100,6 +100,9 @@ pub struct ThreadAccount {
     pub details: Vec<(WaitKind, WaitDetail, f64)>,
     /// Stopped time charged in the current interval, by who stopped it (taken by `ingest`).
     stopped_now: Vec<(Stopper, f64)>,
+    /// Disk wait charged in the current interval, by the mount of its file (taken by
+    /// `ingest`).
+    disk_now: Vec<(Arc<FileMount>, f64)>,
     /// Off-CPU time not yet attributed: negative when counters ran ahead of the clock
     /// (schedstat is updated at scheduler ticks), positive while the thread was seen running
     /// at both ends of its intervals.
@@ -244,6 +247,8 @@ pub struct TickIntervals {
     /// The tick's wall time (0 at the first tick).
     pub tick_ns: f64,
     pub threads: Vec<ThreadInterval>,
+    /// The tree's disk wait in the tick (thread-nanoseconds), by the mount of the files.
+    pub disk_waits: Vec<(Arc<FileMount>, f64)>,
 }
 
 impl Accountant {
@@ -258,6 +263,7 @@ impl Accountant {
         // Stopped thread-time in this tick, by who stopped the threads.
         let mut interval_stops: Vec<(Stopper, f64)> = Vec::new();
         self.last_tick.threads.clear();
+        self.last_tick.disk_waits.clear();
         for (index, observation) in snapshot.threads.iter().enumerate() {
             let key = (observation.pid, observation.tid);
             let allowance = throttled.get(&key).copied().unwrap_or(0.0);
@@ -265,6 +271,9 @@ impl Accountant {
                 if let Some(account) = self.threads.get_mut(&key) {
                     for (by, ns) in account.stopped_now.drain(..) {
                         add_to(&mut interval_stops, &by, ns);
+                    }
+                    for (mount, ns) in account.disk_now.drain(..).filter(|(_, ns)| *ns > 0.0) {
+                        add_to(&mut self.last_tick.disk_waits, &mount, ns);
                     }
                 }
                 interval_busy_ns += busy_ns;
@@ -408,6 +417,7 @@ impl Accountant {
             last_wait: wait.clone(),
             details: Vec::new(),
             stopped_now: Vec::new(),
+            disk_now: Vec::new(),
             pending_off_ns: 0,
             throttle_debt: (0.0, 0),
         };
@@ -707,8 +717,12 @@ impl ThreadAccount {
             split.disk_sync_ns += ns;
         }
         let Some(detail) = &wait.detail else { return };
-        if let WaitDetail::StoppedBy(by) = detail {
-            add_to(&mut self.stopped_now, by, ns);
+        match detail {
+            WaitDetail::StoppedBy(by) => add_to(&mut self.stopped_now, by, ns),
+            WaitDetail::Mount(mount) if wait.kind == WaitKind::Disk => {
+                add_to(&mut self.disk_now, mount, ns);
+            }
+            WaitDetail::Mount(_) => {}
         }
         match self
             .details
@@ -730,10 +744,11 @@ impl ThreadAccount {
     }
 }
 
-fn add_to(stops: &mut Vec<(Stopper, f64)>, by: &Stopper, ns: f64) {
-    match stops.iter_mut().find(|(known, _)| known == by) {
+/// Adds `ns` to the time of `what` (who stopped a thread, the mount of a file...).
+fn add_to<T: PartialEq + Clone>(totals: &mut Vec<(T, f64)>, what: &T, ns: f64) {
+    match totals.iter_mut().find(|(known, _)| known == what) {
         Some((_, total)) => *total += ns,
-        None => stops.push((by.clone(), ns)),
+        None => totals.push((what.clone(), ns)),
     }
 }
 
@@ -837,6 +852,7 @@ mod tests {
             last_wait: Some(plain(kind)),
             details: Vec::new(),
             stopped_now: Vec::new(),
+            disk_now: Vec::new(),
             pending_off_ns: 0,
             throttle_debt: (0.0, 0),
         }
@@ -947,6 +963,22 @@ mod tests {
     }
 
     #[test]
+    fn each_tick_names_the_disk_wait_on_each_mount() {
+        let mut accountant = Accountant::default();
+        accountant.ingest(&tick(0, 0, Some(blocked('D', Some("/data"), None))));
+        // Still blocked, not run since: the wait goes on, on the same mount.
+        accountant.ingest(&tick(1000, 0, None));
+        let waits = &accountant.last_tick.disk_waits;
+        assert_eq!(waits.len(), 1);
+        assert_eq!((waits[0].0.point.as_str(), waits[0].1), ("/data", 1e9));
+        accountant.ingest(&tick(2000, 500, Some(ThreadState::running())));
+        // Half of the second went to computing; the rest to the wait on /data.
+        assert_eq!(accountant.last_tick.disk_waits[0].1, 0.5e9);
+        accountant.ingest(&tick(3000, 1500, Some(ThreadState::running())));
+        assert_eq!(accountant.last_tick.disk_waits, vec![]);
+    }
+
+    #[test]
     fn stopped_wall_time_goes_to_who_stopped_the_thread() {
         let tracer = Stopper::Tracer {
             pid: 77,
@@ -1004,12 +1036,13 @@ mod tests {
                 FdKind::RegularFile
             }],
             mount: mount.map(|point| {
+                let network = point.starts_with("/nfs");
                 Arc::new(FileMount {
                     point: point.into(),
-                    fs_type: "nfs4".into(),
+                    fs_type: if network { "nfs4" } else { "ext4" }.into(),
                     source: "server:/export".into(),
-                    device: "0:53".into(),
-                    network: true,
+                    device: if network { "0:53" } else { "8:1" }.into(),
+                    network,
                 })
             }),
             watched: 0,

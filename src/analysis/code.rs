@@ -802,6 +802,7 @@ mod tests {
                 wait_before: wait,
                 wait_after: wait,
             }],
+            ..TickIntervals::default()
         };
         let mut snapshot = TickSnapshot {
             at_ns: n * TICK_NS,

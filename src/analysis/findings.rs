@@ -314,7 +314,7 @@ pub fn analyse_ticks(
         attached: facts.attached,
         other_load_cores: machine.other_load_cores,
         concurrency,
-        limits: limits::conclude(accountant, &breakdown),
+        limits: limits::conclude(accountant, &breakdown, &analyser.devices),
         bottleneck,
         bottleneck_verdict,
         event_loop_runtime,

@@ -4,6 +4,7 @@ pub mod accountant;
 pub mod bottleneck;
 pub mod code;
 pub mod contention;
+pub mod devices;
 pub mod event_loop;
 pub mod findings;
 pub mod limits;
@@ -18,6 +19,7 @@ pub mod wait_kind;
 use accountant::Accountant;
 use bottleneck::BottleneckTracker;
 use code::CodeTracker;
+use devices::DeviceTracker;
 use event_loop::LoopTracker;
 use structure::StructureTracker;
 use thread_timeline::ThreadTimeline;
@@ -38,6 +40,8 @@ pub struct TickAnalyser {
     /// Stack samples joined to the thread states (after the event loops, whose stretches
     /// it shares).
     pub code: CodeTracker,
+    /// The disks behind the files the tree waited on, and how busy they were meanwhile.
+    pub devices: DeviceTracker,
 }
 
 impl TickAnalyser {
@@ -86,6 +90,7 @@ impl TickSink for TickAnalyser {
             });
         self.thread_timeline
             .ingest(snapshot, self.accountant.intervals());
+        self.devices.ingest(snapshot, &self.accountant.last_tick);
     }
 
     fn recent(&mut self, span_ns: f64) -> RecentActivity {

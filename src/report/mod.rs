@@ -41,6 +41,9 @@ pub struct Report {
     /// Where in the code the time went (absent when no process's stacks were to be read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<CodeSection>,
+    /// The devices behind the files the program waited on, and how busy they were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceSection>,
     pub sampling: SamplingSection,
     #[serde(default)]
     pub timeline: TimelineSection,
@@ -410,6 +413,50 @@ pub struct HotspotSection {
     /// loop_blocked only: what the loop thread mostly did there ("sleep", "cpu"...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked_in: Option<String>,
+}
+
+/// A device the program's disk waits were on: the disk whose busy time counts, and what it
+/// did while the program waited on it; or, for a filesystem without a single disk, why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceSection {
+    /// The whole disk's kernel name (sda for sda1), and its major:minor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub major_minor: Option<String>,
+    /// The block devices between the filesystem and the disk (a partition, dm-0...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotational: Option<bool>,
+    /// The mount points waited on whose files are on it.
+    #[serde(default)]
+    pub mounts: Vec<String>,
+    #[serde(default)]
+    pub filesystem: String,
+    /// Thread-seconds of disk wait on it, and their share of all the disk wait.
+    pub wait_s: f64,
+    #[serde(default)]
+    pub disk_wait_share: f64,
+    /// Wall seconds the program waited on it, and over them (each tick counted for the share
+    /// of it waited): the share it was busy (io_ticks), the requests in flight on it, the
+    /// program's own waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waited_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy_share: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_in_flight: Option<f64>,
+    /// Its busy share over the whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_busy_share: Option<f64>,
+    #[serde(default)]
+    pub saturated: bool,
+    /// Why it has no numbers: no single disk behind the filesystem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmeasured: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

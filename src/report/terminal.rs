@@ -173,6 +173,9 @@ fn headline(report: &Report, painter: &Painter) -> String {
         )));
         out.push('\n');
     }
+    for line in device_lines(report) {
+        out.push_str(&format!("  {line}\n"));
+    }
     if verdict.too_short {
         out.push_str(&format!(
             "  {}\n",
@@ -225,6 +228,41 @@ fn where_lines(report: &Report) -> Vec<String> {
         lines.push(line("      ", second));
     }
     lines
+}
+
+/// Devices that held at least this share of the disk wait get a line of the headline.
+const DEVICE_LINE_SHARE: f64 = 0.2;
+
+/// "disk vda (/): busy 97% over the 2.0 s waited on it, 4.8 requests in flight (3.9 beyond
+/// the program's): saturated", or, without a disk, what the filesystem is instead.
+fn device_lines(report: &Report) -> Vec<String> {
+    report
+        .devices
+        .iter()
+        .filter(|d| d.disk_wait_share >= DEVICE_LINE_SHARE)
+        .take(2)
+        .filter_map(|device| {
+            let mounts = device.mounts.join(", ");
+            let mounts = printable(&mounts);
+            if let Some(why) = &device.unmeasured {
+                return Some(format!("disk ({mounts}): not measured: {}", printable(why)));
+            }
+            let name = printable(device.device.as_deref()?);
+            let (Some(busy), Some(waited)) = (device.busy_share, device.waited_s) else {
+                return Some(format!(
+                    "disk {name} ({mounts}): not sampled while waited on"
+                ));
+            };
+            let in_flight = device.in_flight.unwrap_or(0.0);
+            let others = (in_flight - device.own_in_flight.unwrap_or(0.0)).max(0.0);
+            Some(format!(
+                "disk {name} ({mounts}): busy {:.0}% over the {waited:.1} s waited on it, \
+                 {in_flight:.1} requests in flight ({others:.1} beyond the program's){}",
+                busy * 100.0,
+                if device.saturated { ": saturated" } else { "" }
+            ))
+        })
+        .collect()
 }
 
 /// "structure: event loop (python3 pid 123), 9.6 in flight; loop blocked 72% (sleep, cpu)".

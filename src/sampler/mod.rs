@@ -6,6 +6,7 @@
 
 pub mod cgroups;
 pub mod discovery;
+pub mod diskstats;
 pub mod fd_resolver;
 pub mod loops;
 pub mod mounts;
@@ -237,6 +238,7 @@ fn sample_until_stopped<S: TickSink>(
     }
     let mut reader = TreeReader::new(config.scope, config.origin, config.discovery);
     let mut stacks = config.stacks;
+    let mut disks = diskstats::DiskReader::default();
     let mut recorder = config.record.map(BufWriter::new);
     let mut record_error = None;
     let mut snapshot = TickSnapshot::default();
@@ -257,6 +259,7 @@ fn sample_until_stopped<S: TickSink>(
         if let Some(stacks) = stacks.as_mut() {
             stacks.tick(&mut snapshot, stopping);
         }
+        disks.read(&mut snapshot);
         ticks += 1;
         {
             let mut measured = lock(measured);

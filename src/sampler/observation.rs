@@ -39,6 +39,56 @@ pub struct TickSnapshot {
     /// Epoll instances of the tree's processes, each looked at about once a second.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub polls: Vec<ProcessPoll>,
+    /// Filesystem devices (a mount's major:minor) the tree's files were first seen on at this
+    /// tick, and the disk behind each, if there is one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_devices: Vec<DeviceInfo>,
+    /// The busy-time counters of every disk behind those devices (/proc/diskstats).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<DiskSample>,
+}
+
+/// A filesystem's device (the st_dev of its files, from mountinfo) and the disk whose busy
+/// time counts for it, or why there is none.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeviceInfo {
+    /// "major:minor", as `FileMount::device`.
+    pub device: String,
+    /// The disk behind it: its sampler number, name and numbers, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskInfo>,
+    /// Why there is no single disk behind it (memory, a network server, several devices...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmeasured: Option<String>,
+}
+
+/// A whole disk as /proc/diskstats names it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DiskInfo {
+    /// The sampler's number for it, unique within a measurement (several filesystem devices,
+    /// such as two partitions, may share one disk).
+    pub id: u32,
+    /// Its kernel name (sda, nvme0n1, vda, loop0).
+    pub name: String,
+    /// Its own "major:minor".
+    pub major_minor: String,
+    /// The block devices between the filesystem and it, top first (a partition, dm-0...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<String>,
+    /// /sys/block/NAME/queue/rotational, when readable (virtual disks often claim 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotational: Option<bool>,
+}
+
+/// A disk's cumulative counters at one tick (/proc/diskstats; both wrap at 2^32 ms).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DiskSample {
+    pub id: u32,
+    /// Milliseconds with at least one request in flight (io_ticks, field 13 of a line).
+    pub busy_ms: u32,
+    /// Milliseconds of requests in flight, summed over the requests (field 14): its
+    /// difference over a time is the mean number in flight.
+    pub queue_ms: u32,
 }
 
 /// A process's epoll instance: it runs an event loop, serving this many descriptors.
@@ -99,6 +149,8 @@ impl TickSnapshot {
         self.polls.clear();
         self.stacks_requested = false;
         self.stacks = None;
+        self.new_devices.clear();
+        self.disks.clear();
     }
 }
 

@@ -18,6 +18,7 @@
 //! Overlap the waits: an event loop with an async client, or a thread pool of about the size
 //! the formula gives (the runtime's profile says which).
 
+use super::disk_saturated::{held_to_disk, sizing_held_to_disk};
 use super::{
     hotspots_named, io_sizing, overlapped_io, pct, AdviceInput, CodeAdvice, Situation, Sizing,
 };
@@ -83,7 +84,7 @@ impl Situation for IoBound {
 
     fn sizing(&self, input: &AdviceInput) -> Sizing {
         if self.sized {
-            io_sizing(input, 1.0)
+            sizing_held_to_disk(input, io_sizing(input, 1.0))
         } else {
             Sizing::default()
         }
@@ -142,6 +143,6 @@ impl Situation for IoBound {
                     .into(),
             );
         }
-        overlapped_io(input, sizing, 1.0, peer)
+        held_to_disk(input, overlapped_io(input, sizing, 1.0, peer))
     }
 }

@@ -11,6 +11,7 @@ mod already_parallel;
 mod blocked_event_loop;
 mod cpu_bound;
 mod cpu_quota;
+mod disk_saturated;
 mod gil_contention;
 mod idle;
 mod io_bound;
@@ -33,6 +34,7 @@ use crate::analysis::verdict::Verdict;
 use crate::profile::Profile;
 use crate::sampler::SamplerStats;
 use crate::target::runtime::Runtime;
+pub use disk_saturated::device_reason;
 
 /// Target utilisation of a core in the pool-size formula.
 pub const UTILISATION: f64 = 0.8;
@@ -299,11 +301,12 @@ pub fn overlapped_io(input: &AdviceInput, sizing: &Sizing, now: f64, peer: &str)
 }
 
 /// Every situation, most specific first; `mixed` applies to anything and comes last.
-static RANKED: [&dyn Situation; 19] = [
+static RANKED: [&dyn Situation; 20] = [
     &stopped::Stopped,
     &blocked_event_loop::BlockedEventLoop,
     &cpu_quota::CpuQuota,
     &sync_bound::SyncBound,
+    &disk_saturated::DiskSaturated,
     &idle::Idle,
     &already_parallel::AlreadyParallel,
     &gil_contention::GilContention,
