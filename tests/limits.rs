@@ -212,6 +212,59 @@ fn a_producer_waits_on_its_slow_consumer_over_a_unix_socketpair() {
     );
 }
 
+#[test]
+fn a_client_of_a_server_outside_the_tree_names_it_and_says_to_attach_to_it() {
+    let _lock = timing_lock();
+    let dir = scratch_dir();
+    let socket = dir.path().join("server.sock").display().to_string();
+    let mut server = std::process::Command::new(python3())
+        .args([&example("python/unix_echo_server.py"), &socket, "0.02"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let (report, output) = run_measured(
+        &[],
+        &[
+            python3().as_str(),
+            &example("python/unix_client.py"),
+            &socket,
+            "50",
+        ],
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(output.status.success(), "{output:?}");
+    let bottleneck = report
+        .bottleneck
+        .as_ref()
+        .unwrap_or_else(|| panic!("{report:#?}"));
+    assert_eq!(bottleneck.pid, server.id() as i32, "{bottleneck:?}");
+    assert_eq!(bottleneck.kind, "outside", "{bottleneck:?}");
+    assert!(
+        bottleneck
+            .command
+            .iter()
+            .any(|a| a.ends_with("unix_echo_server.py")),
+        "{bottleneck:?}"
+    );
+    let attach = format!("concadvise attach {}", server.id());
+    assert!(bottleneck.reason.contains(&attach), "{bottleneck:?}");
+    // No verdict is drawn from the server's own time, which was not measured.
+    assert_eq!(
+        report.verdict.dominant_wait.as_deref(),
+        Some("ipc"),
+        "{:?}",
+        report.verdict
+    );
+}
+
 /// An ext4 filesystem on a loop device over a file in /dev/shm (memory: the test loads no
 /// real disk), made by the test (root only), unmounted and detached on drop.
 struct LoopDisk {

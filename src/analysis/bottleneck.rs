@@ -39,6 +39,17 @@ pub struct BottleneckTracker {
     edges: HashMap<(i32, i32), f64>,
     /// Of that, by how: [pipes and Unix sockets, network, waiting for it to exit].
     edge_kinds: HashMap<(i32, i32), [f64; 3]>,
+    /// The command lines of processes outside the tree the tree talked to.
+    outside: HashMap<i32, Vec<String>>,
+}
+
+/// The program a command line runs, as people call it: the file name of its first word
+/// ("/usr/bin/xz" -> "xz"; a retitled process such as "postgres: user db [local] COMMIT" ->
+/// "postgres").
+pub fn program_name(command: &[String]) -> Option<&str> {
+    let first = command.first()?.split_whitespace().next()?;
+    let first = first.trim_end_matches(':');
+    Some(first.rsplit('/').next().unwrap_or(first)).filter(|name| !name.is_empty())
 }
 
 /// The kind of a bottleneck outside the measured tree.
@@ -71,12 +82,7 @@ impl Bottleneck {
     /// "cat and wc waited 50.2 s on xz through pipes or Unix sockets; xz spent 25.4 s on the
     /// CPU (1.00 cores)".
     pub fn reason(&self) -> String {
-        let name = |command: &[String]| {
-            command.first().map_or_else(String::new, |c| {
-                c.rsplit('/').next().unwrap_or(c).to_string()
-            })
-        };
-        let me = name(&self.command);
+        let me = program_name(&self.command).unwrap_or_default().to_string();
         let mut waiters: Vec<String> = Vec::new();
         for (pid, waiter, _) in &self.waiters {
             // Same program on both sides (a forked worker): the PIDs tell them apart.
@@ -95,12 +101,16 @@ impl Bottleneck {
             [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
         };
         if self.kind == OUTSIDE {
+            let process = if me.is_empty() {
+                format!("process {}", self.pid)
+            } else {
+                format!("{me} (pid {})", self.pid)
+            };
             return format!(
-                "{who} waited {:.1} s on process {} {}, which is outside the measured tree: \
+                "{who} waited {:.1} s on {process} {}, which is outside the measured tree: \
                  what it does was not measured. It is the one to look at: measure it with \
                  concadvise attach {}.",
                 self.waited_on_s,
-                self.pid,
                 self.through.join(" and "),
                 self.pid
             );
@@ -132,6 +142,9 @@ impl BottleneckTracker {
         tick: &TickIntervals,
         accountant: &Accountant,
     ) {
+        for peer in &snapshot.outside_peers {
+            self.outside.insert(peer.pid, peer.command.clone());
+        }
         let alive: HashSet<i32> = snapshot.threads.iter().map(|t| t.pid).collect();
         for interval in &tick.threads {
             let key = (interval.pid, interval.tid);
@@ -230,11 +243,8 @@ impl BottleneckTracker {
         let name = |pid: i32| {
             accountant
                 .process_info(pid)
-                .and_then(|info| info.command.first().cloned())
-                .map_or_else(
-                    || pid.to_string(),
-                    |c| c.rsplit('/').next().unwrap_or(&c).to_string(),
-                )
+                .and_then(|info| program_name(&info.command).map(str::to_string))
+                .unwrap_or_else(|| pid.to_string())
         };
         let mut waiters: Vec<(i32, String, f64)> = waiters
             .into_iter()
@@ -263,7 +273,10 @@ impl BottleneckTracker {
         ways.sort_by(|a, b| b.1.total_cmp(&a.1));
         Some(Bottleneck {
             pid: node,
-            command: info.map(|info| info.command.clone()).unwrap_or_default(),
+            command: match info {
+                Some(info) => info.command.clone(),
+                None => self.outside.get(&node).cloned().unwrap_or_default(),
+            },
             kind: if info.is_some() {
                 time.dominant.clone()
             } else {
@@ -557,5 +570,20 @@ mod tests {
         assert_eq!(any, Some(Target::AnyChild));
         let by_id = child_target(Sysno::waitid, &[1, 7, 0, 0, 0, 0]);
         assert_eq!(by_id, Some(Target::Processes(vec![7])));
+    }
+
+    #[test]
+    fn program_names_are_the_first_word_s_file_name() {
+        let name = |args: &[&str]| {
+            program_name(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+                .map(str::to_string)
+        };
+        assert_eq!(name(&["/usr/bin/xz", "-6"]).as_deref(), Some("xz"));
+        assert_eq!(
+            name(&["postgres: postgres db [local] COMMIT"]).as_deref(),
+            Some("postgres")
+        );
+        assert_eq!(name(&[]), None);
+        assert_eq!(name(&[""]), None);
     }
 }

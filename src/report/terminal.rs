@@ -156,14 +156,11 @@ fn headline(report: &Report, painter: &Painter) -> String {
         ));
     }
     if let Some(bottleneck) = &report.bottleneck {
-        let name = bottleneck
-            .command
-            .first()
-            .map_or("a process outside the tree", |c| {
-                c.rsplit('/').next().unwrap_or(c)
-            });
-        let kind = if bottleneck.kind == crate::analysis::bottleneck::OUTSIDE {
-            "not measured"
+        let name = crate::analysis::bottleneck::program_name(&bottleneck.command)
+            .unwrap_or("a process outside the tree");
+        let outside = bottleneck.kind == crate::analysis::bottleneck::OUTSIDE;
+        let kind = if outside {
+            "outside the tree, not measured"
         } else {
             bottleneck.kind.as_str()
         };

@@ -39,6 +39,10 @@ pub struct TickSnapshot {
     /// Epoll instances of the tree's processes, each looked at about once a second.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub polls: Vec<ProcessPoll>,
+    /// Processes outside the tree that threads of it were first seen talking to at this tick
+    /// (a local server at the other end of a socket), with their command lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outside_peers: Vec<OutsidePeer>,
     /// Filesystem devices (a mount's major:minor) the tree's files were first seen on at this
     /// tick, and the disk behind each, if there is one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -91,6 +95,14 @@ pub struct DiskSample {
     pub queue_ms: u32,
 }
 
+/// A process outside the tree that the tree talks to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutsidePeer {
+    pub pid: i32,
+    /// Its command line (empty when it could not be read).
+    pub command: Vec<String>,
+}
+
 /// A process's epoll instance: it runs an event loop, serving this many descriptors.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct ProcessPoll {
@@ -140,6 +152,7 @@ pub struct ProcessCpu {
 
 impl TickSnapshot {
     pub fn clear(&mut self) {
+        self.outside_peers.clear();
         self.new_processes.clear();
         self.threads.clear();
         self.exited.clear();

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use procfs::FromRead;
 use syscalls::Sysno;
@@ -14,8 +14,8 @@ use super::discovery::{Discovery, ProcScan};
 use super::fd_resolver::{FdResolver, ProcessFiles, WaitTargets};
 use super::loops::LoopScanner;
 use super::observation::{
-    FdKind, ProcessCpu, ProcessInfo, Sighting, Stopper, SyscallState, ThreadObservation,
-    ThreadState, TickSnapshot,
+    FdKind, OutsidePeer, ProcessCpu, ProcessInfo, Sighting, Stopper, SyscallState,
+    ThreadObservation, ThreadState, TickSnapshot,
 };
 use super::offload::Offload;
 use super::proc_file::{read_once, ProcFile, ReadFailure};
@@ -148,6 +148,22 @@ struct TrackedProcess {
     command_retries: u8,
 }
 
+/// At most this many outside processes are named (a server with thousands of clients).
+const MAX_NAMED_OUTSIDE: usize = 1000;
+
+/// How often each process's executable is compared with the one it was first seen running.
+const PROGRAM_CHECK_PERIOD: Duration = Duration::from_secs(1);
+
+/// Whether process `pid` now runs another executable than `info` names (an exec that kept
+/// the thread's name). The link is read from /proc, not followed.
+fn executable_changed(pid: i32, info: &ProcessInfo) -> bool {
+    let Some(known) = &info.exe else {
+        return false;
+    };
+    fs::read_link(format!("/proc/{pid}/exe"))
+        .is_ok_and(|now| now.to_string_lossy() != known.as_str())
+}
+
 /// An empty command line is read again at this many ticks at most.
 const COMMAND_RETRIES: u8 = 5;
 
@@ -165,6 +181,10 @@ pub struct TreeReader {
     processes: HashMap<i32, TrackedProcess>,
     discovered_once: bool,
     discovery: Discovery,
+    /// When the processes' executables were last compared with what they were seen running.
+    programs_checked_at: Option<Instant>,
+    /// Processes outside the tree already named in a snapshot.
+    named_outside: HashSet<i32>,
     scan: ProcScan,
     cgroups: CgroupReader,
     loops: LoopScanner,
@@ -210,6 +230,8 @@ impl TreeReader {
             processes: HashMap::new(),
             discovered_once: false,
             discovery,
+            programs_checked_at: None,
+            named_outside: HashSet::new(),
             scan: ProcScan::default(),
             cgroups: CgroupReader::default(),
             loops: LoopScanner::default(),
@@ -648,6 +670,7 @@ impl TreeReader {
             }
         }
         self.reread_empty_commands(snapshot);
+        self.name_outside_peers(snapshot);
         let live_pids: HashSet<i32> = self.threads.values().map(|t| t.pid).collect();
         let loops = &mut self.loops;
         let unlisted_gone = &mut self.unlisted_gone;
@@ -691,11 +714,24 @@ impl TreeReader {
 
     /// Processes whose command line came back empty (read in the middle of an exec) are read
     /// again, a few ticks at most; what they run now is reported as an update.
+    ///
+    /// Once a second, each process's executable is looked at too: an exec that kept the
+    /// thread's name (a wrapper script named like the program it runs, as Debian's pgbench is)
+    /// shows only there.
     fn reread_empty_commands(&mut self, snapshot: &mut TickSnapshot) {
+        let due = self
+            .programs_checked_at
+            .is_none_or(|at| at.elapsed() >= PROGRAM_CHECK_PERIOD);
+        if due {
+            self.programs_checked_at = Some(Instant::now());
+        }
         let pending: Vec<i32> = self
             .processes
             .iter()
-            .filter(|(_, p)| command_unread(&p.info) && p.command_retries < COMMAND_RETRIES)
+            .filter(|(pid, p)| {
+                (command_unread(&p.info) && p.command_retries < COMMAND_RETRIES)
+                    || (due && executable_changed(**pid, &p.info))
+            })
             .map(|(pid, _)| *pid)
             .collect();
         for pid in pending {
@@ -710,12 +746,44 @@ impl TreeReader {
                 continue;
             }
             info.cgroup = process.info.cgroup;
-            info.go_buildinfo = process.info.go_buildinfo;
+            if info.exe == process.info.exe {
+                info.go_buildinfo = process.info.go_buildinfo;
+            } else {
+                // Another program: its memory and descriptors are new, and so is what it is.
+                process.files = ProcessFiles::default();
+                let mut files = ProcessFiles::default();
+                self.read_go_buildinfo(&info, &mut files);
+                if let Some(process) = self.processes.get_mut(&pid) {
+                    process.files = files;
+                }
+            }
+            let Some(process) = self.processes.get_mut(&pid) else {
+                continue;
+            };
             process.info = info.clone();
             match snapshot.new_processes.iter().position(|p| p.pid == pid) {
                 Some(index) => snapshot.new_processes[index] = info,
                 None => snapshot.new_processes.push(info),
             }
+        }
+    }
+
+    /// The command lines of processes outside the tree that its threads were seen talking to
+    /// for the first time (read once each, from /proc).
+    fn name_outside_peers(&mut self, snapshot: &mut TickSnapshot) {
+        let peers: Vec<i32> = snapshot
+            .threads
+            .iter()
+            .filter_map(|t| t.state.as_ref())
+            .flat_map(|state| state.peers.iter().copied())
+            .filter(|pid| !self.processes.contains_key(pid))
+            .collect();
+        for pid in peers {
+            if self.named_outside.len() >= MAX_NAMED_OUTSIDE || !self.named_outside.insert(pid) {
+                continue;
+            }
+            let command = read_command_line(pid, &mut self.buf).unwrap_or_default();
+            snapshot.outside_peers.push(OutsidePeer { pid, command });
         }
     }
 

@@ -132,7 +132,7 @@ impl Situation for IoBound {
     fn expected(&self, input: &AdviceInput, sizing: &Sizing) -> Estimate {
         let peer = match self.kind {
             Some(WaitKind::Network) => "server",
-            Some(WaitKind::Ipc) => "other process",
+            Some(WaitKind::Ipc) => "peer process",
             Some(_) => "device",
             None => "disk",
         };
