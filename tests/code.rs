@@ -453,3 +453,39 @@ fn attaching_without_ptrace_access_says_why_there_are_no_stacks_in_the_one_notic
     assert!(report.time.cpu_s > 0.5, "{:?}", report.time);
     assert_eq!(report.verdict.class, "cpu-bound");
 }
+
+#[test]
+fn an_event_loop_waiting_in_its_poller_names_no_function() {
+    let _lock = timing_lock();
+    let (python, _) = python3();
+    let server = slow_server(Duration::from_millis(50));
+    let run = run_summarised(&[
+        &python,
+        &example("python/async_client.py"),
+        &server,
+        "100",
+        "10",
+    ]);
+    assert_eq!(
+        run.report
+            .concurrency
+            .as_ref()
+            .map(|c| c.structure.as_str()),
+        Some("event_loop"),
+        "{}",
+        run.summary
+    );
+    // The loop's stack in its poller is asyncio.run's caller: no code to point at.
+    let network = hotspots(&run.report, "network");
+    assert!(
+        network.iter().all(|h| h.function != "<module>"),
+        "{network:#?}"
+    );
+    assert!(
+        where_lines(&run.summary)
+            .iter()
+            .all(|l| !l.contains("<module>")),
+        "{}",
+        run.summary
+    );
+}

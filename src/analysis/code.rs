@@ -133,6 +133,9 @@ struct ProcessCode {
 #[derive(Debug, Clone, Copy)]
 struct Asked {
     state: u8,
+    /// An event loop's thread waiting in its poller: its stack says only that the loop
+    /// runs (`asyncio.run`), not which code waits.
+    polling: bool,
     /// The loop stretch it was in, if any.
     stretch: Option<u64>,
 }
@@ -143,6 +146,9 @@ type AskedStates = HashMap<(i32, i32), Asked>;
 struct SampleKey {
     /// In a stretch that blocked its loop.
     blocked: bool,
+    /// In its loop's poller (see `Asked::polling`): its time is shared like any sample's,
+    /// but it names no hotspot.
+    polling: bool,
     state: u8,
     user: u32,
     stack: u32,
@@ -285,6 +291,7 @@ impl CodeTracker {
                 .map(|interval| {
                     let asked = Asked {
                         state: state_index(interval.wait_after),
+                        polling: loops.polling_peers(interval.pid, interval.tid).is_some(),
                         stretch: loops
                             .charge(interval.pid, interval.tid)
                             .and_then(|charge| charge.open),
@@ -358,6 +365,7 @@ impl CodeTracker {
         let user = self.interner.frame(&stack.frames[user]);
         let key = SampleKey {
             blocked: false,
+            polling: asked.polling,
             state: asked.state,
             user,
             stack: self.interner.stack(&stack.frames),
@@ -522,6 +530,9 @@ impl CodeTracker {
                     (false, index) => CodeState::of_index(index),
                 };
                 *charged.state_samples.entry(state).or_insert(0) += u64::from(n);
+                if key.polling {
+                    continue;
+                }
                 let function = self.interner.function_of[key.user as usize];
                 let spot = charged.spots.entry((state, function)).or_default();
                 spot.add(pid, tid, key, n, per_sample_ns);
