@@ -459,7 +459,9 @@ impl CodeTracker {
             .iter()
             .flat_map(|&state| self.ranked(&charged, state))
             .collect();
-        hotspots.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        // The states in the order given (most telling first), each by its seconds.
+        let rank = |h: &Hotspot| states.iter().position(|s| *s == h.state);
+        hotspots.sort_by(|a, b| rank(a).cmp(&rank(b)).then(b.seconds.total_cmp(&a.seconds)));
         let span_s = self.first_read_ns.map_or(0.0, |first| {
             self.last_tick_ns.saturating_sub(first) as f64 / 1e9
         });

@@ -326,21 +326,23 @@ pub fn analyse_ticks(
     })
 }
 
-/// The states whose code the report names: computing when it is a tenth of the wall time,
-/// the dominant wait, locks when they hold the program a tenth of the time, and a loop's
-/// blocked time.
+/// The states whose code the report names, most telling first: a loop's blocked time,
+/// computing when it is a tenth of the wall time, the dominant wait (unless the program is
+/// CPU-bound: its few waits are not the story), locks when they hold the program a tenth of
+/// the time.
 fn code_states(verdict: &Verdict) -> Vec<CodeState> {
-    let mut states = Vec::new();
+    let mut states = vec![CodeState::LoopBlocked];
     if verdict.shares.computing >= 0.1 {
         states.push(CodeState::Cpu);
     }
-    if let Some(kind) = verdict.dominant_wait {
+    let cpu_bound = verdict.class == WorkloadClass::CpuBound;
+    if let Some(kind) = verdict.dominant_wait.filter(|_| !cpu_bound) {
         states.push(CodeState::Wait(kind));
     }
-    if verdict.shares.lock >= 0.1 && verdict.dominant_wait != Some(WaitKind::Lock) {
-        states.push(CodeState::Wait(WaitKind::Lock));
+    let lock = CodeState::Wait(WaitKind::Lock);
+    if verdict.shares.lock >= 0.1 && !states.contains(&lock) {
+        states.push(lock);
     }
-    states.push(CodeState::LoopBlocked);
     states
 }
 
