@@ -166,6 +166,12 @@ fn in_a_pipeline_the_compressor_is_the_stage_the_others_wait_on() {
         .unwrap_or_else(|| panic!("{report:#?}"));
     assert_eq!(bottleneck.command[0], "xz", "{bottleneck:?}");
     assert_eq!(bottleneck.kind, "cpu");
+    // What to change is that stage, a tool with a threads option, not the code around it.
+    let recommendation = &report.recommendation;
+    assert!(
+        recommendation.how.starts_with("Give xz more cores"),
+        "{recommendation:?}"
+    );
 }
 
 #[test]

@@ -207,12 +207,9 @@ fn advise(input: &AdviceInput) -> Advice {
         } else {
             reasons.push(bottleneck.reason());
         }
-        if bottleneck.kind == "cpu" && bottleneck.cores < 1.2 {
+        if one_core_stage(input).is_some() {
             reasons.push(
-                "That stage computes on about one core: the whole pipeline goes at its pace. Make \
-                 it faster, or run it on several cores (many tools have a threads option: xz -T0, \
-                 zstd -T0, pigz instead of gzip, sort --parallel), or split its input among \
-                 several copies of it."
+                "That stage computes on about one core: the whole pipeline goes at its pace."
                     .to_string(),
             );
         }
@@ -258,24 +255,38 @@ fn advise(input: &AdviceInput) -> Advice {
     if let Some(code) = code {
         how = format!("{how} {}", code.how).trim().to_string();
     }
+    let mut alternatives: Vec<String> = entry
+        .alternatives
+        .iter()
+        .map(|a| fill(a, &values))
+        .collect();
+    // A pipeline waiting on one single-core stage: that stage is what to change, and it is
+    // often a tool with a threads option rather than code of one's own.
+    if let Some(stage) = one_core_stage(input) {
+        alternatives.insert(0, format!("if {stage} is your own code: {how}"));
+        how = format!(
+            "Give {stage} more cores: its own threads option if it has one (xz -T0, zstd -T0, \
+             pigz instead of gzip, sort --parallel=N), or split its input among several copies \
+             of it."
+        );
+    }
     Advice {
         model: entry.model,
         situation,
         reasons,
         how,
-        alternatives: entry
-            .alternatives
-            .iter()
-            .map(|a| fill(a, &values))
-            .collect(),
+        alternatives,
         workers,
         speedup_ceiling,
         warning: WARNING.to_string(),
         expected: Expected {
-            change: entry
-                .change
-                .as_deref()
-                .map_or_else(|| chosen.change().to_string(), |c| fill(c, &values)),
+            change: match one_core_stage(input) {
+                Some(stage) => format!("{stage} run on every core"),
+                None => entry
+                    .change
+                    .as_deref()
+                    .map_or_else(|| chosen.change().to_string(), |c| fill(c, &values)),
+            },
             measure: if input.attached {
                 Measure::Capacity
             } else {
@@ -284,6 +295,17 @@ fn advise(input: &AdviceInput) -> Advice {
             estimate,
         },
     }
+}
+
+/// The program the tree waited on, when it computes on about one core and is not the
+/// launched program itself (a stage of a pipeline): its name.
+fn one_core_stage(input: &AdviceInput) -> Option<String> {
+    let bottleneck = input.bottleneck?;
+    let stage =
+        bottleneck.kind == "cpu" && bottleneck.cores < 1.2 && !bottleneck.waiters.is_empty();
+    stage
+        .then(|| crate::analysis::bottleneck::program_name(&bottleneck.command).map(str::to_string))
+        .flatten()
 }
 
 /// The measured numbers a profile's texts may cite as {name} (see `profile::PLACEHOLDERS`).

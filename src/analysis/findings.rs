@@ -326,18 +326,24 @@ pub fn analyse_ticks(
     })
 }
 
-/// The states whose code the report names, most telling first: a loop's blocked time,
-/// computing when it is a tenth of the wall time, the dominant wait (unless the program is
-/// CPU-bound: its few waits are not the story), locks when they hold the program a tenth of
-/// the time.
+/// The states whose code the report names, most telling first: a loop's blocked time, the
+/// dominant wait (unless the program is CPU-bound: its few waits are not the story) and
+/// computing when it is a tenth of the wall time (computing first for a CPU-bound program),
+/// locks when they hold the program a tenth of the time.
 fn code_states(verdict: &Verdict) -> Vec<CodeState> {
     let mut states = vec![CodeState::LoopBlocked];
-    if verdict.shares.computing >= 0.1 {
-        states.push(CodeState::Cpu);
-    }
     let cpu_bound = verdict.class == WorkloadClass::CpuBound;
-    if let Some(kind) = verdict.dominant_wait.filter(|_| !cpu_bound) {
-        states.push(CodeState::Wait(kind));
+    let wait = verdict
+        .dominant_wait
+        .filter(|_| !cpu_bound)
+        .map(CodeState::Wait);
+    let cpu = (verdict.shares.computing >= 0.1).then_some(CodeState::Cpu);
+    // What the verdict is about comes first: the computing of a CPU-bound program, the
+    // dominant wait of any other.
+    if cpu_bound {
+        states.extend(cpu);
+    } else {
+        states.extend(wait.into_iter().chain(cpu));
     }
     let lock = CodeState::Wait(WaitKind::Lock);
     if verdict.shares.lock >= 0.1 && !states.contains(&lock) {

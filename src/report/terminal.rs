@@ -227,6 +227,9 @@ fn where_lines(report: &Report) -> Vec<String> {
     lines
 }
 
+/// ...and at least this share of the wall time in thread-seconds of waiting.
+const DEVICE_LINE_WAIT_SHARE: f64 = 0.05;
+
 /// Devices that held at least this share of the disk wait get a line of the headline.
 const DEVICE_LINE_SHARE: f64 = 0.2;
 
@@ -237,6 +240,8 @@ fn device_lines(report: &Report) -> Vec<String> {
         .devices
         .iter()
         .filter(|d| d.disk_wait_share >= DEVICE_LINE_SHARE)
+        // A disk the program hardly waited on says nothing about the run.
+        .filter(|d| d.wait_s >= DEVICE_LINE_WAIT_SHARE * report.time.wall_s)
         .take(2)
         .filter_map(|device| {
             let mounts = device.mounts.join(", ");
