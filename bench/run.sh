@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Benchmark of concadvise's own cost (the sampler): target slowdown, sampler CPU, scale to 1000
-# threads, memory over a long run, thread churn, the trace of 1000 busy threads. See
-# bench/README.md for what each number means.
+# threads, memory over a long run, thread churn, the trace of 1000 busy threads, reading
+# Python stacks. See bench/README.md for what each number means.
 #
-# Usage: bench/run.sh            (from anywhere; about 4 minutes on a 2-core machine)
+# Usage: bench/run.sh            (from anywhere; about 6 minutes on a 2-core machine)
 # Knobs (environment): BENCH_PAIRS=11 alone/under pairs for the slowdown,
 #   BENCH_WORK=1800 million loop iterations of the fixed-work target (~2 s here),
 #   BENCH_LONG_S=60 length of the long memory run, BENCH_TRACE_S=60 length of the traced
-#   1000-thread run, BENCH_10K_S=30 length of the 10,000-thread run, BENCH_STRACE=1 also count
-#   concadvise's syscalls with strace during a 1000-thread run (slows that run; not part of the
-#   table), BENCH_CONCADVISE=PATH measure another concadvise binary (an older build, for a
-#   before/after; the workload is still this checkout's), BENCH_ONLY="7 9" run only these
-#   sections (numbers as in the table).
+#   1000-thread run, BENCH_10K_S=30 length of the 10,000-thread run, BENCH_PY_ROUNDS=10
+#   stretches attached without stacks and as many with stacks (1 s each, each between two alone
+#   ones) on each CPython target of row 10, BENCH_PY_WORK=40 million loop steps of the
+#   1000-thread CPython target (~4 s here, x3), BENCH_STRACE=1 also count concadvise's syscalls
+#   with strace during a 1000-thread run (slows that run; not part of the table),
+#   BENCH_CONCADVISE=PATH measure another concadvise binary (an older build, for a before/after;
+#   the workload is still this checkout's), BENCH_ONLY="7 9" run only these sections (numbers as
+#   in the table).
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -23,6 +26,8 @@ LONG_S=${BENCH_LONG_S:-60}
 TRACE_S=${BENCH_TRACE_S:-60}
 T10K_S=${BENCH_10K_S:-30}
 STRACE=${BENCH_STRACE:-0}
+PY_ROUNDS=${BENCH_PY_ROUNDS:-10}
+PY_WORK=${BENCH_PY_WORK:-40}
 ONLY=${BENCH_ONLY:-}
 C=${BENCH_CONCADVISE:-target/release/concadvise}
 W=target/release/examples/workload
@@ -430,6 +435,67 @@ if wanted 9; then
     record churn2k.fds_max "$(awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }' "$TMP/fds.churn2k")"
 fi
 
+# ---------------------------------------------------------------------------------------------
+# CPython with its stacks read (py-spy, never pausing it) and not (--no-stacks), side by side in
+# one process: two runs of the same CPython program differ by several percent, so one long
+# target (paced_work.py: fixed chunks of work, each one's end time kept) is measured in turns:
+# alone, attached without stacks, alone, attached with stacks, ... PY_ROUNDS times; the chunks
+# that end inside each stretch give its speed.
+if wanted 10; then
+mark 10
+PY=$(python3 -c 'import sys; print(sys.executable)') || fail "python3 is needed"
+PHASE_S=1
+for threads in 0 100; do
+    note "== 10. CPython stacks: paced_work.py $threads (fixed chunks, $threads idle threads), $PY_ROUNDS rounds of attach --no-stacks and attach, each between two alone stretches, $PHASE_S s each"
+    total=$((PY_ROUNDS * 4 * (PHASE_S + 1) + 10))
+    "${LIMIT[@]}" $((total + 30)) "$PY" examples/python/paced_work.py "$threads" "$total" "$TMP/chunks$threads" &
+    tpid=$!
+    sleep 1
+    # alone, off, alone, on, alone, off, ... alone: each attached stretch between two alone ones.
+    phases=(alone)
+    for i in $(seq 1 "$PY_ROUNDS"); do phases+=(off alone on alone); done
+    for phase in "${phases[@]}"; do
+        start=$EPOCHREALTIME
+        case $phase in
+            alone) sleep "$PHASE_S" ;;
+            off) "${LIMIT[@]}" 30 "$C" attach -q --no-stacks --duration "${PHASE_S}s" \
+                --report "$TMP/r7.toml" "$tpid" || fail "attach failed" ;;
+            on) "${LIMIT[@]}" 30 "$C" attach -q --duration "${PHASE_S}s" \
+                --report "$TMP/r7.toml" "$tpid" || fail "attach failed" ;;
+        esac
+        record "py$threads.phase" "$phase $start $EPOCHREALTIME"
+        if [[ $phase != alone ]]; then
+            mapfile -t v < <(toml "$TMP/r7.toml" sampling.self_cpu_s time.wall_s \
+                "code.rate_hz?" "code.read_cpu_ms?" "code.stack_samples?" "code.failed_reads?")
+            record "py$threads.$phase" "${v[*]}"
+        fi
+    done
+    wait "$tpid" || fail "paced_work.py failed"
+    python3 - "$TMP/chunks$threads" "$threads" >>"$RAW" <<'PY'
+import sys
+ends = [float(line) for line in open(sys.argv[1])]
+durations = list(zip(ends, (b - a for a, b in zip(ends, ends[1:]))))
+for end, duration in durations[1:]:
+    print(f"py{sys.argv[2]}.chunk {end:.6f} {duration:.6f}")
+PY
+    note "  $(wc -l <"$TMP/chunks$threads") chunks"
+done
+
+note "== 10b. CPython with 1000 idle threads: the cost of one read and the rate the budget leaves"
+for stacks in off on; do
+    flag=()
+    [[ $stacks == off ]] && flag=(--no-stacks)
+    "${LIMIT[@]}" 60 "$C" run -q "${flag[@]}" --report "$TMP/r7k.toml" -- \
+        "$PY" examples/python/idle_threads.py 1000 $((PY_WORK * 3)) >/dev/null || fail "the 1000-thread CPython run failed"
+    record_report "py1000_$stacks" "$TMP/r7k.toml"
+    if [[ $stacks == on ]]; then
+        mapfile -t v < <(toml "$TMP/r7k.toml" code.rate_hz code.read_cpu_ms code.stack_samples \
+            code.failed_reads)
+        record py1000.code "${v[*]}"
+    fi
+done
+fi
+
 record bench.seconds "$(elapsed_since "$BENCH_START")"
 mark end
 
@@ -650,6 +716,60 @@ if "churn2k.exit" in raw:
             f"{num(f'{p}.samples') / wall:.1f} Hz, self CPU {num(f'{p}.self_cpu_s') / wall * 100:.2f} % "
             f"of a core, {num(f'{p}.threads_seen'):.0f} threads seen", "", None)
 
+# 10. CPython stacks: each stretch's chunks (those that ended in it, from 0.3 s after it began:
+if "py0.chunk" in raw:
+    # the attach itself is not the steady state), their mean duration against that of the alone
+    # stretches just before and after it (this VM's speed steps by up to 15 % every few seconds).
+    for threads in (0, 100):
+        p = f"py{threads}"
+        chunks = [tuple(map(float, v.split())) for v in raw[f"{p}.chunk"]]
+        stretches = []
+        for v in raw[f"{p}.phase"]:
+            phase, start, end = v.split()
+            start, end = float(start) + 0.3, float(end)
+            inside = [d for t, d in chunks if start + d <= t <= end]
+            stretches.append((phase, sum(inside) / len(inside) if inside else None))
+        ratios = {"off": [], "on": []}
+        for (_, before), (phase, mean), (_, after) in zip(stretches, stretches[1:], stretches[2:]):
+            if phase in ratios and None not in (before, mean, after):
+                ratios[phase].append(mean / ((before + after) / 2))
+        off = statistics.median(ratios["off"])
+        on = statistics.median(ratios["on"])
+        alones = [m for phase, m in stretches if phase == "alone" and m is not None]
+        alone = statistics.median(alones)
+        spread = (max(alones) - min(alones)) / alone
+        what = "1 thread" if threads == 0 else f"{threads} idle threads + 1 computing"
+        row(f"10. CPython, {what}: slowdown no stacks / stacks",
+            f"{(off - 1) * 100:+.2f} % / {(on - 1) * 100:+.2f} % (medians of {len(ratios['on'])} stretches each "
+            f"against the alone ones around them; chunk {alone * 1000:.2f} ms, alone spread {spread * 100:.1f} %)",
+            "stacks <= x1.02", on <= 1.02)
+        off_self = [v.split() for v in raw[f"{p}.off"]]
+        on_self = [v.split() for v in raw[f"{p}.on"]]
+        off_share = statistics.median(float(v[0]) / float(v[1]) for v in off_self)
+        on_share = statistics.median(float(v[0]) / float(v[1]) for v in on_self)
+        rate = statistics.median(float(v[2]) for v in on_self)
+        read_ms = statistics.median(float(v[3]) for v in on_self)
+        stacks = statistics.median(float(v[4]) for v in on_self)
+        failed = sum(int(v[5]) for v in on_self)
+        row(f"   {what}: self CPU no stacks / stacks",
+            f"{off_share * 100:.2f} % / {on_share * 100:.2f} % of a core (attached 1 s); "
+            f"stacks read at {rate:.1f} Hz, {read_ms:.2f} ms CPU per read, {stacks:.0f} stacks per "
+            f"attach, {failed} failed reads", "", None)
+    rate, read_ms, stacks, failed = (float(v) for v in raw["py1000.code"][0].split())
+    on_wall = num("py1000_on.wall_s")
+    row("10. CPython, 1000 idle threads: one read, rate left",
+        f"{read_ms:.1f} ms CPU per read, {rate:.2f} Hz ({stacks:.0f} stacks, {failed:.0f} failed)",
+        "", None)
+    for stacks in ("off", "on"):
+        p = f"py1000_{stacks}"
+        wall = num(f"{p}.wall_s")
+        lowest = raw[f"{p}.lowered_to_hz"][0]
+        lowered = "" if lowest == "-" else f", budget lowered it to {float(lowest):.1f} Hz"
+        row(f"   1000 idle threads, stacks {stacks}: sampler",
+            f"{num(f'{p}.samples') / wall:.1f} Hz achieved{lowered}, self CPU "
+            f"{num(f'{p}.self_cpu_s') / wall * 100:.1f} % of a core ({wall:.2f} s)",
+            "", None)
+
 # Other load: machine busy time (/proc/stat) that was not this benchmark's own CPU (the
 # script's children), as a share of the machine, per section and overall. 3b (strace) runs
 # inside section 3 when enabled.
@@ -659,16 +779,16 @@ def other_load(a, b):
     return (busy - ours) / total, steal / total
 per_section = [(a[0], other_load(a, b)[0]) for a, b in zip(marks, marks[1:])]
 other, steal = other_load(marks[0], marks[-1])
-# Only the sections that time or count CPU against a goal (1-3, 7, 8) count; memory (4), the
+# Only the sections that time or count CPU against a goal (1-3, 7, 8, 10) count; memory (4), the
 # churns (5, 9) and the trace (6) do not depend on CPU availability. The estimate is good to
 # about +-2 %.
-timed = [load for name, load in per_section if name in ("1", "2", "3", "7", "8")]
+timed = [load for name, load in per_section if name in ("1", "2", "3", "7", "8", "10")]
 worst = max(timed, default=0.0)
 row("0. other CPU load on the machine (not ours)",
     f"{other * 100:.1f} % of the machine; per section "
     + ", ".join(f"{name}: {load * 100:.0f} %" for name, load in per_section)
     + f"; steal {steal * 100:.1f} %",
-    "1-3, 7, 8 each <= 5 % (else suspect)", worst <= 0.05 and steal <= 0.05)
+    "1-3, 7, 8, 10 each <= 5 % (else suspect)", worst <= 0.05 and steal <= 0.05)
 rows.insert(0, rows.pop())
 
 header = ("metric", "value", "goal", "result")

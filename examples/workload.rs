@@ -11,11 +11,18 @@
 //! - `cpu`: N threads computing for S seconds, then `cpu: done` on stdout —
 //!   `workload cpu --seconds 2 --threads 1`; or, with `--work M` instead of
 //!   `--seconds`, each thread runs M million iterations of the same loop and
-//!   exits (fixed work, for measuring slowdown) — `workload cpu --work 2000`
+//!   exits (fixed work, for measuring slowdown) — `workload cpu --work 2000`;
+//!   or, with `--total-work M`, the M million iterations are split among the
+//!   threads (the same work at any thread count, for `concadvise scale`) —
+//!   `workload cpu --total-work 2000 --threads 4`
 //! - `cpu-procs`: N child processes, each `cpu --seconds S`; fails if one fails —
 //!   `workload cpu-procs --seconds 2 --procs 2`
 //! - `disk`: 4 KiB writes, each followed by fdatasync, in a temporary file in D —
 //!   `workload disk --seconds 2 --dir .`
+//! - `direct-writes`: N threads, each overwriting a temporary file of M MiB in D
+//!   in blocks of K KiB with O_DIRECT (one request to the device at a time per
+//!   thread, no page cache), for S seconds —
+//!   `workload direct-writes --seconds 2 --dir . --threads 1 --block-kib 4 --span-mib 8`
 //! - `sleep`: sleeps S seconds — `workload sleep --seconds 2`
 //! - `exit`: exits at once with code N — `workload exit --code 3`
 //! - `net-server`: slow TCP server on 127.0.0.1 (answers each line with `ok`
@@ -23,7 +30,8 @@
 //!   `workload net-server --port 0 --delay-ms 200`
 //! - `net-client`: N request/response round-trips over K connections, against
 //!   ADDR or, without `--addr`, a slow server started in this process (which
-//!   is what `--delay-ms` is for) —
+//!   is what `--delay-ms` is for); `--concurrency K` is another name for
+//!   `--parallel K`; ends with `net-client: N requests in S s (R requests/s)` —
 //!   `workload net-client --addr 127.0.0.1:7878 --requests 10 --delay-ms 200 --parallel 1`
 //! - `phases`: sleep, then compute, then disk, S seconds each —
 //!   `workload phases --each 1 --dir .`
@@ -59,13 +67,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: workload MODE [--flag value]...
-  cpu             [--seconds S=2 | --work M] [--threads N=1]
+  cpu             [--seconds S=2 | --work M | --total-work M] [--threads N=1]
   cpu-procs       [--seconds S=2] [--procs N=2]
   disk            [--seconds S=2] [--dir D=.]
+  direct-writes   [--seconds S=2] [--dir D=.] [--threads N=1] [--block-kib K=4] [--span-mib M=8]
   sleep           [--seconds S=2]
   exit            --code N
   net-server      [--port P=0] [--delay-ms D=200]
-  net-client      [--addr HOST:PORT] [--requests N=10] [--delay-ms D=200] [--parallel K=1]
+  net-client      [--addr HOST:PORT] [--requests N=10] [--delay-ms D=200] [--parallel K=1 | --concurrency K]
   phases          [--each S=1] [--dir D=.]
   spawn-cpu-later [--after S=1] [--seconds T=2 | --work M]
   thread-churn    [--count N=500 | --per-second R --seconds S] [--batch B=50]
@@ -84,14 +93,20 @@ fn main() -> ExitCode {
     match mode.as_str() {
         "cpu" => {
             let work = opts.take::<u64>("work");
+            let total_work = opts.take::<u64>("total-work");
             let given_secs = opts.take::<f64>("seconds");
             let threads = opts.count("threads", 1);
             opts.finish();
-            match (work, given_secs) {
-                (Some(_), Some(_)) => usage_error("--work and --seconds conflict"),
-                (Some(0), None) => usage_error("--work must be at least 1"),
-                (Some(millions), None) => cpu_work(millions, threads),
-                (None, secs) => {
+            let given = [work.is_some(), total_work.is_some(), given_secs.is_some()];
+            if given.iter().filter(|&&g| g).count() > 1 {
+                usage_error("--work, --total-work and --seconds conflict: give one");
+            }
+            match (work, total_work, given_secs) {
+                (Some(0), _, _) => usage_error("--work must be at least 1"),
+                (_, Some(0), _) => usage_error("--total-work must be at least 1"),
+                (Some(millions), _, _) => cpu_work(&vec![millions; threads]),
+                (_, Some(total), _) => cpu_work(&split_evenly(total, threads)),
+                (None, None, secs) => {
                     let s = secs.unwrap_or(2.0);
                     let secs = Duration::try_from_secs_f64(s).unwrap_or_else(|_| {
                         usage_error(&format!("bad duration `{s}` for --seconds"))
@@ -111,6 +126,19 @@ fn main() -> ExitCode {
             opts.finish();
             let blocks = disk(secs, &dir);
             println!("disk: {blocks} blocks of 4 KiB written and fdatasync'd");
+        }
+        "direct-writes" => {
+            let secs = opts.secs("seconds", 2.0);
+            let dir = opts.get("dir", PathBuf::from("."));
+            let threads = opts.count("threads", 1);
+            let block = opts.count("block-kib", 4) * 1024;
+            let span = opts.count("span-mib", 8) * 1024 * 1024;
+            opts.finish();
+            let blocks = direct_writes(secs, &dir, threads, block, span);
+            println!(
+                "direct-writes: {blocks} blocks of {} KiB written with O_DIRECT by {threads} threads",
+                block / 1024
+            );
         }
         "sleep" => {
             let secs = opts.secs("seconds", 2.0);
@@ -138,7 +166,14 @@ fn main() -> ExitCode {
             let addr = opts.take::<String>("addr");
             let requests: usize = opts.get("requests", 10);
             let delay = Duration::from_millis(opts.get("delay-ms", 200));
-            let parallel = opts.count("parallel", 1);
+            let parallel = match opts.take::<usize>("concurrency") {
+                Some(_) if opts.flags.iter().any(|(n, _)| n == "parallel") => {
+                    usage_error("--concurrency is another name for --parallel: give one")
+                }
+                Some(0) => usage_error("--concurrency must be at least 1"),
+                Some(k) => k,
+                None => opts.count("parallel", 1),
+            };
             opts.finish();
             return net_client(addr, requests, delay, parallel);
         }
@@ -352,14 +387,24 @@ fn cpu(secs: Duration, threads: usize) {
 }
 
 /// `threads` threads, each running `millions` million loop iterations.
-fn cpu_work(millions: u64, threads: usize) {
+/// One thread per entry of `millions`, each running that many million iterations.
+fn cpu_work(millions: &[u64]) {
     thread::scope(|s| {
-        for _ in 1..threads {
-            s.spawn(|| burn_iterations(millions));
+        let (first, rest) = millions.split_first().expect("at least one thread");
+        for &share in rest {
+            s.spawn(move || burn_iterations(share));
         }
-        burn_iterations(millions);
+        burn_iterations(*first);
     });
     println!("cpu: done");
+}
+
+/// `total` split into `parts` shares that differ by at most one.
+fn split_evenly(total: u64, parts: usize) -> Vec<u64> {
+    let parts = parts as u64;
+    (0..parts)
+        .map(|i| total / parts + u64::from(i < total % parts))
+        .collect()
 }
 
 /// `procs` children `cpu --seconds S` at once; fails if any of them fails.
@@ -435,6 +480,59 @@ fn disk(secs: Duration, dir: &Path) -> u64 {
     }
     let path = dir.join(format!(".workload-disk-{}.tmp", std::process::id()));
     run(secs, &path).unwrap_or_else(|e| fail(&format!("disk workload on {}: {e}", path.display())))
+}
+
+/// O_DIRECT (bypasses the page cache: each write is a request to the device).
+#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+const O_DIRECT: i32 = 0o200000;
+#[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
+const O_DIRECT: i32 = 0o40000;
+
+/// `threads` threads, each overwriting its own scratch file of `span` bytes in
+/// `dir` (written once through the page cache and synced first, so the timed
+/// writes only overwrite) in `block`-byte O_DIRECT writes, round and round.
+fn direct_writes(secs: Duration, dir: &Path, threads: usize, block: usize, span: usize) -> u64 {
+    fn run(secs: Duration, path: &Path, block: usize, span: usize) -> io::Result<u64> {
+        use std::os::unix::fs::{FileExt, OpenOptionsExt};
+        let _remove = RemoveOnDrop(path.to_path_buf());
+        let mut plain = OpenOptions::new().write(true).create_new(true).open(path)?;
+        plain.write_all(&vec![0u8; span])?;
+        plain.sync_all()?;
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(O_DIRECT)
+            .open(path)?;
+        // O_DIRECT wants the buffer aligned like the device's blocks: 4 KiB covers them all.
+        let space = vec![0xA5u8; block + 4096];
+        let start = space.as_ptr().align_offset(4096);
+        let buffer = &space[start..start + block];
+        let begun = Instant::now();
+        let (mut blocks, mut offset) = (0u64, 0usize);
+        while begun.elapsed() < secs {
+            file.write_all_at(buffer, offset as u64)?;
+            blocks += 1;
+            offset = (offset + block) % (span - span % block).max(block);
+        }
+        Ok(blocks)
+    }
+    let pid = std::process::id();
+    let workers: Vec<_> = (0..threads)
+        .map(|index| {
+            let path = dir.join(format!(".workload-direct-{pid}-{index}.tmp"));
+            thread::spawn(move || {
+                run(secs, &path, block, span)
+                    .unwrap_or_else(|e| fail(&format!("direct-writes on {}: {e}", path.display())))
+            })
+        })
+        .collect();
+    workers
+        .into_iter()
+        .map(|worker| {
+            worker
+                .join()
+                .unwrap_or_else(|_| fail("a writer thread panicked"))
+        })
+        .sum()
 }
 
 // ---------------------------------------------------------------------------
@@ -532,9 +630,10 @@ fn net_client(addr: Option<String>, requests: usize, delay: Duration, parallel: 
         eprintln!("workload: net-client to {addr}: {e}");
         return ExitCode::FAILURE;
     }
+    let secs = start.elapsed().as_secs_f64();
     println!(
-        "net-client: {requests} requests in {:.2}s",
-        start.elapsed().as_secs_f64()
+        "net-client: {requests} requests in {secs:.2}s ({:.1} requests/s)",
+        requests as f64 / secs.max(1e-9)
     );
     ExitCode::SUCCESS
 }

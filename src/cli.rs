@@ -113,6 +113,22 @@ pub enum Command {
                       concadvise man run | man -l -\n  \
                       concadvise man --dir ~/.cargo/share/man/man1")]
     Man(ManArgs),
+    /// Run a program at several concurrency levels, fit the scaling laws, find where it peaks.
+    #[command(after_help = "Examples:\n  \
+                      concadvise scale --levels 1,2,4,8,16 -- ./crawler --workers {\x1b[1mn\x1b[22m} urls.txt\n  \
+                      concadvise scale --levels 1..8 --metric 'tps = ([0-9.]+)' -- pgbench -c {\x1b[1mn\x1b[22m} -j 2 -T 5 bench\n  \
+                      concadvise scale --levels 1,2,4 --env WORKERS -- python3 etl.py\n  \
+                      concadvise scale --report scale.toml ...; concadvise show scale.toml\n\n\
+                      {\x1b[1mn\x1b[22m} in any argument is replaced by the level. Each level is one \
+                      `concadvise run` of the command; its report is written beside the scale \
+                      report as NAME.N.toml. Throughput is 1 / wall time (the same work at \
+                      every level) or, with --metric, the number the program prints.\n\n\
+                      Exit status: 0; 8 if a level's program failed; 9 if --metric matched \
+                      nothing at a level; 130 if interrupted (the levels done are still \
+                      reported); 6 if the report cannot be written; 5 for a malformed profile; \
+                      127/126 if the command was not found / not executable; 2 for usage \
+                      errors; 1 if concadvise failed otherwise.")]
+    Scale(ScaleArgs),
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +151,49 @@ pub struct ManArgs {
     /// Write concadvise.1 and a concadvise-COMMAND.1 for each subcommand into this directory.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// The concurrency levels: a list and inclusive ranges (1,2,4,8 or 1..8 or 1..4,8,16), run
+    /// in ascending order.
+    #[arg(long, value_name = "LIST", value_parser = crate::scale::levels::parse_levels)]
+    pub levels: crate::scale::levels::Levels,
+    // clap turns a literal "{n}" in help into a newline: the braces are written around a bold n.
+    #[arg(long, value_name = "NAME", value_parser = parse_env_name,
+          help = "Also put the level in this environment variable (as well as in {\x1b[1mn\x1b[22m})")]
+    pub env: Option<String>,
+    /// Read throughput from the program's stdout or stderr: the first capture group of the
+    /// last line matching REGEX (for programs that run for a fixed time).
+    #[arg(long, value_name = "REGEX", value_parser = crate::scale::metric::parse_metric)]
+    pub metric: Option<regex::Regex>,
+    /// Runs per level (more runs give the noise band).
+    #[arg(long, value_name = "K", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
+    /// Go on to the next level after one whose program failed (default: stop there).
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Samples per second (1 to 1000).
+    #[arg(long, value_name = "HZ", default_value_t = 100.0, value_parser = parse_rate,
+          help_heading = "Sampling")]
+    pub rate: f64,
+    #[command(flatten)]
+    pub advice: AdviceArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Stop measuring a level when the program exits, even if processes it started still run.
+    #[arg(long, help_heading = "Process tree")]
+    pub leave_orphans: bool,
+    #[arg(
+        help = "The program to run and its arguments (after --), with {\x1b[1mn\x1b[22m} where \
+                the level goes",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -248,6 +307,10 @@ pub struct SamplingArgs {
     /// Also write every raw sample to this file, one JSON object per tick (for fixtures).
     #[arg(long, value_name = "PATH")]
     pub record_samples: Option<PathBuf>,
+    /// Do not read Python stacks (by default concadvise reads the stacks of CPython
+    /// processes, to name the functions and lines behind the verdict).
+    #[arg(long)]
+    pub no_stacks: bool,
 }
 
 #[derive(Debug, Args)]
@@ -307,6 +370,20 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     }
 }
 
+/// An environment variable's name: letters, digits and _, not starting with a digit.
+fn parse_env_name(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && !text.starts_with(|c: char| c.is_ascii_digit())
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "{text:?} is not an environment variable name: use letters, digits and _"
+        ))
+    }
+}
+
 /// Samples per second, 1 to 1000.
 pub fn parse_rate(text: &str) -> Result<f64, String> {
     let rate: f64 = text
@@ -360,6 +437,40 @@ mod tests {
         assert_eq!(args.command, ["ls", "-l", "--all"]);
         assert_eq!(args.sampling.rate, 50.0);
         assert!(Cli::try_parse_from(["concadvise", "run", "--rate", "0", "--", "ls"]).is_err());
+    }
+
+    #[test]
+    fn scale_takes_levels_a_metric_and_the_command() {
+        let cli = Cli::parse_from([
+            "concadvise",
+            "scale",
+            "--levels",
+            "1..3,8",
+            "--metric",
+            "tps = ([0-9.]+)",
+            "--",
+            "pgbench",
+            "-c",
+            "{n}",
+        ]);
+        let Command::Scale(args) = cli.command else {
+            panic!("parsed as another subcommand")
+        };
+        assert_eq!(args.levels.0, [1, 2, 3, 8]);
+        assert_eq!(args.metric.unwrap().as_str(), "tps = ([0-9.]+)");
+        assert_eq!(args.command, ["pgbench", "-c", "{n}"]);
+        assert_eq!(args.repeat, 1);
+        for bad in [
+            &["--levels", "0,1"][..],
+            &["--levels", "1,2", "--metric", "no group"],
+            &["--levels", "1,2", "--env", "1X"],
+            &["--levels", "1,2", "--repeat", "0"],
+        ] {
+            let mut argv = vec!["concadvise", "scale"];
+            argv.extend_from_slice(bad);
+            argv.extend_from_slice(&["--", "ls"]);
+            assert!(Cli::try_parse_from(&argv).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -13,6 +13,12 @@ pub mod exit_code {
     pub const OUTPUT_NOT_WRITABLE: u8 = 6;
     /// `doctor`: a check is limited or missing, so a measurement now would not be complete.
     pub const LIMITED: u8 = 7;
+    /// scale: a level's program exited non-zero or was killed.
+    pub const LEVEL_FAILED: u8 = 8;
+    /// scale: --metric found no number in a level's output.
+    pub const METRIC_NOT_FOUND: u8 = 9;
+    /// scale: stopped by Ctrl-C (or SIGTERM, SIGHUP) before every level ran.
+    pub const INTERRUPTED: u8 = 130;
     pub const RUN_FAILED: u8 = 125;
     pub const NOT_EXECUTABLE: u8 = 126;
     pub const NOT_FOUND: u8 = 127;
@@ -60,6 +66,13 @@ pub enum Error {
     /// A wrong argument clap could not check itself.
     #[error("{0}")]
     Usage(String),
+    #[error("level {level}: {}", metric_problem(regex, captured))]
+    Metric {
+        level: u32,
+        regex: String,
+        /// What the last matching line captured, when it was not a number.
+        captured: Option<String>,
+    },
     #[error("{0}")]
     Setup(String),
 }
@@ -70,6 +83,19 @@ pub fn io_message(error: &std::io::Error) -> String {
     match text.find(" (os error") {
         Some(at) => text[..at].to_string(),
         None => text,
+    }
+}
+
+fn metric_problem(regex: &str, captured: &Option<String>) -> String {
+    match captured {
+        None => format!(
+            "--metric {regex:?} matched no line of the program's output (check the regex \
+             against what the program prints)"
+        ),
+        Some(text) => format!(
+            "--metric {regex:?} captured {text:?}, which is not a number (capture only the \
+             digits, e.g. ([0-9.]+))"
+        ),
     }
 }
 
@@ -107,6 +133,7 @@ impl Error {
             Error::RefusedTarget { .. } => REFUSED_TARGET,
             Error::InputFile { .. } | Error::Profile { .. } => BAD_INPUT_FILE,
             Error::UnknownRuntime { .. } | Error::Usage(_) => USAGE,
+            Error::Metric { .. } => METRIC_NOT_FOUND,
             Error::Spawn { .. } | Error::Setup(_) => FAILURE,
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! The pipeline, one folder each: `target` (launch or attach) -> `sampler` (read /proc) ->
 //! `analysis` (wait kinds, time accounting, verdict) -> `advice` (concurrency model) ->
-//! `report` (TOML/JSON and the terminal summary).
+//! `report` (TOML/JSON and the terminal summary); `scale` runs `run` at several concurrency
+//! levels and fits the scaling laws.
 
 pub mod advice;
 pub mod analysis;
@@ -19,6 +20,7 @@ pub mod profile;
 pub mod progress;
 pub mod report;
 pub mod sampler;
+pub mod scale;
 pub mod target;
 
 /// The version, with the git commit when built from a checkout (`build.rs`).

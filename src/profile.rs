@@ -83,11 +83,12 @@ pub const REQUIRED: [&str; 15] = [
     "idle",
 ];
 /// Situations a profile may advise on (used only where they apply).
-pub const OPTIONAL: [&str; 4] = [
+pub const OPTIONAL: [&str; 5] = [
     "cpu_bound_free_threaded",
     "gil_contention",
     "io_network_fs",
     "stopped",
+    "disk_saturated",
 ];
 
 /// Measured numbers a profile's text may cite, as {name}.

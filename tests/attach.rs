@@ -292,6 +292,9 @@ fn without_ptrace_access_waits_are_unknown_and_confidence_drops() {
         .filter(|l| l.starts_with("concadvise: cannot read") && l.contains("ptrace"))
         .collect();
     assert_eq!(hints.len(), 1, "one line says what was denied: {stderr}");
+    // Not a Python program: nothing about stacks, and no [code].
+    assert!(!stderr.contains("stacks"), "{stderr}");
+    assert!(report.code.is_none(), "{:?}", report.code);
     assert!(!report.sampling.sources.syscall);
     assert!(report.wall.unknown_s > 0.8, "{:?}", report.wall);
     assert_eq!(report.wall.sleep_s, 0.0, "no guessing");

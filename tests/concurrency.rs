@@ -26,7 +26,10 @@ fn structure(report: &Report) -> (&str, f64) {
 #[test]
 fn an_asyncio_loop_blocked_by_sleep_and_cpu_is_told_to_move_them_off_the_loop() {
     let _lock = timing_lock();
-    let (report, output) = run_measured(&[], &["python3", &example("python/blocked_loop.py"), "5"]);
+    let (report, output) = run_measured(
+        &[],
+        &[python3().as_str(), &example("python/blocked_loop.py"), "5"],
+    );
     assert!(output.status.success(), "{output:?}");
     let recommendation = &report.recommendation;
     assert_eq!(
@@ -58,7 +61,7 @@ fn a_healthy_asyncio_client_with_ten_in_flight_is_already_async() {
     let (report, output) = run_measured(
         &[],
         &[
-            "python3",
+            python3().as_str(),
             &example("python/async_client.py"),
             &addr,
             "100",
@@ -81,7 +84,10 @@ fn a_healthy_asyncio_client_with_ten_in_flight_is_already_async() {
 #[test]
 fn an_asyncio_server_without_clients_is_idle() {
     let _lock = timing_lock();
-    let (report, _) = run_measured(&[], &["python3", &example("python/async_server.py"), "2"]);
+    let (report, _) = run_measured(
+        &[],
+        &[python3().as_str(), &example("python/async_server.py"), "2"],
+    );
     assert_eq!(report.verdict.class, "idle", "{report:#?}");
     assert_eq!(report.recommendation.model, "none");
     assert_ne!(report.recommendation.situation, "blocked_event_loop");
@@ -94,11 +100,11 @@ fn a_thread_pool_doing_http_is_threads_and_the_same_requests_one_at_a_time_are_s
     let _lock = timing_lock();
     let url = slow_http_server(Duration::from_millis(200));
     let client = example("python/pool_client.py");
-    let (pooled, _) = run_measured(&[], &["python3", &client, &url, "40", "8"]);
+    let (pooled, _) = run_measured(&[], &[python3().as_str(), &client, &url, "40", "8"]);
     let (shape, in_flight) = structure(&pooled);
     assert_eq!(shape, "threads", "{pooled:#?}");
     assert!(in_flight >= 5.0, "{:?}", pooled.concurrency);
-    let (serial, _) = run_measured(&[], &["python3", &client, &url, "8", "1"]);
+    let (serial, _) = run_measured(&[], &[python3().as_str(), &client, &url, "8", "1"]);
     let (shape, in_flight) = structure(&serial);
     assert_eq!(shape, "serial", "{serial:#?}");
     assert!((0.8..=1.3).contains(&in_flight), "{:?}", serial.concurrency);
@@ -110,7 +116,12 @@ fn a_process_pool_on_every_core_is_processes_and_needs_nothing_more() {
     let _lock = timing_lock();
     let (report, output) = run_measured(
         &[],
-        &["python3", &example("python/process_pool.py"), "40", "2"],
+        &[
+            python3().as_str(),
+            &example("python/process_pool.py"),
+            "40",
+            "2",
+        ],
     );
     assert!(output.status.success(), "{output:?}");
     assert_eq!(structure(&report).0, "processes", "{report:#?}");

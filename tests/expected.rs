@@ -85,7 +85,8 @@ fn a_serial_cpu_job_predicts_what_a_process_pool_of_its_workers_measures() {
     let _lock = timing_lock();
     let dir = scratch_dir();
     let job = example("python/checksums.py");
-    let (before, before_path) = measured_into(dir.path(), "serial", &["python3", &job, "24", "1"]);
+    let (before, before_path) =
+        measured_into(dir.path(), "serial", &[python3().as_str(), &job, "24", "1"]);
     let (low, high, _) = band(&before);
     assert!(
         at_most_three_wide(&before, low, high),
@@ -97,7 +98,7 @@ fn a_serial_cpu_job_predicts_what_a_process_pool_of_its_workers_measures() {
         .unwrap()
         .min(before.machine.cores as u32);
     let k = workers.to_string();
-    let (_, after_path) = measured_into(dir.path(), "pool", &["python3", &job, "24", &k]);
+    let (_, after_path) = measured_into(dir.path(), "pool", &[python3().as_str(), &job, "24", &k]);
     assert_inside(&checked(&before_path, &after_path));
 }
 
@@ -107,15 +108,18 @@ fn a_serial_http_client_predicts_what_a_thread_pool_measures_in_a_wide_band() {
     let dir = scratch_dir();
     let url = slow_http_server(Duration::from_millis(100));
     let client = example("python/pool_client.py");
-    let (before, before_path) =
-        measured_into(dir.path(), "serial", &["python3", &client, &url, "60", "1"]);
+    let (before, before_path) = measured_into(
+        dir.path(),
+        "serial",
+        &[python3().as_str(), &client, &url, "60", "1"],
+    );
     let (low, high, expected) = band(&before);
     assert!(low >= 1.0 && high > low, "{expected:?}");
     let threads = before.recommendation.workers.unwrap().min(64).to_string();
     let (_, after_path) = measured_into(
         dir.path(),
         "pool",
-        &["python3", &client, &url, "60", &threads],
+        &[python3().as_str(), &client, &url, "60", &threads],
     );
     assert_inside(&checked(&before_path, &after_path));
 }
@@ -212,7 +216,7 @@ fn rps(output: &std::process::Output) -> f64 {
 /// and the requests per second the clients got.
 fn server_under_load(dir: &Path, mode: &str) -> (Report, PathBuf, f64) {
     let port_file = dir.join(format!("{mode}.port"));
-    let mut server = std::process::Command::new("python3")
+    let mut server = std::process::Command::new(python3())
         .arg(example("python/sleepy_server.py"))
         .arg(&port_file)
         .args([mode, "20"])
@@ -229,7 +233,7 @@ fn server_under_load(dir: &Path, mode: &str) -> (Report, PathBuf, f64) {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    let load = std::process::Command::new("python3")
+    let load = std::process::Command::new(python3())
         .arg(example("python/load_generator.py"))
         .args([format!("127.0.0.1:{port}"), "20".into(), "4".into()])
         .stdout(std::process::Stdio::piped())

@@ -166,6 +166,12 @@ fn in_a_pipeline_the_compressor_is_the_stage_the_others_wait_on() {
         .unwrap_or_else(|| panic!("{report:#?}"));
     assert_eq!(bottleneck.command[0], "xz", "{bottleneck:?}");
     assert_eq!(bottleneck.kind, "cpu");
+    // What to change is that stage, a tool with a threads option, not the code around it.
+    let recommendation = &report.recommendation;
+    assert!(
+        recommendation.how.starts_with("Give xz more cores"),
+        "{recommendation:?}"
+    );
 }
 
 #[test]
@@ -189,7 +195,11 @@ fn a_producer_waits_on_its_slow_consumer_over_a_unix_socketpair() {
     let _lock = timing_lock();
     let (report, output) = run_measured(
         &[],
-        &["python3", &example("python/socketpair_pipeline.py"), "500"],
+        &[
+            python3().as_str(),
+            &example("python/socketpair_pipeline.py"),
+            "500",
+        ],
     );
     assert!(output.status.success(), "{output:?}");
     let bottleneck = report
@@ -205,5 +215,237 @@ fn a_producer_waits_on_its_slow_consumer_over_a_unix_socketpair() {
             .any(|p| p.pid == bottleneck.pid && p.ppid == report.target.pid),
         "{bottleneck:?} {:?}",
         report.processes
+    );
+}
+
+#[test]
+fn a_client_of_a_server_outside_the_tree_names_it_and_says_to_attach_to_it() {
+    let _lock = timing_lock();
+    let dir = scratch_dir();
+    let socket = dir.path().join("server.sock").display().to_string();
+    let mut server = std::process::Command::new(python3())
+        .args([&example("python/unix_echo_server.py"), &socket, "0.02"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let (report, output) = run_measured(
+        &[],
+        &[
+            python3().as_str(),
+            &example("python/unix_client.py"),
+            &socket,
+            "50",
+        ],
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(output.status.success(), "{output:?}");
+    let bottleneck = report
+        .bottleneck
+        .as_ref()
+        .unwrap_or_else(|| panic!("{report:#?}"));
+    assert_eq!(bottleneck.pid, server.id() as i32, "{bottleneck:?}");
+    assert_eq!(bottleneck.kind, "outside", "{bottleneck:?}");
+    assert!(
+        bottleneck
+            .command
+            .iter()
+            .any(|a| a.ends_with("unix_echo_server.py")),
+        "{bottleneck:?}"
+    );
+    let attach = format!("concadvise attach {}", server.id());
+    assert!(bottleneck.reason.contains(&attach), "{bottleneck:?}");
+    // No verdict is drawn from the server's own time, which was not measured.
+    assert_eq!(
+        report.verdict.dominant_wait.as_deref(),
+        Some("ipc"),
+        "{:?}",
+        report.verdict
+    );
+}
+
+/// An ext4 filesystem on a loop device over a file in /dev/shm (memory: the test loads no
+/// real disk), made by the test (root only), unmounted and detached on drop.
+struct LoopDisk {
+    /// The loop device's kernel name (loop3), as the report's `device`.
+    name: String,
+    device: String,
+    mount: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl LoopDisk {
+    /// `None` (with the reason printed) where it cannot be made: not root, no loop devices, no
+    /// mkfs.ext4.
+    fn create() -> Option<LoopDisk> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: making a loop device needs root");
+            return None;
+        }
+        let base = if Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = tempfile::tempdir_in(base).unwrap();
+        let image = dir.path().join("disk.img");
+        let mount = dir.path().join("mnt");
+        std::fs::create_dir(&mount).unwrap();
+        std::fs::File::create(&image)
+            .and_then(|f| f.set_len(256 << 20))
+            .unwrap();
+        let run = |program: &str, args: &[&str]| {
+            std::process::Command::new(program)
+                .args(args)
+                .output()
+                .ok()
+                .filter(|out| out.status.success())
+                .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        };
+        let image_arg = image.display().to_string();
+        if run("mkfs.ext4", &["-q", "-F", &image_arg]).is_none() {
+            eprintln!("skipped: mkfs.ext4 is not there or failed");
+            return None;
+        }
+        let Some(device) = run("losetup", &["--find", "--show", &image_arg]) else {
+            eprintln!("skipped: no loop device could be set up (losetup --find --show)");
+            return None;
+        };
+        let mount_arg = mount.display().to_string();
+        if run("mount", &[&device, &mount_arg]).is_none() {
+            let _ = run("losetup", &["-d", &device]);
+            eprintln!("skipped: cannot mount {device}");
+            return None;
+        }
+        Some(LoopDisk {
+            name: device.trim_start_matches("/dev/").to_string(),
+            device,
+            mount,
+            _dir: dir,
+        })
+    }
+
+    fn writers(&self, threads: usize, block_kib: usize, seconds: f64) -> Vec<String> {
+        [
+            workload_str(),
+            "direct-writes".into(),
+            "--dir".into(),
+            self.mount.display().to_string(),
+            "--threads".into(),
+            threads.to_string(),
+            "--block-kib".into(),
+            block_kib.to_string(),
+            "--seconds".into(),
+            seconds.to_string(),
+        ]
+        .into()
+    }
+
+    /// The report's entry for this disk.
+    fn in_report<'a>(
+        &self,
+        report: &'a concadvise::report::Report,
+    ) -> &'a concadvise::report::DeviceSection {
+        report
+            .devices
+            .iter()
+            .find(|d| d.device.as_deref() == Some(self.name.as_str()))
+            .unwrap_or_else(|| panic!("{} not in {:?}", self.name, report.devices))
+    }
+}
+
+impl Drop for LoopDisk {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount(&self.mount);
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.device])
+            .status();
+    }
+}
+
+/// Other writers on the disk, outside the measured tree, stopped on drop.
+struct Background(std::process::Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_disk_kept_busy_by_other_writers_is_saturated_and_more_concurrency_is_not_advised() {
+    let _lock = timing_lock();
+    let Some(disk) = LoopDisk::create() else {
+        return;
+    };
+    let load = disk.writers(8, 256, 12.0);
+    let background = Background(
+        std::process::Command::new(&load[0])
+            .args(&load[1..])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let program = disk.writers(1, 4, 2.0);
+    let program: Vec<&str> = program.iter().map(String::as_str).collect();
+    let (report, output) = run_measured(&[], &program);
+    drop(background);
+    assert!(output.status.success(), "{output:?}");
+    let device = disk.in_report(&report);
+    let busy = device.busy_share.unwrap();
+    let (queue, own) = (device.in_flight.unwrap(), device.own_in_flight.unwrap());
+    assert!(busy >= 0.9, "{device:?}");
+    assert!(queue - own >= own.max(1.0), "{device:?}");
+    assert!(device.saturated, "{device:?}");
+    assert_eq!(device.mounts, [disk.mount.display().to_string()]);
+    let advice = &report.recommendation;
+    assert_eq!(advice.situation, "disk_saturated", "{:?}", report.verdict);
+    assert_eq!(advice.model, "none");
+    assert!(
+        advice.reasons[0].contains("disk is saturated")
+            && advice.reasons[0].contains("more concurrency will not make it faster"),
+        "{:?}",
+        advice.reasons
+    );
+    assert!(advice.speedup_ceiling.unwrap() <= 1.12, "{advice:?}");
+    let expected = advice.expected.as_ref().unwrap();
+    assert_eq!(expected.speedup, Some(1.0), "{expected:?}");
+    assert!(expected.high.unwrap() <= 1.1 * 1.5, "{expected:?}");
+}
+
+#[test]
+fn a_disk_busy_only_with_the_program_s_own_writes_is_not_saturated() {
+    let _lock = timing_lock();
+    let Some(disk) = LoopDisk::create() else {
+        return;
+    };
+    let program = disk.writers(1, 4, 2.0);
+    let program: Vec<&str> = program.iter().map(String::as_str).collect();
+    let (report, output) = run_measured(&[], &program);
+    assert!(output.status.success(), "{output:?}");
+    let device = disk.in_report(&report);
+    assert!(
+        device.busy_share.is_some() && device.waited_s.unwrap() >= 0.2,
+        "{device:?}"
+    );
+    assert!(!device.saturated, "{device:?}");
+    let advice = &report.recommendation;
+    assert_ne!(advice.situation, "disk_saturated");
+    assert!(
+        !advice
+            .reasons
+            .iter()
+            .any(|r| r.contains("disk is saturated")),
+        "{:?}",
+        advice.reasons
     );
 }

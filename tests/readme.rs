@@ -70,6 +70,23 @@ kind = "cpu"
 waited_on_s = 1.0
 reason = "..."
 
+[[devices]]
+device = "vda"
+major_minor = "254:0"
+via = ["vda1"]
+rotational = true
+mounts = ["/"]
+filesystem = "ext4"
+wait_s = 1.0
+disk_wait_share = 0.9
+waited_s = 1.0
+busy_share = 0.95
+in_flight = 3.0
+own_in_flight = 1.0
+run_busy_share = 0.9
+saturated = true
+unmeasured = "..."
+
 [concurrency]
 structure = "event_loop"
 in_flight = 1.5
@@ -90,6 +107,29 @@ blocking_calls = ["read"]
 other_loops = 1
 peers = 2
 never_polled = true
+
+[code]
+source = "py-spy"
+stack_samples = 10
+failed_reads = 1
+rate_hz = 20.0
+read_cpu_ms = 0.2
+unavailable = "..."
+not_read = ["..."]
+
+[[code.hotspots]]
+state = "loop_blocked"
+function = "handler"
+file = "app.py"
+line = 3
+share = 1.0
+seconds = 0.5
+samples = 10
+pid = 1
+tids = [1]
+innermost = "sleep"
+stack = ["handler (app.py:3)"]
+blocked_in = "sleep"
 
 [[stops]]
 by = "frozen_cgroup"

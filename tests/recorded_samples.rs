@@ -15,7 +15,12 @@
 //! node_blocked_loop (examples/node/blocked_loop.js 1.2), xz_pipeline (sh -c 'cat F F | xz -T1 |
 //! wc -c' on 1.5 MB), socketpair_consumer (examples/python/socketpair_pipeline.py 300),
 //! cpu_quota_half_core (workload cpu 1.2 s in a cgroup v1 with cfs_quota_us 50000 of 100000),
-//! sqlite_autocommit (sqlite3 running 300 autocommit INSERTs).
+//! sqlite_autocommit (sqlite3 running 300 autocommit INSERTs), disk_saturated (workload
+//! direct-writes 1 s on an ext4 loop device over /dev/shm that eight 256 KiB O_DIRECT writers
+//! outside the tree kept busy), disk_own_writes (the same program on that disk alone); with
+//! Python stacks (py-spy, CPython 3.11): python_blocked_loop_stacks
+//! (examples/python/blocked_loop.py 3), python_thread_pool_stacks
+//! (examples/python/pool_client.py, 48 requests on 4 threads to a 100 ms HTTP server).
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
@@ -23,6 +28,7 @@ use std::time::Duration;
 
 use concadvise::advice::{recommend, Model};
 use concadvise::analysis::accountant::Accountant;
+use concadvise::analysis::code::CodeState;
 use concadvise::analysis::contention::serialized_threads;
 use concadvise::analysis::findings::{analyse_ticks, Findings, RunFacts};
 use concadvise::analysis::verdict::{classify, Verdict, WorkloadClass};
@@ -381,4 +387,130 @@ fn sqlite_autocommit_waits_on_syncs() {
     assert_eq!(advice.situation, "sync_bound");
     // Without a quota nothing is throttled.
     assert_eq!(findings.breakdown.wait(WaitKind::Throttled), 0.0);
+}
+
+#[test]
+fn recorded_stacks_name_the_lines_that_blocked_the_loop_within_its_blocked_time() {
+    let (findings, advice) = advised("python_blocked_loop_stacks");
+    let event_loop = findings.concurrency.event_loop.as_ref().unwrap();
+    let code = findings.code.as_ref().unwrap();
+    assert_eq!(code.source.as_deref(), Some("py-spy"));
+    let blocked: Vec<_> = code.of_state(CodeState::LoopBlocked).collect();
+    let handler = blocked.iter().find(|h| h.function == "handler").unwrap();
+    // `time.sleep(0.25)` in handler, a C call: the user's line is the innermost frame.
+    assert_eq!(handler.line, 14, "{handler:?}");
+    assert!(handler.file.ends_with("examples/python/blocked_loop.py"));
+    assert_eq!(handler.blocked_in, Some(CodeState::Wait(WaitKind::Sleep)));
+    let crunch = blocked
+        .iter()
+        .find(|h| h.function == "crunch_numbers")
+        .unwrap();
+    assert_eq!(crunch.blocked_in, Some(CodeState::Cpu));
+    // The loop's blocked time, shared among its lines: no more than the event-loop analysis
+    // counted, and most of it.
+    let charged: f64 = blocked.iter().map(|h| h.seconds).sum();
+    assert!(
+        charged <= event_loop.blocked_s * 1.001 && charged >= 0.7 * event_loop.blocked_s,
+        "{charged} of {event_loop:?}"
+    );
+    // Each line gets the loop's blocked time of what it did there: the handler its sleep, the
+    // computation its CPU.
+    let blocked_by = |kind: &str| {
+        event_loop
+            .blocked_by
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map_or(0.0, |(_, s)| *s)
+    };
+    assert!(
+        (handler.seconds - blocked_by("sleep")).abs() <= 0.1 * blocked_by("sleep"),
+        "{handler:?} vs {:?}",
+        event_loop.blocked_by
+    );
+    assert!(
+        (crunch.seconds - blocked_by("cpu")).abs() <= 0.1 * blocked_by("cpu"),
+        "{crunch:?} vs {:?}",
+        event_loop.blocked_by
+    );
+    // The states exclude each other: the handler's sleep while it blocked the loop is not
+    // also a sleep hotspot of the same size.
+    let sleep_s: f64 = code
+        .of_state(CodeState::Wait(WaitKind::Sleep))
+        .map(|h| h.seconds)
+        .sum();
+    assert!(sleep_s < handler.seconds, "{sleep_s} vs {handler:?}");
+    assert_eq!(advice.situation, "blocked_event_loop");
+    assert!(
+        advice.how.contains("handler (blocked_loop.py:14)") && advice.how.contains("asyncio.sleep"),
+        "{}",
+        advice.how
+    );
+    assert!(
+        advice
+            .reasons
+            .iter()
+            .any(|r| r.contains("crunch_numbers (blocked_loop.py:")),
+        "{:?}",
+        advice.reasons
+    );
+}
+
+#[test]
+fn recorded_stacks_of_a_thread_pool_are_charged_to_its_workers() {
+    let findings = findings("python_thread_pool_stacks", None);
+    let code = findings.code.as_ref().unwrap();
+    let network = code.top(CodeState::Wait(WaitKind::Network)).unwrap();
+    assert_eq!(network.function, "fetch", "{network:?}");
+    let pid = network.pid;
+    assert!(
+        !network.tids.contains(&pid),
+        "not the main thread: {network:?}"
+    );
+    assert_eq!(network.tids.len(), 4, "the four workers: {network:?}");
+    assert!(network.innermost.contains("socket.py"), "{network:?}");
+    // Thread-seconds: four workers waited most of the time.
+    let workers_network_s: f64 = findings
+        .threads
+        .iter()
+        .filter(|t| network.tids.contains(&t.tid))
+        .map(|t| t.time.wait(WaitKind::Network) / 1e9)
+        .sum();
+    assert!(
+        network.seconds <= workers_network_s * 1.001 && network.seconds > 0.5 * workers_network_s,
+        "{network:?} of {workers_network_s}"
+    );
+}
+
+#[test]
+fn o_direct_writes_to_a_disk_others_keep_busy_are_disk_saturated() {
+    let (findings, advice) = advised("disk_saturated");
+    let device = findings.limits.main_disk().unwrap();
+    let disk = device.disk.as_ref().unwrap();
+    assert_eq!(
+        (disk.name.as_str(), disk.major_minor.as_str()),
+        ("loop0", "7:0")
+    );
+    assert_eq!(device.filesystem, "ext4");
+    let measured = device.measured.unwrap();
+    assert!(measured.busy_share >= 0.95, "{measured:?}");
+    assert!(measured.others_in_flight() >= 5.0, "{measured:?}");
+    assert!(device.saturated());
+    assert_eq!(advice.situation, "disk_saturated");
+    assert_eq!(advice.model, Model::None);
+    assert!(advice.speedup_ceiling.unwrap() <= 1.05, "{advice:?}");
+}
+
+#[test]
+fn the_same_writes_alone_keep_the_disk_busy_without_saturating_it() {
+    let (findings, advice) = advised("disk_own_writes");
+    let device = findings.limits.main_disk().unwrap();
+    let measured = device.measured.unwrap();
+    assert!(measured.waited_s >= 0.2, "{measured:?}");
+    assert!(measured.others_in_flight() < 1.0, "{measured:?}");
+    assert!(!device.saturated());
+    assert_ne!(advice.situation, "disk_saturated");
+    assert!(!advice
+        .reasons
+        .iter()
+        .any(|r| r.contains("disk is saturated")));
 }

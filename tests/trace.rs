@@ -201,7 +201,7 @@ fn a_trace_of_sleep_compute_disk_shows_the_three_in_order() {
 fn a_trace_of_an_asyncio_loop_blocked_by_its_coroutines_shows_each_block() {
     let _lock = timing_lock();
     let script = example("python/blocked_loop.py");
-    let (report, trace) = run_traced(&[], &["python3", &script, "3"]);
+    let (report, trace) = run_traced(&[], &[python3().as_str(), &script, "3"]);
     assert_consistent(&trace, &report);
     let tracks = tracks(&trace);
     let main = tracks

@@ -5,7 +5,13 @@ import urllib.request
 
 url = sys.argv[1]
 count = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+
+
+def fetch(address):
+    with urllib.request.urlopen(address) as response:
+        return response.read()
+
+
 for _ in range(count):
-    with urllib.request.urlopen(url) as response:
-        response.read()
+    fetch(url)
 print(f"http_client: {count} requests done")

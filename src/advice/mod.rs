@@ -60,6 +60,7 @@ pub fn recommend(findings: &Findings, profile: &Profile) -> Recommendation {
         system_s: findings.cpu.system_s,
         wall_sync_s: findings.wall.disk_sync_ns / 1e9,
         other_load_cores: findings.other_load_cores,
+        code: findings.code.as_ref(),
     };
     let advice = if findings.phases_disagree {
         advise_phases(&input, &findings.phases)
@@ -194,6 +195,10 @@ fn advise(input: &AdviceInput) -> Advice {
     let values = placeholder_values(input, workers, speedup_ceiling);
     let shares = &input.verdict.shares;
     let mut reasons = vec![chosen.measured(input)];
+    let code = chosen.code(input);
+    if let Some(code) = &code {
+        reasons.push(code.reason.clone());
+    }
     if let Some(bottleneck) = input.bottleneck {
         if input.about_bottleneck {
             // The verdict is that process's own: say so before its numbers.
@@ -202,15 +207,15 @@ fn advise(input: &AdviceInput) -> Advice {
         } else {
             reasons.push(bottleneck.reason());
         }
-        if bottleneck.kind == "cpu" && bottleneck.cores < 1.2 {
+        if one_core_stage(input).is_some() {
             reasons.push(
-                "That stage computes on about one core: the whole pipeline goes at its pace. Make \
-                 it faster, or run it on several cores (many tools have a threads option: xz -T0, \
-                 zstd -T0, pigz instead of gzip, sort --parallel), or split its input among \
-                 several copies of it."
+                "That stage computes on about one core: the whole pipeline goes at its pace."
                     .to_string(),
             );
         }
+    }
+    if situation != "disk_saturated" {
+        reasons.extend(situations::device_reason(input));
     }
     reasons.extend(entry.reasons.iter().map(|r| fill(r, &values)));
     reasons.extend(sizing_text);
@@ -246,24 +251,42 @@ fn advise(input: &AdviceInput) -> Advice {
             unread_remedy(input.sampling)
         ));
     }
+    let mut how = fill(&entry.how, &values);
+    if let Some(code) = code {
+        how = format!("{how} {}", code.how).trim().to_string();
+    }
+    let mut alternatives: Vec<String> = entry
+        .alternatives
+        .iter()
+        .map(|a| fill(a, &values))
+        .collect();
+    // A pipeline waiting on one single-core stage: that stage is what to change, and it is
+    // often a tool with a threads option rather than code of one's own.
+    if let Some(stage) = one_core_stage(input) {
+        alternatives.insert(0, format!("if {stage} is your own code: {how}"));
+        how = format!(
+            "Give {stage} more cores: its own threads option if it has one (xz -T0, zstd -T0, \
+             pigz instead of gzip, sort --parallel=N), or split its input among several copies \
+             of it."
+        );
+    }
     Advice {
         model: entry.model,
         situation,
         reasons,
-        how: fill(&entry.how, &values),
-        alternatives: entry
-            .alternatives
-            .iter()
-            .map(|a| fill(a, &values))
-            .collect(),
+        how,
+        alternatives,
         workers,
         speedup_ceiling,
         warning: WARNING.to_string(),
         expected: Expected {
-            change: entry
-                .change
-                .as_deref()
-                .map_or_else(|| chosen.change().to_string(), |c| fill(c, &values)),
+            change: match one_core_stage(input) {
+                Some(stage) => format!("{stage} run on every core"),
+                None => entry
+                    .change
+                    .as_deref()
+                    .map_or_else(|| chosen.change().to_string(), |c| fill(c, &values)),
+            },
             measure: if input.attached {
                 Measure::Capacity
             } else {
@@ -272,6 +295,17 @@ fn advise(input: &AdviceInput) -> Advice {
             estimate,
         },
     }
+}
+
+/// The program the tree waited on, when it computes on about one core and is not the
+/// launched program itself (a stage of a pipeline): its name.
+fn one_core_stage(input: &AdviceInput) -> Option<String> {
+    let bottleneck = input.bottleneck?;
+    let stage =
+        bottleneck.kind == "cpu" && bottleneck.cores < 1.2 && !bottleneck.waiters.is_empty();
+    stage
+        .then(|| crate::analysis::bottleneck::program_name(&bottleneck.command).map(str::to_string))
+        .flatten()
 }
 
 /// The measured numbers a profile's texts may cite as {name} (see `profile::PLACEHOLDERS`).
@@ -388,6 +422,7 @@ fn describe(verdict: &Verdict) -> String {
 mod tests {
     use super::*;
     use crate::analysis::accountant::TimeSplit;
+    use crate::analysis::code::{CodeFindings, CodeState, Hotspot};
     use crate::analysis::findings::WaitCompute;
     use crate::analysis::limits::Limits;
     use crate::analysis::structure::Concurrency;
@@ -400,6 +435,25 @@ mod tests {
     }
 
     fn advise_for(verdict: &Verdict, runtime: &str, avg_cores: f64) -> Advice {
+        advise_with(verdict, runtime, avg_cores, &Limits::default(), None)
+    }
+
+    fn advise_with_code(
+        verdict: &Verdict,
+        runtime: &str,
+        avg_cores: f64,
+        code: Option<&CodeFindings>,
+    ) -> Advice {
+        advise_with(verdict, runtime, avg_cores, &Limits::default(), code)
+    }
+
+    fn advise_with(
+        verdict: &Verdict,
+        runtime: &str,
+        avg_cores: f64,
+        limits: &Limits,
+        code: Option<&CodeFindings>,
+    ) -> Advice {
         let set = ProfileSet::built_in().unwrap();
         let runtime = Runtime::named(runtime);
         let concurrency = Concurrency {
@@ -420,7 +474,7 @@ mod tests {
                 compute_s: 0.1,
             }),
             concurrency: &concurrency,
-            limits: &Limits::default(),
+            limits,
             bottleneck: None,
             about_bottleneck: false,
             event_loop_runtime: None,
@@ -435,7 +489,76 @@ mod tests {
             system_s: 0.0,
             wall_sync_s: 0.0,
             other_load_cores: None,
+            code,
         })
+    }
+
+    fn hotspot(state: CodeState, function: &str, file: &str, line: u32) -> Hotspot {
+        Hotspot {
+            state,
+            function: function.into(),
+            file: file.into(),
+            line,
+            share: 0.9,
+            seconds: 1.5,
+            samples: 30,
+            pid: 7,
+            tids: vec![8, 9],
+            innermost: format!("{function} (x:{line})"),
+            stack: Vec::new(),
+            blocked_in: None,
+        }
+    }
+
+    #[test]
+    fn the_advice_names_the_function_and_line_the_stacks_found() {
+        let lock = CodeState::Wait(WaitKind::Lock);
+        let code = CodeFindings::of_hotspots(vec![
+            hotspot(lock, "deposit", "/srv/bank.py", 12),
+            hotspot(CodeState::Cpu, "audit", "/srv/bank.py", 30),
+        ]);
+        // Threads that wait on a lock a third of the time: the line where they wait.
+        let waiting = verdict(40.0, &[(WaitKind::Lock, 35.0), (WaitKind::Disk, 25.0)]);
+        let advice = advise_with_code(&waiting, "python", 0.4, Some(&code));
+        assert_eq!(advice.situation, "lock_contention");
+        assert!(
+            advice.reasons[1]
+                .contains("Where the threads waited for the lock: deposit (bank.py:12)"),
+            "{:?}",
+            advice.reasons
+        );
+        assert!(
+            advice.how.contains("They wait at deposit (bank.py:12)"),
+            "{}",
+            advice.how
+        );
+        // CPU-bound CPython: the function for the process pool.
+        let computing = verdict(98.0, &[(WaitKind::Sleep, 2.0)]);
+        let advice = advise_with_code(&computing, "python", 0.98, Some(&code));
+        assert!(
+            advice.how.contains("pool.map(audit, pieces"),
+            "{}",
+            advice.how
+        );
+        assert!(
+            advice.reasons[1].contains("audit (bank.py:30)"),
+            "{:?}",
+            advice.reasons
+        );
+        // Without a GIL the same work is split among threads, and the words say nothing of
+        // pickling.
+        let advice = advise_with_code(&computing, "native", 0.98, Some(&code));
+        assert!(
+            advice
+                .how
+                .contains("Start with audit (bank.py:30): split its work"),
+            "{}",
+            advice.how
+        );
+        assert!(!advice.how.contains("pickl"), "{}", advice.how);
+        // No stacks: the advice as before.
+        let advice = advise_with_code(&computing, "python", 0.98, None);
+        assert!(!advice.how.contains("Start with"), "{}", advice.how);
     }
 
     #[test]
@@ -474,6 +597,116 @@ mod tests {
         let advice = advise_for(&disk, "python", 0.3);
         assert_eq!(advice.model, Model::Threads);
         assert!(advice.reasons.iter().any(|r| r.contains("asyncio")));
+    }
+
+    /// Limits with one disk holding 90 % of the disk wait, measured over 1.8 s of waiting.
+    fn disk_limits(busy_share: f64, in_flight: f64, own_in_flight: f64) -> Limits {
+        use crate::analysis::devices::{DeviceUse, DiskMeasure};
+        use crate::sampler::observation::DiskInfo;
+        Limits {
+            devices: vec![DeviceUse {
+                disk: Some(DiskInfo {
+                    id: 0,
+                    name: "sdb".into(),
+                    major_minor: "8:16".into(),
+                    via: vec!["sdb1".into()],
+                    rotational: Some(false),
+                }),
+                unmeasured: None,
+                mounts: vec!["/data".into()],
+                filesystem: "ext4".into(),
+                wait_s: 1.8,
+                share: 0.9,
+                measured: Some(DiskMeasure {
+                    waited_s: 1.8,
+                    busy_share,
+                    in_flight,
+                    own_in_flight,
+                    run_busy_share: Some(busy_share),
+                }),
+            }],
+            ..Limits::default()
+        }
+    }
+
+    fn band_of(advice: &Advice) -> (expected::Band, &str) {
+        match &advice.expected.estimate {
+            Estimate::Band { band, basis } => (*band, basis.as_str()),
+            Estimate::Unavailable(why) => panic!("no band: {why}"),
+        }
+    }
+
+    #[test]
+    fn a_disk_busy_with_other_work_is_saturated_and_more_concurrency_is_not_advised() {
+        let disk = verdict(10.0, &[(WaitKind::Disk, 90.0)]);
+        let advice = advise_with(&disk, "python", 0.1, &disk_limits(0.97, 4.2, 1.0), None);
+        assert_eq!(advice.situation, "disk_saturated");
+        assert_eq!(advice.model, Model::None);
+        assert!(
+            advice.reasons[0].contains("sdb (8:16) behind /data, through sdb1 was busy 97%")
+                && advice.reasons[0].contains("4.2 requests in flight")
+                && advice.reasons[0].contains("disk is saturated")
+                && advice.reasons[0].contains("more concurrency will not make it faster"),
+            "{:?}",
+            advice.reasons
+        );
+        assert!(advice.how.contains("Do less I/O"), "{}", advice.how);
+        // The waits can shrink by 1 / 0.97 at most: 1 / (0.1 + 0.9 x 0.97).
+        assert_eq!(advice.speedup_ceiling, Some(1.03));
+        let (band, _) = band_of(&advice);
+        assert!(band.high <= 1.1 && band.speedup == 1.0, "{band:?}");
+    }
+
+    #[test]
+    fn a_disk_busy_only_with_the_program_s_own_requests_is_not_saturated() {
+        let disk = verdict(10.0, &[(WaitKind::Disk, 90.0)]);
+        let advice = advise_with(&disk, "python", 0.1, &disk_limits(0.99, 1.1, 1.0), None);
+        assert_eq!(advice.situation, "io_disk");
+        assert_eq!(advice.model, Model::Threads);
+        assert!(
+            advice.reasons.iter().any(|r| r.contains("not saturation")),
+            "{:?}",
+            advice.reasons
+        );
+        let (band, _) = band_of(&advice);
+        assert!(band.high > 2.0, "not held to the disk: {band:?}");
+    }
+
+    #[test]
+    fn overlapping_disk_waits_are_not_promised_more_than_the_disk_has_left() {
+        let disk = verdict(10.0, &[(WaitKind::Disk, 90.0)]);
+        // Busy 60 %, mostly with others' requests: the waits shrink at most by 1 / 0.6.
+        let advice = advise_with(&disk, "native", 0.1, &disk_limits(0.6, 3.0, 1.0), None);
+        assert_eq!(advice.situation, "io_disk");
+        let ceiling = 1.0 / (0.1 + 0.9 * 0.6);
+        let (band, basis) = band_of(&advice);
+        assert!((band.high - ceiling).abs() < 1e-9, "{band:?}");
+        assert!(basis.contains("the band stops at x1.56"), "{basis}");
+        assert_eq!(advice.speedup_ceiling, Some(1.56));
+    }
+
+    #[test]
+    fn syncs_to_a_saturated_disk_stay_sync_bound_and_say_the_disk_is_saturated() {
+        use crate::analysis::limits::Syncs;
+        let disk = verdict(10.0, &[(WaitKind::Disk, 90.0)]);
+        let limits = Limits {
+            syncs: Some(Syncs {
+                sync_s: 1.6,
+                disk_s: 1.8,
+                syncs: 400,
+            }),
+            ..disk_limits(0.95, 3.0, 1.0)
+        };
+        let advice = advise_with(&disk, "python", 0.1, &limits, None);
+        assert_eq!(advice.situation, "sync_bound");
+        assert!(
+            advice
+                .reasons
+                .iter()
+                .any(|r| r.contains("disk is saturated") && r.contains("fewer syncs")),
+            "{:?}",
+            advice.reasons
+        );
     }
 
     #[test]

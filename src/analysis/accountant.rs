@@ -102,6 +102,9 @@ pub struct ThreadAccount {
     pub details: Vec<(WaitKind, WaitDetail, f64)>,
     /// Stopped time charged in the current interval, by who stopped it (taken by `ingest`).
     stopped_now: Vec<(Stopper, f64)>,
+    /// Disk wait charged in the current interval, by the mount of its file (taken by
+    /// `ingest`).
+    disk_now: Vec<(Arc<FileMount>, f64)>,
     /// Off-CPU time not yet attributed: negative when counters ran ahead of the clock
     /// (schedstat is updated at scheduler ticks), positive while the thread was seen running
     /// at both ends of its intervals.
@@ -162,6 +165,10 @@ impl ProcessAccount {
 
 /// Stopped time by who stopped the thread.
 type StoppedBy = Vec<(Stopper, f64)>;
+
+/// Off-CPU time of a thread seen running at both ends of its intervals, before any wait of
+/// it was seen, is kept for the first wait seen up to this much; past it, it is `other`.
+const UNSEEN_WAIT_LIMIT_NS: i64 = 1_000_000_000;
 
 /// Exited threads whose accounts are kept (the busiest); the report lists fewer.
 const KEPT_FINISHED_THREADS: usize = 100;
@@ -245,6 +252,8 @@ pub struct TickIntervals {
     /// The tick's wall time (0 at the first tick).
     pub tick_ns: f64,
     pub threads: Vec<ThreadInterval>,
+    /// The tree's disk wait in the tick (thread-nanoseconds), by the mount of the files.
+    pub disk_waits: Vec<(Arc<FileMount>, f64)>,
 }
 
 impl Accountant {
@@ -259,6 +268,7 @@ impl Accountant {
         // Stopped thread-time in this tick, by who stopped the threads.
         let mut interval_stops: Vec<(Stopper, f64)> = Vec::new();
         self.last_tick.threads.clear();
+        self.last_tick.disk_waits.clear();
         for (index, observation) in snapshot.threads.iter().enumerate() {
             let key = (observation.pid, observation.tid);
             let allowance = if throttled.is_empty() {
@@ -417,6 +427,7 @@ impl Accountant {
             last_wait: wait.clone(),
             details: Vec::new(),
             stopped_now: Vec::new(),
+            disk_now: Vec::new(),
             pending_off_ns: 0,
             throttle_debt: (0.0, 0),
         };
@@ -489,6 +500,9 @@ impl Accountant {
             wait_before,
             wait_after,
         });
+        for (mount, ns) in account.disk_now.drain(..).filter(|(_, ns)| *ns > 0.0) {
+            add_to(&mut self.last_tick.disk_waits, &mount, ns);
+        }
         Some((split, busy_ns, std::mem::take(&mut account.stopped_now)))
     }
 
@@ -683,11 +697,13 @@ impl ThreadAccount {
                 (None, Some(kind)) => self.charge(&mut split, kind, off as f64),
                 // Running at both ends: waits too short to be seen (a thread doing many quick
                 // fsyncs) or counter lag, which the next interval takes back. Give it to the
-                // wait this thread was last seen in; with none seen yet, keep it for later,
-                // unless it grows past the interval itself.
+                // wait this thread was last seen in; with none seen yet, keep it for the first
+                // wait seen (most likely the same kind), unless it grows past a second.
                 (None, None) => match self.last_wait.clone() {
                     Some(kind) => self.charge(&mut split, &kind, off as f64),
-                    None if off > elapsed => split.waits_ns[WaitKind::Other.index()] += off as f64,
+                    None if off > UNSEEN_WAIT_LIMIT_NS => {
+                        split.waits_ns[WaitKind::Other.index()] += off as f64
+                    }
                     None => self.pending_off_ns = off,
                 },
             }
@@ -714,8 +730,12 @@ impl ThreadAccount {
             split.disk_sync_ns += ns;
         }
         let Some(detail) = &wait.detail else { return };
-        if let WaitDetail::StoppedBy(by) = detail {
-            add_to(&mut self.stopped_now, by, ns);
+        match detail {
+            WaitDetail::StoppedBy(by) => add_to(&mut self.stopped_now, by, ns),
+            WaitDetail::Mount(mount) if wait.kind == WaitKind::Disk => {
+                add_to(&mut self.disk_now, mount, ns);
+            }
+            WaitDetail::Mount(_) => {}
         }
         match self
             .details
@@ -737,10 +757,11 @@ impl ThreadAccount {
     }
 }
 
-fn add_to(stops: &mut Vec<(Stopper, f64)>, by: &Stopper, ns: f64) {
-    match stops.iter_mut().find(|(known, _)| known == by) {
+/// Adds `ns` to the time of `what` (who stopped a thread, the mount of a file...).
+fn add_to<T: PartialEq + Clone>(totals: &mut Vec<(T, f64)>, what: &T, ns: f64) {
+    match totals.iter_mut().find(|(known, _)| known == what) {
         Some((_, total)) => *total += ns,
-        None => stops.push((by.clone(), ns)),
+        None => totals.push((what.clone(), ns)),
     }
 }
 
@@ -844,6 +865,7 @@ mod tests {
             last_wait: Some(plain(kind)),
             details: Vec::new(),
             stopped_now: Vec::new(),
+            disk_now: Vec::new(),
             pending_off_ns: 0,
             throttle_debt: (0.0, 0),
         }
@@ -954,6 +976,22 @@ mod tests {
     }
 
     #[test]
+    fn each_tick_names_the_disk_wait_on_each_mount() {
+        let mut accountant = Accountant::default();
+        accountant.ingest(&tick(0, 0, Some(blocked('D', Some("/data"), None))));
+        // Still blocked, not run since: the wait goes on, on the same mount.
+        accountant.ingest(&tick(1000, 0, None));
+        let waits = &accountant.last_tick.disk_waits;
+        assert_eq!(waits.len(), 1);
+        assert_eq!((waits[0].0.point.as_str(), waits[0].1), ("/data", 1e9));
+        accountant.ingest(&tick(2000, 500, Some(ThreadState::running())));
+        // Half of the second went to computing; the rest to the wait on /data.
+        assert_eq!(accountant.last_tick.disk_waits[0].1, 0.5e9);
+        accountant.ingest(&tick(3000, 1500, Some(ThreadState::running())));
+        assert_eq!(accountant.last_tick.disk_waits, vec![]);
+    }
+
+    #[test]
     fn stopped_wall_time_goes_to_who_stopped_the_thread() {
         let tracer = Stopper::Tracer {
             pid: 77,
@@ -1011,12 +1049,13 @@ mod tests {
                 FdKind::RegularFile
             }],
             mount: mount.map(|point| {
+                let network = point.starts_with("/nfs");
                 Arc::new(FileMount {
                     point: point.into(),
-                    fs_type: "nfs4".into(),
+                    fs_type: if network { "nfs4" } else { "ext4" }.into(),
                     source: "server:/export".into(),
-                    device: "0:53".into(),
-                    network: true,
+                    device: if network { "0:53" } else { "8:1" }.into(),
+                    network,
                 })
             }),
             watched: 0,

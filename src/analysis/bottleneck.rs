@@ -41,14 +41,29 @@ pub struct BottleneckTracker {
     edges: HashMap<(i32, i32), f64>,
     /// Of that, by how: [pipes and Unix sockets, network, waiting for it to exit].
     edge_kinds: HashMap<(i32, i32), [f64; 3]>,
+    /// The command lines of processes outside the tree the tree talked to.
+    outside: HashMap<i32, Vec<String>>,
 }
+
+/// The program a command line runs, as people call it: the file name of its first word
+/// ("/usr/bin/xz" -> "xz"; a retitled process such as "postgres: user db [local] COMMIT" ->
+/// "postgres").
+pub fn program_name(command: &[String]) -> Option<&str> {
+    let first = command.first()?.split_whitespace().next()?;
+    let first = first.trim_end_matches(':');
+    Some(first.rsplit('/').next().unwrap_or(first)).filter(|name| !name.is_empty())
+}
+
+/// The kind of a bottleneck outside the measured tree.
+pub const OUTSIDE: &str = "outside";
 
 /// The process the others wait on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bottleneck {
     pub pid: i32,
     pub command: Vec<String>,
-    /// What it spends its own time on: "cpu", or a wait kind.
+    /// What it spends its own time on: "cpu", or a wait kind; "outside" for a process
+    /// outside the measured tree (a local server the program talks to), not measured.
     pub kind: String,
     /// Thread-seconds of others' waits that lead to it.
     pub waited_on_s: f64,
@@ -69,12 +84,7 @@ impl Bottleneck {
     /// "cat and wc waited 50.2 s on xz through pipes or Unix sockets; xz spent 25.4 s on the
     /// CPU (1.00 cores)".
     pub fn reason(&self) -> String {
-        let name = |command: &[String]| {
-            command.first().map_or_else(String::new, |c| {
-                c.rsplit('/').next().unwrap_or(c).to_string()
-            })
-        };
-        let me = name(&self.command);
+        let me = program_name(&self.command).unwrap_or_default().to_string();
         let mut waiters: Vec<String> = Vec::new();
         for (pid, waiter, _) in &self.waiters {
             // Same program on both sides (a forked worker): the PIDs tell them apart.
@@ -92,6 +102,21 @@ impl Bottleneck {
             [one] => one.clone(),
             [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
         };
+        if self.kind == OUTSIDE {
+            let process = if me.is_empty() {
+                format!("process {}", self.pid)
+            } else {
+                format!("{me} (pid {})", self.pid)
+            };
+            return format!(
+                "{who} waited {:.1} s on {process} {}, which is outside the measured tree: \
+                 what it does was not measured. It is the one to look at: measure it with \
+                 concadvise attach {}.",
+                self.waited_on_s,
+                self.through.join(" and "),
+                self.pid
+            );
+        }
         let doing = match self.kind.as_str() {
             "cpu" => format!(
                 "spent {:.1} s on the CPU ({:.2} cores)",
@@ -119,6 +144,9 @@ impl BottleneckTracker {
         tick: &TickIntervals,
         accountant: &Accountant,
     ) {
+        for peer in &snapshot.outside_peers {
+            self.outside.insert(peer.pid, peer.command.clone());
+        }
         // The tree's live processes, for a wait on any child (built only when one is).
         let mut alive: Option<HashSet<i32>> = None;
         for interval in &tick.threads {
@@ -219,17 +247,15 @@ impl BottleneckTracker {
         let name = |pid: i32| {
             accountant
                 .process_info(pid)
-                .and_then(|info| info.command.first().cloned())
-                .map_or_else(
-                    || pid.to_string(),
-                    |c| c.rsplit('/').next().unwrap_or(&c).to_string(),
-                )
+                .and_then(|info| program_name(&info.command).map(str::to_string))
+                .unwrap_or_else(|| pid.to_string())
         };
         let mut waiters: Vec<(i32, String, f64)> = waiters
             .into_iter()
             .map(|(pid, ns)| (pid, name(pid), ns / 1e9))
             .collect();
         waiters.sort_by(|a, b| b.2.total_cmp(&a.2));
+        let info = accountant.process_info(node);
         let time = own.get(&node).cloned().unwrap_or_default();
         let mut through = [0.0f64; 3];
         for (edge, kinds) in &self.edge_kinds {
@@ -251,11 +277,15 @@ impl BottleneckTracker {
         ways.sort_by(|a, b| b.1.total_cmp(&a.1));
         Some(Bottleneck {
             pid: node,
-            command: accountant
-                .process_info(node)
-                .map(|info| info.command.clone())
-                .unwrap_or_default(),
-            kind: time.dominant.clone(),
+            command: match info {
+                Some(info) => info.command.clone(),
+                None => self.outside.get(&node).cloned().unwrap_or_default(),
+            },
+            kind: if info.is_some() {
+                time.dominant.clone()
+            } else {
+                OUTSIDE.to_string()
+            },
             waited_on_s: waited_on_ns / 1e9,
             waiters,
             kind_s: time.dominant_ns / 1e9,
@@ -544,5 +574,20 @@ mod tests {
         assert_eq!(any, Some(Target::AnyChild));
         let by_id = child_target(Sysno::waitid, &[1, 7, 0, 0, 0, 0]);
         assert_eq!(by_id, Some(Target::Processes(vec![7])));
+    }
+
+    #[test]
+    fn program_names_are_the_first_word_s_file_name() {
+        let name = |args: &[&str]| {
+            program_name(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+                .map(str::to_string)
+        };
+        assert_eq!(name(&["/usr/bin/xz", "-6"]).as_deref(), Some("xz"));
+        assert_eq!(
+            name(&["postgres: postgres db [local] COMMIT"]).as_deref(),
+            Some("postgres")
+        );
+        assert_eq!(name(&[]), None);
+        assert_eq!(name(&[""]), None);
     }
 }

@@ -41,6 +41,8 @@ enum LoopWait {
 /// its loop ended) is not charged to the loop.
 #[derive(Debug, Clone, Copy)]
 struct Stretch {
+    /// Its number among the thread's stretches (see `StretchCharge`).
+    number: u64,
     first_out_ns: u64,
     last_out_ns: u64,
     cpu_ns: f64,
@@ -69,8 +71,26 @@ struct ThreadLoop {
     prev_at_ns: Option<u64>,
     last: Option<LoopWait>,
     stretch: Option<Stretch>,
+    /// Stretches opened so far.
+    stretches: u64,
+    /// What the last interval gave to a stretch.
+    charge: StretchCharge,
     /// The last syscall seen outside the poller, by name, most time first at the end.
     blocking_calls: HashMap<&'static str, f64>,
+}
+
+/// What the last interval of a thread gave to a stretch out of its poller, for the analyses
+/// that split the thread's time the same way (the code behind the blocked time): the CPU and
+/// waits it added to the open stretch, and whether a stretch ended with it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StretchCharge {
+    pub cpu_ns: f64,
+    pub waits_ns: [f64; WaitKind::COUNT],
+    /// The stretch that ended with this interval (its number), and whether its CPU blocked
+    /// the loop (it lasted 100 ms or more; its waits always did).
+    pub closed: Option<(u64, bool)>,
+    /// The stretch open after this interval, by number.
+    pub open: Option<u64>,
 }
 
 /// What the analysis found about one loop thread.
@@ -174,6 +194,26 @@ impl LoopTracker {
                 self.finished.retain(|(_, t)| t.poll_sightings > 0);
             }
         }
+    }
+
+    /// What the thread's last interval gave to a stretch out of its poller (none before it
+    /// first polled).
+    pub fn charge(&self, pid: i32, tid: i32) -> Option<&StretchCharge> {
+        self.threads.get(&(pid, tid)).map(|thread| &thread.charge)
+    }
+
+    /// Whether the thread ran an event loop (as `finish` counts loops).
+    pub fn is_loop(&self, pid: i32, tid: i32) -> bool {
+        self.threads
+            .get(&(pid, tid))
+            .into_iter()
+            .chain(
+                self.finished
+                    .iter()
+                    .filter(|(key, _)| *key == (pid, tid))
+                    .map(|(_, thread)| thread),
+            )
+            .any(ThreadLoop::is_loop)
     }
 
     /// For a thread in its poller at its last observation: the peers it waits to hear from
@@ -288,6 +328,7 @@ impl ThreadLoop {
     /// Accounts the interval that ends with an observation at `at_ns` in state `now`
     /// (`poll_sightings` already counts this one).
     fn advance(&mut self, at_ns: u64, now: Option<LoopWait>, split: &TimeSplit) {
+        self.charge = StretchCharge::default();
         let before = (self.prev, self.prev_at_ns);
         self.prev = now;
         self.prev_at_ns = Some(at_ns);
@@ -300,7 +341,9 @@ impl ThreadLoop {
         let (prev, prev_at_ns) = before;
         let out_of_poller = !matches!(now, Some(LoopWait::Poll { .. }));
         if out_of_poller && self.stretch.is_none() {
+            self.stretches += 1;
             self.stretch = Some(Stretch {
+                number: self.stretches,
                 first_out_ns: prev_at_ns.unwrap_or(at_ns),
                 last_out_ns: at_ns,
                 cpu_ns: 0.0,
@@ -328,6 +371,7 @@ impl ThreadLoop {
             // part of the stretch.
             Some(stretch) => {
                 stretch.cpu_ns += split.cpu_ns;
+                self.charge.cpu_ns = split.cpu_ns;
                 if out_of_poller {
                     stretch.last_out_ns = at_ns;
                 } else {
@@ -336,13 +380,17 @@ impl ThreadLoop {
             }
             None => self.callback_cpu_ns += split.cpu_ns,
         }
+        self.charge.open = self.stretch.map(|stretch| stretch.number);
     }
 
     fn charge_wait(&mut self, wait: LoopWait, ns: f64) {
         match (wait, self.stretch.as_mut()) {
             (LoopWait::Poll { io: true }, _) => self.poll_io_ns += ns,
             (LoopWait::Poll { io: false }, _) => self.poll_idle_ns += ns,
-            (LoopWait::Other(kind), Some(stretch)) => stretch.blocked_ns[kind.index()] += ns,
+            (LoopWait::Other(kind), Some(stretch)) => {
+                stretch.blocked_ns[kind.index()] += ns;
+                self.charge.waits_ns[kind.index()] += ns;
+            }
             // Out of the poller always means a stretch is open.
             (LoopWait::Other(_), None) => {}
         }
@@ -359,6 +407,7 @@ impl ThreadLoop {
         for (total, ns) in self.blocked_ns.iter_mut().zip(stretch.blocked_ns) {
             *total += ns;
         }
+        self.charge.closed = Some((stretch.number, span >= SLOW_CALLBACK_NS));
         let block_ns = if span >= SLOW_CALLBACK_NS {
             self.slow_cpu_ns += stretch.cpu_ns;
             stretch.cpu_ns + waits

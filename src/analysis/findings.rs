@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::accountant::{Accountant, TimeSplit, WaitDetail};
 use super::bottleneck::Bottleneck;
+use super::code::{CodeFindings, CodeState};
 use super::contention::{serialized_threads, SerializedThreads};
 use super::limits::{self, Limits};
 use super::phases::{self, Phase};
@@ -194,6 +195,9 @@ pub struct Findings {
     pub bottleneck_verdict: Option<Verdict>,
     /// The runtime of the loop thread's process, when there is a loop.
     pub event_loop_runtime: Option<Runtime>,
+    /// Where in the code the time of the states that matter went (`None` when no process's
+    /// stacks were to be read: not Python, or `--no-stacks`).
+    pub code: Option<CodeFindings>,
     /// The runtime of the process that used the most CPU (or the one asked for).
     pub runtime: Runtime,
     /// Busiest first.
@@ -247,7 +251,9 @@ pub fn analyse_ticks(
     }
     let bottleneck_verdict = bottleneck.as_ref().and_then(|b| {
         let waits_on_it = matches!(verdict.dominant_wait, Some(WaitKind::Ipc | WaitKind::Child));
-        (waits_on_it && verdict.class != WorkloadClass::CpuBound)
+        // A process outside the tree was not measured: there is no own time to classify.
+        let measured = b.kind != super::bottleneck::OUTSIDE;
+        (waits_on_it && measured && verdict.class != WorkloadClass::CpuBound)
             .then(|| classify_with(&b.own, sampling.samples, &profile.thresholds))
     });
     let concurrency = analyser.structure.conclude(
@@ -262,6 +268,9 @@ pub fn analyse_ticks(
             .find(|p| p.pid == found.pid)
             .map(|p| p.runtime.clone())
     });
+    let code = analyser
+        .code
+        .conclude(&analyser.event_loops, &code_states(&verdict));
     let thread_timelines = analyser.thread_timeline.timelines();
     let mut threads = threads(accountant);
     let other_threads = timeline_rows(&mut threads, &thread_timelines, accountant);
@@ -305,15 +314,42 @@ pub fn analyse_ticks(
         attached: facts.attached,
         other_load_cores: machine.other_load_cores,
         concurrency,
-        limits: limits::conclude(accountant, &breakdown),
+        limits: limits::conclude(accountant, &breakdown, &analyser.devices),
         bottleneck,
         bottleneck_verdict,
         event_loop_runtime,
+        code,
         processes,
         threads,
         runtime,
         sampling,
     })
+}
+
+/// The states whose code the report names, most telling first: a loop's blocked time, the
+/// dominant wait (unless the program is CPU-bound: its few waits are not the story) and
+/// computing when it is a tenth of the wall time (computing first for a CPU-bound program),
+/// locks when they hold the program a tenth of the time.
+fn code_states(verdict: &Verdict) -> Vec<CodeState> {
+    let mut states = vec![CodeState::LoopBlocked];
+    let cpu_bound = verdict.class == WorkloadClass::CpuBound;
+    let wait = verdict
+        .dominant_wait
+        .filter(|_| !cpu_bound)
+        .map(CodeState::Wait);
+    let cpu = (verdict.shares.computing >= 0.1).then_some(CodeState::Cpu);
+    // What the verdict is about comes first: the computing of a CPU-bound program, the
+    // dominant wait of any other.
+    if cpu_bound {
+        states.extend(cpu);
+    } else {
+        states.extend(wait.into_iter().chain(cpu));
+    }
+    let lock = CodeState::Wait(WaitKind::Lock);
+    if verdict.shares.lock >= 0.1 && !states.contains(&lock) {
+        states.push(lock);
+    }
+    states
 }
 
 /// The share of the tree's threads that were followed (1 when none was missed).

@@ -1,9 +1,11 @@
-//! What limits the program from outside its own code: a container's CPU quota, one sync per write.
+//! What limits the program from outside its own code: a container's CPU quota, one sync per write, a disk already saturated.
 //!
 //! The measurement of each is done tick by tick elsewhere (the accountant's `throttled` wait
-//! kind, its sync share of the disk wait); this module concludes from the totals.
+//! kind, its sync share of the disk wait, the device tracker's busy time of each disk); this
+//! module concludes from the totals.
 
 use super::accountant::{Accountant, TimeSplit};
+use super::devices::{DeviceTracker, DeviceUse};
 use super::wait_kind::WaitKind;
 
 /// The CPU quota in force for the tree, and what it cost.
@@ -46,7 +48,12 @@ impl Syncs {
 pub struct Limits {
     pub quota: Option<Quota>,
     pub syncs: Option<Syncs>,
+    /// The devices the program's disk waits were on, most waited first.
+    pub devices: Vec<DeviceUse>,
 }
+
+/// A device holds "the" disk wait when at least this share of it was on its files.
+pub const MOST_DISK_WAIT: f64 = 0.5;
 
 impl Limits {
     /// The cores the program may use: the machine's, or its quota's when that is tighter.
@@ -56,9 +63,21 @@ impl Limits {
             None => machine_cores,
         }
     }
+
+    /// The measured disk most of the disk wait was on, if one was.
+    pub fn main_disk(&self) -> Option<&DeviceUse> {
+        self.devices
+            .iter()
+            .find(|d| d.share >= MOST_DISK_WAIT && d.measured.is_some())
+    }
+
+    /// That disk, when it was saturated.
+    pub fn saturated_disk(&self) -> Option<&DeviceUse> {
+        self.main_disk().filter(|d| d.saturated())
+    }
 }
 
-pub fn conclude(accountant: &Accountant, breakdown: &TimeSplit) -> Limits {
+pub fn conclude(accountant: &Accountant, breakdown: &TimeSplit, devices: &DeviceTracker) -> Limits {
     let quota = accountant.throttling.tightest().map(|cgroup| Quota {
         cores: cgroup.quota_cores,
         cgroup: cgroup.path.clone(),
@@ -71,5 +90,9 @@ pub fn conclude(accountant: &Accountant, breakdown: &TimeSplit) -> Limits {
         disk_s: breakdown.wait(WaitKind::Disk) / 1e9,
         syncs: accountant.sync_switches,
     });
-    Limits { quota, syncs }
+    Limits {
+        quota,
+        syncs,
+        devices: devices.conclude(breakdown.wait(WaitKind::Disk)),
+    }
 }

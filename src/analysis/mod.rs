@@ -2,7 +2,9 @@
 
 pub mod accountant;
 pub mod bottleneck;
+pub mod code;
 pub mod contention;
+pub mod devices;
 pub mod event_loop;
 pub mod findings;
 pub mod limits;
@@ -16,6 +18,8 @@ pub mod wait_kind;
 
 use accountant::Accountant;
 use bottleneck::BottleneckTracker;
+use code::CodeTracker;
+use devices::DeviceTracker;
 use event_loop::LoopTracker;
 use structure::StructureTracker;
 use thread_timeline::ThreadTimeline;
@@ -33,6 +37,11 @@ pub struct TickAnalyser {
     pub bottleneck: BottleneckTracker,
     /// Each thread's states over time (from the accountant's per-thread intervals).
     pub thread_timeline: ThreadTimeline,
+    /// Stack samples joined to the thread states (after the event loops, whose stretches
+    /// it shares).
+    pub code: CodeTracker,
+    /// The disks behind the files the tree waited on, and how busy they were meanwhile.
+    pub devices: DeviceTracker,
 }
 
 impl TickAnalyser {
@@ -70,6 +79,8 @@ impl TickSink for TickAnalyser {
         self.accountant.ingest(snapshot);
         self.event_loops
             .ingest(snapshot, &self.accountant.last_tick);
+        self.code
+            .ingest(snapshot, &self.accountant.last_tick, &self.event_loops);
         self.bottleneck
             .ingest(snapshot, &self.accountant.last_tick, &self.accountant);
         let (bottleneck, accountant) = (&self.bottleneck, &self.accountant);
@@ -79,6 +90,7 @@ impl TickSink for TickAnalyser {
             });
         self.thread_timeline
             .ingest(snapshot, self.accountant.intervals());
+        self.devices.ingest(snapshot, &self.accountant.last_tick);
     }
 
     fn recent(&mut self, span_ns: f64) -> RecentActivity {

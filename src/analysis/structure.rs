@@ -264,6 +264,7 @@ mod tests {
                 &TickIntervals {
                     tick_ns: 10e6,
                     threads: threads.to_vec(),
+                    ..TickIntervals::default()
                 },
                 &loops,
                 |_, _| false,

@@ -341,10 +341,13 @@ impl ThreadTimeline {
                 }
                 _ => None,
             };
-            let track = self.live.entry(key).or_insert_with(|| {
-                self.kept_tracks += 1;
-                Track::new(interval)
-            });
+            let track = match self.live.entry(key) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    self.kept_tracks += 1;
+                    entry.insert(Track::new(interval))
+                }
+            };
             if let Some(name) = &observation.comm {
                 track.name.clone_from(name);
             }
@@ -495,6 +498,19 @@ fn lay_out(
         Some(kind) if !observed => detail_of(track, kind),
         _ => after_detail,
     };
+    // Unchanged since its last observation and blocked throughout in the same wait (most
+    // threads of a large program at most ticks): one piece of that wait.
+    if let (false, Some(kind), true) = (observed, after, before == after) {
+        let only_that_wait = split.cpu_ns == 0.0
+            && split.runqueue_ns == 0.0
+            && (split.waits_ns.iter().enumerate()).all(|(i, ns)| i == kind.index() || *ns == 0.0);
+        if only_that_wait {
+            let detail = after_detail;
+            let ns = nanos(split.waits_ns[kind.index()]);
+            track.last_wait = Some((kind, detail));
+            return usize::from(track.place(State::Wait(kind), ns, detail));
+        }
+    }
     let mut added = 0;
     let mut left = split.waits_ns;
     if let Some(kind) = before {

@@ -10,6 +10,7 @@ use crate::notice;
 use crate::report::assemble::TargetFacts;
 use crate::sampler::tree_reader::Scope;
 use crate::target::attach::{cpu_ticks, ending, resolve, wait_sources_readable};
+use crate::target::python::Interpreter;
 use crate::target::signals::SignalRelay;
 
 /// How often the target's liveness, the deadline and interrupts are checked.
@@ -32,11 +33,21 @@ pub fn attach(args: AttachArgs) -> Result<u8, Error> {
     // Signals stop the measurement; none is ever forwarded to the target.
     let signals = SignalRelay::install()?;
     if !wait_sources_readable(target.pid) {
+        // One notice for all that ptrace access would give: Python stacks too.
+        let python = !args.sampling.no_stacks
+            && crate::target::python::of_process(target.pid)
+                .is_ok_and(|found| found.is_some_and(|p| p.interpreter == Interpreter::CPython));
+        let stacks = if python {
+            " and its Python stacks cannot be read"
+        } else {
+            ""
+        };
         notice::line(&format!(
             "cannot read what PID {} waits on (its syscall, wchan and fd/ need ptrace access): \
-             off-CPU time will be 'unknown'; run as the process's user or root (in a container, \
-             with CAP_SYS_PTRACE) for wait kinds",
-            target.pid
+             off-CPU time will be 'unknown'{stacks}; run as the process's user or root (in a \
+             container, with CAP_SYS_PTRACE) for wait kinds{}",
+            target.pid,
+            if python { " and stacks" } else { "" }
         ));
     }
     let ticks_before = cpu_ticks(target.pid);

@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod man;
 pub mod profiles;
 pub mod run;
+pub mod scale;
 mod session;
 pub mod show;
 
@@ -24,6 +25,7 @@ pub fn dispatch(cli: Cli) -> u8 {
         Command::Doctor(args) => (doctor::doctor(args), false),
         Command::Completions { shell } => (completions::completions(shell), false),
         Command::Man(args) => (man::man(args), false),
+        Command::Scale(args) => (scale::scale(args), false),
     };
     match result {
         Ok(code) => code,

@@ -18,8 +18,10 @@ use crate::report::terminal::{render, Look};
 use crate::report::trace::{self, TraceInput};
 use crate::report::write::{save_fallback, to_stdout, Destination};
 use crate::sampler::discovery::Discovery;
+use crate::sampler::stacks::Stacks;
 use crate::sampler::tree_reader::Scope;
 use crate::sampler::{Sampler, SamplerConfig};
+use crate::target::py_spy::PySpySource;
 
 /// Outputs the user asked for, each proven writable (nothing is created before the end).
 pub struct Outputs<'a> {
@@ -134,6 +136,8 @@ impl<'a> Outputs<'a> {
             record,
             sink: TickAnalyser::with_event_budget(self.output.trace_events),
             discovery: self.discovery,
+            stacks: (!self.sampling.no_stacks)
+                .then(|| Stacks::new(PySpySource::new(&self.profiles))),
         })
         .map_err(|e| Error::Setup(format!("cannot start the sampler thread: {e}")))?;
         let progress = Progress::start(sampler.live(), self.output.quiet);
@@ -275,7 +279,7 @@ fn write_trace(input: &TraceInput, destination: &Destination) -> Result<(), Erro
 
 /// A report that could not be written where asked: saved to a fallback file, named in one
 /// line, or, when no fallback takes it either, printed on stderr after that line.
-fn keep_elsewhere(error: &Error, bytes: &[u8], format: Format) {
+pub fn keep_elsewhere(error: &Error, bytes: &[u8], format: Format) {
     match save_fallback(bytes, format.extension()) {
         Ok(saved) => crate::notice::line(&format!(
             "error: {error}; the report was saved to {} instead",

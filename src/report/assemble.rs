@@ -3,14 +3,16 @@
 use std::time::SystemTime;
 
 use super::{
-    round3, BottleneckSection, ConcurrencySection, EventLoopSection, ExpectedSection,
-    MachineSection, OtherThreadsSection, PhaseSection, ProcessSection, RecommendationSection,
-    Report, SamplingSection, SourcesSection, StateRunSection, StateSeconds, StopSection,
-    TargetSection, ThreadSection, TimeSection, TimelineSection, VerdictSection, WaitSeconds,
-    SCHEMA_VERSION,
+    round3, BottleneckSection, CodeSection, ConcurrencySection, DeviceSection, EventLoopSection,
+    ExpectedSection, HotspotSection, MachineSection, OtherThreadsSection, PhaseSection,
+    ProcessSection, RecommendationSection, Report, SamplingSection, SourcesSection,
+    StateRunSection, StateSeconds, StopSection, TargetSection, ThreadSection, TimeSection,
+    TimelineSection, VerdictSection, WaitSeconds, SCHEMA_VERSION,
 };
 use crate::advice::expected::{Estimate, Expected};
 use crate::advice::Recommendation;
+use crate::analysis::code::CodeFindings;
+use crate::analysis::devices::DeviceUse;
 use crate::analysis::findings::Findings;
 use crate::analysis::thread_timeline::StateRun;
 use crate::machine::Machine;
@@ -91,6 +93,8 @@ pub fn assemble(
             waited_on_s: round3(b.waited_on_s),
             reason: b.reason(),
         }),
+        code: findings.code.as_ref().map(code_section),
+        devices: findings.limits.devices.iter().map(device_section).collect(),
         sampling: sampling_section(mode, &sampling, findings),
         timeline: TimelineSection {
             bucket_s: round3(findings.timeline.bucket_s),
@@ -111,6 +115,36 @@ pub fn assemble(
             .stops
             .iter()
             .map(|(by, seconds)| StopSection::new(by, *seconds))
+            .collect(),
+    }
+}
+
+fn code_section(code: &CodeFindings) -> CodeSection {
+    CodeSection {
+        source: code.source.clone(),
+        stack_samples: code.stack_samples,
+        failed_reads: code.failed_reads,
+        rate_hz: round3(code.rate_hz),
+        read_cpu_ms: round3(code.read_cpu_ms),
+        unavailable: code.unavailable.clone(),
+        not_read: code.not_read.clone(),
+        hotspots: code
+            .hotspots
+            .iter()
+            .map(|h| HotspotSection {
+                state: h.state.name().to_string(),
+                function: h.function.clone(),
+                file: h.file.clone(),
+                line: h.line,
+                share: round3(h.share),
+                seconds: round3(h.seconds),
+                samples: h.samples,
+                pid: h.pid,
+                tids: h.tids.clone(),
+                innermost: h.innermost.clone(),
+                stack: h.stack.clone(),
+                blocked_in: h.blocked_in.map(|s| s.name().to_string()),
+            })
             .collect(),
     }
 }
@@ -196,6 +230,28 @@ fn expected_section(expected: &Expected) -> ExpectedSection {
         high: band.map(|b| shown(b.high)),
         basis,
         unavailable,
+    }
+}
+
+fn device_section(device: &DeviceUse) -> DeviceSection {
+    let disk = device.disk.as_ref();
+    let measured = device.measured.as_ref();
+    DeviceSection {
+        device: disk.map(|d| d.name.clone()),
+        major_minor: disk.map(|d| d.major_minor.clone()),
+        via: disk.map(|d| d.via.clone()).unwrap_or_default(),
+        rotational: disk.and_then(|d| d.rotational),
+        mounts: device.mounts.clone(),
+        filesystem: device.filesystem.clone(),
+        wait_s: round3(device.wait_s),
+        disk_wait_share: round3(device.share),
+        waited_s: measured.map(|m| round3(m.waited_s)),
+        busy_share: measured.map(|m| round3(m.busy_share)),
+        in_flight: measured.map(|m| round2(m.in_flight)),
+        own_in_flight: measured.map(|m| round2(m.own_in_flight)),
+        run_busy_share: measured.and_then(|m| m.run_busy_share).map(round3),
+        saturated: device.saturated(),
+        unmeasured: device.unmeasured.clone(),
     }
 }
 

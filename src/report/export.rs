@@ -24,7 +24,23 @@ impl Format {
         )
     }
 
-    /// The file name extension of the format.
+    /// Any serialisable value in this format (the run report's exporters use it too).
+    pub fn serialize_value<T: serde::Serialize>(self, value: &T) -> Result<Vec<u8>> {
+        match self {
+            Format::Toml => {
+                let text = toml::to_string(value).context("serialising the report as TOML")?;
+                Ok(text.into_bytes())
+            }
+            Format::Json => {
+                let mut bytes =
+                    serde_json::to_vec_pretty(value).context("serialising the report as JSON")?;
+                bytes.push(b'\n');
+                Ok(bytes)
+            }
+        }
+    }
+
+    /// The file extension of the format.
     pub fn extension(self) -> &'static str {
         match self {
             Format::Toml => "toml",
@@ -49,16 +65,12 @@ pub struct JsonExporter;
 
 impl Exporter for TomlExporter {
     fn serialize(&self, report: &Report) -> Result<Vec<u8>> {
-        let text = toml::to_string(report).context("serialising the report as TOML")?;
-        Ok(text.into_bytes())
+        Format::Toml.serialize_value(report)
     }
 }
 
 impl Exporter for JsonExporter {
     fn serialize(&self, report: &Report) -> Result<Vec<u8>> {
-        let mut bytes =
-            serde_json::to_vec_pretty(report).context("serialising the report as JSON")?;
-        bytes.push(b'\n');
-        Ok(bytes)
+        Format::Json.serialize_value(report)
     }
 }

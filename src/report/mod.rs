@@ -38,6 +38,12 @@ pub struct Report {
     /// The process the others waited on, when one dominated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bottleneck: Option<BottleneckSection>,
+    /// Where in the code the time went (absent when no process's stacks were to be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<CodeSection>,
+    /// The devices behind the files the program waited on, and how busy they were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceSection>,
     pub sampling: SamplingSection,
     #[serde(default)]
     pub timeline: TimelineSection,
@@ -352,6 +358,105 @@ pub struct BottleneckSection {
     /// Thread-seconds of the other processes' waits that lead to it.
     pub waited_on_s: f64,
     pub reason: String,
+}
+
+/// Where in the code the time of the states that matter went, from stack samples joined to
+/// the sampler's thread states. Independent of the reader: `source` names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CodeSection {
+    /// The stack reader ("py-spy"); absent when none could read a process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Stacks joined to a thread's state.
+    pub stack_samples: u64,
+    /// Reads that failed part-way (the target moved on while it was read).
+    pub failed_reads: u64,
+    /// Reads per second while stacks were read (the CPU budget sets it).
+    pub rate_hz: f64,
+    /// CPU time one read cost, on average (ms).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub read_cpu_ms: f64,
+    /// Why there are no stacks, and how to get them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+    /// Processes whose stacks could not be read, with the reason ("pid 42: ...").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_read: Vec<String>,
+    /// Per (state, user frame), summed over threads, most seconds first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hotspots: Vec<HotspotSection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HotspotSection {
+    /// "cpu", "loop_blocked" (the time `concurrency.event_loop.blocked_s` counts), or a wait
+    /// kind ("network", "sleep", "lock"...): the states exclude each other.
+    pub state: String,
+    /// The innermost frame of the user's own code (not the standard library, not
+    /// site-packages).
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+    /// Of this state's stack samples in the tree.
+    pub share: f64,
+    /// Thread-seconds of this state charged to this frame.
+    pub seconds: f64,
+    #[serde(default)]
+    pub samples: u64,
+    pub pid: i32,
+    /// The threads that contributed.
+    pub tids: Vec<i32>,
+    /// The innermost frame of its most common stack ("readinto (socket.py:706)").
+    pub innermost: String,
+    /// That stack, innermost first (at most 8 frames).
+    pub stack: Vec<String>,
+    /// loop_blocked only: what the loop thread mostly did there ("sleep", "cpu"...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_in: Option<String>,
+}
+
+/// A device the program's disk waits were on: the disk whose busy time counts, and what it
+/// did while the program waited on it; or, for a filesystem without a single disk, why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceSection {
+    /// The whole disk's kernel name (sda for sda1), and its major:minor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub major_minor: Option<String>,
+    /// The block devices between the filesystem and the disk (a partition, dm-0...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotational: Option<bool>,
+    /// The mount points waited on whose files are on it.
+    #[serde(default)]
+    pub mounts: Vec<String>,
+    #[serde(default)]
+    pub filesystem: String,
+    /// Thread-seconds of disk wait on it, and their share of all the disk wait.
+    pub wait_s: f64,
+    #[serde(default)]
+    pub disk_wait_share: f64,
+    /// Wall seconds the program waited on it, and over them (each tick counted for the share
+    /// of it waited): the share it was busy (io_ticks), the requests in flight on it, the
+    /// program's own waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waited_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy_share: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_in_flight: Option<f64>,
+    /// Its busy share over the whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_busy_share: Option<f64>,
+    #[serde(default)]
+    pub saturated: bool,
+    /// Why it has no numbers: no single disk behind the filesystem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmeasured: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,24 +2,36 @@
 
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
+
 use super::{Report, SCHEMA_VERSION};
 use crate::error::Error;
 use crate::input_file::read_text;
 use crate::printable::printable;
 
 pub fn load(path: &Path) -> Result<Report, Error> {
-    let bad = |reason: String| Error::InputFile {
+    let text = read_report_text(path)?;
+    parse(&text).map_err(|reason| input_error(path, reason))
+}
+
+/// The one-line error for a file that is not a readable report.
+pub fn input_error(path: &Path, reason: String) -> Error {
+    Error::InputFile {
         path: path.to_path_buf(),
         reason,
-    };
-    let text = read_text(path).map_err(bad)?;
-    parse(&text).map_err(bad)
+    }
+}
+
+/// A report file's text (of a run or a scale scan), with a one-line error for a missing,
+/// binary or oversized file.
+pub fn read_report_text(path: &Path) -> Result<String, Error> {
+    read_text(path).map_err(|reason| input_error(path, reason))
 }
 
 /// Parses a report, JSON if it looks like JSON, else TOML, and checks its numbers; the error
 /// is one line.
 pub fn parse(text: &str) -> Result<Report, String> {
-    let checked = parse_unchecked(text).and_then(|report| validate(&report).map(|()| report));
+    let checked = parse_as::<Report>(text).and_then(|report| validate(&report).map(|()| report));
     // Parsers quote what they could not read: a newline or an escape in it stays one line.
     checked.map_err(|error| printable(&error).into_owned())
 }
@@ -72,27 +84,50 @@ fn check_numbers(value: &toml::Value, key: &str) -> Result<(), String> {
     }
 }
 
-/// The report as the file says, numbers unchecked.
-fn parse_unchecked(text: &str) -> Result<Report, String> {
-    if text.trim_start().starts_with('{') {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
-        check_version(
-            value
-                .get("schema_version")
-                .and_then(serde_json::Value::as_u64),
-        )?;
-        serde_json::from_value(value).map_err(|e| format!("not a concadvise report: {e}"))
+fn looks_like_json(text: &str) -> bool {
+    text.trim_start().starts_with('{')
+}
+
+/// Parses any report of schema `T` (a run report, a scale report), JSON if it looks like
+/// JSON, else TOML, after checking its schema version; numbers unchecked. The error is one
+/// line.
+pub fn parse_as<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    let parsed = if looks_like_json(text) {
+        serde_json::from_str::<serde_json::Value>(text)
+            .map_err(|e| format!("not valid JSON: {e}"))
+            .and_then(|value| {
+                check_version(
+                    value
+                        .get("schema_version")
+                        .and_then(serde_json::Value::as_u64),
+                )?;
+                serde_json::from_value(value).map_err(|e| format!("not a concadvise report: {e}"))
+            })
     } else {
-        let value: toml::Table =
-            toml::from_str(text).map_err(|e| toml_error("not valid TOML", text, &e))?;
-        check_version(
-            value
-                .get("schema_version")
-                .and_then(toml::Value::as_integer)
-                .map(|v| v.max(0) as u64),
-        )?;
-        toml::from_str(text).map_err(|e| toml_error("not a concadvise report", text, &e))
+        toml::from_str::<toml::Table>(text)
+            .map_err(|e| toml_error("not valid TOML", text, &e))
+            .and_then(|value| {
+                check_version(
+                    value
+                        .get("schema_version")
+                        .and_then(toml::Value::as_integer)
+                        .map(|v| v.max(0) as u64),
+                )?;
+                toml::from_str(text).map_err(|e| toml_error("not a concadvise report", text, &e))
+            })
+    };
+    parsed.map_err(|error| printable(&error).into_owned())
+}
+
+/// Whether the document (TOML or JSON) has a top-level table named `key`; false for text
+/// that does not parse (its error comes from `parse_as`).
+pub fn has_top_level_table(text: &str, key: &str) -> bool {
+    if looks_like_json(text) {
+        serde_json::from_str::<serde_json::Value>(text)
+            .is_ok_and(|value| value.get(key).is_some_and(serde_json::Value::is_object))
+    } else {
+        toml::from_str::<toml::Table>(text)
+            .is_ok_and(|table| table.get(key).is_some_and(toml::Value::is_table))
     }
 }
 
@@ -141,6 +176,18 @@ mod tests {
             assert!(error.contains(expected), "{text:?}: {error}");
             assert!(!error.contains('\n'), "{error}");
         }
+    }
+
+    #[test]
+    fn a_top_level_table_is_found_in_toml_and_json() {
+        assert!(has_top_level_table(
+            "schema_version = 1\n[scale]\nx = 1\n",
+            "scale"
+        ));
+        assert!(has_top_level_table("{\"scale\": {\"x\": 1}}", "scale"));
+        assert!(!has_top_level_table("scale = 3\n", "scale"));
+        assert!(!has_top_level_table("[target]\npid = 1\n", "scale"));
+        assert!(!has_top_level_table("not = = toml", "scale"));
     }
 
     #[test]

@@ -56,18 +56,25 @@ const TRIVIAL_SHARE: f64 = 0.005;
 /// A sampler tick held up at least this long is mentioned under the summary.
 const STALL_WORTH_SAYING_S: f64 = 0.1;
 
-/// Styles text when colour is on.
+impl Look {
+    /// `text` in `style` when colouring, else as it is.
+    pub fn paint(&self, style: Style, text: &str) -> String {
+        if self.color {
+            style.force_styling(true).apply_to(text).to_string()
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// Styles text when colour is on, and writes the section headings.
 struct Painter {
     look: Look,
 }
 
 impl Painter {
     fn paint(&self, style: Style, text: &str) -> String {
-        if self.look.color {
-            style.force_styling(true).apply_to(text).to_string()
-        } else {
-            text.to_string()
-        }
+        self.look.paint(style, text)
     }
 
     fn heading(&self, text: &str) -> String {
@@ -142,15 +149,29 @@ fn headline(report: &Report, painter: &Painter) -> String {
     if let Some(line) = structure_line(report) {
         out.push_str(&format!("  {line}\n"));
     }
-    if let Some(bottleneck) = &report.bottleneck {
-        let name = bottleneck
-            .command
-            .first()
-            .map_or("?", |c| c.rsplit('/').next().unwrap_or(c));
+    for line in where_lines(report) {
         out.push_str(&format!(
-            "  bottleneck: {name} (pid {}, {}), waited on {:.1} s\n",
-            bottleneck.pid, bottleneck.kind, bottleneck.waited_on_s
+            "  {}\n",
+            shorten(&line, painter.look.width.saturating_sub(2))
         ));
+    }
+    if let Some(bottleneck) = &report.bottleneck {
+        let name = crate::analysis::bottleneck::program_name(&bottleneck.command)
+            .unwrap_or("a process outside the tree");
+        let outside = bottleneck.kind == crate::analysis::bottleneck::OUTSIDE;
+        let kind = if outside {
+            "outside the tree, not measured"
+        } else {
+            bottleneck.kind.as_str()
+        };
+        out.push_str(&printable(&format!(
+            "  bottleneck: {name} (pid {}, {kind}), waited on {:.1} s",
+            bottleneck.pid, bottleneck.waited_on_s
+        )));
+        out.push('\n');
+    }
+    for line in device_lines(report) {
+        out.push_str(&format!("  {line}\n"));
     }
     if verdict.too_short {
         out.push_str(&format!(
@@ -165,6 +186,85 @@ fn headline(report: &Report, painter: &Painter) -> String {
         ));
     }
     out
+}
+
+/// "where: checksum (hotlib.py:12) · 83% of cpu, 1.94 s": the top hotspot, and the next one
+/// in another function when it has at least a quarter of its time (two lines at most).
+fn where_lines(report: &Report) -> Vec<String> {
+    let Some(code) = &report.code else {
+        return Vec::new();
+    };
+    let mut hotspots = code.hotspots.iter();
+    let Some(first) = hotspots.next() else {
+        return Vec::new();
+    };
+    let line = |label: &str, h: &super::HotspotSection| {
+        let base = h.file.rsplit('/').next().unwrap_or(&h.file);
+        let doing = match h.blocked_in.as_deref() {
+            Some(kind) => format!(" ({kind})"),
+            None => String::new(),
+        };
+        // Function and file names come from the program's memory: escaped like any data.
+        printable(&format!(
+            "{label} {} ({base}:{}) · {:.0}% of {}{doing}, {:.2} s",
+            h.function,
+            h.line,
+            h.share * 100.0,
+            h.state.replace('_', " "),
+            h.seconds,
+        ))
+        .into_owned()
+    };
+    let mut lines = vec![line("where:", first)];
+    let other_function =
+        |h: &&super::HotspotSection| h.function != first.function || h.file != first.file;
+    if let Some(second) = hotspots
+        .find(other_function)
+        .filter(|h| h.seconds >= first.seconds / 4.0)
+    {
+        lines.push(line("      ", second));
+    }
+    lines
+}
+
+/// ...and at least this share of the wall time in thread-seconds of waiting.
+const DEVICE_LINE_WAIT_SHARE: f64 = 0.05;
+
+/// Devices that held at least this share of the disk wait get a line of the headline.
+const DEVICE_LINE_SHARE: f64 = 0.2;
+
+/// "disk vda (/): busy 97% over the 2.0 s waited on it, 4.8 requests in flight (3.9 beyond
+/// the program's): saturated", or, without a disk, what the filesystem is instead.
+fn device_lines(report: &Report) -> Vec<String> {
+    report
+        .devices
+        .iter()
+        .filter(|d| d.disk_wait_share >= DEVICE_LINE_SHARE)
+        // A disk the program hardly waited on says nothing about the run.
+        .filter(|d| d.wait_s >= DEVICE_LINE_WAIT_SHARE * report.time.wall_s)
+        .take(2)
+        .filter_map(|device| {
+            let mounts = device.mounts.join(", ");
+            let mounts = printable(&mounts);
+            if let Some(why) = &device.unmeasured {
+                return Some(format!("disk ({mounts}): not measured: {}", printable(why)));
+            }
+            let name = printable(device.device.as_deref()?);
+            let (Some(busy), Some(waited)) = (device.busy_share, device.waited_s) else {
+                return Some(format!(
+                    "disk {name} ({mounts}): not sampled while waited on"
+                ));
+            };
+            let in_flight = device.in_flight.unwrap_or(0.0);
+            let others = (in_flight - device.own_in_flight.unwrap_or(0.0)).max(0.0);
+            Some(format!(
+                "disk {name} ({mounts}): busy {:.0}% over the {waited:.1} s waited on it, \
+                 {in_flight:.1} requests in flight ({others:.1} beyond the program's){}",
+                busy * 100.0,
+                if device.saturated { ": saturated" } else { "" }
+            ))
+        })
+        .collect()
 }
 
 /// "structure: event loop (python3 pid 123), 9.6 in flight; loop blocked 72% (sleep, cpu)".

@@ -130,6 +130,10 @@ struct Args<'a> {
     syscall: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     fd: Option<FdKind>,
+    /// The user's frame the thread was seen in during the slice ("handler (app.py:9)"),
+    /// when a stack sample fell in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     event_loop: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -144,6 +148,7 @@ impl Args<'_> {
             && self.sort_index.is_none()
             && self.syscall.is_none()
             && self.fd.is_none()
+            && self.code.is_none()
             && self.event_loop.is_none()
             && self.waits.is_none()
             && self.model.is_none()
@@ -172,6 +177,10 @@ fn slice_event<'a>(input: &TraceInput<'a>, track: &Track, slice: Slice) -> Optio
     let ts = micros(slice.start_ns);
     let dur = micros(slice.end_ns).saturating_sub(ts);
     let detail = input.findings.thread_timelines.detail(slice.detail);
+    let code =
+        input.findings.code.as_ref().and_then(|code| {
+            code.frame_between(track.pid, track.tid, slice.start_ns, slice.end_ns)
+        });
     (dur > 0).then(|| Event {
         name: Cow::Borrowed(slice.state.name()),
         ph: "X",
@@ -182,6 +191,7 @@ fn slice_event<'a>(input: &TraceInput<'a>, track: &Track, slice: Slice) -> Optio
         args: Args {
             syscall: detail.and_then(|d| d.syscall),
             fd: detail.and_then(|d| d.fd),
+            code,
             ..Args::default()
         },
     })

@@ -236,7 +236,10 @@ impl FdResolver {
             if targets.mount.is_none() {
                 targets.mount = mount;
             }
-            if !is_set && targets.conversation.is_none() && leads_to_peer(kind) {
+            // A poll or select on one descriptor (a client waiting for its server's answer,
+            // with a timeout) is a conversation too.
+            let single = !is_set || fds.len() == 1;
+            if single && targets.conversation.is_none() && leads_to_peer(kind) {
                 targets.conversation = self.last_inode.map(|inode| (kind, inode));
             }
             resolved += 1;
@@ -280,16 +283,31 @@ impl FdResolver {
         let others: Vec<i32> = tree.iter().copied().filter(|p| *p != pid).collect();
         match kind {
             FdKind::Pipe | FdKind::Fifo => self.peers.holders_of_pipe(inode, &others),
+            // A Unix socket to a process outside the tree (a database server on its local
+            // socket): that process, when it is visible.
             FdKind::UnixSocket => match self.peers.unix_peer(inode) {
-                Some(peer) => self.peers.holders_of_socket(peer, &others),
+                Some(peer) => {
+                    let holders = self.peers.holders_of_socket(peer, &others);
+                    if holders.is_empty() {
+                        self.peers
+                            .visible_holder_of_socket(peer)
+                            .filter(|holder| *holder != pid)
+                            .into_iter()
+                            .collect()
+                    } else {
+                        holders
+                    }
+                }
                 None => Vec::new(),
             },
             FdKind::TcpSocket | FdKind::TcpAccepted => match self.tcp_peers.get(&inode).copied() {
                 Some(peer) => {
                     let holders = self.peers.holders_of_socket(peer, &others);
                     if holders.is_empty() {
+                        // A server in the process itself (another thread) is no other process.
                         self.peers
                             .visible_holder_of_socket(peer)
+                            .filter(|holder| *holder != pid)
                             .into_iter()
                             .collect()
                     } else {

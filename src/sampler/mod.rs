@@ -6,6 +6,7 @@
 
 pub mod cgroups;
 pub mod discovery;
+pub mod diskstats;
 pub mod fd_resolver;
 pub mod loops;
 pub mod mounts;
@@ -13,6 +14,7 @@ pub mod observation;
 pub mod offload;
 pub mod peers;
 pub mod proc_file;
+pub mod stacks;
 pub mod stops;
 pub mod thread_files;
 pub mod tree_reader;
@@ -26,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use discovery::Discovery;
 use observation::TickSnapshot;
+use stacks::Stacks;
 use tree_reader::{Scope, SourceStatus, TreeReader, UnseenCause};
 
 /// The tree is searched for new processes and threads at most this often; counters of known
@@ -75,6 +78,8 @@ pub struct SamplerConfig<S> {
     /// How new processes are found (the children files, or a scan of /proc).
     pub discovery: Discovery,
     pub sink: S,
+    /// Where stacks come from, if they are read (`--no-stacks` leaves it out).
+    pub stacks: Option<Stacks>,
 }
 
 /// What a progress display shows while sampling.
@@ -244,6 +249,8 @@ fn sample_until_stopped<S: TickSink>(
     let mut reader = TreeReader::new(config.scope, config.origin, config.discovery);
     reader.set_period(pace.period);
     let mut seconds = SecondCounts::default();
+    let mut stacks = config.stacks;
+    let mut disks = diskstats::DiskReader::default();
     let mut recorder = config.record.map(BufWriter::new);
     let mut record_error = None;
     let mut snapshot = TickSnapshot::default();
@@ -261,6 +268,10 @@ fn sample_until_stopped<S: TickSink>(
         }
         reader.read_threads(&mut snapshot, stopping);
         reader.read_cgroups(&mut snapshot);
+        if let Some(stacks) = stacks.as_mut() {
+            stacks.tick(&mut snapshot, stopping);
+        }
+        disks.read(&mut snapshot);
         ticks += 1;
         seconds.count(started.saturating_duration_since(config.origin));
         {
@@ -318,6 +329,7 @@ fn sample_until_stopped<S: TickSink>(
     }
     // Counted once the reader has closed everything it held: what is left open is a leak.
     drop(reader);
+    drop(stacks);
     drop(recorder);
     let fds_end = open_descriptors();
     let mut measured = std::mem::take(&mut *lock(measured));

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use syscalls::Sysno;
 
+use super::stacks::StackRead;
+
 /// Everything read from /proc at one sampler tick, for the whole tree.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct TickSnapshot {
@@ -27,9 +29,78 @@ pub struct TickSnapshot {
     /// The throttling counters of every cgroup with a quota the tree runs under.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cgroups: Vec<CgroupSample>,
+    /// A stack read was asked for at this tick: its stacks come in a later snapshot, marked
+    /// with this tick's `at_ns`, and are joined to the thread states of this one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stacks_requested: bool,
+    /// Stacks (and news of the stack reader) that came back since the last tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stacks: Option<StackRead>,
     /// Epoll instances of the tree's processes, each looked at about once a second.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub polls: Vec<ProcessPoll>,
+    /// Processes outside the tree that threads of it were first seen talking to at this tick
+    /// (a local server at the other end of a socket), with their command lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outside_peers: Vec<OutsidePeer>,
+    /// Filesystem devices (a mount's major:minor) the tree's files were first seen on at this
+    /// tick, and the disk behind each, if there is one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_devices: Vec<DeviceInfo>,
+    /// The busy-time counters of every disk behind those devices (/proc/diskstats).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<DiskSample>,
+}
+
+/// A filesystem's device (the st_dev of its files, from mountinfo) and the disk whose busy
+/// time counts for it, or why there is none.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeviceInfo {
+    /// "major:minor", as `FileMount::device`.
+    pub device: String,
+    /// The disk behind it: its sampler number, name and numbers, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskInfo>,
+    /// Why there is no single disk behind it (memory, a network server, several devices...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmeasured: Option<String>,
+}
+
+/// A whole disk as /proc/diskstats names it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DiskInfo {
+    /// The sampler's number for it, unique within a measurement (several filesystem devices,
+    /// such as two partitions, may share one disk).
+    pub id: u32,
+    /// Its kernel name (sda, nvme0n1, vda, loop0).
+    pub name: String,
+    /// Its own "major:minor".
+    pub major_minor: String,
+    /// The block devices between the filesystem and it, top first (a partition, dm-0...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<String>,
+    /// /sys/block/NAME/queue/rotational, when readable (virtual disks often claim 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotational: Option<bool>,
+}
+
+/// A disk's cumulative counters at one tick (/proc/diskstats; both wrap at 2^32 ms).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DiskSample {
+    pub id: u32,
+    /// Milliseconds with at least one request in flight (io_ticks, field 13 of a line).
+    pub busy_ms: u32,
+    /// Milliseconds of requests in flight, summed over the requests (field 14): its
+    /// difference over a time is the mean number in flight.
+    pub queue_ms: u32,
+}
+
+/// A process outside the tree that the tree talks to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutsidePeer {
+    pub pid: i32,
+    /// Its command line (empty when it could not be read).
+    pub command: Vec<String>,
 }
 
 /// A process's epoll instance: it runs an event loop, serving this many descriptors.
@@ -81,6 +152,7 @@ pub struct ProcessCpu {
 
 impl TickSnapshot {
     pub fn clear(&mut self) {
+        self.outside_peers.clear();
         self.new_processes.clear();
         self.threads.clear();
         self.exited.clear();
@@ -88,6 +160,10 @@ impl TickSnapshot {
         self.new_cgroups.clear();
         self.cgroups.clear();
         self.polls.clear();
+        self.stacks_requested = false;
+        self.stacks = None;
+        self.new_devices.clear();
+        self.disks.clear();
     }
 }
 

@@ -50,7 +50,14 @@ pub struct Peers {
     asked: HashMap<(i32, u64), Instant>,
     /// Sockets looked for among every process of the machine, and who held them.
     machine_holders: HashMap<u64, Option<i32>>,
+    /// When the machine's processes were last listed for a socket: at most one listing per
+    /// `MACHINE_SCAN_GAP` (a server taking thousands of loopback connections would
+    /// otherwise list them all at every new one).
+    machine_scanned_at: Option<Instant>,
 }
+
+/// The least time between two listings of every process's descriptors.
+const MACHINE_SCAN_GAP: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Peers {
     /// Whether the Unix socket `inode` of process `pid` is connected to another socket of the
@@ -113,6 +120,14 @@ impl Peers {
         if let Some(known) = self.machine_holders.get(&inode) {
             return *known;
         }
+        if self
+            .machine_scanned_at
+            .is_some_and(|at| at.elapsed() < MACHINE_SCAN_GAP)
+        {
+            // Asked again at a later tick.
+            return None;
+        }
+        self.machine_scanned_at = Some(Instant::now());
         if self.machine_holders.len() >= MAX_ASKED {
             self.machine_holders.clear();
         }

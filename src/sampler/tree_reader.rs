@@ -15,8 +15,8 @@ use super::discovery::{parse_parent_and_start, Discovery, ProcScan};
 use super::fd_resolver::{FdResolver, ProcessFiles, WaitTargets};
 use super::loops::LoopScanner;
 use super::observation::{
-    FdKind, ProcessCpu, ProcessInfo, Sighting, Stopper, SyscallState, ThreadObservation,
-    ThreadState, TickSnapshot,
+    FdKind, OutsidePeer, ProcessCpu, ProcessInfo, Sighting, Stopper, SyscallState,
+    ThreadObservation, ThreadState, TickSnapshot,
 };
 use super::offload::Offload;
 use super::proc_file::{open_files, read_once, ProcFile, ReadFailure};
@@ -177,6 +177,33 @@ struct TrackedProcess {
     /// The most threads it had beyond those followed when /proc/PID/task could not be listed
     /// (out of descriptors): threads never even found.
     unlisted: u64,
+    /// How many times its command line was read again because it came back empty (a process
+    /// read in the middle of an exec).
+    command_retries: u8,
+}
+
+/// At most this many outside processes are named (a server with thousands of clients).
+const MAX_NAMED_OUTSIDE: usize = 1000;
+
+/// How often each process's executable is compared with the one it was first seen running.
+const PROGRAM_CHECK_PERIOD: Duration = Duration::from_secs(1);
+
+/// Whether process `pid` now runs another executable than `info` names (an exec that kept
+/// the thread's name). The link is read from /proc, not followed.
+fn executable_changed(pid: i32, info: &ProcessInfo) -> bool {
+    let Some(known) = &info.exe else {
+        return false;
+    };
+    fs::read_link(format!("/proc/{pid}/exe"))
+        .is_ok_and(|now| now.to_string_lossy() != known.as_str())
+}
+
+/// An empty command line is read again at this many ticks at most.
+const COMMAND_RETRIES: u8 = 5;
+
+/// The command `read_process_info` writes when the command line could not be read.
+fn command_unread(info: &ProcessInfo) -> bool {
+    matches!(info.command.as_slice(), [only] if only.starts_with('[') && only.ends_with(']'))
 }
 
 /// Whether a process's CPU (its stat, which sums every thread) is explained by the threads
@@ -223,6 +250,10 @@ pub struct TreeReader {
     processes: FxHashMap<i32, TrackedProcess>,
     discovered_once: bool,
     discovery: Discovery,
+    /// When the processes' executables were last compared with what they were seen running.
+    programs_checked_at: Option<Instant>,
+    /// Processes outside the tree already named in a snapshot.
+    named_outside: HashSet<i32>,
     scan: ProcScan,
     cgroups: CgroupReader,
     loops: LoopScanner,
@@ -285,6 +316,8 @@ impl TreeReader {
             processes: FxHashMap::default(),
             discovered_once: false,
             discovery,
+            programs_checked_at: None,
+            named_outside: HashSet::new(),
             scan: ProcScan::default(),
             cgroups: CgroupReader::default(),
             loops: LoopScanner::default(),
@@ -438,6 +471,7 @@ impl TreeReader {
                         listed: None,
                         tids: Vec::new(),
                         unlisted: 0,
+                        command_retries: 0,
                     },
                 );
                 self.processes_seen += 1;
@@ -857,6 +891,8 @@ impl TreeReader {
                 process.info = info;
             }
         }
+        self.reread_empty_commands(snapshot);
+        self.name_outside_peers(snapshot);
         let live_pids: FxHashSet<i32> = self.threads.values().map(|t| t.pid).collect();
         let loops = &mut self.loops;
         let unlisted_gone = &mut self.unlisted_gone;
@@ -903,6 +939,81 @@ impl TreeReader {
                     born_during: process.born_during,
                 });
             }
+        }
+    }
+
+    /// Processes whose command line came back empty (read in the middle of an exec) are read
+    /// again, a few ticks at most; what they run now is reported as an update.
+    ///
+    /// Once a second, each process's executable is looked at too: an exec that kept the
+    /// thread's name (a wrapper script named like the program it runs, as Debian's pgbench is)
+    /// shows only there.
+    fn reread_empty_commands(&mut self, snapshot: &mut TickSnapshot) {
+        let due = self
+            .programs_checked_at
+            .is_none_or(|at| at.elapsed() >= PROGRAM_CHECK_PERIOD);
+        if due {
+            self.programs_checked_at = Some(Instant::now());
+        }
+        let pending: Vec<i32> = self
+            .processes
+            .iter()
+            .filter(|(pid, p)| {
+                (command_unread(&p.info) && p.command_retries < COMMAND_RETRIES)
+                    || (due && executable_changed(**pid, &p.info))
+            })
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in pending {
+            let Some(mut info) = read_process_info(pid, &mut self.buf) else {
+                continue;
+            };
+            let Some(process) = self.processes.get_mut(&pid) else {
+                continue;
+            };
+            process.command_retries += 1;
+            if command_unread(&info) || info.start_ticks != process.info.start_ticks {
+                continue;
+            }
+            info.cgroup = process.info.cgroup;
+            if info.exe == process.info.exe {
+                info.go_buildinfo = process.info.go_buildinfo;
+            } else {
+                // Another program: its memory and descriptors are new, and so is what it is.
+                process.files = ProcessFiles::default();
+                let mut files = ProcessFiles::default();
+                self.read_go_buildinfo(&info, &mut files);
+                if let Some(process) = self.processes.get_mut(&pid) {
+                    process.files = files;
+                }
+            }
+            let Some(process) = self.processes.get_mut(&pid) else {
+                continue;
+            };
+            process.info = info.clone();
+            match snapshot.new_processes.iter().position(|p| p.pid == pid) {
+                Some(index) => snapshot.new_processes[index] = info,
+                None => snapshot.new_processes.push(info),
+            }
+        }
+    }
+
+    /// The command lines of processes outside the tree that its threads were seen talking to
+    /// for the first time (read once each, from /proc).
+    fn name_outside_peers(&mut self, snapshot: &mut TickSnapshot) {
+        let peers: Vec<i32> = snapshot
+            .threads
+            .iter()
+            .filter_map(|t| t.state.as_ref())
+            .flat_map(|state| state.peers.iter().copied())
+            .filter(|pid| !self.processes.contains_key(pid))
+            .collect();
+        for pid in peers {
+            if self.named_outside.len() >= MAX_NAMED_OUTSIDE || !self.named_outside.insert(pid) {
+                continue;
+            }
+            let command = read_command_line(pid, &mut self.buf).unwrap_or_default();
+            snapshot.outside_peers.push(OutsidePeer { pid, command });
         }
     }
 

@@ -3,6 +3,7 @@
 pub mod attach;
 pub mod cgroup;
 pub mod launch;
+pub mod py_spy;
 pub mod python;
 pub mod runtime;
 pub mod signals;

@@ -18,6 +18,9 @@ pub struct SignalRelay {
     interrupts: Arc<AtomicU64>,
     /// 0 before the program is known, its PID while it runs, `ENDED` after it was reaped.
     forward_to: Arc<AtomicI32>,
+    /// The program's PID once known, kept after it was reaped: a signal it sent just before
+    /// it exited is its own even when its process can no longer be looked up.
+    program: Arc<AtomicI32>,
     /// A signal that arrived before the program was known (between fork and `forward_to`),
     /// sent to it as soon as it is.
     held: Arc<AtomicI32>,
@@ -40,15 +43,20 @@ impl SignalRelay {
         let interrupts = Arc::new(AtomicU64::new(0));
         let forward_to = Arc::new(AtomicI32::new(0));
         let held = Arc::new(AtomicI32::new(0));
+        let program = Arc::new(AtomicI32::new(0));
         let thread = {
             let interrupts = Arc::clone(&interrupts);
             let forward_to = Arc::clone(&forward_to);
+            let program = Arc::clone(&program);
             let held = Arc::clone(&held);
             std::thread::Builder::new()
                 .name("signals".into())
                 .spawn(move || {
                     for origin in signals.forever() {
-                        if origin.process.is_some_and(|p| descends_from_self(p.pid)) {
+                        let from_tree = origin.process.is_some_and(|p| {
+                            p.pid == program.load(Ordering::SeqCst) || descends_from_self(p.pid)
+                        });
+                        if from_tree {
                             continue;
                         }
                         interrupts.fetch_add(1, Ordering::SeqCst);
@@ -75,6 +83,7 @@ impl SignalRelay {
         Ok(SignalRelay {
             interrupts,
             forward_to,
+            program,
             held,
             handle,
             thread: Some(thread),
@@ -84,6 +93,7 @@ impl SignalRelay {
     /// Forwards signals sent to concadvise to this process from now on, and one that came
     /// before it was known (a kill right after the fork).
     pub fn forward_to(&self, pid: i32) {
+        self.program.store(pid, Ordering::SeqCst);
         self.forward_to.store(pid, Ordering::SeqCst);
         send(pid, self.held.swap(0, Ordering::SeqCst));
     }

@@ -203,3 +203,28 @@ pub fn wait_for_a_child(pid: u32) {
 pub fn example(path: &str) -> String {
     format!("{}/examples/{path}", env!("CARGO_MANIFEST_DIR"))
 }
+
+/// `concadvise attach PID --duration 1s` run as user `nobody` (the tests run as root: a
+/// process of another user, without ptrace access to it); its output and its report.
+pub fn attach_as_nobody(pid: u32) -> (Output, Report) {
+    use std::os::unix::process::CommandExt;
+    let dir = scratch_dir();
+    // nobody must be able to create the report in this directory.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let path = dir.path().join("r.toml");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_concadvise"))
+        .args(["attach", "--report"])
+        .arg(&path)
+        .args([&pid.to_string(), "--duration", "1s", "--color", "never"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let report = read_report(&path).unwrap();
+    (output, report)
+}

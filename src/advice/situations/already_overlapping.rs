@@ -18,6 +18,7 @@
 //! Raise the number in flight step by step (a semaphore, the pool size) and measure each
 //! step (`concadvise scale`); stop where throughput stops growing.
 
+use super::disk_saturated::{held_to_disk, sizing_held_to_disk};
 use super::{io_sizing, overlapped_io, pct, AdviceInput, Situation, Sizing};
 use crate::advice::expected::Estimate;
 use crate::analysis::structure::Structure;
@@ -100,7 +101,7 @@ impl Situation for AlreadyOverlapping {
                 )
             });
         }
-        sizing
+        sizing_held_to_disk(input, sizing)
     }
 
     fn change(&self) -> &'static str {
@@ -108,6 +109,9 @@ impl Situation for AlreadyOverlapping {
     }
 
     fn expected(&self, input: &AdviceInput, sizing: &Sizing) -> Estimate {
-        overlapped_io(input, sizing, input.concurrency.in_flight, "server")
+        held_to_disk(
+            input,
+            overlapped_io(input, sizing, input.concurrency.in_flight, "server"),
+        )
     }
 }

@@ -22,8 +22,10 @@
 //! rules (ASYNC251 `time.sleep`, ASYNC210 blocking HTTP, ASYNC230 `open`) catch the ones
 //! written directly in an `async def`.
 
-use super::{pct, AdviceInput, Situation, Sizing};
+use super::{pct, AdviceInput, CodeAdvice, Situation, Sizing};
 use crate::advice::expected::{Band, Estimate};
+use crate::analysis::code::{CodeState, Hotspot};
+use crate::analysis::wait_kind::WaitKind;
 
 /// The loop was blocked at least this share of its non-idle time...
 pub const BLOCKED_SHARE: f64 = 0.3;
@@ -101,6 +103,36 @@ impl Situation for BlockedEventLoop {
         )
     }
 
+    /// The lines that blocked the loop, and each one's async replacement.
+    fn code(&self, input: &AdviceInput) -> Option<CodeAdvice> {
+        let hotspots = input.hotspots(CodeState::LoopBlocked);
+        if hotspots.is_empty() {
+            return None;
+        }
+        let named: Vec<String> = hotspots
+            .iter()
+            .take(2)
+            .map(|h| {
+                format!(
+                    "{}, {} of its blocked samples ({:.2} s, {})",
+                    h.place(),
+                    pct(h.share),
+                    h.seconds,
+                    doing(h)
+                )
+            })
+            .collect();
+        let how: Vec<String> = hotspots
+            .iter()
+            .take(2)
+            .map(|h| replacement(h, input.is_python()))
+            .collect();
+        Some(CodeAdvice {
+            reason: format!("Where the loop was blocked: {}.", named.join("; ")),
+            how: how.join(" "),
+        })
+    }
+
     fn change(&self) -> &'static str {
         "the blocking calls moved off the event loop"
     }
@@ -156,5 +188,47 @@ impl Situation for BlockedEventLoop {
                  would overlap with its other work; its computing ({computing:.2} s) stays"
             ),
         )
+    }
+}
+
+/// "computing", "in sleep": what the loop thread did at a blocked hotspot.
+fn doing(hotspot: &Hotspot) -> String {
+    match hotspot.blocked_in {
+        Some(CodeState::Cpu) | None => "computing".to_string(),
+        Some(state) => format!("blocked in {}", state.name()),
+    }
+}
+
+/// What to write instead at a line that blocked the loop.
+fn replacement(hotspot: &Hotspot, python: bool) -> String {
+    let place = hotspot.place();
+    let function = &hotspot.function;
+    if !python {
+        return format!(
+            "At {place} the loop {}: move that off the loop.",
+            doing(hotspot)
+        );
+    }
+    match hotspot.blocked_in {
+        Some(CodeState::Wait(WaitKind::Sleep)) => format!(
+            "At {place} the loop sleeps: await asyncio.sleep(...) there instead of time.sleep."
+        ),
+        Some(CodeState::Wait(WaitKind::Network)) => format!(
+            "At {place} it waits on the network with a blocking client: use an async one \
+             there (aiohttp, httpx.AsyncClient, asyncpg), or await asyncio.to_thread(...) \
+             around the call."
+        ),
+        Some(CodeState::Cpu) | None => format!(
+            "At {place} it computes: await loop.run_in_executor(process_pool, {function}, \
+             ...) with a concurrent.futures.ProcessPoolExecutor (a thread would hold the GIL)."
+        ),
+        Some(CodeState::Wait(WaitKind::Lock)) => format!(
+            "At {place} it waits for a lock: an asyncio.Lock if the holder is a coroutine, \
+             else await asyncio.to_thread(...) around the call."
+        ),
+        Some(state) => format!(
+            "At {place} it blocks in {}: await asyncio.to_thread(...) around that call.",
+            state.name()
+        ),
     }
 }

@@ -17,7 +17,9 @@
 //! Split the work into independent pieces for a pool of workers, one per core (the
 //! runtime's profile says which kind).
 
-use super::{cpu_sizing, parallel_cpu, pct, AdviceInput, Situation, Sizing};
+use super::{
+    cpu_sizing, parallel_code, parallel_cpu, pct, AdviceInput, CodeAdvice, Situation, Sizing,
+};
 use crate::advice::expected::Estimate;
 use crate::analysis::structure::Structure;
 use crate::analysis::verdict::WorkloadClass;
@@ -63,6 +65,10 @@ impl Situation for CpuBound {
 
     fn sizing(&self, input: &AdviceInput) -> Sizing {
         cpu_sizing(input)
+    }
+
+    fn code(&self, input: &AdviceInput) -> Option<CodeAdvice> {
+        parallel_code(input)
     }
 
     fn change(&self) -> &'static str {

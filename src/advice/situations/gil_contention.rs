@@ -17,7 +17,9 @@
 //! Move the CPU-bound work to processes (`ProcessPoolExecutor`), or to an extension that
 //! releases the GIL, or run a free-threaded build.
 
-use super::{cpu_sizing, parallel_cpu, pct, AdviceInput, Situation, Sizing};
+use super::{
+    cpu_sizing, parallel_code, parallel_cpu, pct, AdviceInput, CodeAdvice, Situation, Sizing,
+};
 use crate::advice::expected::Estimate;
 use crate::analysis::verdict::WorkloadClass;
 
@@ -40,6 +42,10 @@ impl Situation for GilContention {
 
     fn sizing(&self, input: &AdviceInput) -> Sizing {
         cpu_sizing(input)
+    }
+
+    fn code(&self, input: &AdviceInput) -> Option<CodeAdvice> {
+        parallel_code(input)
     }
 
     fn change(&self) -> &'static str {

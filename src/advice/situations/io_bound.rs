@@ -18,8 +18,12 @@
 //! Overlap the waits: an event loop with an async client, or a thread pool of about the size
 //! the formula gives (the runtime's profile says which).
 
-use super::{io_sizing, overlapped_io, pct, AdviceInput, Situation, Sizing};
+use super::disk_saturated::{held_to_disk, sizing_held_to_disk};
+use super::{
+    hotspots_named, io_sizing, overlapped_io, pct, AdviceInput, CodeAdvice, Situation, Sizing,
+};
 use crate::advice::expected::Estimate;
+use crate::analysis::code::CodeState;
 use crate::analysis::verdict::WorkloadClass;
 use crate::analysis::wait_kind::WaitKind;
 
@@ -80,10 +84,45 @@ impl Situation for IoBound {
 
     fn sizing(&self, input: &AdviceInput) -> Sizing {
         if self.sized {
-            io_sizing(input, 1.0)
+            sizing_held_to_disk(input, io_sizing(input, 1.0))
         } else {
             Sizing::default()
         }
+    }
+
+    /// The function whose waits to overlap: the user's frame the waiting threads were in.
+    fn code(&self, input: &AdviceInput) -> Option<CodeAdvice> {
+        let kind = input.verdict.dominant_wait?;
+        let hotspots = input.hotspots(CodeState::Wait(kind));
+        let top = hotspots.first()?;
+        let innermost = if top.innermost == top.place() {
+            String::new()
+        } else {
+            format!(" (innermost: {})", top.innermost)
+        };
+        let how = if input.is_python() {
+            format!(
+                "The waits to overlap are those of {}: run several calls of {} at once \
+                 (asyncio.gather over an async version of it, or pool.map({}, items) on a \
+                 ThreadPoolExecutor).",
+                top.place(),
+                top.function,
+                top.function
+            )
+        } else {
+            format!(
+                "The waits to overlap are those of {}: run several of them at once.",
+                top.place()
+            )
+        };
+        Some(CodeAdvice {
+            reason: format!(
+                "Where it waited on {}: {}{innermost}.",
+                kind.name(),
+                hotspots_named(&hotspots, kind.name())
+            ),
+            how,
+        })
     }
 
     fn change(&self) -> &'static str {
@@ -93,7 +132,7 @@ impl Situation for IoBound {
     fn expected(&self, input: &AdviceInput, sizing: &Sizing) -> Estimate {
         let peer = match self.kind {
             Some(WaitKind::Network) => "server",
-            Some(WaitKind::Ipc) => "other process",
+            Some(WaitKind::Ipc) => "peer process",
             Some(_) => "device",
             None => "disk",
         };
@@ -104,6 +143,6 @@ impl Situation for IoBound {
                     .into(),
             );
         }
-        overlapped_io(input, sizing, 1.0, peer)
+        held_to_disk(input, overlapped_io(input, sizing, 1.0, peer))
     }
 }

@@ -16,9 +16,11 @@
 //! merge at the end.
 
 use super::gil_contention::serialized_reason;
-use super::{AdviceInput, Situation, Sizing};
+use super::{hotspots_named, AdviceInput, CodeAdvice, Situation, Sizing};
 use crate::advice::expected::Estimate;
+use crate::analysis::code::CodeState;
 use crate::analysis::verdict::WorkloadClass;
+use crate::analysis::wait_kind::WaitKind;
 
 /// In a mixed run, locks taking this share of the wall time are the story.
 const LOCK_SHARE: f64 = 0.2;
@@ -40,6 +42,23 @@ impl Situation for LockContention {
 
     fn measured(&self, input: &AdviceInput) -> String {
         serialized_reason(input)
+    }
+
+    /// The line where the threads wait for the lock.
+    fn code(&self, input: &AdviceInput) -> Option<CodeAdvice> {
+        let hotspots = input.hotspots(CodeState::Wait(WaitKind::Lock));
+        let top = hotspots.first()?;
+        Some(CodeAdvice {
+            reason: format!(
+                "Where the threads waited for the lock: {}.",
+                hotspots_named(&hotspots, "lock")
+            ),
+            how: format!(
+                "They wait at {}: shorten what runs while that lock is held, or give each \
+                 thread its own copy of what it guards.",
+                top.place()
+            ),
+        })
     }
 
     fn change(&self) -> &'static str {

@@ -14,7 +14,7 @@
 //! ## Instead
 //! Look at the phases; start with the part that takes the most wall time.
 
-use super::{cpu_sizing, pct, AdviceInput, Situation, Sizing};
+use super::{cpu_sizing, parallel_code, pct, AdviceInput, CodeAdvice, Situation, Sizing};
 use crate::advice::expected::Estimate;
 
 pub struct Mixed;
@@ -40,6 +40,10 @@ impl Situation for Mixed {
 
     fn sizing(&self, input: &AdviceInput) -> Sizing {
         cpu_sizing(input)
+    }
+
+    fn code(&self, input: &AdviceInput) -> Option<CodeAdvice> {
+        parallel_code(input)
     }
 
     fn change(&self) -> &'static str {

@@ -11,6 +11,7 @@ mod already_parallel;
 mod blocked_event_loop;
 mod cpu_bound;
 mod cpu_quota;
+mod disk_saturated;
 mod gil_contention;
 mod idle;
 mod io_bound;
@@ -23,6 +24,7 @@ mod sync_bound;
 
 use super::expected::{amdahl, Band, Estimate};
 use crate::analysis::bottleneck::Bottleneck;
+use crate::analysis::code::{CodeFindings, CodeState, Hotspot};
 use crate::analysis::contention::SerializedThreads;
 use crate::analysis::findings::{ProcessFinding, WaitCompute};
 use crate::analysis::limits::Limits;
@@ -32,6 +34,7 @@ use crate::analysis::verdict::Verdict;
 use crate::profile::Profile;
 use crate::sampler::SamplerStats;
 use crate::target::runtime::Runtime;
+pub use disk_saturated::device_reason;
 
 /// Target utilisation of a core in the pool-size formula.
 pub const UTILISATION: f64 = 0.8;
@@ -78,6 +81,8 @@ pub struct AdviceInput<'a> {
     pub wall_sync_s: f64,
     /// Cores' worth of CPU other work used meanwhile, when known.
     pub other_load_cores: Option<f64>,
+    /// Where in the code the time went, when stacks were read.
+    pub code: Option<&'a CodeFindings>,
 }
 
 impl<'a> AdviceInput<'a> {
@@ -103,6 +108,18 @@ impl<'a> AdviceInput<'a> {
         }
     }
 
+    /// The hotspots of a state, most seconds first.
+    pub fn hotspots(&self, state: CodeState) -> Vec<&'a Hotspot> {
+        self.code
+            .map(|code| code.of_state(state).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the advice may speak CPython (`ProcessPoolExecutor`, `asyncio`).
+    pub fn is_python(&self) -> bool {
+        self.runtime.name == "python"
+    }
+
     /// The same input, narrowed to one phase's verdict, length and CPU use.
     pub fn for_phase(&self, phase: &'a Phase) -> AdviceInput<'a> {
         AdviceInput {
@@ -113,6 +130,60 @@ impl<'a> AdviceInput<'a> {
             ..self.clone()
         }
     }
+}
+
+/// What the stacks add to a situation's advice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodeAdvice {
+    pub reason: String,
+    pub how: String,
+}
+
+/// "checksum (hotlib.py:12), 83% of the cpu samples (1.94 s)", and the next hotspots of the
+/// same state after it.
+pub fn hotspots_named(hotspots: &[&Hotspot], samples_of: &str) -> String {
+    let mut named: Vec<String> = hotspots
+        .iter()
+        .take(2)
+        .map(|h| {
+            format!(
+                "{}, {} of the {samples_of} samples ({:.2} s)",
+                h.place(),
+                pct(h.share),
+                h.seconds
+            )
+        })
+        .collect();
+    if named.len() > 1 {
+        named[1] = format!("then {}", named[1]);
+    }
+    named.join("; ")
+}
+
+/// The code whose CPU time the workers should take over (for the CPU situations).
+pub fn parallel_code(input: &AdviceInput) -> Option<CodeAdvice> {
+    let hotspots = input.hotspots(CodeState::Cpu);
+    let top = hotspots.first()?;
+    let place = top.place();
+    let how = if input.is_python() && input.has_gil() {
+        format!(
+            "Start with {place}: hand {} to the pool as a top-level function (processes \
+             receive it by pickling: its arguments and results must pickle too), over large \
+             pieces of the work (pool.map({}, pieces, chunksize=...)).",
+            top.function, top.function
+        )
+    } else if input.is_python() {
+        format!(
+            "Start with {place}: run {} on the pool's threads (pool.map({}, pieces)).",
+            top.function, top.function
+        )
+    } else {
+        format!("Start with {place}: split its work among the workers.")
+    };
+    Some(CodeAdvice {
+        reason: format!("Where the CPU went: {}.", hotspots_named(&hotspots, "cpu")),
+        how,
+    })
 }
 
 /// Pool size and speedup ceiling, with the sentence that shows the formula.
@@ -135,6 +206,12 @@ pub trait Situation: Sync {
     }
     /// The change it advises, in words, when the runtime's profile does not put it better.
     fn change(&self) -> &'static str;
+    /// Where in the code the change goes, from the stack samples: a reason naming the
+    /// function and line, and what to do there (added to the "how").
+    fn code(&self, _input: &AdviceInput) -> Option<CodeAdvice> {
+        None
+    }
+
     /// The situation whose advice a profile without this one gives (an optional situation,
     /// or a profile written before it existed).
     fn fallback(&self) -> &'static str {
@@ -194,7 +271,8 @@ pub fn parallel_cpu(input: &AdviceInput, workers: Option<u32>) -> Estimate {
 
 /// The expected gain of overlapping I/O waits, from `now` in flight to as many as the sizing
 /// gives or as there were waits, whichever is fewer: as if the peer took them all at once at
-/// best, only four at a time at worst (a client cannot see its capacity).
+/// best (the computing between waits then overlaps the other waits), only four at a time at
+/// worst (a client cannot see its capacity).
 pub fn overlapped_io(input: &AdviceInput, sizing: &Sizing, now: f64, peer: &str) -> Estimate {
     let p = input.verdict.shares.io.min(1.0);
     let now = now.max(1.0);
@@ -206,7 +284,9 @@ pub fn overlapped_io(input: &AdviceInput, sizing: &Sizing, now: f64, peer: &str)
             format!("{now:.1} waits are in flight already and no more would fit"),
         );
     }
-    let high = amdahl(p, most / now);
+    // At best the work between the waits hides under the other requests' waits: what is
+    // left is the longer of the two, not their sum.
+    let high = 1.0 / (1.0 - p).max(p * now / most).max(f64::MIN_POSITIVE);
     let low = amdahl(p, (4.0 / now).max(1.0).min(most / now));
     Estimate::band(
         Band::new((low * high).sqrt(), low, high).widened_for(input),
@@ -221,11 +301,12 @@ pub fn overlapped_io(input: &AdviceInput, sizing: &Sizing, now: f64, peer: &str)
 }
 
 /// Every situation, most specific first; `mixed` applies to anything and comes last.
-static RANKED: [&dyn Situation; 19] = [
+static RANKED: [&dyn Situation; 20] = [
     &stopped::Stopped,
     &blocked_event_loop::BlockedEventLoop,
     &cpu_quota::CpuQuota,
     &sync_bound::SyncBound,
+    &disk_saturated::DiskSaturated,
     &idle::Idle,
     &already_parallel::AlreadyParallel,
     &gil_contention::GilContention,

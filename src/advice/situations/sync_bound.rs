@@ -114,7 +114,7 @@ impl Situation for SyncBound {
                 0.001,
             ),
             wall / after(0.33, user, 1.5 * one_sync, 0.0007),
-            wall / after(0.2, user, one_sync, 0.0005),
+            wall / after(0.1, user, one_sync, 0.0005),
         );
         Estimate::band(
             Band::new(point, low, high).widened_for(input),
@@ -123,7 +123,7 @@ impl Situation for SyncBound {
                  the rest of each commit's work goes with them (its {:.2} s of kernel time, \
                  its other disk waits; the one left writes the whole batch, from one average sync to \
                  about 10 ms); of the {:.3} s of user time (known to about 4 ms), the \
-                 statements' own part stays, assumed a fifth to three fifths of it, and the \
+                 statements' own part stays, assumed a tenth to three fifths of it (a slow disk makes each commit's own user time grow), and the \
                  program's start and exit (0.5 to 1 ms)",
                 input.wall_sync_s, syncs.syncs, input.system_s, input.user_s
             ),
