@@ -334,9 +334,13 @@ fn without_ptrace_access_uninterruptible_waits_are_still_told_apart() {
     assert!(blocked_s > 0.05, "{b:?}");
     assert!(b.uninterruptible_s >= 0.8 * blocked_s, "{b:?}");
     assert_eq!(report.breakdown.disk_s, 0.0, "no guessing");
-    assert!(
-        report.timeline.states.contains('u'),
-        "{:?}",
-        report.timeline
-    );
+    // A bucket shows its largest state: the D time, unless a busy machine kept the target
+    // queued for a CPU longer still.
+    if b.uninterruptible_s > b.runqueue_s {
+        assert!(
+            report.timeline.states.contains('u'),
+            "{:?}",
+            report.timeline
+        );
+    }
 }

@@ -450,7 +450,9 @@ fn attaching_without_ptrace_access_says_why_there_are_no_stacks_in_the_one_notic
     assert!(code.hotspots.is_empty());
     // The rest of the report as before: what /proc tells without ptrace access.
     assert_eq!(report.target.runtime, "python");
-    assert!(report.time.cpu_s > 0.5, "{:?}", report.time);
+    // A core wanted most of the second (on it, or queued for it on a busy machine).
+    let wanted_s = report.breakdown.cpu_s + report.breakdown.runqueue_s;
+    assert!(wanted_s > 0.5, "{:?}", report.breakdown);
     assert_eq!(report.verdict.class, "cpu-bound");
 }
 

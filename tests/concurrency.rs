@@ -112,6 +112,37 @@ fn a_thread_pool_doing_http_is_threads_and_the_same_requests_one_at_a_time_are_s
 }
 
 #[test]
+fn a_main_thread_waiting_on_its_pools_results_is_not_lock_contention() {
+    let _lock = timing_lock();
+    let (report, output) = run_measured(
+        &[],
+        &[
+            python3().as_str(),
+            &example("python/pool_sleeps.py"),
+            "20",
+            "4",
+            "0.2",
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    // The main thread sat on a futex the whole run; the workers slept.
+    assert_ne!(
+        report.recommendation.situation, "lock_contention",
+        "{report:#?}"
+    );
+    assert_eq!(
+        report.verdict.dominant_wait.as_deref(),
+        Some("sleep"),
+        "{report:#?}"
+    );
+    assert!(
+        report.wall.lock_s < 0.2 * report.time.wall_s,
+        "{:?}",
+        report.wall
+    );
+}
+
+#[test]
 fn a_process_pool_on_every_core_is_processes_and_needs_nothing_more() {
     let _lock = timing_lock();
     let (report, output) = run_measured(

@@ -173,30 +173,36 @@ const UNSEEN_WAIT_LIMIT_NS: i64 = 1_000_000_000;
 /// Exited threads whose accounts are kept (the busiest); the report lists fewer.
 const KEPT_FINISHED_THREADS: usize = 100;
 
-/// Groups of wait kinds, in the order they explain wall time when nothing computes:
-/// a thread waiting on I/O explains the wall better than a pool thread parked on a futex.
-const WALL_PRIORITY: [&[WaitKind]; 7] = [
-    // Held off the CPU by a quota: the program wanted to compute.
-    &[WaitKind::Throttled],
-    &[
-        WaitKind::Disk,
-        WaitKind::Network,
-        WaitKind::NetworkFs,
-        WaitKind::Ipc,
-        WaitKind::Paging,
-    ],
-    // A stopped thread comes next: the program cannot go on while it is held (and a lock
-    // waited on may be held by the stopped thread).
-    &[WaitKind::Stopped],
-    &[WaitKind::Lock],
-    &[
-        WaitKind::Other,
-        WaitKind::Unknown,
-        WaitKind::Uninterruptible,
-    ],
-    &[WaitKind::Sleep, WaitKind::EventWait, WaitKind::Input],
-    &[WaitKind::Child],
+// Groups of wait kinds, for the order they explain wall time in (see `WALL_PRIORITY`).
+const THROTTLED: &[WaitKind] = &[WaitKind::Throttled];
+const IO: &[WaitKind] = &[
+    WaitKind::Disk,
+    WaitKind::Network,
+    WaitKind::NetworkFs,
+    WaitKind::Ipc,
+    WaitKind::Paging,
 ];
+const STOPPED: &[WaitKind] = &[WaitKind::Stopped];
+const LOCK: &[WaitKind] = &[WaitKind::Lock];
+const UNEXPLAINED: &[WaitKind] = &[
+    WaitKind::Other,
+    WaitKind::Unknown,
+    WaitKind::Uninterruptible,
+];
+const IDLE: &[WaitKind] = &[WaitKind::Sleep, WaitKind::EventWait, WaitKind::Input];
+const CHILD: &[WaitKind] = &[WaitKind::Child];
+
+/// The order wait kinds explain wall time in when nothing computes: held off the CPU by a
+/// quota (the program wanted to compute), then I/O (a thread waiting on I/O explains the wall
+/// better than a pool thread parked on a futex), then a stopped thread (the program cannot go
+/// on while it is held, and a lock waited on may be held by it), locks, what could not be
+/// told, timers and event loops, children.
+const WALL_PRIORITY: [&[WaitKind]; 7] = [THROTTLED, IO, STOPPED, LOCK, UNEXPLAINED, IDLE, CHILD];
+/// The same when a single thread waits on a lock: it is waiting for the others (a join, a
+/// future's result, a queue's next item), not contending with them, so what they wait on
+/// explains the wall first and the lock only what they leave.
+const WALL_PRIORITY_LONE_LOCK: [&[WaitKind]; 7] =
+    [THROTTLED, IO, STOPPED, UNEXPLAINED, IDLE, LOCK, CHILD];
 
 /// One thread's share of one tick, as accounted: what analyses that follow each thread over
 /// time (the per-thread timeline) are built from.
@@ -765,6 +771,10 @@ fn add_to<T: PartialEq + Clone>(totals: &mut Vec<(T, f64)>, what: &T, ns: f64) {
     }
 }
 
+/// Lock waits of at most this many thread-ticks in a tick are one thread's (the margin covers
+/// intervals a little longer than the tick).
+const LONE_WAITER: f64 = 1.1;
+
 /// Splits one tick's wall time: the share the tree computed (or queued for a CPU) first, then
 /// what is left by the wait groups in priority order, proportionally within a group.
 /// `busy_ns` is the threads' busy time in the tick (thread-seconds, lag-smoothed).
@@ -782,7 +792,14 @@ pub fn wall_split(tick_ns: f64, interval: &TimeSplit, busy_ns: f64) -> TimeSplit
         wall.cpu_ns = computing;
     }
     let mut left = tick_ns - computing;
-    for group in WALL_PRIORITY {
+    // Two or more threads waiting on locks at once contend; one waits for the others.
+    let lone_lock_waiter = interval.wait(WaitKind::Lock) <= tick_ns * LONE_WAITER;
+    let order = if lone_lock_waiter {
+        WALL_PRIORITY_LONE_LOCK
+    } else {
+        WALL_PRIORITY
+    };
+    for group in order {
         if left <= 0.0 {
             break;
         }
@@ -816,6 +833,25 @@ mod tests {
         let wall = wall_split(10.0, &interval, 10.0);
         assert_eq!(wall.cpu_ns, 10.0);
         assert_eq!(wall.wait(WaitKind::Lock), 0.0);
+    }
+
+    #[test]
+    fn one_thread_on_a_lock_waits_for_the_others_and_several_contend() {
+        // The main thread waits on its pool's results (a futex) while four workers sleep.
+        let joining =
+            TimeSplit::with_waits(0.0, &[(WaitKind::Lock, 10.0), (WaitKind::Sleep, 40.0)]);
+        let wall = wall_split(10.0, &joining, 0.0);
+        assert_eq!(wall.wait(WaitKind::Sleep), 10.0);
+        assert_eq!(wall.wait(WaitKind::Lock), 0.0);
+        // Alone, its lock is the wall.
+        let alone = TimeSplit::with_waits(0.0, &[(WaitKind::Lock, 10.0)]);
+        assert_eq!(wall_split(10.0, &alone, 0.0).wait(WaitKind::Lock), 10.0);
+        // Three threads waiting on locks while the holder sleeps: contention.
+        let contended =
+            TimeSplit::with_waits(0.0, &[(WaitKind::Lock, 30.0), (WaitKind::Sleep, 10.0)]);
+        let wall = wall_split(10.0, &contended, 0.0);
+        assert_eq!(wall.wait(WaitKind::Lock), 10.0);
+        assert_eq!(wall.wait(WaitKind::Sleep), 0.0);
     }
 
     #[test]

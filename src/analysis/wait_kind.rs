@@ -256,7 +256,9 @@ pub fn fd_wait_kind(fd: FdKind) -> Option<WaitKind> {
         FdKind::TcpSocket | FdKind::UdpSocket => WaitKind::Network,
         FdKind::NetworkFile => WaitKind::NetworkFs,
         // A server waiting for a client's next request (or connection) waits for work.
-        FdKind::TcpListener | FdKind::TcpAccepted => WaitKind::EventWait,
+        FdKind::TcpListener | FdKind::TcpAccepted | FdKind::UnixListener | FdKind::UnixAccepted => {
+            WaitKind::EventWait
+        }
         FdKind::Pipe | FdKind::Fifo | FdKind::UnixSocket => WaitKind::Ipc,
         FdKind::Terminal => WaitKind::Input,
         FdKind::TimerFd => WaitKind::Sleep,

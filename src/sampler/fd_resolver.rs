@@ -192,6 +192,7 @@ fn leads_to_peer(kind: FdKind) -> bool {
             | FdKind::Pipe
             | FdKind::Fifo
             | FdKind::UnixSocket
+            | FdKind::UnixAccepted
     )
 }
 
@@ -285,7 +286,7 @@ impl FdResolver {
             FdKind::Pipe | FdKind::Fifo => self.peers.holders_of_pipe(inode, &others),
             // A Unix socket to a process outside the tree (a database server on its local
             // socket): that process, when it is visible.
-            FdKind::UnixSocket => match self.peers.unix_peer(inode) {
+            FdKind::UnixSocket | FdKind::UnixAccepted => match self.peers.unix_peer(inode) {
                 Some(peer) => {
                     let holders = self.peers.holders_of_socket(peer, &others);
                     if holders.is_empty() {
@@ -382,7 +383,8 @@ impl FdResolver {
         if let Some(inode) = bracketed_number(&target, "socket:[") {
             self.last_inode = Some(inode);
             let kind = self.socket_kind(pid, fd, inode);
-            if kind == FdKind::UnixSocket && self.peers.unix_is_self(pid, inode) == Some(true) {
+            let unix = matches!(kind, FdKind::UnixSocket | FdKind::UnixAccepted);
+            if unix && self.peers.unix_is_self(pid, inode) == Some(true) {
                 return (FdKind::SelfPipe, None);
             }
             return (kind, None);
@@ -501,17 +503,18 @@ impl FdResolver {
     }
 
     /// The kind of socket `inode` (descriptor `fd` of `pid`): its protocol from the socket
-    /// itself (see `socket_protocol`), and for TCP whether it listens, from the namespace's
-    /// socket tables (re-read at most every 200 ms; a TCP socket not found meanwhile counts
-    /// as connected). Without the protocol, the tables alone decide; a socket that none of
-    /// them lists is another kind (netlink, packet...).
+    /// itself (see `socket_protocol`), and for TCP and Unix sockets whether it listens or was
+    /// accepted, from the namespace's socket tables (re-read at most every 200 ms; a socket
+    /// not found meanwhile counts as a connected one). Without the protocol, the tables alone
+    /// decide; a socket that none of them lists is another kind (netlink, packet...).
     fn socket_kind(&mut self, pid: i32, fd: i32, inode: u64) -> FdKind {
         if let Some(kind) = self.sockets.get(&inode) {
             return *kind;
         }
         let protocol = socket_protocol(pid, fd, inode);
+        let unix = protocol.as_deref().is_some_and(|p| p.starts_with("UNIX"));
         let kind = match protocol.as_deref() {
-            Some(p) if p.starts_with("UNIX") => Some(FdKind::UnixSocket),
+            Some(p) if p.starts_with("UNIX") => None,
             Some(p) if p.starts_with("UDP") => Some(FdKind::UdpSocket),
             Some(p) if !p.starts_with("TCP") && !p.starts_with("MPTCP") => {
                 Some(FdKind::OtherSocket)
@@ -531,6 +534,7 @@ impl FdResolver {
         }
         match (self.sockets.get(&inode), protocol) {
             (Some(kind), _) => *kind,
+            (None, Some(_)) if unix => FdKind::UnixSocket,
             (None, Some(_)) => FdKind::TcpSocket,
             (None, None) if stale => *self.sockets.entry(inode).or_insert(FdKind::OtherSocket),
             (None, None) => FdKind::Unknown,
@@ -686,10 +690,25 @@ fn read_socket_tables(pid: i32) -> (HashMap<u64, FdKind>, HashMap<u64, u64>) {
     }
     if let Ok(table) = process.unix() {
         for entry in table {
-            map.insert(entry.inode, FdKind::UnixSocket);
+            map.insert(entry.inode, unix_socket_kind(&entry));
         }
     }
     (map, peers)
+}
+
+/// A Unix socket's kind from its line in /proc/net/unix. Only a server's stream sockets carry
+/// a path there: its listening socket (unconnected) and the connections it accepted (which
+/// the kernel lists under the listener's path); a client's connected end has none.
+fn unix_socket_kind(entry: &procfs::net::UnixNetEntry) -> FdKind {
+    let stream = matches!(
+        i32::from(entry.socket_type),
+        nix::libc::SOCK_STREAM | nix::libc::SOCK_SEQPACKET
+    );
+    match (&entry.path, &entry.state) {
+        (Some(_), procfs::net::UnixState::UNCONNECTED) if stream => FdKind::UnixListener,
+        (Some(_), procfs::net::UnixState::CONNECTED) if stream => FdKind::UnixAccepted,
+        _ => FdKind::UnixSocket,
+    }
 }
 
 /// Kinds that the link text alone tells (pipes, anonymous inodes, terminals).
@@ -890,6 +909,39 @@ mod tests {
             Some("UNIX-STREAM")
         );
         assert_eq!(socket_protocol(pid, fd, inode(fd) + 1), None);
+    }
+
+    #[test]
+    fn a_unix_servers_listener_and_accepted_connections_are_told_from_a_clients_socket() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let ours = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let mut resolver = FdResolver::default();
+        let mut files = ProcessFiles::default();
+        let pid = std::process::id() as i32;
+        let mut kind = |fd: i32| resolver.kind_of(pid, fd, &mut files, true).0;
+        assert_eq!(kind(listener.as_raw_fd()), FdKind::UnixListener);
+        // Both ends here, so the connection is this process's own wake-up channel...
+        assert_eq!(kind(accepted.as_raw_fd()), FdKind::SelfPipe);
+        assert_eq!(kind(ours.as_raw_fd()), FdKind::SelfPipe);
+        // ...and the kinds the tables give, before that check:
+        let inode = |fd: i32| {
+            let link = fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+            bracketed_number(&link.to_string_lossy(), "socket:[").unwrap()
+        };
+        let (tables, _) = read_socket_tables(pid);
+        assert_eq!(
+            tables.get(&inode(accepted.as_raw_fd())),
+            Some(&FdKind::UnixAccepted)
+        );
+        assert_eq!(
+            tables.get(&inode(ours.as_raw_fd())),
+            Some(&FdKind::UnixSocket),
+            "a client's end has no path"
+        );
     }
 
     #[test]

@@ -363,6 +363,12 @@ pub enum FdKind {
     TcpAccepted,
     UdpSocket,
     UnixSocket,
+    /// A listening Unix stream socket: waiting on it is a server waiting for a client.
+    UnixListener,
+    /// A Unix stream connection accepted from a listening socket (the kernel lists it under
+    /// the listener's path): its other end is a client, and waiting to read from it is a
+    /// server waiting for its next request.
+    UnixAccepted,
     OtherSocket,
     Epoll,
     EventFd,
