@@ -92,13 +92,14 @@ pub const OPTIONAL: [&str; 5] = [
 ];
 
 /// Measured numbers a profile's text may cite, as {name}.
-pub const PLACEHOLDERS: [&str; 18] = [
+pub const PLACEHOLDERS: [&str; 19] = [
     "wall_s",
     "computing",
     "io",
     "idle",
     "runqueue",
     "avg_cores",
+    "cores_wanted",
     "cores",
     "dominant_wait",
     "workers",

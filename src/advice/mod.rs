@@ -220,11 +220,7 @@ fn advise(input: &AdviceInput) -> Advice {
     reasons.extend(entry.reasons.iter().map(|r| fill(r, &values)));
     reasons.extend(sizing_text);
     if shares.runqueue > 0.1 {
-        reasons.push(format!(
-            "{} of the wall time the program was ready to run but waited for a CPU: the machine \
-             is busy with other work, and more parallelism will not help until it is not.",
-            pct(shares.runqueue)
-        ));
+        reasons.push(runqueue_reason(input, shares.runqueue));
     }
     if input.verdict.too_short {
         reasons.push(format!(
@@ -297,6 +293,32 @@ fn advise(input: &AdviceInput) -> Advice {
     }
 }
 
+/// Why the program waited for a CPU: its own threads wanting more cores than there are, or
+/// other work on the machine taking them.
+fn runqueue_reason(input: &AdviceInput, runqueue_share: f64) -> String {
+    let waited = format!(
+        "{} of the wall time the program was ready to run but waited for a CPU",
+        pct(runqueue_share)
+    );
+    let others = input
+        .other_load_cores
+        .filter(|cores| *cores >= 0.05)
+        .map(|cores| format!(" (other work used {cores:.1} cores meanwhile)"))
+        .unwrap_or_default();
+    if input.avg_cores_wanted > input.cores + 0.5 {
+        format!(
+            "{waited}: its own threads wanted {:.1} cores of the {:.0}{others}, so they queue \
+             for them: more threads or processes would only queue longer.",
+            input.avg_cores_wanted, input.cores
+        )
+    } else {
+        format!(
+            "{waited}: the machine is busy with other work{others}, and more parallelism will \
+             not help until it is not."
+        )
+    }
+}
+
 /// The program the tree waited on, when it computes on about one core and is not the
 /// launched program itself (a stage of a pipeline): its name.
 fn one_core_stage(input: &AdviceInput) -> Option<String> {
@@ -324,6 +346,7 @@ fn placeholder_values(
         ("idle", pct(shares.idle)),
         ("runqueue", pct(shares.runqueue)),
         ("avg_cores", format!("{:.2}", input.avg_cores)),
+        ("cores_wanted", format!("{:.2}", input.avg_cores_wanted)),
         ("cores", format!("{:.0}", input.cores)),
         (
             "dominant_wait",
@@ -559,6 +582,17 @@ mod tests {
         // No stacks: the advice as before.
         let advice = advise_with_code(&computing, "python", 0.98, None);
         assert!(!advice.how.contains("Start with"), "{}", advice.how);
+        // Code at a module's top level is no function to hand a pool: it must become one.
+        let script =
+            CodeFindings::of_hotspots(vec![hotspot(CodeState::Cpu, "<module>", "/srv/burn.py", 4)]);
+        let advice = advise_with_code(&computing, "python", 0.98, Some(&script));
+        assert!(
+            advice.how.contains("runs at the top level of its module")
+                && advice.how.contains("move it into a top-level function")
+                && !advice.how.contains("pool.map(<module>"),
+            "{}",
+            advice.how
+        );
     }
 
     #[test]

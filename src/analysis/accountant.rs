@@ -193,16 +193,14 @@ const IDLE: &[WaitKind] = &[WaitKind::Sleep, WaitKind::EventWait, WaitKind::Inpu
 const CHILD: &[WaitKind] = &[WaitKind::Child];
 
 /// The order wait kinds explain wall time in when nothing computes: held off the CPU by a
-/// quota (the program wanted to compute), then I/O (a thread waiting on I/O explains the wall
-/// better than a pool thread parked on a futex), then a stopped thread (the program cannot go
-/// on while it is held, and a lock waited on may be held by it), locks, what could not be
-/// told, timers and event loops, children.
-const WALL_PRIORITY: [&[WaitKind]; 7] = [THROTTLED, IO, STOPPED, LOCK, UNEXPLAINED, IDLE, CHILD];
-/// The same when a single thread waits on a lock: it is waiting for the others (a join, a
-/// future's result, a queue's next item), not contending with them, so what they wait on
-/// explains the wall first and the lock only what they leave.
-const WALL_PRIORITY_LONE_LOCK: [&[WaitKind]; 7] =
-    [THROTTLED, IO, STOPPED, UNEXPLAINED, IDLE, LOCK, CHILD];
+/// quota (the program wanted to compute), then I/O, then a stopped thread (the program cannot
+/// go on while it is held), what could not be told, timers and event loops, locks, children.
+/// Locks come late: a lock that threads contend for is held by a thread that computes or
+/// waits on I/O meanwhile, which explains the wall first; a thread on a futex while the
+/// others wait on timers or poll is waiting for them (a pool's idle worker on its condition
+/// variable, a runtime's compiler or GC thread, a main thread joining its workers or waiting
+/// on a future), not contending.
+const WALL_PRIORITY: [&[WaitKind]; 7] = [THROTTLED, IO, STOPPED, UNEXPLAINED, IDLE, LOCK, CHILD];
 
 /// One thread's share of one tick, as accounted: what analyses that follow each thread over
 /// time (the per-thread timeline) are built from.
@@ -771,10 +769,6 @@ fn add_to<T: PartialEq + Clone>(totals: &mut Vec<(T, f64)>, what: &T, ns: f64) {
     }
 }
 
-/// Lock waits of at most this many thread-ticks in a tick are one thread's (the margin covers
-/// intervals a little longer than the tick).
-const LONE_WAITER: f64 = 1.1;
-
 /// Splits one tick's wall time: the share the tree computed (or queued for a CPU) first, then
 /// what is left by the wait groups in priority order, proportionally within a group.
 /// `busy_ns` is the threads' busy time in the tick (thread-seconds, lag-smoothed).
@@ -786,20 +780,15 @@ pub fn wall_split(tick_ns: f64, interval: &TimeSplit, busy_ns: f64) -> TimeSplit
     let computing = busy_ns.min(tick_ns);
     let counted = interval.cpu_ns + interval.runqueue_ns;
     if counted > 0.0 {
-        wall.cpu_ns = computing * interval.cpu_ns / counted;
-        wall.runqueue_ns = computing * interval.runqueue_ns / counted;
+        // A thread on a CPU explains the wall before others queued for one: eight threads
+        // sharing two cores compute all the time, however long each of them queues.
+        wall.cpu_ns = (computing * interval.cpu_ns / counted).max(interval.cpu_ns.min(computing));
+        wall.runqueue_ns = computing - wall.cpu_ns;
     } else {
         wall.cpu_ns = computing;
     }
     let mut left = tick_ns - computing;
-    // Two or more threads waiting on locks at once contend; one waits for the others.
-    let lone_lock_waiter = interval.wait(WaitKind::Lock) <= tick_ns * LONE_WAITER;
-    let order = if lone_lock_waiter {
-        WALL_PRIORITY_LONE_LOCK
-    } else {
-        WALL_PRIORITY
-    };
-    for group in order {
+    for group in WALL_PRIORITY {
         if left <= 0.0 {
             break;
         }
@@ -836,22 +825,27 @@ mod tests {
     }
 
     #[test]
-    fn one_thread_on_a_lock_waits_for_the_others_and_several_contend() {
-        // The main thread waits on its pool's results (a futex) while four workers sleep.
+    fn threads_on_futexes_explain_the_wall_after_timers_and_pollers() {
+        // A pool's main thread on its futures (a futex) while four workers sleep.
         let joining =
             TimeSplit::with_waits(0.0, &[(WaitKind::Lock, 10.0), (WaitKind::Sleep, 40.0)]);
         let wall = wall_split(10.0, &joining, 0.0);
         assert_eq!(wall.wait(WaitKind::Sleep), 10.0);
         assert_eq!(wall.wait(WaitKind::Lock), 0.0);
-        // Alone, its lock is the wall.
-        let alone = TimeSplit::with_waits(0.0, &[(WaitKind::Lock, 10.0)]);
+        // Node or a JVM serving little: its loop in epoll, four helper threads on futexes.
+        let serving =
+            TimeSplit::with_waits(0.0, &[(WaitKind::EventWait, 10.0), (WaitKind::Lock, 40.0)]);
+        assert_eq!(
+            wall_split(10.0, &serving, 0.0).wait(WaitKind::EventWait),
+            10.0
+        );
+        // Alone, a lock is the wall; and it comes before a wait on a child.
+        let alone = TimeSplit::with_waits(0.0, &[(WaitKind::Lock, 10.0), (WaitKind::Child, 10.0)]);
         assert_eq!(wall_split(10.0, &alone, 0.0).wait(WaitKind::Lock), 10.0);
-        // Three threads waiting on locks while the holder sleeps: contention.
+        // Threads contending for a lock whose holder does I/O: the I/O explains the wall.
         let contended =
-            TimeSplit::with_waits(0.0, &[(WaitKind::Lock, 30.0), (WaitKind::Sleep, 10.0)]);
-        let wall = wall_split(10.0, &contended, 0.0);
-        assert_eq!(wall.wait(WaitKind::Lock), 10.0);
-        assert_eq!(wall.wait(WaitKind::Sleep), 0.0);
+            TimeSplit::with_waits(0.0, &[(WaitKind::Lock, 30.0), (WaitKind::Disk, 10.0)]);
+        assert_eq!(wall_split(10.0, &contended, 0.0).wait(WaitKind::Disk), 10.0);
     }
 
     #[test]

@@ -270,6 +270,7 @@ fn device_lines(report: &Report) -> Vec<String> {
 /// "structure: event loop (python3 pid 123), 9.6 in flight; loop blocked 72% (sleep, cpu)".
 fn structure_line(report: &Report) -> Option<String> {
     let concurrency = report.concurrency.as_ref()?;
+    let wall_s = report.time.wall_s;
     let mut line = format!("structure: {}", concurrency.structure.replace('_', " "));
     if let Some(event_loop) = &concurrency.event_loop {
         let name = report
@@ -282,7 +283,10 @@ fn structure_line(report: &Report) -> Option<String> {
             line.push_str(&format!(" ({name} pid {})", event_loop.pid));
         }
         line.push_str(&format!(", {:.1} in flight", concurrency.in_flight));
-        if event_loop.blocked_share >= 0.05 {
+        // Worth a word when it is a real part of the run (the share is of the loop's busy
+        // time, which is small when it mostly waits: 0.1 s of 0.5 s is 20%).
+        let blocked_s = event_loop.blocked_s;
+        if event_loop.blocked_share >= 0.05 && blocked_s >= 0.1 && blocked_s >= 0.05 * wall_s {
             line.push_str(&format!(
                 "; loop blocked {:.0}% ({})",
                 event_loop.blocked_share * 100.0,

@@ -91,6 +91,16 @@ impl<'a> AdviceInput<'a> {
         self.profile.traits.gil && !self.runtime.free_threaded
     }
 
+    /// The cores the program wants now, on a CPU or queued for one (at most the cores there
+    /// are): what more workers are measured against. Not only the cores it got: a thread
+    /// that other work keeps waiting for a CPU would queue as long beside more workers.
+    pub fn cores_wanted_now(&self) -> f64 {
+        self.avg_cores_wanted
+            .min(self.cores.max(1.0))
+            .max(self.avg_cores)
+            .max(0.0)
+    }
+
     /// "the 2.1 s wall time", or, when the program waited for a CPU over a tenth of it (the
     /// shares are of its own time, run-queue wait excluded), "its own 0.4 s (the 2.1 s wall
     /// time less 1.7 s waiting for a CPU)".
@@ -165,7 +175,27 @@ pub fn parallel_code(input: &AdviceInput) -> Option<CodeAdvice> {
     let hotspots = input.hotspots(CodeState::Cpu);
     let top = hotspots.first()?;
     let place = top.place();
-    let how = if input.is_python() && input.has_gil() {
+    // Code at a module's top level (or in a lambda, a comprehension) is no function a pool
+    // can be handed: it has to become one first.
+    let unnamed = top.function.starts_with('<');
+    let how = if input.is_python() && unnamed {
+        let pool = if input.has_gil() {
+            "the process pool (processes receive it by pickling: its arguments and results \
+             must pickle too)"
+        } else {
+            "the pool's threads"
+        };
+        let where_it_runs = match top.function.as_str() {
+            "<module>" => "at the top level of its module",
+            "<lambda>" => "in a lambda",
+            _ => "in a comprehension or generator",
+        };
+        format!(
+            "Start with {place}: that code runs {where_it_runs}, not in a function of its \
+             own: move it into a top-level function that takes one piece of the work, and \
+             hand that to {pool}, as pool.map(function, pieces)."
+        )
+    } else if input.is_python() && input.has_gil() {
         format!(
             "Start with {place}: hand {} to the pool as a top-level function (processes \
              receive it by pickling: its arguments and results must pickle too), over large \
@@ -232,7 +262,7 @@ pub trait Situation: Sync {
 /// start-up, hand-off and uneven pieces. One run cannot tell how well the work divides.
 pub fn parallel_cpu(input: &AdviceInput, workers: Option<u32>) -> Estimate {
     let p = input.verdict.shares.computing.min(1.0);
-    let now = input.avg_cores.max(0.05);
+    let now = input.cores_wanted_now().max(0.05);
     let target = f64::from(workers.unwrap_or(1)).min(input.cores.max(1.0));
     // The cores other work left free meanwhile: the low end assumes the after-run finds the
     // machine as busy.
@@ -359,13 +389,14 @@ pub fn cpu_sizing(input: &AdviceInput) -> Sizing {
     // The computing part spread over every core; the rest of the wall time unchanged:
     // new wall = (1 - p) x wall + cpu / N, so S = 1 / ((1 - p) + cores_now / N).
     let p = shares.computing.min(1.0);
-    let now = input.avg_cores.max(0.0);
+    let now = input.cores_wanted_now();
     let ceiling = 1.0 / ((1.0 - p) + now / cores).max(f64::MIN_POSITIVE);
     let text = format!(
         "Workers: the {cores:.0} cores available (machine or cgroup quota, whichever is \
          smaller). Speedup ceiling (Amdahl): 1 / ((1 - p) + c / N) = 1 / ({:.2} + {now:.2} / \
          {cores:.0}) = {ceiling:.2}x, with p = {} of the wall time computing, c = {now:.2} \
-         cores used now and N = {cores:.0}; an upper bound, as real work rarely splits evenly.",
+         cores wanted now (on a CPU or queued for one) and N = {cores:.0}; an upper bound, as \
+         real work rarely splits evenly.",
         1.0 - p,
         pct(p)
     );
