@@ -167,6 +167,8 @@ fn unread_remedy(sampling: &SamplerStats) -> String {
     }
 }
 
+// Long because it fills one `Advice` from the chosen situation; the reasons, the caveats and
+// the how are functions of their own.
 fn advise(input: &AdviceInput) -> Advice {
     if input.verdict.class == WorkloadClass::Unknown {
         return unknown_advice(input);

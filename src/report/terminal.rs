@@ -98,6 +98,8 @@ pub fn render(report: &Report, look: Look) -> String {
 }
 
 /// The verdict and model, the command and how it ended, the time totals.
+// Long because its lines are printed in order, one short block each; those that take more
+// (where, bottleneck, devices) are functions.
 fn headline(report: &Report, painter: &Painter) -> String {
     let bold = Style::new().bold();
     let verdict = &report.verdict;
