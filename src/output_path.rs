@@ -68,50 +68,7 @@ impl OutputPath {
                 "it ends with '/', so it names a directory: give a file name".into(),
             ));
         }
-        let (target, existing) = match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_symlink() => match std::fs::metadata(path) {
-                Ok(followed) if followed.is_file() => {
-                    let resolved = std::fs::canonicalize(path).map_err(|e| {
-                        refuse(format!("cannot resolve the symbolic link: {}", plain(&e)))
-                    })?;
-                    (resolved, Some(followed))
-                }
-                Ok(followed) => {
-                    return Err(refuse(format!(
-                        "it is a symbolic link to {}: concadvise writes only regular files \
-                         (use - for stdout)",
-                        kind_of(&followed)
-                    )))
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Err(refuse(
-                        "it is a symbolic link to a file that does not exist: give the file's \
-                         own path"
-                            .into(),
-                    ))
-                }
-                Err(e) => {
-                    return Err(refuse(format!(
-                        "cannot follow the symbolic link: {}",
-                        plain(&e)
-                    )))
-                }
-            },
-            Ok(meta) if meta.is_file() => (absolute_in_dir(path)?, Some(meta)),
-            Ok(meta) => {
-                return Err(refuse(format!(
-                    "it is {}: concadvise writes only regular files{}",
-                    kind_of(&meta),
-                    if meta.is_dir() {
-                        "; give a file name"
-                    } else {
-                        " (use - for stdout)"
-                    }
-                )))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => (absolute_in_dir(path)?, None),
-            Err(e) => return Err(refuse(plain(&e))),
-        };
+        let (target, existing) = resolve_target(path)?;
         let existing = existing.map(|meta| Existing {
             mode: meta.mode() & 0o777,
             uid: meta.uid(),
@@ -338,6 +295,51 @@ impl Stream {
                 ))
             }
         }
+    }
+}
+
+/// The file `path` names, made absolute (a symbolic link to a regular file followed), and its
+/// metadata when it exists; refused when it is not a regular file or cannot be looked at.
+fn resolve_target(path: &Path) -> Result<(PathBuf, Option<Metadata>), Error> {
+    let refuse = |reason: String| Error::Report {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => match std::fs::metadata(path) {
+            Ok(followed) if followed.is_file() => {
+                let resolved = std::fs::canonicalize(path).map_err(|e| {
+                    refuse(format!("cannot resolve the symbolic link: {}", plain(&e)))
+                })?;
+                Ok((resolved, Some(followed)))
+            }
+            Ok(followed) => Err(refuse(format!(
+                "it is a symbolic link to {}: concadvise writes only regular files \
+                     (use - for stdout)",
+                kind_of(&followed)
+            ))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(refuse(
+                "it is a symbolic link to a file that does not exist: give the file's \
+                     own path"
+                    .into(),
+            )),
+            Err(e) => Err(refuse(format!(
+                "cannot follow the symbolic link: {}",
+                plain(&e)
+            ))),
+        },
+        Ok(meta) if meta.is_file() => Ok((absolute_in_dir(path)?, Some(meta))),
+        Ok(meta) => Err(refuse(format!(
+            "it is {}: concadvise writes only regular files{}",
+            kind_of(&meta),
+            if meta.is_dir() {
+                "; give a file name"
+            } else {
+                " (use - for stdout)"
+            }
+        ))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((absolute_in_dir(path)?, None)),
+        Err(e) => Err(refuse(plain(&e))),
     }
 }
 

@@ -167,6 +167,8 @@ fn unread_remedy(sampling: &SamplerStats) -> String {
     }
 }
 
+// Long because it fills one `Advice` from the chosen situation; the reasons, the caveats and
+// the how are functions of their own.
 fn advise(input: &AdviceInput) -> Advice {
     if input.verdict.class == WorkloadClass::Unknown {
         return unknown_advice(input);
@@ -193,12 +195,49 @@ fn advise(input: &AdviceInput) -> Advice {
         text: sizing_text,
     } = sizing;
     let values = placeholder_values(input, workers, speedup_ceiling);
-    let shares = &input.verdict.shares;
     let mut reasons = vec![chosen.measured(input)];
     let code = chosen.code(input);
     if let Some(code) = &code {
         reasons.push(code.reason.clone());
     }
+    add_bottleneck_reasons(input, &mut reasons);
+    if situation != "disk_saturated" {
+        reasons.extend(situations::device_reason(input));
+    }
+    reasons.extend(entry.reasons.iter().map(|r| fill(r, &values)));
+    reasons.extend(sizing_text);
+    add_caveats(input, situation, &mut reasons);
+    let (how, alternatives) = how_and_alternatives(input, &entry, code, &values);
+    Advice {
+        model: entry.model,
+        situation,
+        reasons,
+        how,
+        alternatives,
+        workers,
+        speedup_ceiling,
+        warning: WARNING.to_string(),
+        expected: Expected {
+            change: match one_core_stage(input) {
+                Some(stage) => format!("{stage} run on every core"),
+                None => entry
+                    .change
+                    .as_deref()
+                    .map_or_else(|| chosen.change().to_string(), |c| fill(c, &values)),
+            },
+            measure: if input.attached {
+                Measure::Capacity
+            } else {
+                Measure::Wall
+            },
+            estimate,
+        },
+    }
+}
+
+/// The reasons about the process the tree waited on, if any: first when the verdict is that
+/// process's own.
+fn add_bottleneck_reasons(input: &AdviceInput, reasons: &mut Vec<String>) {
     if let Some(bottleneck) = input.bottleneck {
         if input.about_bottleneck {
             // The verdict is that process's own: say so before its numbers.
@@ -214,11 +253,12 @@ fn advise(input: &AdviceInput) -> Advice {
             );
         }
     }
-    if situation != "disk_saturated" {
-        reasons.extend(situations::device_reason(input));
-    }
-    reasons.extend(entry.reasons.iter().map(|r| fill(r, &values)));
-    reasons.extend(sizing_text);
+}
+
+/// What makes the measurement less telling: a busy machine, a short run, stops from outside,
+/// waits that could not be read.
+fn add_caveats(input: &AdviceInput, situation: &str, reasons: &mut Vec<String>) {
+    let shares = &input.verdict.shares;
     if shares.runqueue > 0.1 {
         reasons.push(runqueue_reason(input, shares.runqueue));
     }
@@ -247,15 +287,22 @@ fn advise(input: &AdviceInput) -> Advice {
             unread_remedy(input.sampling)
         ));
     }
-    let mut how = fill(&entry.how, &values);
+}
+
+/// What to do (the profile's advice, then the code's) and the alternatives; for a pipeline
+/// waiting on a single-core stage, giving that stage more cores comes first.
+fn how_and_alternatives(
+    input: &AdviceInput,
+    entry: &SituationAdvice,
+    code: Option<situations::CodeAdvice>,
+    values: &[(&str, String)],
+) -> (String, Vec<String>) {
+    let mut how = fill(&entry.how, values);
     if let Some(code) = code {
         how = format!("{how} {}", code.how).trim().to_string();
     }
-    let mut alternatives: Vec<String> = entry
-        .alternatives
-        .iter()
-        .map(|a| fill(a, &values))
-        .collect();
+    let mut alternatives: Vec<String> =
+        entry.alternatives.iter().map(|a| fill(a, values)).collect();
     // A pipeline waiting on one single-core stage: that stage is what to change, and it is
     // often a tool with a threads option rather than code of one's own.
     if let Some(stage) = one_core_stage(input) {
@@ -266,31 +313,7 @@ fn advise(input: &AdviceInput) -> Advice {
              of it."
         );
     }
-    Advice {
-        model: entry.model,
-        situation,
-        reasons,
-        how,
-        alternatives,
-        workers,
-        speedup_ceiling,
-        warning: WARNING.to_string(),
-        expected: Expected {
-            change: match one_core_stage(input) {
-                Some(stage) => format!("{stage} run on every core"),
-                None => entry
-                    .change
-                    .as_deref()
-                    .map_or_else(|| chosen.change().to_string(), |c| fill(c, &values)),
-            },
-            measure: if input.attached {
-                Measure::Capacity
-            } else {
-                Measure::Wall
-            },
-            estimate,
-        },
-    }
+    (how, alternatives)
 }
 
 /// Why the program waited for a CPU: its own threads wanting more cores than there are, or

@@ -11,7 +11,8 @@ use super::throttling::{allowances, ThreadNs, Throttling};
 use super::timeline::Timeline;
 use super::wait_kind::{classify, is_sync, WaitKind};
 use crate::sampler::observation::{
-    FileMount, ProcessInfo, Sighting, Stopper, ThreadObservation, ThreadState, TickSnapshot,
+    FileMount, ProcessCpu, ProcessInfo, Sighting, Stopper, ThreadObservation, ThreadState,
+    TickSnapshot,
 };
 
 /// Nanoseconds on the CPU, waiting for a CPU, and off the CPU by wait kind.
@@ -295,17 +296,7 @@ impl Accountant {
                 interval.add(&split);
             }
         }
-        for process_cpu in &snapshot.process_cpu {
-            if let Some(account) = self.processes.get_mut(&process_cpu.pid) {
-                let baseline = if process_cpu.born_during {
-                    0
-                } else {
-                    process_cpu.cpu_ns
-                };
-                account.kernel_first_ns.get_or_insert(baseline);
-                account.kernel_last_ns = process_cpu.cpu_ns;
-            }
-        }
+        self.note_kernel_cpu(&snapshot.process_cpu);
         for key in &snapshot.exited {
             if let Some(account) = self.threads.remove(key) {
                 self.finish(account);
@@ -320,16 +311,36 @@ impl Accountant {
         self.last_tick.tick_ns = tick_ns;
         let wall = wall_split(tick_ns, &interval, interval_busy_ns);
         self.wall.add(&wall);
-        // The tick's stopped wall time, shared among who stopped its threads.
-        let stopped_threads_ns: f64 = interval_stops.iter().map(|(_, ns)| ns).sum();
-        for (by, ns) in &interval_stops {
-            let share = wall.wait(WaitKind::Stopped) * ns / stopped_threads_ns;
-            add_to(&mut self.stops, by, share);
-        }
+        self.share_stopped(&wall, &interval_stops);
         self.timeline.add(snapshot.at_ns, &wall, interval.cpu_ns);
         self.recent.add(&wall);
         self.recent_cpu_ns += interval.cpu_ns;
         self.ticks += 1;
+    }
+
+    /// The processes' CPU as the kernel counts it (their stat), first and last reading.
+    fn note_kernel_cpu(&mut self, process_cpu: &[ProcessCpu]) {
+        for process_cpu in process_cpu {
+            if let Some(account) = self.processes.get_mut(&process_cpu.pid) {
+                let baseline = if process_cpu.born_during {
+                    0
+                } else {
+                    process_cpu.cpu_ns
+                };
+                account.kernel_first_ns.get_or_insert(baseline);
+                account.kernel_last_ns = process_cpu.cpu_ns;
+            }
+        }
+    }
+
+    /// The tick's stopped wall time (in `wall`), shared among who stopped its threads in
+    /// proportion to the thread-time each stopped (`interval_stops`).
+    fn share_stopped(&mut self, wall: &TimeSplit, interval_stops: &[(Stopper, f64)]) {
+        let stopped_threads_ns: f64 = interval_stops.iter().map(|(_, ns)| ns).sum();
+        for (by, ns) in interval_stops {
+            let share = wall.wait(WaitKind::Stopped) * ns / stopped_threads_ns;
+            add_to(&mut self.stops, by, share);
+        }
     }
 
     /// How much of each thread's waiting for a CPU in this tick its cgroup's quota caused
@@ -416,44 +427,11 @@ impl Accountant {
         let has_account = known.is_some();
         let previous = known.and_then(|a| a.prev_wait.clone());
         let wait = wait_of(observation, previous);
-        let fresh = |prev_at_ns, prev_cpu_ns, prev_runqueue_ns, prev_timeslices| ThreadAccount {
-            pid: observation.pid,
-            tid: observation.tid,
-            name: String::new(),
-            started_ns: prev_at_ns,
-            time: TimeSplit::default(),
-            timeslices: 0,
-            prev_at_ns,
-            prev_timeslices,
-            prev_cpu_ns,
-            prev_runqueue_ns,
-            prev_wait: wait.clone(),
-            last_wait: wait.clone(),
-            details: Vec::new(),
-            stopped_now: Vec::new(),
-            disk_now: Vec::new(),
-            pending_off_ns: 0,
-            throttle_debt: (0.0, 0),
-        };
         let born = match observation.sighting {
             Sighting::BornAt(_) => true,
             Sighting::Continuing | Sighting::Baseline => false,
         };
-        match observation.sighting {
-            Sighting::Continuing if has_account => {}
-            Sighting::Continuing | Sighting::Baseline => {
-                let baseline = fresh(
-                    observation.at_ns,
-                    observation.cpu_ns,
-                    observation.runqueue_ns,
-                    observation.timeslices,
-                );
-                self.start_thread(key, baseline);
-            }
-            Sighting::BornAt(born_ns) => {
-                self.start_thread(key, fresh(born_ns.min(observation.at_ns), 0, 0, 0));
-            }
-        }
+        self.open_account(key, observation, wait.as_ref(), has_account);
         let account = self.threads.get_mut(&key)?;
         if let Some(name) = &observation.comm {
             account.name.clone_from(name);
@@ -462,10 +440,11 @@ impl Accountant {
             .state
             .as_ref()
             .is_some_and(|state| matches!(state.letter, 'Z' | 'X'));
-        let syncing = wait.as_ref().is_some_and(|w| w.sync)
-            || account.prev_wait.as_ref().is_some_and(|w| w.sync);
-        let on_io = wait.as_ref().is_some_and(|w| w.kind.is_io())
-            || account.prev_wait.as_ref().is_some_and(|w| w.kind.is_io());
+        let either = |test: fn(&Wait) -> bool| {
+            wait.as_ref().is_some_and(test) || account.prev_wait.as_ref().is_some_and(test)
+        };
+        let syncing = either(|w| w.sync);
+        let on_io = either(|w| w.kind.is_io());
         // A thread born during the interval started it running.
         let wait_before = if born {
             None
@@ -473,22 +452,10 @@ impl Accountant {
             account.prev_wait.as_ref().map(|w| w.kind)
         };
         let wait_after = wait.as_ref().map(|w| w.kind);
-        let (split, busy_ns) = account.advance(
-            Reading {
-                at_ns: observation.at_ns,
-                cpu_ns: observation.cpu_ns,
-                runqueue_ns: observation.runqueue_ns,
-            },
-            wait,
-            exited,
-            throttled_ns,
-        );
+        let reading = Reading::of(observation);
+        let (split, busy_ns) = account.advance(reading, wait, exited, throttled_ns);
         account.time.add(&split);
-        let switches = observation
-            .timeslices
-            .saturating_sub(account.prev_timeslices);
-        account.timeslices += switches;
-        account.prev_timeslices = observation.timeslices;
+        let switches = account.count_switches(observation.timeslices);
         if syncing {
             self.sync_switches += switches;
         }
@@ -508,6 +475,35 @@ impl Accountant {
             add_to(&mut self.last_tick.disk_waits, &mount, ns);
         }
         Some((split, busy_ns, std::mem::take(&mut account.stopped_now)))
+    }
+
+    /// Opens the thread's account when this observation starts one: from its birth, or from
+    /// this observation (a baseline, or a thread without an account); a continuing one keeps
+    /// its own.
+    fn open_account(
+        &mut self,
+        key: (i32, i32),
+        observation: &ThreadObservation,
+        wait: Option<&Wait>,
+        has_account: bool,
+    ) {
+        let (pid, tid) = key;
+        match observation.sighting {
+            Sighting::Continuing if has_account => {}
+            Sighting::Continuing | Sighting::Baseline => {
+                let since = Reading::of(observation);
+                let baseline = ThreadAccount::new(pid, tid, wait, since, observation.timeslices);
+                self.start_thread(key, baseline);
+            }
+            Sighting::BornAt(born_ns) => {
+                let since = Reading {
+                    at_ns: born_ns.min(observation.at_ns),
+                    cpu_ns: 0,
+                    runqueue_ns: 0,
+                };
+                self.start_thread(key, ThreadAccount::new(pid, tid, wait, since, 0));
+            }
+        }
     }
 
     fn start_thread(&mut self, key: (i32, i32), account: ThreadAccount) {
@@ -580,6 +576,16 @@ struct Reading {
     runqueue_ns: u64,
 }
 
+impl Reading {
+    fn of(observation: &ThreadObservation) -> Reading {
+        Reading {
+            at_ns: observation.at_ns,
+            cpu_ns: observation.cpu_ns,
+            runqueue_ns: observation.runqueue_ns,
+        }
+    }
+}
+
 /// The wait a thread is in at an observation: what its state says, or, when it has not run
 /// since the last one (no state read), the wait it was in then.
 fn wait_of(observation: &ThreadObservation, previous: Option<Wait>) -> Option<Wait> {
@@ -604,6 +610,37 @@ fn delta(now: u64, before: u64) -> u64 {
 }
 
 impl ThreadAccount {
+    /// An account that begins at `since` (with `timeslices` switches before it), in `wait`.
+    fn new(pid: i32, tid: i32, wait: Option<&Wait>, since: Reading, timeslices: u64) -> Self {
+        ThreadAccount {
+            pid,
+            tid,
+            name: String::new(),
+            started_ns: since.at_ns,
+            time: TimeSplit::default(),
+            timeslices: 0,
+            prev_at_ns: since.at_ns,
+            prev_timeslices: timeslices,
+            prev_cpu_ns: since.cpu_ns,
+            prev_runqueue_ns: since.runqueue_ns,
+            prev_wait: wait.cloned(),
+            last_wait: wait.cloned(),
+            details: Vec::new(),
+            stopped_now: Vec::new(),
+            disk_now: Vec::new(),
+            pending_off_ns: 0,
+            throttle_debt: (0.0, 0),
+        }
+    }
+
+    /// Counts the switches since the last observation, up to `timeslices`; returns them.
+    fn count_switches(&mut self, timeslices: u64) -> u64 {
+        let switches = timeslices.saturating_sub(self.prev_timeslices);
+        self.timeslices += switches;
+        self.prev_timeslices = timeslices;
+        switches
+    }
+
     /// The CPU this observation adds, and how long the thread waited for a CPU in the
     /// interval: its run-queue wait, and the time it was runnable at both ends without
     /// running (what a cgroup's quota does on some kernels).
@@ -655,17 +692,48 @@ impl ThreadAccount {
             self.prev_runqueue_ns = runqueue_ns;
             return (split, busy);
         }
+        let runnable = self.prev_wait.is_none() && wait.is_none();
+        off = self.charge_throttled(&mut split, elapsed, off, at_ns, runnable, throttled_ns);
+        if off < 0 {
+            self.pending_off_ns = off;
+        } else {
+            self.charge_off(&mut split, off, wait.as_ref());
+        }
+        if wait.is_some() {
+            self.last_wait = wait.clone();
+        }
+        self.prev_at_ns = at_ns;
+        self.prev_cpu_ns = cpu_ns;
+        self.prev_runqueue_ns = runqueue_ns;
+        self.prev_wait = wait;
+        // Run-queue time moved to `throttled` is a wait, not busy time.
+        let busy = (elapsed as f64 - split.waits_ns.iter().sum::<f64>()).max(0.0);
+        (split, busy)
+    }
+
+    /// Charges `throttled_ns` of the interval's waiting for a CPU to the cgroup's quota: first
+    /// the time the thread was `runnable` at both ends without running (a stretch held while
+    /// its counters stood still is kept as a debt its run-queue counter may show later), then
+    /// its run-queue wait. Returns the off-CPU time `off` less what was charged.
+    fn charge_throttled(
+        &mut self,
+        split: &mut TimeSplit,
+        elapsed: i64,
+        mut off: i64,
+        at_ns: u64,
+        runnable: bool,
+        throttled_ns: f64,
+    ) -> i64 {
         let mut throttle_left = throttled_ns;
         let throttled = Wait::plain(WaitKind::Throttled);
-        let runnable = self.prev_wait.is_none() && wait.is_none();
         let (debt, debt_at) = self.throttle_debt;
         if debt > 0.0 && at_ns.saturating_sub(debt_at) > THROTTLE_DEBT_LIFE_NS {
             self.throttle_debt = (0.0, 0);
         }
-        if cpu + runqueue == 0 && runnable && throttle_left > 0.0 {
+        if split.cpu_ns + split.runqueue_ns == 0.0 && runnable && throttle_left > 0.0 {
             // Held the whole interval: charged now, so the wall view shows it when it happened.
             let held = (elapsed.max(0) as f64).min(throttle_left);
-            self.charge(&mut split, &throttled, held);
+            self.charge(split, &throttled, held);
             throttle_left = 0.0;
             off -= held as i64;
             self.throttle_debt = (self.throttle_debt.0 + held, at_ns);
@@ -679,49 +747,41 @@ impl ThreadAccount {
         }
         if off > 0 && runnable && throttle_left > 0.0 {
             let held = (off as f64).min(throttle_left);
-            self.charge(&mut split, &throttled, held);
+            self.charge(split, &throttled, held);
             throttle_left -= held;
             off -= held as i64;
         }
         if throttle_left > 0.0 {
             let held = split.runqueue_ns.min(throttle_left);
             split.runqueue_ns -= held;
-            self.charge(&mut split, &throttled, held);
+            self.charge(split, &throttled, held);
         }
-        if off < 0 {
-            self.pending_off_ns = off;
-        } else {
-            match (self.prev_wait.clone(), wait.as_ref()) {
-                // Half each side of a change of wait (or of what the same wait was on).
-                (Some(before), Some(now)) if before != *now => {
-                    self.charge(&mut split, &before, off as f64 / 2.0);
-                    self.charge(&mut split, now, off as f64 / 2.0);
-                }
-                (Some(kind), _) => self.charge(&mut split, &kind, off as f64),
-                (None, Some(kind)) => self.charge(&mut split, kind, off as f64),
-                // Running at both ends: waits too short to be seen (a thread doing many quick
-                // fsyncs) or counter lag, which the next interval takes back. Give it to the
-                // wait this thread was last seen in; with none seen yet, keep it for the first
-                // wait seen (most likely the same kind), unless it grows past a second.
-                (None, None) => match self.last_wait.clone() {
-                    Some(kind) => self.charge(&mut split, &kind, off as f64),
-                    None if off > UNSEEN_WAIT_LIMIT_NS => {
-                        split.waits_ns[WaitKind::Other.index()] += off as f64
-                    }
-                    None => self.pending_off_ns = off,
-                },
+        off
+    }
+
+    /// Charges the interval's off-CPU time `off` (not negative) to the waits at its two ends
+    /// (`wait` now, the previous one before).
+    fn charge_off(&mut self, split: &mut TimeSplit, off: i64, wait: Option<&Wait>) {
+        match (self.prev_wait.clone(), wait) {
+            // Half each side of a change of wait (or of what the same wait was on).
+            (Some(before), Some(now)) if before != *now => {
+                self.charge(split, &before, off as f64 / 2.0);
+                self.charge(split, now, off as f64 / 2.0);
             }
+            (Some(kind), _) => self.charge(split, &kind, off as f64),
+            (None, Some(kind)) => self.charge(split, kind, off as f64),
+            // Running at both ends: waits too short to be seen (a thread doing many quick
+            // fsyncs) or counter lag, which the next interval takes back. Give it to the
+            // wait this thread was last seen in; with none seen yet, keep it for the first
+            // wait seen (most likely the same kind), unless it grows past a second.
+            (None, None) => match self.last_wait.clone() {
+                Some(kind) => self.charge(split, &kind, off as f64),
+                None if off > UNSEEN_WAIT_LIMIT_NS => {
+                    split.waits_ns[WaitKind::Other.index()] += off as f64
+                }
+                None => self.pending_off_ns = off,
+            },
         }
-        if wait.is_some() {
-            self.last_wait = wait.clone();
-        }
-        self.prev_at_ns = at_ns;
-        self.prev_cpu_ns = cpu_ns;
-        self.prev_runqueue_ns = runqueue_ns;
-        self.prev_wait = wait;
-        // Run-queue time moved to `throttled` is a wait, not busy time.
-        let busy = (elapsed as f64 - split.waits_ns.iter().sum::<f64>()).max(0.0);
-        (split, busy)
     }
 }
 

@@ -17,7 +17,7 @@ use syscalls::Sysno;
 
 use super::accountant::{Accountant, TickIntervals, TimeSplit};
 use super::wait_kind::WaitKind;
-use crate::sampler::observation::{SyscallState, TickSnapshot};
+use crate::sampler::observation::{SyscallState, ThreadState, TickSnapshot};
 
 /// What a blocked thread waits for, as far as the graph is concerned.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,17 +155,8 @@ impl BottleneckTracker {
                 continue;
             };
             if let Some(state) = &observation.state {
-                let target = match (&state.syscall, interval.wait_after) {
-                    (_, Some(kind)) if !waits_on_a_process(kind) => None,
-                    (_, _) if !state.peers.is_empty() => {
-                        Some(Target::Processes(state.peers.clone()))
-                    }
-                    (SyscallState::Blocked { call, args }, Some(WaitKind::Child)) => {
-                        child_target(*call, args)
-                    }
-                    _ => None,
-                };
-                self.targets.insert(key, target);
+                self.targets
+                    .insert(key, wait_target(state, interval.wait_after));
             }
             let Some(Some(target)) = self.targets.get(&key) else {
                 continue;
@@ -238,43 +229,9 @@ impl BottleneckTracker {
         if waited_on_ns < 0.2 * wall_ns || waited_on_ns < 0.5 * all_ns {
             return None;
         }
-        let mut waiters: HashMap<i32, f64> = HashMap::new();
-        for ((from, to), ns) in &self.edges {
-            if path.contains(to) && !path.contains(from) {
-                *waiters.entry(*from).or_insert(0.0) += ns;
-            }
-        }
-        let name = |pid: i32| {
-            accountant
-                .process_info(pid)
-                .and_then(|info| program_name(&info.command).map(str::to_string))
-                .unwrap_or_else(|| pid.to_string())
-        };
-        let mut waiters: Vec<(i32, String, f64)> = waiters
-            .into_iter()
-            .map(|(pid, ns)| (pid, name(pid), ns / 1e9))
-            .collect();
-        waiters.sort_by(|a, b| b.2.total_cmp(&a.2));
+        let waiters = self.waiters(&path, accountant);
         let info = accountant.process_info(node);
         let time = own.get(&node).cloned().unwrap_or_default();
-        let mut through = [0.0f64; 3];
-        for (edge, kinds) in &self.edge_kinds {
-            if path.contains(&edge.1) && !path.contains(&edge.0) {
-                for (total, ns) in through.iter_mut().zip(kinds) {
-                    *total += ns;
-                }
-            }
-        }
-        let mut ways: Vec<(&'static str, f64)> = [
-            "through pipes or Unix sockets",
-            "over the network",
-            "for it to exit",
-        ]
-        .into_iter()
-        .zip(through)
-        .filter(|(_, ns)| *ns > 0.05 * waited_on_ns)
-        .collect();
-        ways.sort_by(|a, b| b.1.total_cmp(&a.1));
         Some(Bottleneck {
             pid: node,
             command: match info {
@@ -294,9 +251,67 @@ impl BottleneckTracker {
             } else {
                 0.0
             },
-            through: ways.into_iter().map(|(way, _)| way).collect(),
+            through: self.ways(&path, waited_on_ns),
             own: time.split,
         })
+    }
+
+    /// The processes outside `path` that waited on it, the longest waiting first: pid, program
+    /// name, seconds.
+    fn waiters(&self, path: &[i32], accountant: &Accountant) -> Vec<(i32, String, f64)> {
+        let mut waiters: HashMap<i32, f64> = HashMap::new();
+        for ((from, to), ns) in &self.edges {
+            if path.contains(to) && !path.contains(from) {
+                *waiters.entry(*from).or_insert(0.0) += ns;
+            }
+        }
+        let name = |pid: i32| {
+            accountant
+                .process_info(pid)
+                .and_then(|info| program_name(&info.command).map(str::to_string))
+                .unwrap_or_else(|| pid.to_string())
+        };
+        let mut waiters: Vec<(i32, String, f64)> = waiters
+            .into_iter()
+            .map(|(pid, ns)| (pid, name(pid), ns / 1e9))
+            .collect();
+        waiters.sort_by(|a, b| b.2.total_cmp(&a.2));
+        waiters
+    }
+
+    /// How the others waited on `path` (pipes, the network, its exit), the most first: each
+    /// way that carried over 5 % of the `waited_on_ns`.
+    fn ways(&self, path: &[i32], waited_on_ns: f64) -> Vec<&'static str> {
+        let mut through = [0.0f64; 3];
+        for (edge, kinds) in &self.edge_kinds {
+            if path.contains(&edge.1) && !path.contains(&edge.0) {
+                for (total, ns) in through.iter_mut().zip(kinds) {
+                    *total += ns;
+                }
+            }
+        }
+        let mut ways: Vec<(&'static str, f64)> = [
+            "through pipes or Unix sockets",
+            "over the network",
+            "for it to exit",
+        ]
+        .into_iter()
+        .zip(through)
+        .filter(|(_, ns)| *ns > 0.05 * waited_on_ns)
+        .collect();
+        ways.sort_by(|a, b| b.1.total_cmp(&a.1));
+        ways.into_iter().map(|(way, _)| way).collect()
+    }
+}
+
+/// The processes a thread in `state` waits on, ending the interval in wait `wait_after`: its
+/// peers, or the child its wait4/waitid names.
+fn wait_target(state: &ThreadState, wait_after: Option<WaitKind>) -> Option<Target> {
+    match (&state.syscall, wait_after) {
+        (_, Some(kind)) if !waits_on_a_process(kind) => None,
+        (_, _) if !state.peers.is_empty() => Some(Target::Processes(state.peers.clone())),
+        (SyscallState::Blocked { call, args }, Some(WaitKind::Child)) => child_target(*call, args),
+        _ => None,
     }
 }
 
@@ -420,6 +435,8 @@ mod tests {
 
     /// Feeds `ticks` 10 ms ticks in which each (pid, doing) does the same; processes are
     /// announced at the first tick. Returns the accountant and the tracker.
+    // Long because it builds each tick's snapshot in full (processes, states, exits): a test
+    // fixture in one place.
     fn feed(
         processes: &[ProcessInfo],
         doing: &[(i32, Doing)],

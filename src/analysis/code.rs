@@ -838,6 +838,8 @@ mod tests {
     }
 
     #[test]
+    // Long because it checks one scenario (a second computing, a second asleep, one raced
+    // stack) from every side, all from the one conclusion.
     fn the_time_of_each_state_comes_from_the_sampler_and_the_stacks_only_share_it() {
         let loops = LoopTracker::default();
         let mut tracker = CodeTracker::default();

@@ -221,6 +221,8 @@ pub fn analyse(
 }
 
 /// `analyse` on the analyser alone (replayed recordings in tests have no sampler outcome).
+// Long because it is the one place where every finding is computed (each by a call) and joined
+// into `Findings`, in the order they depend on one another.
 pub fn analyse_ticks(
     analyser: &TickAnalyser,
     sampling: SamplerStats,
@@ -239,16 +241,7 @@ pub fn analyse_ticks(
     let profile = profiles.for_runtime(&runtime.name)?;
     let mut verdict = classify_with(&unscaled_wall, sampling.samples, &profile.thresholds);
     let phases = phases::detect(&accountant.timeline, span_ns);
-    // Threads never followed (out of descriptors...): what was seen speaks for fewer threads.
-    let coverage = coverage(&sampling);
-    verdict.confidence = (verdict.confidence * coverage * 100.0).round() / 100.0;
-    if coverage < 0.5 && verdict.class != WorkloadClass::Unknown {
-        verdict.make_unknown(Unknowable::ThreadsUnseen);
-    }
-    let phases_disagree = verdict.class != WorkloadClass::Unknown && phases::disagree(&phases);
-    if phases_disagree {
-        verdict.class = WorkloadClass::Mixed;
-    }
+    let phases_disagree = qualify_verdict(&mut verdict, &sampling, &phases);
     let bottleneck_verdict = bottleneck.as_ref().and_then(|b| {
         let waits_on_it = matches!(verdict.dominant_wait, Some(WaitKind::Ipc | WaitKind::Child));
         // A process outside the tree was not measured: there is no own time to classify.
@@ -275,16 +268,7 @@ pub fn analyse_ticks(
     let mut threads = threads(accountant);
     let other_threads = timeline_rows(&mut threads, &thread_timelines, accountant);
     let cores = machine.cores as f64;
-    let avg_cores = if wall_s > 0.0 {
-        cpu.cpu_s() / wall_s
-    } else {
-        0.0
-    };
-    let avg_cores_wanted = if wall_s > 0.0 {
-        avg_cores + breakdown.runqueue_ns / 1e9 / wall_s
-    } else {
-        0.0
-    };
+    let (avg_cores, avg_cores_wanted) = average_cores(cpu.cpu_s(), &breakdown, wall_s);
     Ok(Findings {
         wall_s,
         cores,
@@ -297,15 +281,7 @@ pub fn analyse_ticks(
         verdict,
         phases,
         phases_disagree,
-        timeline: TimelineView {
-            bucket_s: accountant.timeline.bucket_ns() / 1e9,
-            letters: accountant
-                .timeline
-                .buckets()
-                .iter()
-                .map(state_letter)
-                .collect(),
-        },
+        timeline: timeline_view(accountant),
         thread_timelines,
         other_threads,
         contention: serialized_threads(accountant, span_ns, cores),
@@ -324,6 +300,47 @@ pub fn analyse_ticks(
         runtime,
         sampling,
     })
+}
+
+/// Lowers the verdict's confidence for threads never followed (out of descriptors...), down to
+/// unknown when most were; mixed when the phases disagree with it (then true).
+fn qualify_verdict(verdict: &mut Verdict, sampling: &SamplerStats, phases: &[Phase]) -> bool {
+    // Threads never followed (out of descriptors...): what was seen speaks for fewer threads.
+    let coverage = coverage(sampling);
+    verdict.confidence = (verdict.confidence * coverage * 100.0).round() / 100.0;
+    if coverage < 0.5 && verdict.class != WorkloadClass::Unknown {
+        verdict.make_unknown(Unknowable::ThreadsUnseen);
+    }
+    let phases_disagree = verdict.class != WorkloadClass::Unknown && phases::disagree(phases);
+    if phases_disagree {
+        verdict.class = WorkloadClass::Mixed;
+    }
+    phases_disagree
+}
+
+/// Cores used on average over the wall time, and cores wanted (used, plus the time spent
+/// waiting for a CPU).
+fn average_cores(cpu_s: f64, breakdown: &TimeSplit, wall_s: f64) -> (f64, f64) {
+    let avg_cores = if wall_s > 0.0 { cpu_s / wall_s } else { 0.0 };
+    let avg_cores_wanted = if wall_s > 0.0 {
+        avg_cores + breakdown.runqueue_ns / 1e9 / wall_s
+    } else {
+        0.0
+    };
+    (avg_cores, avg_cores_wanted)
+}
+
+/// The whole program's timeline as letters, one per bucket.
+fn timeline_view(accountant: &Accountant) -> TimelineView {
+    TimelineView {
+        bucket_s: accountant.timeline.bucket_ns() / 1e9,
+        letters: accountant
+            .timeline
+            .buckets()
+            .iter()
+            .map(state_letter)
+            .collect(),
+    }
 }
 
 /// The states whose code the report names, most telling first: a loop's blocked time, the

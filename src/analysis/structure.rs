@@ -150,6 +150,37 @@ impl StructureTracker {
         }
     }
 
+    /// `ns` as a share of the busy time (0 when nothing was busy).
+    fn share(&self, ns: f64) -> f64 {
+        if self.busy_ns > 0.0 {
+            ns / self.busy_ns
+        } else {
+            0.0
+        }
+    }
+
+    /// Whether the event loop `found` holds the program: it does most of the program's work,
+    /// and multiplexing held, or the loop was busy (not idle in its poller), or it never polled.
+    fn loop_holds(
+        &self,
+        found: &EventLoop,
+        accountant: &Accountant,
+        multiplexing_share: f64,
+    ) -> bool {
+        let work_ns = (found.blocked_s + found.callbacks_s) * 1e9;
+        let others_cpu_ns: f64 = accountant
+            .threads()
+            .filter(|t| (t.pid, t.tid) != (found.pid, found.tid))
+            .map(|t| t.time.cpu_ns)
+            .sum();
+        let program_work_ns = work_ns + others_cpu_ns;
+        let non_idle_ns = work_ns + found.polling_io_s * 1e9;
+        work_ns >= LOOP_WORK * program_work_ns
+            && (multiplexing_share >= HOLDS
+                || self.share(non_idle_ns) >= LOOP_HOLDS
+                || found.never_polled)
+    }
+
     /// The structure of the whole run, from the shares of the busy time each shape held.
     pub fn conclude(
         &self,
@@ -157,32 +188,14 @@ impl StructureTracker {
         event_loop: Option<EventLoop>,
         wall_ns: f64,
     ) -> Concurrency {
-        let share = |ns: f64| {
-            if self.busy_ns > 0.0 {
-                ns / self.busy_ns
-            } else {
-                0.0
-            }
-        };
         let (threads_share, processes_share, multiplexing_share) = (
-            share(self.threads_ns),
-            share(self.processes_ns),
-            share(self.multiplexing_ns),
+            self.share(self.threads_ns),
+            self.share(self.processes_ns),
+            self.share(self.multiplexing_ns),
         );
-        let loop_holds = event_loop.as_ref().is_some_and(|found| {
-            let work_ns = (found.blocked_s + found.callbacks_s) * 1e9;
-            let others_cpu_ns: f64 = accountant
-                .threads()
-                .filter(|t| (t.pid, t.tid) != (found.pid, found.tid))
-                .map(|t| t.time.cpu_ns)
-                .sum();
-            let program_work_ns = work_ns + others_cpu_ns;
-            let non_idle_ns = work_ns + found.polling_io_s * 1e9;
-            work_ns >= LOOP_WORK * program_work_ns
-                && (multiplexing_share >= HOLDS
-                    || share(non_idle_ns) >= LOOP_HOLDS
-                    || found.never_polled)
-        });
+        let loop_holds = event_loop
+            .as_ref()
+            .is_some_and(|found| self.loop_holds(found, accountant, multiplexing_share));
         let holding: Vec<Structure> = [
             (Structure::EventLoop, loop_holds),
             (Structure::Threads, threads_share >= HOLDS),
@@ -201,7 +214,7 @@ impl StructureTracker {
         let (computing_threads, computing_processes) = busy_counts(accountant, wall_ns, false);
         Concurrency {
             structure,
-            in_flight: share(self.in_flight_ns),
+            in_flight: self.share(self.in_flight_ns),
             peak_in_flight: self.peak.round() as u32,
             busy_threads,
             busy_processes,

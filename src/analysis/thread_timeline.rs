@@ -481,6 +481,8 @@ impl ThreadTimeline {
 /// wait it was in at the end (when it was the same wait at both ends, half of it goes first and
 /// half last, as the accountant splits a change of wait). Slivers are gathered (`Track::place`).
 /// Returns the segments added.
+// Long because the pieces are placed in time order from one running `left` array of wait
+// time; split, each step would take the track, the split and `left` again (a hot path).
 fn lay_out(
     track: &mut Track,
     interval: &ThreadInterval,

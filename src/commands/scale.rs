@@ -14,20 +14,7 @@ use crate::scale::runner::{scan, LevelFiles, Outcome, Plan};
 use crate::scale::summary::render;
 
 pub fn scale(args: ScaleArgs) -> Result<u8, Error> {
-    if !mentions_placeholder(&args.command) && args.env.is_none() {
-        return Err(Error::Usage(
-            "nothing in the command changes with the level: put {n} where it goes (e.g. \
-             --threads {n}) or give --env NAME"
-                .into(),
-        ));
-    }
-    if args.output.trace.is_some() {
-        return Err(Error::Usage(
-            "--trace is for run and attach: scale runs many programs; trace the level you want              with concadvise run --trace"
-                .into(),
-        ));
-    }
-    check_advice_options(&args)?;
+    check_options(&args)?;
     let destination = args
         .output
         .report
@@ -43,17 +30,7 @@ pub fn scale(args: ScaleArgs) -> Result<u8, Error> {
         Some(path) => LevelFiles::beside(path, format),
         None => LevelFiles::temporary(format)?,
     };
-    let plan = Plan {
-        command: args.command.clone(),
-        levels: args.levels.0.clone(),
-        repeat: args.repeat,
-        env: args.env.clone(),
-        metric: args.metric.clone(),
-        keep_going: args.keep_going,
-        run_options: run_options(&args),
-        files,
-        progress: !args.output.quiet && console::Term::stderr().is_term(),
-    };
+    let plan = plan_of(&args, files);
     let scan = match scan(&plan)? {
         Outcome::Scanned(scan) => scan,
         Outcome::MeasurementFailed(code) => return Ok(code),
@@ -91,6 +68,40 @@ pub fn scale(args: ScaleArgs) -> Result<u8, Error> {
     } else {
         0
     })
+}
+
+/// Options that cannot work together fail before the first level: a command that does not
+/// change with the level, --trace, a bad profile or --runtime.
+fn check_options(args: &ScaleArgs) -> Result<(), Error> {
+    if !mentions_placeholder(&args.command) && args.env.is_none() {
+        return Err(Error::Usage(
+            "nothing in the command changes with the level: put {n} where it goes (e.g. \
+             --threads {n}) or give --env NAME"
+                .into(),
+        ));
+    }
+    if args.output.trace.is_some() {
+        return Err(Error::Usage(
+            "--trace is for run and attach: scale runs many programs; trace the level you want              with concadvise run --trace"
+                .into(),
+        ));
+    }
+    check_advice_options(args)
+}
+
+/// What the scan runs: the command at each level, its repeats, where the level reports go.
+fn plan_of(args: &ScaleArgs, files: LevelFiles) -> Plan {
+    Plan {
+        command: args.command.clone(),
+        levels: args.levels.0.clone(),
+        repeat: args.repeat,
+        env: args.env.clone(),
+        metric: args.metric.clone(),
+        keep_going: args.keep_going,
+        run_options: run_options(args),
+        files,
+        progress: !args.output.quiet && console::Term::stderr().is_term(),
+    }
 }
 
 /// A malformed profile or an unknown --runtime fails before the first level, not in it.

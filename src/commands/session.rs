@@ -3,8 +3,8 @@
 use std::io::{BufWriter, Write};
 use std::time::Instant;
 
-use crate::advice::recommend;
-use crate::analysis::findings::{analyse, RunFacts};
+use crate::advice::{recommend, Recommendation};
+use crate::analysis::findings::{analyse, Findings, RunFacts};
 use crate::analysis::TickAnalyser;
 use crate::cli::{AdviceArgs, OutputArgs, SamplingArgs};
 use crate::error::Error;
@@ -17,6 +17,7 @@ use crate::report::export::Format;
 use crate::report::terminal::{render, Look};
 use crate::report::trace::{self, TraceInput};
 use crate::report::write::{save_fallback, to_stdout, Destination};
+use crate::report::Report;
 use crate::sampler::discovery::Discovery;
 use crate::sampler::stacks::Stacks;
 use crate::sampler::tree_reader::Scope;
@@ -81,25 +82,7 @@ impl<'a> Outputs<'a> {
             Some(path) => Some(OutputPath::check(path)?),
             None => None,
         };
-        let files: Vec<(&str, &OutputPath)> = [
-            ("--report", destination.as_ref()),
-            ("--trace", trace.as_ref()),
-        ]
-        .into_iter()
-        .filter_map(|(flag, d)| match d {
-            Some(Destination::File(path)) => Some((flag, path)),
-            _ => None,
-        })
-        .chain(record.iter().map(|path| ("--record-samples", path)))
-        .collect();
-        for (i, (flag, path)) in files.iter().enumerate() {
-            if let Some((other, _)) = files[i + 1..].iter().find(|(_, p)| p.same_file(path)) {
-                return Err(Error::Report {
-                    path: path.given().to_path_buf(),
-                    reason: format!("{flag} and {other} name the same file: give each its own"),
-                });
-            }
-        }
+        refuse_shared_files(destination.as_ref(), trace.as_ref(), record.as_ref())?;
         Ok(Outputs {
             output,
             sampling,
@@ -149,6 +132,31 @@ impl<'a> Outputs<'a> {
             clock_at_start: machine::CpuClock::now(),
         })
     }
+}
+
+/// Refuses two outputs (the report, the trace, the sample recording) that name one file.
+fn refuse_shared_files(
+    destination: Option<&Destination>,
+    trace: Option<&Destination>,
+    record: Option<&OutputPath>,
+) -> Result<(), Error> {
+    let files: Vec<(&str, &OutputPath)> = [("--report", destination), ("--trace", trace)]
+        .into_iter()
+        .filter_map(|(flag, d)| match d {
+            Some(Destination::File(path)) => Some((flag, path)),
+            _ => None,
+        })
+        .chain(record.map(|path| ("--record-samples", path)))
+        .collect();
+    for (i, (flag, path)) in files.iter().enumerate() {
+        if let Some((other, _)) = files[i + 1..].iter().find(|(_, p)| p.same_file(path)) {
+            return Err(Error::Report {
+                path: path.given().to_path_buf(),
+                reason: format!("{flag} and {other} name the same file: give each its own"),
+            });
+        }
+    }
+    Ok(())
 }
 
 pub struct Measuring<'a> {
@@ -213,12 +221,32 @@ pub fn conclude(
     if !output.quiet {
         crate::notice::to_stderr(&render(&report, Look::for_stderr(output.color)));
     }
+    let report_failed = write_outputs(&outputs, &report, &findings, &recommendation)?;
+    if let (Some(stream), Some(path)) = (recording, &outputs.record) {
+        if let Err(error) = stream.persist() {
+            crate::notice::line(&format!(
+                "warning: the sample recording could not be saved to {}: {error}",
+                path.given().display()
+            ));
+        }
+    }
+    Ok(Concluded { report_failed })
+}
+
+/// Writes the report (to a fallback file when the path asked for fails) and the trace, where
+/// they were asked for; true when either could not be written there.
+fn write_outputs(
+    outputs: &Outputs,
+    report: &Report,
+    findings: &Findings,
+    recommendation: &Recommendation,
+) -> Result<bool, Error> {
     let mut report_failed = false;
     if let Some(destination) = &outputs.destination {
-        let format = Format::choose(output.format, destination.path());
+        let format = Format::choose(outputs.output.format, destination.path());
         let bytes = format
             .exporter()
-            .serialize(&report)
+            .serialize(report)
             .map_err(|e| Error::Setup(format!("{e:#}")))?;
         if let Err(error) = destination.commit(&bytes) {
             report_failed = true;
@@ -227,8 +255,8 @@ pub fn conclude(
     }
     if let Some(destination) = &outputs.trace {
         let input = TraceInput {
-            findings: &findings,
-            recommendation: &recommendation,
+            findings,
+            recommendation,
             command: &report.target.command,
             loop_thread: findings
                 .concurrency
@@ -241,15 +269,7 @@ pub fn conclude(
             crate::notice::line(&format!("error: {error}"));
         }
     }
-    if let (Some(stream), Some(path)) = (recording, &outputs.record) {
-        if let Err(error) = stream.persist() {
-            crate::notice::line(&format!(
-                "warning: the sample recording could not be saved to {}: {error}",
-                path.given().display()
-            ));
-        }
-    }
-    Ok(Concluded { report_failed })
+    Ok(report_failed)
 }
 
 /// Streams the trace into an unnamed file (or stdout) and puts it in place.

@@ -10,7 +10,7 @@ use super::{
     TimelineSection, VerdictSection, WaitSeconds, SCHEMA_VERSION,
 };
 use crate::advice::expected::{Estimate, Expected};
-use crate::advice::Recommendation;
+use crate::advice::{Advice, Recommendation};
 use crate::analysis::code::CodeFindings;
 use crate::analysis::devices::DeviceUse;
 use crate::analysis::findings::Findings;
@@ -48,10 +48,8 @@ pub fn assemble(
     findings: &Findings,
     recommendation: &Recommendation,
 ) -> Report {
-    let advice = &recommendation.advice;
     let mut breakdown = StateSeconds::from_split(&findings.breakdown);
     breakdown.unsampled_cpu_s = round3(findings.cpu.unsampled_s);
-    let shares = &findings.verdict.shares;
     let mode = facts.mode;
     Report {
         schema_version: SCHEMA_VERSION,
@@ -63,28 +61,8 @@ pub fn assemble(
         time: time_section(findings),
         breakdown,
         wall: StateSeconds::from_split(&findings.wall),
-        verdict: VerdictSection {
-            class: findings.verdict.class.name().to_string(),
-            confidence: findings.verdict.confidence,
-            dominant_wait: findings.verdict.dominant_wait.map(|k| k.name().to_string()),
-            computing_share: round3(shares.computing),
-            io_share: round3(shares.io),
-            idle_share: round3(shares.idle),
-            lock_share: round3(shares.lock),
-            too_short: findings.verdict.too_short,
-        },
-        recommendation: RecommendationSection {
-            model: advice.model.name().to_string(),
-            situation: advice.situation.to_string(),
-            profile: sampling.profile.clone(),
-            reasons: advice.reasons.clone(),
-            how: advice.how.clone(),
-            alternatives: advice.alternatives.clone(),
-            workers: advice.workers,
-            speedup_ceiling: advice.speedup_ceiling,
-            warning: advice.warning.clone(),
-            expected: Some(expected_section(&advice.expected)),
-        },
+        verdict: verdict_section(findings),
+        recommendation: recommendation_section(&recommendation.advice, &sampling),
         concurrency: Some(concurrency_section(findings)),
         bottleneck: findings.bottleneck.as_ref().map(|b| BottleneckSection {
             pid: b.pid,
@@ -116,6 +94,35 @@ pub fn assemble(
             .iter()
             .map(|(by, seconds)| StopSection::new(by, *seconds))
             .collect(),
+    }
+}
+
+fn verdict_section(findings: &Findings) -> VerdictSection {
+    let shares = &findings.verdict.shares;
+    VerdictSection {
+        class: findings.verdict.class.name().to_string(),
+        confidence: findings.verdict.confidence,
+        dominant_wait: findings.verdict.dominant_wait.map(|k| k.name().to_string()),
+        computing_share: round3(shares.computing),
+        io_share: round3(shares.io),
+        idle_share: round3(shares.idle),
+        lock_share: round3(shares.lock),
+        too_short: findings.verdict.too_short,
+    }
+}
+
+fn recommendation_section(advice: &Advice, sampling: &SamplingFacts) -> RecommendationSection {
+    RecommendationSection {
+        model: advice.model.name().to_string(),
+        situation: advice.situation.to_string(),
+        profile: sampling.profile.clone(),
+        reasons: advice.reasons.clone(),
+        how: advice.how.clone(),
+        alternatives: advice.alternatives.clone(),
+        workers: advice.workers,
+        speedup_ceiling: advice.speedup_ceiling,
+        warning: advice.warning.clone(),
+        expected: Some(expected_section(&advice.expected)),
     }
 }
 

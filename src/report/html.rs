@@ -178,6 +178,8 @@ fn timeline_rows(report: &Report, letters: &[char]) -> Vec<Row> {
 
 /// The whole program's timeline, the phases under it, then the busiest threads, one row each,
 /// and the other threads summed into the last row.
+// Long because the SVG's axis, rows and phase band are one maud template over one coordinate
+// system; the legend and the phases table are apart.
 fn timeline_section(report: &Report) -> Markup {
     let letters: Vec<char> = report.timeline.states.chars().collect();
     let buckets = letters.len();
@@ -206,8 +208,8 @@ fn timeline_section(report: &Report) -> Markup {
             states.push(state.clone());
         }
     }
-    // One piece of markup: the axis, the rows, the phase band and the legend share one
-    // coordinate system (x, x_s, the row offsets above).
+    // One piece of markup: the axis, the rows and the phase band share one coordinate system
+    // (x, x_s, the row offsets above).
     html! {
         section id="timeline" {
             h2 { "Over time" }
@@ -253,29 +255,44 @@ fn timeline_section(report: &Report) -> Markup {
                     }
                 }
             }
-            ul.legend {
-                @for state in &states {
-                    li data-state=(state) {
-                        svg width="14" height="14" viewBox="0 0 14 14" aria-hidden="true" {
-                            rect x="0" y="0" width="14" height="14" fill=(colour(state)) {}
-                        }
-                        (state)
+            (timeline_legend(report, &states))
+        }
+        (phases_table(report))
+    }
+}
+
+/// The timeline's legend (one swatch per state shown) and the note on how to read it.
+fn timeline_legend(report: &Report, states: &[String]) -> Markup {
+    let bucket_s = report.timeline.bucket_s;
+    html! {
+        ul.legend {
+            @for state in states {
+                li data-state=(state) {
+                    svg width="14" height="14" viewBox="0 0 14 14" aria-hidden="true" {
+                        rect x="0" y="0" width="14" height="14" fill=(colour(state)) {}
                     }
-                }
-            }
-            p.muted {
-                "Each cell is " (fixed(bucket_s, 2)) " s, coloured by the state with the most time in it. "
-                @if report.threads.iter().any(|t| !t.timeline.is_empty()) {
-                    "The busiest threads (most CPU first) have a row each"
-                    @if report.other_threads.is_some() { "; the last row sums the rest" }
-                    ". "
-                }
-                @if report.timeline.thread_resolution_s > 0.0 {
-                    "To stay within its event budget, concadvise merged per-thread stretches shorter than "
-                    (fixed(report.timeline.thread_resolution_s, 3)) " s."
+                    (state)
                 }
             }
         }
+        p.muted {
+            "Each cell is " (fixed(bucket_s, 2)) " s, coloured by the state with the most time in it. "
+            @if report.threads.iter().any(|t| !t.timeline.is_empty()) {
+                "The busiest threads (most CPU first) have a row each"
+                @if report.other_threads.is_some() { "; the last row sums the rest" }
+                ". "
+            }
+            @if report.timeline.thread_resolution_s > 0.0 {
+                "To stay within its event budget, concadvise merged per-thread stretches shorter than "
+                (fixed(report.timeline.thread_resolution_s, 3)) " s."
+            }
+        }
+    }
+}
+
+/// The phases as a table, when the run had more than one.
+fn phases_table(report: &Report) -> Markup {
+    html! {
         @if report.phases.len() > 1 {
             section id="phases" {
                 h2 { "Phases" }

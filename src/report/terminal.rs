@@ -98,27 +98,12 @@ pub fn render(report: &Report, look: Look) -> String {
 }
 
 /// The verdict and model, the command and how it ended, the time totals.
+// Long because its lines are printed in order, one short block each; those that take more
+// (where, bottleneck, devices) are functions.
 fn headline(report: &Report, painter: &Painter) -> String {
     let bold = Style::new().bold();
     let verdict = &report.verdict;
-    // The situation is named when it says more than the class does.
-    let plain = [
-        "",
-        "idle",
-        "cpu_bound",
-        "cpu_bound_free_threaded",
-        "mixed",
-        "io_network",
-        "io_disk",
-        "io_ipc",
-        "paging",
-    ];
-    let situation = &report.recommendation.situation;
-    let situation = if plain.contains(&situation.as_str()) {
-        ""
-    } else {
-        situation.as_str()
-    };
+    let situation = telling_situation(report);
     let mut out = format!(
         "{} {} (confidence {:.2}) -> {}{}\n",
         painter.paint(bold.clone(), "concadvise:"),
@@ -155,19 +140,8 @@ fn headline(report: &Report, painter: &Painter) -> String {
             shorten(&line, painter.look.width.saturating_sub(2))
         ));
     }
-    if let Some(bottleneck) = &report.bottleneck {
-        let name = crate::analysis::bottleneck::program_name(&bottleneck.command)
-            .unwrap_or("a process outside the tree");
-        let outside = bottleneck.kind == crate::analysis::bottleneck::OUTSIDE;
-        let kind = if outside {
-            "outside the tree, not measured"
-        } else {
-            bottleneck.kind.as_str()
-        };
-        out.push_str(&printable(&format!(
-            "  bottleneck: {name} (pid {}, {kind}), waited on {:.1} s",
-            bottleneck.pid, bottleneck.waited_on_s
-        )));
+    if let Some(line) = bottleneck_line(report) {
+        out.push_str(&line);
         out.push('\n');
     }
     for line in device_lines(report) {
@@ -186,6 +160,47 @@ fn headline(report: &Report, painter: &Painter) -> String {
         ));
     }
     out
+}
+
+/// The situation, when it says more than the class does; else "".
+fn telling_situation(report: &Report) -> &str {
+    let plain = [
+        "",
+        "idle",
+        "cpu_bound",
+        "cpu_bound_free_threaded",
+        "mixed",
+        "io_network",
+        "io_disk",
+        "io_ipc",
+        "paging",
+    ];
+    let situation = &report.recommendation.situation;
+    if plain.contains(&situation.as_str()) {
+        ""
+    } else {
+        situation.as_str()
+    }
+}
+
+/// "  bottleneck: xz (pid 12, cpu), waited on 3.1 s": the process the tree waited on.
+fn bottleneck_line(report: &Report) -> Option<String> {
+    let bottleneck = report.bottleneck.as_ref()?;
+    let name = crate::analysis::bottleneck::program_name(&bottleneck.command)
+        .unwrap_or("a process outside the tree");
+    let outside = bottleneck.kind == crate::analysis::bottleneck::OUTSIDE;
+    let kind = if outside {
+        "outside the tree, not measured"
+    } else {
+        bottleneck.kind.as_str()
+    };
+    Some(
+        printable(&format!(
+            "  bottleneck: {name} (pid {}, {kind}), waited on {:.1} s",
+            bottleneck.pid, bottleneck.waited_on_s
+        ))
+        .into_owned(),
+    )
 }
 
 /// "where: checksum (hotlib.py:12) · 83% of cpu, 1.94 s": the top hotspot, and the next one

@@ -177,31 +177,7 @@ pub struct FoundDisk {
 /// `sys/` and `dev/`), or why there is no single one.
 pub fn disk_of(root: &Path, mount: &FileMount) -> Result<FoundDisk, String> {
     let fs = mount.fs_type.as_str();
-    match classify_fs(fs, &mount.source).0 {
-        FsClass::Network => {
-            return Err(format!("{fs}: a network filesystem, on the server's disks"))
-        }
-        FsClass::Fuse => {
-            return Err(format!(
-                "{fs}: FUSE, whose daemon decides where the data is"
-            ))
-        }
-        FsClass::Devices => return Err("a device node: the device it names is not followed".into()),
-        FsClass::Pseudo => return Err(format!("{fs}: a kernel view, not data on a device")),
-        FsClass::Local => {}
-    }
-    match fs {
-        "tmpfs" | "ramfs" | "hugetlbfs" => return Err(format!("{fs}: in memory, no device")),
-        "overlay" => {
-            return Err(
-                "overlay: its files are on the upper and lower directories' filesystems, \
-                 often more than one device"
-                    .into(),
-            )
-        }
-        "zfs" => return Err("zfs: a pool over its devices, not one disk".into()),
-        _ => {}
-    }
+    no_single_disk(fs, &mount.source)?;
     let (major, minor) = parse_major_minor(&mount.device)
         .ok_or_else(|| format!("{fs}: no device number ({:?})", mount.device))?;
     let dir = if major == 0 {
@@ -235,6 +211,30 @@ pub fn disk_of(root: &Path, mount: &FileMount) -> Result<FoundDisk, String> {
         via,
         rotational,
     })
+}
+
+/// Why files on filesystem `fs` (mounted from `source`) have no single disk whose busy time
+/// counts for them: a network, FUSE, device or kernel filesystem, memory, overlay, zfs.
+fn no_single_disk(fs: &str, source: &str) -> Result<(), String> {
+    match classify_fs(fs, source).0 {
+        FsClass::Network => Err(format!("{fs}: a network filesystem, on the server's disks")),
+        FsClass::Fuse => Err(format!(
+            "{fs}: FUSE, whose daemon decides where the data is"
+        )),
+        FsClass::Devices => Err("a device node: the device it names is not followed".into()),
+        FsClass::Pseudo => Err(format!("{fs}: a kernel view, not data on a device")),
+        FsClass::Local => Ok(()),
+    }?;
+    match fs {
+        "tmpfs" | "ramfs" | "hugetlbfs" => Err(format!("{fs}: in memory, no device")),
+        "overlay" => Err(
+            "overlay: its files are on the upper and lower directories' filesystems, \
+             often more than one device"
+                .into(),
+        ),
+        "zfs" => Err("zfs: a pool over its devices, not one disk".into()),
+        _ => Ok(()),
+    }
 }
 
 /// The whole disk under the block device at `dir`: its disk for a partition, and, below a

@@ -201,6 +201,8 @@ impl FdResolver {
     /// file among them, a set's size and peers, a sync write, a conversation. `letter` is the
     /// thread's state: an interruptible wait on a path of a local filesystem is a FIFO or a
     /// device rather than a file, which only a stat tells.
+    // Long because the kinds, the first file's mount, the conversation and the set's share of
+    // peers all come from one pass over the descriptors, whose running state they share.
     pub fn resolve(
         &mut self,
         pid: i32,
@@ -424,6 +426,8 @@ impl FdResolver {
     /// What descriptor `fd` with link text `target` (a path) is: its fdinfo's flags and mount
     /// ID, that mount's class; for a FIFO or device suspect on a local filesystem, a stat on
     /// a helper thread (the kind is provisional until it answers).
+    // Long because most of it is the table of what each mount class makes of a descriptor, and
+    // the stat asked of a helper when the class cannot tell.
     fn path_kind(
         &mut self,
         pid: i32,

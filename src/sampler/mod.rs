@@ -133,6 +133,20 @@ pub struct SamplerStats {
     pub cut_short: bool,
 }
 
+impl SamplerStats {
+    /// What the tree reader counted so far: descriptors, threads seen and unseen, sources.
+    fn note_reader(&mut self, reader: &mut TreeReader) {
+        self.held_descriptors = reader.held_descriptors_max;
+        self.descriptor_budget = reader.descriptor_budget();
+        self.threads_unseen = reader.threads_unseen();
+        self.unseen_cause = reader.unseen_cause;
+        self.threads_seen = reader.threads_seen;
+        self.processes_seen = reader.processes_seen;
+        self.sources = reader.sources();
+        self.unresolved_files = reader.unresolved_files();
+    }
+}
+
 /// What the sampling thread has measured so far, shared with `Sampler::stop`.
 #[derive(Default)]
 struct Measured<S> {
@@ -233,6 +247,8 @@ impl<S: TickSink> Sampler<S> {
 
 /// The sampling loop: one tick reads the tree, the accountant ingests it under the lock, the
 /// pacing keeps the rate (and lowers it to stay within the CPU budget).
+// Long because it is one loop over state every step shares (the reader, the pace, the lock, the
+// counters); the steps that stand alone are functions.
 fn sample_until_stopped<S: TickSink>(
     config: SamplerConfig<S>,
     stop: &AtomicBool,
@@ -280,19 +296,12 @@ fn sample_until_stopped<S: TickSink>(
             let stats = &mut measured.stats;
             stats.samples += 1;
             stats.lowest_second_samples = seconds.lowest;
-            stats.held_descriptors = reader.held_descriptors_max;
-            stats.descriptor_budget = reader.descriptor_budget();
             let took = started.elapsed();
             if took > pace.period {
                 stats.stalled_ticks += 1;
                 stats.longest_stall = stats.longest_stall.max(took);
             }
-            stats.threads_unseen = reader.threads_unseen();
-            stats.unseen_cause = reader.unseen_cause;
-            stats.threads_seen = reader.threads_seen;
-            stats.processes_seen = reader.processes_seen;
-            stats.sources = reader.sources();
-            stats.unresolved_files = reader.unresolved_files();
+            stats.note_reader(&mut reader);
             measured.tick_started = None;
             if last_live.elapsed() >= LIVE_PERIOD {
                 let span = last_live.elapsed().as_nanos() as f64;
@@ -300,15 +309,7 @@ fn sample_until_stopped<S: TickSink>(
                 update_live(live, &mut measured.sink, span, reader.live_threads());
             }
         }
-        if let Some(writer) = recorder.as_mut() {
-            let written = serde_json::to_writer(&mut *writer, &snapshot)
-                .map_err(|e| e.to_string())
-                .and_then(|()| writer.write_all(b"\n").map_err(|e| e.to_string()));
-            if let Err(error) = written {
-                record_error = Some(error);
-                recorder = None;
-            }
-        }
+        record(&mut recorder, &snapshot, &mut record_error);
         if stopping {
             break;
         }
@@ -339,6 +340,24 @@ fn sample_until_stopped<S: TickSink>(
         sink: measured.sink,
         stats: measured.stats,
         record_error,
+    }
+}
+
+/// Appends the tick's snapshot to the recording (`--record-samples`); the first failure ends
+/// the recording and is kept for the report.
+fn record(
+    recorder: &mut Option<BufWriter<File>>,
+    snapshot: &TickSnapshot,
+    record_error: &mut Option<String>,
+) {
+    if let Some(writer) = recorder.as_mut() {
+        let written = serde_json::to_writer(&mut *writer, snapshot)
+            .map_err(|e| e.to_string())
+            .and_then(|()| writer.write_all(b"\n").map_err(|e| e.to_string()));
+        if let Err(error) = written {
+            *record_error = Some(error);
+            *recorder = None;
+        }
     }
 }
 

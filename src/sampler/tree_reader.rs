@@ -147,6 +147,96 @@ impl TrackedThread {
             .as_ref()
             .is_some_and(|last| last.unchanged_reads >= DORMANT_AFTER)
     }
+
+    /// Not run since its last read (same CPU time and timeslices), its cgroup neither frozen
+    /// nor thawed since: one more unchanged read, and true.
+    fn unchanged_since_last(
+        &mut self,
+        cpu_ns: u64,
+        timeslices: u64,
+        frozen: bool,
+        budget: &DescriptorBudget,
+    ) -> bool {
+        let Some(last) = &mut self.last else {
+            return false;
+        };
+        let unchanged = last.cpu_ns == cpu_ns && last.timeslices == timeslices;
+        if !unchanged || self.reported_frozen != frozen {
+            return false;
+        }
+        last.unchanged_reads = last.unchanged_reads.saturating_add(1);
+        // Dormant: its wait files are closed once descriptors grow scarce.
+        if last.unchanged_reads >= DORMANT_AFTER && budget.pressed() {
+            self.files.release_wait_files();
+        }
+        true
+    }
+
+    /// Its state letter, and its name when that changed (always at the first read). `hold`:
+    /// keep its stat's descriptor.
+    fn read_letter(
+        &mut self,
+        hold: bool,
+        buf: &mut Vec<u8>,
+    ) -> Result<(char, Option<String>), ReadFailure> {
+        match self.found_letter.take() {
+            // First read: its stat was read when it was found, a moment ago.
+            Some(letter) => Ok((letter, Some(self.comm.clone()))),
+            None => {
+                self.files.read(ThreadFile::Stat, hold, buf)?;
+                let (letter, name) = parse_stat_state(buf).ok_or_else(|| {
+                    ReadFailure::Other(std::io::Error::other("stat has an unexpected form"))
+                })?;
+                let comm = (name != self.comm.as_str()).then(|| {
+                    self.comm = name.into_owned();
+                    self.comm.clone()
+                });
+                Ok((letter, comm))
+            }
+        }
+    }
+
+    /// Its counters as read now, for the next read. `found_blocked`: dormant after one more
+    /// unchanged read (most threads of a large program are found blocked and stay so).
+    fn remember(&mut self, cpu_ns: u64, runqueue_ns: u64, timeslices: u64, found_blocked: bool) {
+        self.last = Some(LastRead {
+            cpu_ns,
+            runqueue_ns,
+            timeslices,
+            unchanged_reads: if found_blocked { DORMANT_AFTER - 1 } else { 0 },
+        });
+    }
+
+    /// Reads its children file again unless it has not run since the last look (a thread
+    /// that has not run cannot have forked); true when it was read.
+    fn refresh_children(&mut self, budget: &DescriptorBudget, buf: &mut Vec<u8>) -> bool {
+        // CPU time as well as switches: a thread that never leaves its CPU can fork too.
+        let ran = self
+            .last
+            .as_ref()
+            .map(|last| (last.cpu_ns, last.timeslices));
+        if ran.is_some() && self.children_read_at == ran {
+            return false;
+        }
+        self.children.clear();
+        // Held only for threads that run again and again (the few that may fork), while the
+        // budget has room.
+        let children = self.files.dir().join("children");
+        let read = match &self.children_file {
+            Some(file) => file.read_all(buf),
+            None if self.children_read_at.is_none() || !budget.room() => read_once(&children, buf),
+            None => ProcFile::open(&children).and_then(|file| {
+                file.read_all(buf)?;
+                self.children_file = Some(file);
+                Ok(())
+            }),
+        };
+        if read.is_ok() {
+            self.children.extend(parse_pids(buf));
+        }
+        self.children_read_at = ran;
+        true
+    }
 }
 
 struct TrackedProcess {
@@ -424,17 +514,7 @@ impl TreeReader {
             self.scan.refresh();
         }
         let own_pid = std::process::id() as i32;
-        let mut queue: Vec<i32> = match self.scope {
-            Scope::DescendantsOfSelf if scanning => self.scan.children_of(own_pid).to_vec(),
-            Scope::DescendantsOfSelf => self.own_children(),
-            Scope::Process { pid, start_ticks } => {
-                if process_start_ticks(pid, &mut self.buf) == Some(start_ticks) {
-                    vec![pid]
-                } else {
-                    Vec::new()
-                }
-            }
-        };
+        let mut queue = self.roots(scanning, own_pid);
         // Every process already followed is walked too, whether or not a parent's children
         // list still names it (its parent thread may have exited and handed it on).
         queue.extend(self.processes.keys().copied());
@@ -444,37 +524,8 @@ impl TreeReader {
             if !visited.insert(pid) {
                 continue;
             }
-            if !self.processes.contains_key(&pid) {
-                let Some(mut info) = read_process_info(pid, &mut self.buf) else {
-                    continue;
-                };
-                info.cgroup = self.cgroups.assign(pid, snapshot);
-                let born_during = info.start_ticks.saturating_mul(self.ns_per_tick)
-                    + self.ns_per_tick
-                    >= self.origin_boot_ns;
-                let mut files = ProcessFiles::default();
-                self.read_go_buildinfo(&info, &mut files);
-                snapshot.new_processes.push(info.clone());
-                self.processes.insert(
-                    pid,
-                    TrackedProcess {
-                        info,
-                        files,
-                        cgroups: ProcessCgroups::default(),
-                        frozen: None,
-                        looks_frozen: false,
-                        stat: ProcFile::open(&PathBuf::from(format!("/proc/{pid}/stat"))).ok(),
-                        stat_read_at: None,
-                        cpu_check: CpuCheck::default(),
-                        born_during,
-                        num_threads: 0,
-                        listed: None,
-                        tids: Vec::new(),
-                        unlisted: 0,
-                        command_retries: 0,
-                    },
-                );
-                self.processes_seen += 1;
+            if !self.processes.contains_key(&pid) && !self.follow_process(pid, snapshot) {
+                continue;
             }
             let mut tids = self.threads_of(pid);
             if scanning {
@@ -494,31 +545,7 @@ impl TreeReader {
                 let Some(thread) = self.threads.get_mut(&tid) else {
                     continue;
                 };
-                // CPU time as well as switches: a thread that never leaves its CPU can fork too.
-                let ran = thread
-                    .last
-                    .as_ref()
-                    .map(|last| (last.cpu_ns, last.timeslices));
-                if ran.is_none() || thread.children_read_at != ran {
-                    thread.children.clear();
-                    // Held only for threads that run again and again (the few that may fork),
-                    // while the budget has room.
-                    let children = thread.files.dir().join("children");
-                    let read = match &thread.children_file {
-                        Some(file) => file.read_all(&mut self.buf),
-                        None if thread.children_read_at.is_none() || !self.budget.room() => {
-                            read_once(&children, &mut self.buf)
-                        }
-                        None => ProcFile::open(&children).and_then(|file| {
-                            file.read_all(&mut self.buf)?;
-                            thread.children_file = Some(file);
-                            Ok(())
-                        }),
-                    };
-                    if read.is_ok() {
-                        thread.children.extend(parse_pids(&self.buf));
-                    }
-                    thread.children_read_at = ran;
+                if thread.refresh_children(&self.budget, &mut self.buf) {
                     if thread.children.is_empty() {
                         self.parents.remove(&tid);
                     } else {
@@ -537,9 +564,57 @@ impl TreeReader {
         self.loops.scan(files, &mut self.resolver, snapshot);
     }
 
-    /// The threads of `pid` to walk for children: all tracked ones, after listing
-    /// /proc/PID/task (and tracking new threads) when the thread count says it may have
-    /// changed.
+    /// Where the walk for the tree starts: concadvise's children, or the measured process
+    /// while it is still the one asked for (same start time).
+    fn roots(&mut self, scanning: bool, own_pid: i32) -> Vec<i32> {
+        match self.scope {
+            Scope::DescendantsOfSelf if scanning => self.scan.children_of(own_pid).to_vec(),
+            Scope::DescendantsOfSelf => self.own_children(),
+            Scope::Process { pid, start_ticks } => {
+                if process_start_ticks(pid, &mut self.buf) == Some(start_ticks) {
+                    vec![pid]
+                } else {
+                    Vec::new()
+                }
+            }
+        }
+    }
+
+    /// Starts following process `pid`, new in the tree, and reports it in `snapshot`; false
+    /// when it could not be read (gone already).
+    fn follow_process(&mut self, pid: i32, snapshot: &mut TickSnapshot) -> bool {
+        let Some(mut info) = read_process_info(pid, &mut self.buf) else {
+            return false;
+        };
+        info.cgroup = self.cgroups.assign(pid, snapshot);
+        let born_during = info.start_ticks.saturating_mul(self.ns_per_tick) + self.ns_per_tick
+            >= self.origin_boot_ns;
+        let mut files = ProcessFiles::default();
+        self.read_go_buildinfo(&info, &mut files);
+        snapshot.new_processes.push(info.clone());
+        self.processes.insert(
+            pid,
+            TrackedProcess {
+                info,
+                files,
+                cgroups: ProcessCgroups::default(),
+                frozen: None,
+                looks_frozen: false,
+                stat: ProcFile::open(&PathBuf::from(format!("/proc/{pid}/stat"))).ok(),
+                stat_read_at: None,
+                cpu_check: CpuCheck::default(),
+                born_during,
+                num_threads: 0,
+                listed: None,
+                tids: Vec::new(),
+                unlisted: 0,
+                command_retries: 0,
+            },
+        );
+        self.processes_seen += 1;
+        true
+    }
+
     /// Children of concadvise's own threads (the launched program, and orphans it reaps):
     /// their children files are held, and the thread list is refreshed once a second.
     fn own_children(&mut self) -> Vec<i32> {
@@ -570,6 +645,9 @@ impl TreeReader {
         pids
     }
 
+    /// The threads of `pid` to walk for children: all tracked ones, after listing
+    /// /proc/PID/task (and tracking new threads) when the thread count says it may have
+    /// changed.
     fn threads_of(&mut self, pid: i32) -> Vec<i32> {
         let due = match self.processes.get(&pid) {
             Some(process) => match process.listed {
@@ -774,18 +852,35 @@ impl TreeReader {
     /// Opens new threads (some, or all when `full`), then reads every tracked thread (dormant
     /// ones only when due, unless `full`); threads that are gone are dropped.
     pub fn read_threads(&mut self, snapshot: &mut TickSnapshot, full: bool) {
-        let mut gone = Vec::new();
-        let mut execed = Vec::new();
         self.ticks += 1;
         self.take_go_answers(snapshot);
         self.stops.next_tick();
+        self.note_frozen_processes();
+        self.track_pending(full);
+        let tids = self.observe_skipped(snapshot, full);
+        let (gone, execed) = self.read_due_threads(tids, snapshot);
+        self.drop_gone_threads(gone);
+        self.reread_execed(execed, snapshot);
+        self.reread_empty_commands(snapshot);
+        self.name_outside_peers(snapshot);
+        self.drop_ended_processes();
+        self.held_descriptors_max = self.held_descriptors_max.max(open_files());
+        self.read_process_stats(snapshot, full);
+    }
+
+    /// Which processes sit in a frozen cgroup at this tick (looked at when one may be).
+    fn note_frozen_processes(&mut self) {
         for (pid, process) in self.processes.iter_mut() {
             process.frozen = self
                 .stops
                 .frozen(*pid, &mut process.cgroups, process.looks_frozen);
             process.looks_frozen = false;
         }
-        self.track_pending(full);
+    }
+
+    /// Observes the dormant threads not due for a read at this tick (with many threads, unless
+    /// `full`) at their last counters; returns the threads to read.
+    fn observe_skipped(&self, snapshot: &mut TickSnapshot, full: bool) -> Vec<i32> {
         let many = !full && self.threads.len() > MANY_THREADS;
         // Dormant threads are read in turn, each about every DORMANT_SWEEP (longer with many).
         let sweep = DORMANT_SWEEP
@@ -803,6 +898,18 @@ impl TreeReader {
                 _ => tids.push(*tid),
             }
         }
+        tids
+    }
+
+    /// Reads threads `tids` into `snapshot`; returns those gone, and the main threads whose
+    /// name changed (pid, new name).
+    fn read_due_threads(
+        &mut self,
+        tids: Vec<i32>,
+        snapshot: &mut TickSnapshot,
+    ) -> (Vec<i32>, Vec<(i32, String)>) {
+        let mut gone = Vec::new();
+        let mut execed = Vec::new();
         for tid in tids {
             let at_ns = self.now_ns();
             let first = self
@@ -846,6 +953,12 @@ impl TreeReader {
                 Err(_) => self.read_errors += 1,
             }
         }
+        (gone, execed)
+    }
+
+    /// Forgets the threads in `gone`; their processes' other threads are looked at again for
+    /// the children they left.
+    fn drop_gone_threads(&mut self, gone: Vec<i32>) {
         let mut handed_on = HashSet::new();
         for tid in gone {
             self.to_look.remove(&tid);
@@ -865,8 +978,11 @@ impl TreeReader {
                 }
             }
         }
-        // A changed main-thread name after the first sight means exec: read the program again,
-        // and forget the old program's memory.
+    }
+
+    /// A changed main-thread name after the first sight means exec: read the program again,
+    /// and forget the old program's memory.
+    fn reread_execed(&mut self, execed: Vec<(i32, String)>, snapshot: &mut TickSnapshot) {
         for (pid, comm) in execed {
             // Found and first read in the same tick: the exec may have come between the two
             // (a forked shell that became `xz`); the info read at discovery says which.
@@ -891,8 +1007,10 @@ impl TreeReader {
                 process.info = info;
             }
         }
-        self.reread_empty_commands(snapshot);
-        self.name_outside_peers(snapshot);
+    }
+
+    /// Forgets the processes none of whose threads is followed any more.
+    fn drop_ended_processes(&mut self) {
         let live_pids: FxHashSet<i32> = self.threads.values().map(|t| t.pid).collect();
         let loops = &mut self.loops;
         let unlisted_gone = &mut self.unlisted_gone;
@@ -904,7 +1022,11 @@ impl TreeReader {
             }
             live
         });
-        self.held_descriptors_max = self.held_descriptors_max.max(open_files());
+    }
+
+    /// Reads each process's own stat (a large one's less often, unless `full`): its CPU
+    /// including exited threads, its thread count, and a main thread in D.
+    fn read_process_stats(&mut self, snapshot: &mut TickSnapshot, full: bool) {
         for (pid, process) in self.processes.iter_mut() {
             // Its dormant threads were read at this tick (if many): its stat starts over.
             if process.cpu_check.wake_dormant {
@@ -1050,6 +1172,8 @@ impl TreeReader {
         })
     }
 
+    // Long because the quick path (a thread unchanged since its last read) and the full read
+    // share the fields borrowed apart at the top; steps that fit alone are methods already.
     fn read_thread(&mut self, tid: i32, at_ns: u64) -> Result<ThreadObservation, ReadFailure> {
         let TreeReader {
             threads,
@@ -1085,37 +1209,15 @@ impl TreeReader {
         // A thread that has not run since the last tick is still where it was: one read is
         // all it costs. (One woken but still queued for a CPU shows as running next time.)
         // A thread of a cgroup frozen or thawed since is read again: it was frozen in place.
-        if let Some(last) = &mut thread.last {
-            let unchanged = last.cpu_ns == cpu_ns && last.timeslices == timeslices;
-            if unchanged && thread.reported_frozen == frozen.is_some() {
-                last.unchanged_reads = last.unchanged_reads.saturating_add(1);
-                // Dormant: its wait files are closed once descriptors grow scarce.
-                if last.unchanged_reads >= DORMANT_AFTER && budget.pressed() {
-                    thread.files.release_wait_files();
-                }
-                thread.sighting = Sighting::Continuing;
-                return Ok(observation(None, None));
-            }
+        if thread.unchanged_since_last(cpu_ns, timeslices, frozen.is_some(), budget) {
+            thread.sighting = Sighting::Continuing;
+            return Ok(observation(None, None));
         }
         // A thread that ran since an earlier read is worth holding files for (while there is
         // room); one read for the first time may well never run again.
         let hold = thread.last.is_some() && budget.room();
         let first_read = thread.found_letter.is_some();
-        let (letter, comm) = match thread.found_letter.take() {
-            // First read: its stat was read when it was found, a moment ago.
-            Some(letter) => (letter, Some(thread.comm.clone())),
-            None => {
-                thread.files.read(ThreadFile::Stat, hold, buf)?;
-                let (letter, name) = parse_stat_state(buf).ok_or_else(|| {
-                    ReadFailure::Other(std::io::Error::other("stat has an unexpected form"))
-                })?;
-                let comm = (name != thread.comm.as_str()).then(|| {
-                    thread.comm = name.into_owned();
-                    thread.comm.clone()
-                });
-                (letter, comm)
-            }
-        };
+        let (letter, comm) = thread.read_letter(hold, buf)?;
         let (mut state, conversation) = if letter == 'R' {
             (ThreadState::running(), None)
         } else {
@@ -1123,14 +1225,7 @@ impl TreeReader {
             read_wait_state(thread, letter, hold, buf, sources, resolver, files)
         };
         if letter != 'R' {
-            state.stopped_by = match (letter, frozen.as_deref()) {
-                ('t', _) => Some(stops.stopper_of(thread.files.dir())),
-                (_, Some(cgroup)) => Some(Stopper::FrozenCgroup {
-                    cgroup: cgroup.to_string(),
-                }),
-                ('T', None) => Some(stops.stopper_of(thread.files.dir())),
-                _ => None,
-            };
+            state.stopped_by = stopper(letter, frozen.as_deref(), stops, thread.files.dir());
         }
         // Asleep in the freezer (cgroup v2, or v1 while freezing): look at its cgroups.
         let in_freezer = state.wchan.as_deref().is_some_and(sleeps_in_freezer);
@@ -1142,20 +1237,27 @@ impl TreeReader {
             state.peers = resolver.peer_processes(thread.pid, conversation, &tree);
         }
         thread.reported_frozen = frozen.is_some();
-        thread.last = Some(LastRead {
-            cpu_ns,
-            runqueue_ns,
-            timeslices,
-            // Found blocked: dormant after one more unchanged read (most threads of a large
-            // program are found blocked and stay so).
-            unchanged_reads: if first_read && letter != 'R' {
-                DORMANT_AFTER - 1
-            } else {
-                0
-            },
-        });
+        thread.remember(cpu_ns, runqueue_ns, timeslices, first_read && letter != 'R');
         thread.sighting = Sighting::Continuing;
         Ok(observation(Some(Box::new(state)), comm))
+    }
+}
+
+/// Who stopped a thread not running, in state `letter`: its tracer or a stop signal ('t',
+/// 'T'), or the frozen cgroup it is in.
+fn stopper(
+    letter: char,
+    frozen: Option<&str>,
+    stops: &mut Stops,
+    task_dir: &Path,
+) -> Option<Stopper> {
+    match (letter, frozen) {
+        ('t', _) => Some(stops.stopper_of(task_dir)),
+        (_, Some(cgroup)) => Some(Stopper::FrozenCgroup {
+            cgroup: cgroup.to_string(),
+        }),
+        ('T', None) => Some(stops.stopper_of(task_dir)),
+        _ => None,
     }
 }
 
@@ -1198,40 +1300,8 @@ fn read_wait_state(
     resolver: &mut FdResolver,
     files: Option<&mut ProcessFiles>,
 ) -> (ThreadState, Option<(FdKind, u64)>) {
-    let syscall = match thread.files.read(ThreadFile::Syscall, hold, buf) {
-        Ok(()) => parse_syscall(&String::from_utf8_lossy(buf)),
-        Err(ReadFailure::Denied) => {
-            sources.syscall_denied = true;
-            SyscallState::Denied
-        }
-        Err(ReadFailure::NoDescriptors) => {
-            sources.descriptors_ran_out = true;
-            SyscallState::NotRead
-        }
-        Err(_) => SyscallState::NotRead,
-    };
-    let syscall_denied = syscall == SyscallState::Denied;
-    if syscall_denied {
-        // Without ptrace access the kernel shows wchan as "0" rather than failing, and the
-        // blocking descriptors cannot be known without the syscall.
-        sources.wchan_denied = true;
-        sources.fds_denied = true;
-    }
-    let wchan = match thread.files.read(ThreadFile::Wchan, hold, buf) {
-        Ok(()) => {
-            let text = String::from_utf8_lossy(buf).trim().to_string();
-            (!text.is_empty() && text != "0").then_some(text)
-        }
-        Err(ReadFailure::Denied) => {
-            sources.wchan_denied = true;
-            None
-        }
-        Err(ReadFailure::NoDescriptors) => {
-            sources.descriptors_ran_out = true;
-            None
-        }
-        Err(_) => None,
-    };
+    let syscall = read_syscall(thread, hold, buf, sources);
+    let wchan = read_wchan(thread, hold, buf, sources);
     let targets = match (&syscall, files) {
         (SyscallState::Blocked { call, args }, Some(files)) => {
             resolver.resolve(thread.pid, *call, args, files, letter)
@@ -1251,6 +1321,59 @@ fn read_wait_state(
         stopped_by: None,
     };
     (state, targets.conversation)
+}
+
+/// A blocked thread's syscall file: the call and its arguments, with what could not be read
+/// noted in `sources`.
+fn read_syscall(
+    thread: &mut TrackedThread,
+    hold: bool,
+    buf: &mut Vec<u8>,
+    sources: &mut SourceStatus,
+) -> SyscallState {
+    let syscall = match thread.files.read(ThreadFile::Syscall, hold, buf) {
+        Ok(()) => parse_syscall(&String::from_utf8_lossy(buf)),
+        Err(ReadFailure::Denied) => {
+            sources.syscall_denied = true;
+            SyscallState::Denied
+        }
+        Err(ReadFailure::NoDescriptors) => {
+            sources.descriptors_ran_out = true;
+            SyscallState::NotRead
+        }
+        Err(_) => SyscallState::NotRead,
+    };
+    if syscall == SyscallState::Denied {
+        // Without ptrace access the kernel shows wchan as "0" rather than failing, and the
+        // blocking descriptors cannot be known without the syscall.
+        sources.wchan_denied = true;
+        sources.fds_denied = true;
+    }
+    syscall
+}
+
+/// A blocked thread's wchan (the kernel function it sleeps in), None when empty or hidden.
+fn read_wchan(
+    thread: &mut TrackedThread,
+    hold: bool,
+    buf: &mut Vec<u8>,
+    sources: &mut SourceStatus,
+) -> Option<String> {
+    match thread.files.read(ThreadFile::Wchan, hold, buf) {
+        Ok(()) => {
+            let text = String::from_utf8_lossy(buf).trim().to_string();
+            (!text.is_empty() && text != "0").then_some(text)
+        }
+        Err(ReadFailure::Denied) => {
+            sources.wchan_denied = true;
+            None
+        }
+        Err(ReadFailure::NoDescriptors) => {
+            sources.descriptors_ran_out = true;
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 /// A per-thread file through a descriptor opened on first use and then held.

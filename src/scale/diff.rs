@@ -185,7 +185,20 @@ pub fn render(comparison: &ScaleComparison, look: Look) -> String {
         "",
         "  ",
     );
-    let (b, a) = (&comparison.before, &comparison.after);
+    out.push_str(&fit_table(&comparison.before, &comparison.after));
+    out.push_str(&levels_table(comparison));
+    if !comparison.warnings.is_empty() {
+        out.push('\n');
+    }
+    for warning in &comparison.warnings {
+        out.push_str(&wrap(&format!("warning: {warning}"), look.width, "", "  "));
+    }
+    out
+}
+
+/// The fitted laws side by side: σ, κ, R², the peak, Amdahl's σ.
+fn fit_table(b: &FitSide, a: &FitSide) -> String {
+    let mut out = String::new();
     let number = |value: Option<f64>, digits: usize| {
         value.map_or("-".to_string(), |v| format!("{v:.digits$}"))
     };
@@ -223,6 +236,12 @@ pub fn render(comparison: &ScaleComparison, look: Look) -> String {
     for (name, before, after) in rows {
         out.push_str(&format!("  {name:<15} {before:>10} {after:>10}\n"));
     }
+    out
+}
+
+/// The speedup and throughput at each level, before and after.
+fn levels_table(comparison: &ScaleComparison) -> String {
+    let mut out = String::new();
     out.push_str(&format!(
         "\n  {:>4} {:>10} {:>10}   {:>12} {:>12}\n",
         "N", "speedup", "", "throughput", ""
@@ -242,12 +261,6 @@ pub fn render(comparison: &ScaleComparison, look: Look) -> String {
             throughput(level.before_throughput),
             throughput(level.after_throughput)
         ));
-    }
-    if !comparison.warnings.is_empty() {
-        out.push('\n');
-    }
-    for warning in &comparison.warnings {
-        out.push_str(&wrap(&format!("warning: {warning}"), look.width, "", "  "));
     }
     out
 }

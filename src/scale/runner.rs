@@ -168,6 +168,8 @@ pub enum Outcome {
 
 /// Runs every level in order, stopping after the running level on an interrupt, and after
 /// a failed level unless `keep_going`.
+// Long because the level loop and its repeat loop share the interrupt and failure rules that
+// end both; split, each would hand them back to the other.
 pub fn scan(plan: &Plan) -> Result<Outcome, Error> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::Setup(format!("cannot find concadvise's own executable: {e}")))?;
@@ -238,6 +240,8 @@ pub fn scan(plan: &Plan) -> Result<Outcome, Error> {
 
 /// One `concadvise run` of the program at level `n`: the run, or the exit code to end with
 /// when the measurement itself failed.
+// Long because it is one child's life in order: spawn, tee its output, reap it, read its
+// report and its metric.
 fn run_once(
     plan: &Plan,
     exe: &Path,

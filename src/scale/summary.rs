@@ -13,33 +13,11 @@ use crate::report::terminal::{wrap, Look};
 const CHART_ROWS: usize = 12;
 
 pub fn render(report: &ScaleReport, look: Look) -> String {
-    let paint = |style: Style, text: &str| look.paint(style, text);
-    let bold = Style::new().bold();
     let scale = &report.scale;
     let mut out = String::new();
-    let headline = match (&scale.fit, &scale.no_fit) {
-        (Some(fit), _) => fit.meaning.clone(),
-        (None, Some(reason)) => format!("no fit: {reason}"),
-        (None, None) => "no fit".to_string(),
-    };
-    out.push_str(&wrap(
-        &format!("{} {headline}", paint(bold.clone(), "concadvise scale:")),
-        look.width,
-        "",
-        "  ",
-    ));
-    out.push_str(&wrap(
-        &format!(
-            "{}  [{}]",
-            shorten(&scale.command.join(" "), 2 * look.width),
-            facts(report).join(", ")
-        ),
-        look.width,
-        "  ",
-        "    ",
-    ));
+    out.push_str(&heading(report, look));
 
-    out.push_str(&format!("\n{}\n", paint(bold.clone(), &table_header())));
+    out.push_str(&format!("\n{}\n", bold(look, &table_header())));
     for level in &scale.levels {
         out.push_str(&table_row(level));
         out.push('\n');
@@ -55,13 +33,56 @@ pub fn render(report: &ScaleReport, look: Look) -> String {
         out.push_str(&wrap(&note, look.width, "  ", "  "));
     }
 
+    out.push_str(&chart_section(report, look));
+    out.push_str(&fit_and_prediction(report, look));
+    out.push_str(&level_reports_line(report, look));
+    out
+}
+
+/// `text` in bold (when colouring).
+fn bold(look: Look, text: &str) -> String {
+    look.paint(Style::new().bold(), text)
+}
+
+/// The headline (the law in words, or why there is none) and the command with its facts.
+fn heading(report: &ScaleReport, look: Look) -> String {
+    let scale = &report.scale;
+    let mut out = String::new();
+    let headline = match (&scale.fit, &scale.no_fit) {
+        (Some(fit), _) => fit.meaning.clone(),
+        (None, Some(reason)) => format!("no fit: {reason}"),
+        (None, None) => "no fit".to_string(),
+    };
+    out.push_str(&wrap(
+        &format!("{} {headline}", bold(look, "concadvise scale:")),
+        look.width,
+        "",
+        "  ",
+    ));
+    out.push_str(&wrap(
+        &format!(
+            "{}  [{}]",
+            shorten(&scale.command.join(" "), 2 * look.width),
+            facts(report).join(", ")
+        ),
+        look.width,
+        "  ",
+        "    ",
+    ));
+    out
+}
+
+/// The speedup-against-N chart, with the fitted curve; empty with fewer than two speedups.
+fn chart_section(report: &ScaleReport, look: Look) -> String {
+    let scale = &report.scale;
+    let mut out = String::new();
     let measured: Vec<(f64, f64)> = scale
         .levels
         .iter()
         .filter_map(|l| l.speedup.map(|s| (f64::from(l.n), s)))
         .collect();
     if measured.len() >= 2 {
-        out.push_str(&format!("\n{}\n", paint(bold.clone(), "speedup against N")));
+        out.push_str(&format!("\n{}\n", bold(look, "speedup against N")));
         let fit = scale.fit.as_ref();
         let curve = fit.map(fitted_curve);
         let label = fit.map_or("", |fit| match fit.law {
@@ -80,18 +101,25 @@ pub fn render(report: &ScaleReport, look: Look) -> String {
         }
     }
 
+    out
+}
+
+/// The fit's parameters and the prediction check, when there are.
+fn fit_and_prediction(report: &ScaleReport, look: Look) -> String {
+    let scale = &report.scale;
+    let mut out = String::new();
     if let Some(fit) = &scale.fit {
         out.push_str(&format!(
             "\n{}\n",
-            paint(bold.clone(), "fit (least squares on the speedups)")
+            bold(look, "fit (least squares on the speedups)")
         ));
         out.push_str(&fit_lines(fit));
     }
     if let Some(prediction) = &scale.prediction {
         out.push_str(&format!(
             "\n{}\n",
-            paint(
-                bold.clone(),
+            bold(
+                look,
                 &format!(
                     "prediction (from the N = {} run, model {})",
                     prediction.from_n, prediction.model
@@ -103,6 +131,13 @@ pub fn render(report: &ScaleReport, look: Look) -> String {
             out.push_str(&wrap(&expected.text, look.width, "  ", "  "));
         }
     }
+    out
+}
+
+/// Where the level reports were written (first … last), when any were.
+fn level_reports_line(report: &ScaleReport, look: Look) -> String {
+    let scale = &report.scale;
+    let mut out = String::new();
     let files: Vec<&str> = scale
         .levels
         .iter()

@@ -114,6 +114,8 @@ pub enum Orphans {
 /// concadvise has exited. `on_program_exit` runs as soon as the program itself is reaped.
 /// After that, an interrupt (a new one, not one the program already lived through) stops
 /// following.
+// Long because one reaping loop covers the program running, the orphans followed after it
+// and the interrupt that ends them, over the same few locals.
 pub fn wait_for_tree(
     main: Pid,
     interrupts: &AtomicU64,
