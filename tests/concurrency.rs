@@ -231,3 +231,65 @@ fn a_tenth_of_a_second_is_too_short_to_judge() {
     assert!(report.verdict.too_short);
     assert!(report.verdict.confidence <= 0.5, "{:?}", report.verdict);
 }
+
+/// `node`, when it is installed (.ci/run installs it); `None`, saying so, when it is not.
+fn node() -> Option<String> {
+    let found = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !found {
+        eprintln!("skipped: node is not installed");
+    }
+    found.then(|| "node".to_string())
+}
+
+/// The loop of a line server under load is its main thread, with the clients' connections.
+fn served_by_main_thread(report: &Report) -> &concadvise::report::EventLoopSection {
+    let found = event_loop(report);
+    assert_eq!(found.pid, report.target.pid, "{found:?}");
+    assert_eq!(found.tid, found.pid, "{found:?}");
+    found
+}
+
+#[test]
+fn an_asyncio_server_running_subprocess_run_in_its_handler_is_a_blocked_loop() {
+    let _lock = timing_lock();
+    let dir = scratch_dir();
+    let server = [python3(), example("python/sleepy_server.py")];
+    let (report, _, _) = line_server_under_load(dir.path(), "subprocess", &server);
+    assert_eq!(
+        report.recommendation.situation, "blocked_event_loop",
+        "{report:#?}"
+    );
+    let found = served_by_main_thread(&report);
+    assert!(found.blocked_share > 0.8, "{found:?}");
+    assert_eq!(found.blocked_by[0], "ipc", "{found:?}");
+}
+
+#[test]
+fn node_servers_blocked_by_exec_sync_or_computing_are_blocked_loops_and_one_awaiting_is_not() {
+    let Some(node) = node() else { return };
+    let _lock = timing_lock();
+    let dir = scratch_dir();
+    let server = [node, example("node/line_server.js")];
+    for (mode, blocked_by) in [("exec", "ipc"), ("busy", "cpu")] {
+        let (report, _, _) = line_server_under_load(dir.path(), mode, &server);
+        assert_eq!(
+            report.recommendation.situation, "blocked_event_loop",
+            "{mode}: {report:#?}"
+        );
+        let found = served_by_main_thread(&report);
+        assert!(found.blocked_share > 0.8, "{mode}: {found:?}");
+        assert_eq!(found.blocked_by[0], blocked_by, "{mode}: {found:?}");
+    }
+    let (report, _, rps) = line_server_under_load(dir.path(), "await", &server);
+    assert_ne!(
+        report.recommendation.situation, "blocked_event_loop",
+        "{report:#?}"
+    );
+    let found = served_by_main_thread(&report);
+    assert!(found.blocked_share < 0.3, "{found:?}");
+    // 20 clients, 30 ms each, overlapped: far more than the 33 a second of a blocked loop.
+    assert!(rps > 150.0, "{rps}");
+}

@@ -203,55 +203,11 @@ fn a_cpu_job_at_its_quota_expects_nothing_from_more_processes_and_gets_nothing()
     let _ = std::fs::remove_dir(&cgroup);
 }
 
-/// The requests per second the load generator printed.
-fn rps(output: &std::process::Output) -> f64 {
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
-        .find_map(|line| line.strip_prefix("rps = "))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no rps in {text:?}"))
-}
-
 /// A sleepy server in `mode` under 20 clients for 4 s, attached to for 2 s of it: the report
 /// and the requests per second the clients got.
 fn server_under_load(dir: &Path, mode: &str) -> (Report, PathBuf, f64) {
-    let port_file = dir.join(format!("{mode}.port"));
-    let mut server = std::process::Command::new(python3())
-        .arg(example("python/sleepy_server.py"))
-        .arg(&port_file)
-        .args([mode, "20"])
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let port = loop {
-        if let Ok(port) = std::fs::read_to_string(&port_file) {
-            break port;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server never listened"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let load = std::process::Command::new(python3())
-        .arg(example("python/load_generator.py"))
-        .args([format!("127.0.0.1:{port}"), "20".into(), "4".into()])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
-    let report_path = dir.join(format!("{mode}.toml"));
-    let attached = concadvise()
-        .args(["attach", "-q", "--duration", "2s", "--report"])
-        .arg(&report_path)
-        .arg(server.id().to_string())
-        .output()
-        .unwrap();
-    assert!(attached.status.success(), "{attached:?}");
-    let load = load.wait_with_output().unwrap();
-    server.kill().unwrap();
-    server.wait().unwrap();
-    (read_report(&report_path).unwrap(), report_path, rps(&load))
+    let server = [python3(), example("python/sleepy_server.py")];
+    line_server_under_load(dir, mode, &server)
 }
 
 #[test]

@@ -21,6 +21,13 @@
 //! Python stacks (py-spy, CPython 3.11): python_blocked_loop_stacks
 //! (examples/python/blocked_loop.py 3), python_thread_pool_stacks
 //! (examples/python/pool_client.py, 48 requests on 4 threads to a 100 ms HTTP server).
+//! Servers under load, attached for 1.6 s (Node 20, `wrk -t2 -c20`; CPython 3.11,
+//! examples/python/load_generator.py with 20 clients): node_exec_sync_server (a handler
+//! running `execSync('sleep 0.03')`), node_busy_handler_server (a 30 ms busy loop),
+//! node_atomics_wait_server (`Atomics.wait` for 30 ms), node_awaiting_server (awaiting a 30 ms
+//! setTimeout), one-line `http.createServer` programs with the handlers of
+//! examples/node/line_server.js; asyncio_subprocess_run_server
+//! (examples/python/sleepy_server.py in its subprocess mode).
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
@@ -513,4 +520,69 @@ fn the_same_writes_alone_keep_the_disk_busy_without_saturating_it() {
         .reasons
         .iter()
         .any(|r| r.contains("disk is saturated")));
+}
+
+/// The loop found in a recording of a server under load: the main thread of the process
+/// serving the sockets (never a runtime's helper thread with a poller of its own).
+fn main_thread_loop(name: &str) -> (Findings, concadvise::advice::Advice) {
+    let (findings, advice) = advised(name);
+    let event_loop = findings.concurrency.event_loop.as_ref().unwrap();
+    assert_eq!(event_loop.pid, event_loop.tid, "{name}: {event_loop:?}");
+    assert!(event_loop.peers >= 10, "{name}: {event_loop:?}");
+    (findings, advice)
+}
+
+#[test]
+fn a_node_server_running_exec_sync_is_a_blocked_loop_not_already_async() {
+    // execSync waits on a private libuv loop of its own: an epoll instance on the child's
+    // pipes (socketpairs), not the loop's that holds the listener and the connections.
+    let (findings, advice) = main_thread_loop("node_exec_sync_server");
+    let event_loop = findings.concurrency.event_loop.as_ref().unwrap();
+    assert!(event_loop.blocked_share > 0.9, "{event_loop:?}");
+    assert_eq!(event_loop.blocked_by[0].0, "ipc", "{event_loop:?}");
+    assert!(
+        findings.concurrency.in_flight < 1.5,
+        "{:?}",
+        findings.concurrency
+    );
+    assert_eq!(advice.situation, "blocked_event_loop");
+}
+
+#[test]
+fn a_node_server_whose_main_thread_never_polls_is_a_blocked_loop() {
+    // A 30 ms busy loop, and Atomics.wait for 30 ms, in the handler: the main thread is never
+    // seen in its poller; a helper thread polling its own epoll is not the loop, and V8's
+    // workers parked on their futexes do not make the main thread less dominant.
+    for (name, blocked_by) in [
+        ("node_busy_handler_server", "cpu"),
+        ("node_atomics_wait_server", "lock"),
+    ] {
+        let (findings, advice) = main_thread_loop(name);
+        let event_loop = findings.concurrency.event_loop.as_ref().unwrap();
+        assert!(event_loop.never_polled, "{name}: {event_loop:?}");
+        assert_eq!(
+            event_loop.blocked_by[0].0, blocked_by,
+            "{name}: {event_loop:?}"
+        );
+        assert_eq!(advice.situation, "blocked_event_loop", "{name}");
+    }
+}
+
+#[test]
+fn a_node_server_awaiting_a_timer_is_a_healthy_loop() {
+    let (findings, advice) = main_thread_loop("node_awaiting_server");
+    let event_loop = findings.concurrency.event_loop.as_ref().unwrap();
+    assert!(!event_loop.never_polled, "{event_loop:?}");
+    assert!(event_loop.blocked_share < 0.1, "{event_loop:?}");
+    assert_ne!(advice.situation, "blocked_event_loop");
+}
+
+#[test]
+fn subprocess_run_in_a_coroutine_blocks_the_asyncio_loop() {
+    // subprocess.run with captured output polls the child's pipes with a selector of its own.
+    let (findings, advice) = main_thread_loop("asyncio_subprocess_run_server");
+    let event_loop = findings.concurrency.event_loop.as_ref().unwrap();
+    assert!(event_loop.blocked_share > 0.9, "{event_loop:?}");
+    assert_eq!(event_loop.blocked_by[0].0, "ipc", "{event_loop:?}");
+    assert_eq!(advice.situation, "blocked_event_loop");
 }

@@ -1,11 +1,14 @@
 """An asyncio line server whose handler waits 30 ms per request:
-`python3 sleepy_server.py PORTFILE [blocking|async] [SECONDS]`.
+`python3 sleepy_server.py PORTFILE [blocking|async|subprocess] [SECONDS]`.
 
 `blocking` waits with time.sleep (a synchronous call inside a coroutine: it blocks the whole
 event loop, so requests are served one at a time); `async` waits with await asyncio.sleep
-(the loop serves the others meanwhile). It listens on 127.0.0.1 on a free port, writes the
+(the loop serves the others meanwhile); `subprocess` runs `sleep 0.03` with subprocess.run,
+capturing its output (it polls the child's pipes with a selector of its own, and blocks the
+loop as time.sleep does). It listens on 127.0.0.1 on a free port, writes the
 port to PORTFILE, and serves for SECONDS (default 30)."""
 import asyncio
+import subprocess
 import sys
 import time
 
@@ -21,6 +24,8 @@ async def handle(reader, writer):
             break
         if mode == "blocking":
             time.sleep(0.03)
+        elif mode == "subprocess":
+            subprocess.run(["sleep", "0.03"], capture_output=True)
         else:
             await asyncio.sleep(0.03)
         writer.write(line)

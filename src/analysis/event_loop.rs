@@ -15,9 +15,9 @@ use std::collections::HashMap;
 
 use rustc_hash::FxHashMap;
 
-use super::accountant::{Accountant, TickIntervals, TimeSplit};
+use super::accountant::{Accountant, ThreadAccount, TickIntervals, TimeSplit};
 use super::wait_kind::{is_multiplexing, WaitKind};
-use crate::sampler::observation::{ProcessPoll, SyscallState, TickSnapshot};
+use crate::sampler::observation::{ProcessPoll, SyscallState, ThreadState, TickSnapshot};
 
 /// A computing stretch at least this long, out of the poller, blocks the loop.
 pub const SLOW_CALLBACK_NS: f64 = 100e6;
@@ -25,6 +25,27 @@ pub const SLOW_CALLBACK_NS: f64 = 100e6;
 const MIN_POLL_SIGHTINGS: u64 = 3;
 /// ...and its polling took at least this share of its time off the CPU.
 const MIN_POLL_SHARE: f64 = 0.1;
+
+/// Which poller a multiplexing wait is in: an epoll instance (or io_uring ring) by its
+/// descriptor, or a poll/select set, which has no identity beyond what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Poller {
+    Instance(i32),
+    Set,
+}
+
+impl Poller {
+    fn of(state: &ThreadState) -> Poller {
+        use syscalls::Sysno::*;
+        match &state.syscall {
+            SyscallState::Blocked {
+                call: epoll_wait | epoll_pwait | epoll_pwait2 | io_uring_enter,
+                args,
+            } => Poller::Instance(args[0] as i32),
+            _ => Poller::Set,
+        }
+    }
+}
 
 /// Where a loop thread was, as far as the loop is concerned.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,6 +72,8 @@ struct Stretch {
 
 #[derive(Debug, Clone, Default)]
 struct ThreadLoop {
+    /// The poller it was first seen in holding what it serves (`FdKind::is_served`).
+    serving: Option<Poller>,
     /// Ticks at which the thread was in its poller; the first starts the loop's accounting
     /// (what a thread does before it ever polls is not its loop's).
     poll_sightings: u64,
@@ -135,7 +158,8 @@ pub struct LoopTracker {
     threads: FxHashMap<(i32, i32), ThreadLoop>,
     finished: Vec<((i32, i32), ThreadLoop)>,
     /// Each process's epoll instance at its last look, with the most descriptors and peers
-    /// it held: a loop, even one never seen waiting in it.
+    /// it held: a loop, even one never seen waiting in it. One that serves (holds sockets)
+    /// stands for the process from when it is first seen.
     polls: HashMap<i32, ProcessPoll>,
 }
 
@@ -143,22 +167,42 @@ pub struct LoopTracker {
 const DOMINANT: f64 = 0.8;
 /// ...and is busy at least this share of the wall time, to be taken for its loop thread.
 const DOMINANT_BUSY: f64 = 0.3;
+/// A thread that ran less than this share of its time, and less than this share of what the
+/// process's most running thread ran, was parked (V8's and the JVM's idle workers on their
+/// futexes, woken now and then for nothing much), not busy.
+const PARKED_CPU_SHARE: f64 = 0.01;
+const PARKED_OF_MOST_CPU: f64 = 0.25;
 
 impl LoopTracker {
     pub fn ingest(&mut self, snapshot: &TickSnapshot, tick: &TickIntervals) {
         for poll in &snapshot.polls {
             let known = self.polls.entry(poll.pid).or_insert(*poll);
-            known.watched = known.watched.max(poll.watched);
-            known.peers = known.peers.max(poll.peers);
+            if poll.serves && !known.serves {
+                *known = *poll;
+            } else if poll.serves == known.serves {
+                known.epfd = poll.epfd;
+                known.watched = known.watched.max(poll.watched);
+                known.peers = known.peers.max(poll.peers);
+            }
         }
         for interval in &tick.threads {
             let Some(observation) = snapshot.threads.get(interval.observation) else {
                 continue;
             };
             let key = (interval.pid, interval.tid);
+            let serving_epoll = self
+                .polls
+                .get(&interval.pid)
+                .filter(|poll| poll.serves)
+                .and_then(|poll| poll.epfd);
             let thread = self.threads.entry(key).or_default();
             let now = match &observation.state {
-                Some(state) if is_multiplexing(state) => {
+                Some(state)
+                    if is_multiplexing(state) && !thread.is_nested(state, serving_epoll) =>
+                {
+                    if thread.serving.is_none() && state.fds.iter().any(|fd| fd.is_served()) {
+                        thread.serving = Some(Poller::of(state));
+                    }
                     if state.watched > thread.max_watched {
                         thread.max_watched = state.watched;
                     }
@@ -227,9 +271,11 @@ impl LoopTracker {
         }
     }
 
-    /// The busiest loop thread, if any thread ran a loop: one seen waiting in its poller, or
-    /// else the one dominant thread of a process with an epoll instance that was never seen
-    /// waiting in it (always work ready, or blocked between requests).
+    /// The program's loop thread, if any thread ran a loop: the busiest one seen waiting in
+    /// a poller that holds listeners or connections (the loop that serves); else the one dominant thread of a
+    /// process whose serving epoll instance no thread was seen waiting in (always work ready,
+    /// or blocked between requests); else the busiest thread seen polling anything (a loop on
+    /// pipes, or a runtime's helper thread when nothing serves).
     pub fn finish(&self, accountant: &Accountant, wall_ns: f64) -> Option<EventLoop> {
         let mut loops: Vec<(&(i32, i32), ThreadLoop)> = self
             .threads
@@ -239,31 +285,58 @@ impl LoopTracker {
             .filter(|(_, thread)| thread.is_loop())
             .collect();
         let count = loops.len();
-        loops.sort_by(|a, b| b.1.non_idle_ns().total_cmp(&a.1.non_idle_ns()));
-        if let Some((&(pid, tid), thread)) = loops.into_iter().next() {
-            return Some(thread.conclusion(pid, tid, count));
+        loops.sort_by(|a, b| {
+            let serves = |thread: &ThreadLoop| thread.serving.is_some();
+            serves(&b.1)
+                .cmp(&serves(&a.1))
+                .then(b.1.non_idle_ns().total_cmp(&a.1.non_idle_ns()))
+        });
+        let best = loops.into_iter().next();
+        if let Some((&(pid, tid), thread)) = &best {
+            if thread.serving.is_some() {
+                return Some(thread.conclusion(pid, tid, count));
+            }
         }
-        self.never_polling(accountant, wall_ns)
+        self.never_polling(accountant, wall_ns, best.is_some())
+            .or_else(|| best.map(|(&(pid, tid), thread)| thread.conclusion(pid, tid, count)))
     }
 
     /// A loop thread never seen in its poller: a process with an epoll instance watching two
-    /// or more descriptors whose one dominant thread was busy a good part of the run. All its
-    /// time counts as blocked (at no sample was it free to serve another task).
-    fn never_polling(&self, accountant: &Accountant, wall_ns: f64) -> Option<EventLoop> {
-        let busy = |time: &TimeSplit| {
-            time.total_ns() - time.wait(WaitKind::EventWait) - time.wait(WaitKind::Input)
+    /// or more descriptors (one that serves, if `serving_only`: another thread was seen
+    /// polling) whose one dominant thread was busy a good part of the run. All its time
+    /// counts as blocked (at no sample was it free to serve another task). Threads parked
+    /// the whole time (a runtime's idle workers on their futexes) are idle, not busy.
+    fn never_polling(
+        &self,
+        accountant: &Accountant,
+        wall_ns: f64,
+        serving_only: bool,
+    ) -> Option<EventLoop> {
+        // `most_cpu`: the CPU of the process's thread that ran most.
+        let busy = |thread: &ThreadAccount, most_cpu: f64| {
+            let time = &thread.time;
+            let total = time.total_ns();
+            let parked = time.cpu_ns < PARKED_CPU_SHARE * total
+                && time.cpu_ns < PARKED_OF_MOST_CPU * most_cpu;
+            if parked {
+                return 0.0;
+            }
+            total - time.wait(WaitKind::EventWait) - time.wait(WaitKind::Input)
         };
         let mut found: Option<EventLoop> = None;
-        for poll in self.polls.values().filter(|p| p.watched >= 2) {
+        let candidates = self
+            .polls
+            .values()
+            .filter(|p| p.watched >= 2 && (p.serves || !serving_only));
+        for poll in candidates {
             let threads: Vec<_> = accountant.threads().filter(|t| t.pid == poll.pid).collect();
-            let total: f64 = threads.iter().map(|t| busy(&t.time)).sum();
-            let Some(main) = threads
-                .iter()
-                .max_by(|a, b| busy(&a.time).total_cmp(&busy(&b.time)))
-            else {
+            let most_cpu = threads.iter().map(|t| t.time.cpu_ns).fold(0.0, f64::max);
+            let busy = |thread: &ThreadAccount| busy(thread, most_cpu);
+            let total: f64 = threads.iter().map(|t| busy(t)).sum();
+            let Some(main) = threads.iter().max_by(|a, b| busy(a).total_cmp(&busy(b))) else {
                 continue;
             };
-            let main_busy = busy(&main.time);
+            let main_busy = busy(main);
             if main_busy < DOMINANT * total || main_busy < DOMINANT_BUSY * wall_ns {
                 continue;
             }
@@ -311,6 +384,27 @@ impl LoopTracker {
 }
 
 impl ThreadLoop {
+    /// A wait in a poller other than the one the thread serves from (its own, or the
+    /// process's that holds the sockets), on a set that holds no sockets but peers (the pipes
+    /// of a child run to completion: Node's `execSync` runs a private libuv loop, Python's
+    /// `subprocess.run` its own selector): a blocking call, not the loop waiting for work.
+    /// A set with no peers either (a runtime's own wake-up descriptors) is another thread's
+    /// idle loop, not a blocking call.
+    fn is_nested(&self, state: &ThreadState, serving_epoll: Option<i32>) -> bool {
+        if state.watched_peers == 0 || state.fds.iter().any(|fd| fd.is_served()) {
+            return false;
+        }
+        let Some(serving) = self.serving.or(serving_epoll.map(Poller::Instance)) else {
+            return false;
+        };
+        // Two poll/select sets cannot be told apart but by what they hold: one without the
+        // sockets is another.
+        match Poller::of(state) {
+            Poller::Set => true,
+            instance => instance != serving,
+        }
+    }
+
     fn is_loop(&self) -> bool {
         let polling = self.poll_idle_ns + self.poll_io_ns;
         self.poll_sightings >= MIN_POLL_SIGHTINGS
@@ -468,6 +562,7 @@ impl ThreadLoop {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sampler::observation::FdKind;
 
     const MS: u64 = 1_000_000;
 
@@ -546,6 +641,43 @@ mod tests {
         let found = t.conclusion(1, 1, 1);
         assert!(found.blocked_share < 0.01, "{found:?}");
         assert!(found.polling_io_s > 1.5, "{found:?}");
+    }
+
+    fn polling(call: syscalls::Sysno, epfd: u64, fds: &[FdKind], peers: u32) -> ThreadState {
+        ThreadState {
+            letter: 'S',
+            syscall: SyscallState::Blocked {
+                call,
+                args: [epfd, 0, 0, 0, 0, 0],
+            },
+            fds: fds.to_vec(),
+            watched: fds.len() as u32,
+            watched_peers: peers,
+            ..ThreadState::running()
+        }
+    }
+
+    #[test]
+    fn a_second_poller_on_a_child_s_pipes_is_a_blocking_call_and_the_loop_s_own_is_not() {
+        use syscalls::Sysno::{epoll_pwait, poll};
+        let child_pipes = [FdKind::UnixSocket, FdKind::EventFd, FdKind::SelfPipe];
+        let loop_set = [FdKind::TcpListener, FdKind::TcpAccepted, FdKind::EventFd];
+        let mut t = ThreadLoop::default();
+        // Nothing known to serve from yet: any poller is the loop's.
+        assert!(!t.is_nested(&polling(epoll_pwait, 25, &child_pipes, 2), None));
+        // The process serves from epoll 14: epoll 25 on a child's pipes is a blocking call,
+        // and so is a poll set of pipes (Python's selector in subprocess.run).
+        assert!(t.is_nested(&polling(epoll_pwait, 25, &child_pipes, 2), Some(14)));
+        assert!(t.is_nested(&polling(poll, 0, &[FdKind::Pipe], 2), Some(14)));
+        // Epoll 14 itself, even holding only a child's pipes for a moment, is the loop's.
+        assert!(!t.is_nested(&polling(epoll_pwait, 14, &child_pipes, 2), Some(14)));
+        // A poller of wake-up descriptors only is another thread's idle loop, not a wait.
+        let wake_up = [FdKind::EventFd, FdKind::SelfPipe];
+        assert!(!t.is_nested(&polling(epoll_pwait, 9, &wake_up, 0), Some(14)));
+        // A thread seen serving from its own poller knows it without the process's.
+        t.serving = Some(Poller::Instance(3));
+        assert!(t.is_nested(&polling(epoll_pwait, 25, &child_pipes, 2), None));
+        assert!(!t.is_nested(&polling(epoll_pwait, 3, &loop_set, 5), None));
     }
 
     #[test]

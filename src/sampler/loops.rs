@@ -3,8 +3,10 @@
 //! An event loop that always has work ready (a server under load, or one blocked by a
 //! synchronous call between requests) never sleeps in its poller, so no sample finds it
 //! there. Its epoll instance still says it is a loop and how many connections it serves.
-//! Only /proc is read: the process's fd links (up to the first eventpoll, at most
-//! `MAX_SCANNED` of them) and the instance's fdinfo, resolved like any poll set.
+//! Of several instances (Node keeps some for its own threads, and a synchronous child call
+//! makes one for a moment) the one holding sockets is the program's. Only /proc is read: the
+//! process's fd links (at most `MAX_SCANNED` of them) and the instances' fdinfo, resolved
+//! like any poll set.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -22,7 +24,9 @@ const MAX_SCANNED: usize = 256;
 
 #[derive(Default)]
 struct Watched {
+    /// The instance last chosen, and whether it served then.
     epfd: Option<i32>,
+    serves: bool,
     looked_at: Option<Instant>,
 }
 
@@ -45,22 +49,25 @@ impl LoopScanner {
                 continue;
             }
             watched.looked_at = Some(Instant::now());
-            if watched.epfd.is_none() {
-                watched.epfd = find_epoll(pid);
-            }
-            let Some(epfd) = watched.epfd else { continue };
-            let args = [epfd as u64, 0, 0, 0, 0, 0];
-            let targets = resolver.resolve(pid, Sysno::epoll_wait, &args, files, 'S');
-            if targets.watched == 0 && targets.kinds.is_empty() {
-                // Closed meanwhile (the loop ended, or the number was reused): look again.
+            // A serving instance is kept; until one serves, every instance is looked at
+            // again (a server makes its listener's after the runtime's own ones).
+            let known = watched
+                .epfd
+                .filter(|_| watched.serves)
+                .and_then(|epfd| look(pid, epfd, resolver, files))
+                .filter(|poll| poll.serves);
+            let Some(poll) = known.or_else(|| {
+                epoll_fds(pid)
+                    .into_iter()
+                    .filter_map(|epfd| look(pid, epfd, resolver, files))
+                    .max_by_key(|poll| (poll.serves, poll.watched))
+            }) else {
                 watched.epfd = None;
                 continue;
-            }
-            snapshot.polls.push(ProcessPoll {
-                pid,
-                watched: targets.watched,
-                peers: targets.watched_peers,
-            });
+            };
+            watched.epfd = poll.epfd;
+            watched.serves = poll.serves;
+            snapshot.polls.push(poll);
         }
     }
 
@@ -69,19 +76,46 @@ impl LoopScanner {
     }
 }
 
-/// The lowest-numbered epoll descriptor of a process, among its first `MAX_SCANNED`.
-fn find_epoll(pid: i32) -> Option<i32> {
+/// What epoll instance `epfd` of process `pid` holds; `None` when it holds nothing (closed
+/// meanwhile, or a runtime's instance not in use).
+fn look(
+    pid: i32,
+    epfd: i32,
+    resolver: &mut FdResolver,
+    files: &mut ProcessFiles,
+) -> Option<ProcessPoll> {
+    let args = [epfd as u64, 0, 0, 0, 0, 0];
+    let targets = resolver.resolve(pid, Sysno::epoll_wait, &args, files, 'S');
+    if targets.watched == 0 && targets.kinds.is_empty() {
+        return None;
+    }
+    Some(ProcessPoll {
+        pid,
+        watched: targets.watched,
+        peers: targets.watched_peers,
+        epfd: Some(epfd),
+        serves: targets.kinds.iter().any(|kind| kind.is_served()),
+    })
+}
+
+/// The epoll descriptors of a process, among its first `MAX_SCANNED`.
+fn epoll_fds(pid: i32) -> Vec<i32> {
     let dir = PathBuf::from(format!("/proc/{pid}/fd"));
-    let mut fds: Vec<i32> = std::fs::read_dir(&dir)
-        .ok()?
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut fds: Vec<i32> = entries
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
         .collect();
     fds.sort_unstable();
-    fds.into_iter().take(MAX_SCANNED).find(|fd| {
-        std::fs::read_link(dir.join(fd.to_string()))
-            .is_ok_and(|target| target.as_os_str() == "anon_inode:[eventpoll]")
-    })
+    fds.into_iter()
+        .take(MAX_SCANNED)
+        .filter(|fd| {
+            std::fs::read_link(dir.join(fd.to_string()))
+                .is_ok_and(|target| target.as_os_str() == "anon_inode:[eventpoll]")
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -105,14 +139,14 @@ mod tests {
             &mut line,
         )
         .unwrap();
-        assert!(find_epoll(child.id() as i32).is_some());
+        assert!(!epoll_fds(child.id() as i32).is_empty());
         child.kill().unwrap();
         child.wait().unwrap();
         let mut sleeper = std::process::Command::new("sleep")
             .arg("5")
             .spawn()
             .unwrap();
-        assert_eq!(find_epoll(sleeper.id() as i32), None);
+        assert!(epoll_fds(sleeper.id() as i32).is_empty());
         sleeper.kill().unwrap();
         sleeper.wait().unwrap();
     }

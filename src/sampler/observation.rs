@@ -103,7 +103,8 @@ pub struct OutsidePeer {
     pub command: Vec<String>,
 }
 
-/// A process's epoll instance: it runs an event loop, serving this many descriptors.
+/// A process's epoll instance: it runs an event loop, serving this many descriptors. Of a
+/// process with several, the one that serves (holds its sockets), else the largest.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct ProcessPoll {
     pub pid: i32,
@@ -111,6 +112,14 @@ pub struct ProcessPoll {
     pub watched: u32,
     /// ...and those that lead to a peer (connections, pipes to other processes).
     pub peers: u32,
+    /// Its descriptor number (absent in recordings made before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epfd: Option<i32>,
+    /// It holds a listener, accepted connections or network sockets (`FdKind::is_served`):
+    /// the poller the program serves from, as opposed to one a runtime keeps for itself or
+    /// makes for a moment (on a child's pipes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub serves: bool,
 }
 
 /// A cgroup whose CPU quota limits processes of the tree: the tightest quota among the
@@ -382,6 +391,23 @@ pub enum FdKind {
     Other,
     /// The descriptor could not be resolved (closed meanwhile, or no permission).
     Unknown,
+}
+
+impl FdKind {
+    /// A listener, a connection accepted from one, or a network socket: what a program
+    /// serves or talks to the world on. A Unix socket to another process is not one: like a
+    /// pipe, it is a channel to a local process (libuv's pipes to a child are socketpairs).
+    pub fn is_served(self) -> bool {
+        matches!(
+            self,
+            FdKind::TcpSocket
+                | FdKind::TcpListener
+                | FdKind::TcpAccepted
+                | FdKind::UdpSocket
+                | FdKind::UnixListener
+                | FdKind::UnixAccepted
+        )
+    }
 }
 
 /// Syscalls are recorded by name so fixtures read the same on every architecture.

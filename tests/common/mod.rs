@@ -228,3 +228,56 @@ pub fn attach_as_nobody(pid: u32) -> (Output, Report) {
     let report = read_report(&path).unwrap();
     (output, report)
 }
+
+/// The requests per second examples/python/load_generator.py printed.
+fn rps(output: &Output) -> f64 {
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|line| line.strip_prefix("rps = "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no rps in {text:?}"))
+}
+
+/// A line server (`server` PORTFILE `mode` 20, as examples/python/sleepy_server.py and
+/// examples/node/line_server.js take) under 20 clients of examples/python/load_generator.py
+/// for 4 s, attached to for 2 s of it: the report, its path, and the requests per second the
+/// clients got.
+pub fn line_server_under_load(dir: &Path, mode: &str, server: &[String]) -> (Report, PathBuf, f64) {
+    let port_file = dir.join(format!("{mode}.port"));
+    let mut server = std::process::Command::new(&server[0])
+        .args(&server[1..])
+        .arg(&port_file)
+        .args([mode, "20"])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let port = loop {
+        if let Ok(port) = std::fs::read_to_string(&port_file) {
+            break port;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let load = std::process::Command::new(python3())
+        .arg(example("python/load_generator.py"))
+        .args([format!("127.0.0.1:{port}"), "20".into(), "4".into()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let report_path = dir.join(format!("{mode}.toml"));
+    let attached = concadvise()
+        .args(["attach", "-q", "--duration", "2s", "--report"])
+        .arg(&report_path)
+        .arg(server.id().to_string())
+        .output()
+        .unwrap();
+    assert!(attached.status.success(), "{attached:?}");
+    let load = load.wait_with_output().unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    (read_report(&report_path).unwrap(), report_path, rps(&load))
+}
