@@ -127,7 +127,7 @@ fn sqlite_autocommit_inserts_and_dsync_writes_are_sync_bound_and_buffered_writes
             "if=/dev/zero",
             &out,
             "bs=4k",
-            "count=3000",
+            "count=10000",
             "oflag=dsync",
         ],
     );

@@ -46,9 +46,11 @@ impl DescriptorBudget {
         self.held_at_most
     }
 
-    /// Another descriptor may be held.
+    /// Another thread's descriptor may be held. A sixteenth of the budget (at least four) is
+    /// left to the files each process, cgroup and the machine keep open (a process's stat and
+    /// mountinfo, a cgroup's counters, diskstats), which are opened as they are needed.
     pub fn room(&self) -> bool {
-        open_files() < self.held_at_most
+        open_files() + (self.held_at_most / 16).max(4) < self.held_at_most
     }
 
     /// Half the budget is held: dormant threads close their wait files.

@@ -90,6 +90,8 @@ struct LastRead {
     timeslices: u64,
     /// Consecutive reads that found the counters unchanged.
     unchanged_reads: u32,
+    /// Its state was R (running or runnable) at that read.
+    running: bool,
 }
 
 /// A process with more than `MANY_THREADS` threads has its own stat read at most this often,
@@ -149,7 +151,10 @@ impl TrackedThread {
     }
 
     /// Not run since its last read (same CPU time and timeslices), its cgroup neither frozen
-    /// nor thawed since: one more unchanged read, and true.
+    /// nor thawed since, and not seen running then: one more unchanged read, and true. A
+    /// thread read as running may have blocked a moment later without its counters moving
+    /// (a child just forked, then sleeping): its state is read again until it is seen
+    /// blocked, or it would count as running as long as it sleeps.
     fn unchanged_since_last(
         &mut self,
         cpu_ns: u64,
@@ -161,7 +166,7 @@ impl TrackedThread {
             return false;
         };
         let unchanged = last.cpu_ns == cpu_ns && last.timeslices == timeslices;
-        if !unchanged || self.reported_frozen != frozen {
+        if !unchanged || last.running || self.reported_frozen != frozen {
             return false;
         }
         last.unchanged_reads = last.unchanged_reads.saturating_add(1);
@@ -196,14 +201,22 @@ impl TrackedThread {
         }
     }
 
-    /// Its counters as read now, for the next read. `found_blocked`: dormant after one more
-    /// unchanged read (most threads of a large program are found blocked and stay so).
-    fn remember(&mut self, cpu_ns: u64, runqueue_ns: u64, timeslices: u64, found_blocked: bool) {
+    /// Its counters and state as read now, for the next read. Found blocked at its first
+    /// read: dormant after one more unchanged read (most threads of a large program are found
+    /// blocked and stay so).
+    fn remember(&mut self, counters: (u64, u64, u64), letter: char, first_read: bool) {
+        let (cpu_ns, runqueue_ns, timeslices) = counters;
+        let running = letter == 'R';
         self.last = Some(LastRead {
             cpu_ns,
             runqueue_ns,
             timeslices,
-            unchanged_reads: if found_blocked { DORMANT_AFTER - 1 } else { 0 },
+            unchanged_reads: if first_read && !running {
+                DORMANT_AFTER - 1
+            } else {
+                0
+            },
+            running,
         });
     }
 
@@ -1237,7 +1250,7 @@ impl TreeReader {
             state.peers = resolver.peer_processes(thread.pid, conversation, &tree);
         }
         thread.reported_frozen = frozen.is_some();
-        thread.remember(cpu_ns, runqueue_ns, timeslices, first_read && letter != 'R');
+        thread.remember((cpu_ns, runqueue_ns, timeslices), letter, first_read);
         thread.sighting = Sighting::Continuing;
         Ok(observation(Some(Box::new(state)), comm))
     }
