@@ -92,6 +92,9 @@ struct LastRead {
     unchanged_reads: u32,
     /// Its state was R (running or runnable) at that read.
     running: bool,
+    /// When its counters were last seen to move (ns since sampling started), or, for a thread
+    /// found blocked, a `DORMANT_AFTER_NS` before it was found.
+    changed_at_ns: u64,
 }
 
 /// A process with more than `MANY_THREADS` threads has its own stat read at most this often,
@@ -101,8 +104,11 @@ const LARGE_PROCESS_STAT_PERIOD: Duration = Duration::from_millis(100);
 const STAT_THREADS_PER_PERIOD: u64 = 2000;
 /// With more threads than this, threads that stay blocked are read less often.
 const MANY_THREADS: usize = 64;
-/// A thread unchanged at this many reads in a row is dormant...
+/// A thread unchanged at this many reads in a row, and for this long, is dormant (a worker
+/// that wakes for a request every few hundred milliseconds is not: skipped between its wake-
+/// ups, its waits would be charged to the futex it parks on between them)...
 const DORMANT_AFTER: u32 = 4;
+const DORMANT_AFTER_NS: u64 = 1_000_000_000;
 /// ...and then read about this often (its wait goes on meanwhile; if it ran after all, its
 /// counters say so at the next read and the accounting settles the difference), or at the
 /// next tick when its process used more CPU than the threads read account for...
@@ -204,18 +210,20 @@ impl TrackedThread {
     /// Its counters and state as read now, for the next read. Found blocked at its first
     /// read: dormant after one more unchanged read (most threads of a large program are found
     /// blocked and stay so).
-    fn remember(&mut self, counters: (u64, u64, u64), letter: char, first_read: bool) {
+    fn remember(&mut self, counters: (u64, u64, u64), letter: char, first_read: bool, at_ns: u64) {
         let (cpu_ns, runqueue_ns, timeslices) = counters;
         let running = letter == 'R';
+        let found_blocked = first_read && !running;
         self.last = Some(LastRead {
+            changed_at_ns: if found_blocked {
+                at_ns.saturating_sub(DORMANT_AFTER_NS)
+            } else {
+                at_ns
+            },
             cpu_ns,
             runqueue_ns,
             timeslices,
-            unchanged_reads: if first_read && !running {
-                DORMANT_AFTER - 1
-            } else {
-                0
-            },
+            unchanged_reads: if found_blocked { DORMANT_AFTER - 1 } else { 0 },
             running,
         });
     }
@@ -1169,7 +1177,14 @@ impl TreeReader {
         let woken = process.is_some_and(|p| p.cpu_check.wake_dormant);
         // Frozen or thawed since its last read: a frozen thread does not run to show it.
         let freezer = process.is_some_and(|p| p.frozen.is_some() != thread.reported_frozen);
-        if last.unchanged_reads < DORMANT_AFTER || due || woken || thread.unlisted || freezer {
+        let lately = at_ns.saturating_sub(last.changed_at_ns) < DORMANT_AFTER_NS;
+        if last.unchanged_reads < DORMANT_AFTER
+            || lately
+            || due
+            || woken
+            || thread.unlisted
+            || freezer
+        {
             return None;
         }
         Some(ThreadObservation {
@@ -1250,7 +1265,7 @@ impl TreeReader {
             state.peers = resolver.peer_processes(thread.pid, conversation, &tree);
         }
         thread.reported_frozen = frozen.is_some();
-        thread.remember((cpu_ns, runqueue_ns, timeslices), letter, first_read);
+        thread.remember((cpu_ns, runqueue_ns, timeslices), letter, first_read, at_ns);
         thread.sighting = Sighting::Continuing;
         Ok(observation(Some(Box::new(state)), comm))
     }
@@ -1710,8 +1725,15 @@ mod tests {
         Blocked(child)
     }
 
+    /// The count of open /proc files is the process's: tests that open hundreds of them
+    /// take turns, or one would see the other's.
+    static MANY_FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn past_the_descriptor_budget_every_thread_is_still_followed() {
+        let _turn = MANY_FILES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let target = blocked_threads(200);
         let pid = target.0.id() as i32;
         let start_ticks = process_start_ticks(pid, &mut Vec::new()).unwrap();
@@ -1753,6 +1775,9 @@ mod tests {
 
     #[test]
     fn thousands_found_at_once_are_opened_over_several_ticks() {
+        let _turn = MANY_FILES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let target = blocked_threads(400);
         let pid = target.0.id() as i32;
         let start_ticks = process_start_ticks(pid, &mut Vec::new()).unwrap();

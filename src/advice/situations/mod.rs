@@ -315,8 +315,11 @@ pub fn overlapped_io(input: &AdviceInput, sizing: &Sizing, now: f64, peer: &str)
         );
     }
     // At best the work between the waits hides under the other requests' waits: what is
-    // left is the longer of the two, not their sum.
-    let high = 1.0 / (1.0 - p).max(p * now / most).max(f64::MIN_POSITIVE);
+    // left is the longer of the two, not their sum. The work is the computing; the rest of
+    // the time that was not I/O (a main thread on its pool's futex, a CPU the machine was
+    // slow to give) need not stay serial.
+    let serial = input.verdict.shares.computing.clamp(0.0, 1.0 - p);
+    let high = 1.0 / serial.max(p * now / most).max(f64::MIN_POSITIVE);
     let low = amdahl(p, (4.0 / now).max(1.0).min(most / now));
     Estimate::band(
         Band::new((low * high).sqrt(), low, high).widened_for(input),
