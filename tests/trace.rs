@@ -229,15 +229,15 @@ fn a_trace_of_an_asyncio_loop_blocked_by_its_coroutines_shows_each_block() {
 #[test]
 fn a_small_event_budget_merges_slices_but_keeps_each_threads_totals() {
     let _lock = timing_lock();
-    // Twenty threads that sleep 10 ms, then wait 10 ms on a condition variable, over and
-    // over: thousands of slices as sampled.
+    // Sixty threads that sleep 10 ms, then wait 10 ms on a condition variable, over and
+    // over: thousands of slices as sampled, even at the lower rate a busy machine leaves.
     let (report, trace) = run_traced(
         &["--trace-events", "1000"],
         &[
             &workload_str(),
             "flicker",
             "--threads",
-            "20",
+            "60",
             "--seconds",
             "2",
         ],

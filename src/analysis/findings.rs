@@ -254,6 +254,9 @@ pub fn analyse_ticks(
         analyser.event_loops.finish(accountant, span_ns),
         span_ns,
     );
+    if let Some(found) = &concurrency.event_loop {
+        verdict.count_loop_blocking(found.blocked_s / wall_s.max(1e-9));
+    }
     let processes = processes(accountant, profiles);
     let event_loop_runtime = concurrency.event_loop.as_ref().and_then(|found| {
         processes

@@ -121,7 +121,24 @@ pub struct Verdict {
     pub unknown_because: Option<Unknowable>,
 }
 
+/// An event loop blocked (in a `time.sleep`, a blocking call, or computing without yielding)
+/// for at least this share of the wall time is bound by it: everything else on the loop
+/// waits behind it.
+pub const LOOP_BLOCKED_SHARE: f64 = 0.5;
+
 impl Verdict {
+    /// A run that looks idle because its event loop sleeps in blocking calls, with work
+    /// waiting behind it, is not idle: those waits are its work (an idle class computed
+    /// little, so they are most of the blocking), and they could overlap like I/O.
+    /// `blocked_share`: the time the loop was blocked over the wall time.
+    pub fn count_loop_blocking(&mut self, blocked_share: f64) {
+        if self.class == WorkloadClass::Idle && blocked_share >= LOOP_BLOCKED_SHARE {
+            self.class = WorkloadClass::IoBound;
+            let confidence = self.confidence.min(blocked_share.min(1.0));
+            self.confidence = (confidence * 100.0).round() / 100.0;
+        }
+    }
+
     /// The class becomes `Unknown` for `why`, with no confidence.
     pub fn make_unknown(&mut self, why: Unknowable) {
         self.class = WorkloadClass::Unknown;
@@ -204,6 +221,27 @@ pub fn classify_with(wall: &TimeSplit, ticks: u64, thresholds: &Thresholds) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idle_looking_run_whose_loop_is_blocked_in_waits_is_io_bound() {
+        let mut sleeping = classify(&TimeSplit::with_waits(2.0, &[(WaitKind::Sleep, 98.0)]), 100);
+        assert_eq!(sleeping.class, WorkloadClass::Idle);
+        sleeping.count_loop_blocking(0.3);
+        assert_eq!(sleeping.class, WorkloadClass::Idle, "blocked a little");
+        sleeping.count_loop_blocking(0.9);
+        assert_eq!(sleeping.class, WorkloadClass::IoBound);
+        assert_eq!(sleeping.confidence, 0.9);
+        let mut computing = classify(
+            &TimeSplit::with_waits(90.0, &[(WaitKind::Sleep, 10.0)]),
+            100,
+        );
+        computing.count_loop_blocking(0.9);
+        assert_eq!(
+            computing.class,
+            WorkloadClass::CpuBound,
+            "only an idle class changes"
+        );
+    }
 
     #[test]
     fn classes_from_clear_splits() {
