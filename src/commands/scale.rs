@@ -82,7 +82,8 @@ fn check_options(args: &ScaleArgs) -> Result<(), Error> {
     }
     if args.output.trace.is_some() {
         return Err(Error::Usage(
-            "--trace is for run and attach: scale runs many programs; trace the level you want              with concadvise run --trace"
+            "--trace is for run and attach: scale runs many programs; trace the level you \
+             want with concadvise run --trace"
                 .into(),
         ));
     }
