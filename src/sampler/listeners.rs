@@ -23,14 +23,11 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
-};
 use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
 use netlink_packet_sock_diag::SockDiagMessage;
-use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket};
 
 use super::observation::{ListenerSample, TickSnapshot};
+use super::peers::{sock_diag_dump, sock_diag_socket};
 
 /// The accept queues are read this often while the tree holds a listener.
 const QUEUE_PERIOD: Duration = Duration::from_millis(200);
@@ -169,73 +166,34 @@ impl ListenerReader {
 /// The listening TCP sockets (IPv4 and IPv6) of concadvise's network namespace, from one
 /// sock_diag dump per family filtered to the LISTEN state.
 fn dump_tcp_listeners() -> std::io::Result<Vec<Listening>> {
-    let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
-    socket.bind_auto()?;
-    socket.connect(&netlink_sys::SocketAddr::new(0, 0))?;
+    let mut socket = sock_diag_socket()?;
     let mut listening = Vec::new();
     for (family, socket_id) in [
         (nix::libc::AF_INET as u8, SocketId::new_v4()),
         (nix::libc::AF_INET6 as u8, SocketId::new_v6()),
     ] {
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-        let mut packet = NetlinkMessage::new(
-            header,
-            SockDiagMessage::InetRequest(InetRequest {
-                family,
-                protocol: nix::libc::IPPROTO_TCP as u8,
-                extensions: ExtensionFlags::empty(),
-                states: StateFlags::LISTEN,
-                socket_id,
-            })
-            .into(),
-        );
-        packet.finalize();
-        let mut request = vec![0; packet.buffer_len()];
-        packet.serialize(&mut request[..]);
-        socket.send(&request[..], 0)?;
-        receive_listeners(&mut socket, &mut listening)?;
+        let request = SockDiagMessage::InetRequest(InetRequest {
+            family,
+            protocol: nix::libc::IPPROTO_TCP as u8,
+            extensions: ExtensionFlags::empty(),
+            states: StateFlags::LISTEN,
+            socket_id,
+        });
+        sock_diag_dump(&mut socket, request, |answer| {
+            if let SockDiagMessage::InetResponse(response) = answer {
+                let header = &response.header;
+                listening.push(Listening {
+                    inode: u64::from(header.inode),
+                    address: SocketAddr::new(
+                        header.socket_id.source_address,
+                        header.socket_id.source_port,
+                    ),
+                    queued: header.recv_queue,
+                });
+            }
+        })?;
     }
     Ok(listening)
-}
-
-/// Reads one dump's answers into `listening`, until its end.
-fn receive_listeners(socket: &mut Socket, listening: &mut Vec<Listening>) -> std::io::Result<()> {
-    let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        let size = socket.recv(&mut &mut buffer[..], 0)?;
-        if size == 0 {
-            return Ok(());
-        }
-        let mut offset = 0;
-        while offset < size {
-            let message = <NetlinkMessage<SockDiagMessage>>::deserialize(&buffer[offset..size])
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            let length = message.header.length as usize;
-            match message.payload {
-                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
-                    let header = &response.header;
-                    listening.push(Listening {
-                        inode: u64::from(header.inode),
-                        address: SocketAddr::new(
-                            header.socket_id.source_address,
-                            header.socket_id.source_port,
-                        ),
-                        queued: header.recv_queue,
-                    });
-                }
-                NetlinkPayload::Done(_) => return Ok(()),
-                NetlinkPayload::Error(error) => {
-                    return Err(std::io::Error::other(format!("sock_diag: {error:?}")))
-                }
-                _ => {}
-            }
-            if length == 0 {
-                break;
-            }
-            offset += length;
-        }
-    }
 }
 
 /// The listening TCP sockets of `pid`'s network namespace, from /proc/PID/net/tcp{,6}.
