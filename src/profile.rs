@@ -83,12 +83,14 @@ pub const REQUIRED: [&str; 15] = [
     "idle",
 ];
 /// Situations a profile may advise on (used only where they apply).
-pub const OPTIONAL: [&str; 5] = [
+pub const OPTIONAL: [&str; 7] = [
     "cpu_bound_free_threaded",
     "gil_contention",
     "io_network_fs",
     "stopped",
     "disk_saturated",
+    "server_at_capacity",
+    "server_at_capacity_cpu",
 ];
 
 /// Measured numbers a profile's text may cite, as {name}.

@@ -293,3 +293,54 @@ fn node_servers_blocked_by_exec_sync_or_computing_are_blocked_loops_and_one_awai
     // 20 clients, 30 ms each, overlapped: far more than the 33 a second of a blocked loop.
     assert!(rps > 150.0, "{rps}");
 }
+
+#[test]
+fn a_sync_server_whose_two_workers_are_busy_queues_its_clients_and_is_at_capacity() {
+    let _lock = timing_lock();
+    let dir = scratch_dir();
+    let server = [python3(), example("python/sync_server.py")];
+    // 16 clients, 2 workers: 14 wait at the listener all the time.
+    let (report, _, rps) =
+        line_server_under(dir.path(), "processes", &server, Load::reconnecting(16));
+    let demand = report
+        .demand
+        .as_ref()
+        .unwrap_or_else(|| panic!("no listener found: {report:#?}"));
+    assert!(demand.clients_waited, "{demand:#?}");
+    let listener = &demand.listeners[0];
+    assert!(listener.mean_queued >= 1.0, "{demand:#?}");
+    assert!(listener.queued_share >= 0.5, "{demand:#?}");
+    assert_eq!(demand.serving_threads, Some(2), "{demand:#?}");
+    assert_eq!(
+        demand.serving_state.as_deref(),
+        Some("sleep"),
+        "{demand:#?}"
+    );
+    assert_eq!(
+        report.recommendation.situation, "server_at_capacity",
+        "{report:#?}"
+    );
+    assert_ne!(report.verdict.class, "idle", "{:#?}", report.verdict);
+    let expected = report.recommendation.expected.as_ref().unwrap();
+    assert_eq!(expected.measure, "capacity");
+    // 2 workers / 20 ms: at most 100 a second.
+    assert!(rps < 110.0, "{rps}");
+}
+
+#[test]
+fn the_same_sync_server_with_one_client_at_a_time_is_not_at_capacity() {
+    let _lock = timing_lock();
+    let dir = scratch_dir();
+    let server = [python3(), example("python/sync_server.py")];
+    let (report, _, _) = line_server_under(dir.path(), "processes", &server, Load::reconnecting(1));
+    let demand = report
+        .demand
+        .as_ref()
+        .unwrap_or_else(|| panic!("no listener found: {report:#?}"));
+    assert!(!demand.clients_waited, "{demand:#?}");
+    assert!(demand.listeners[0].mean_queued < 0.5, "{demand:#?}");
+    assert_ne!(
+        report.recommendation.situation, "server_at_capacity",
+        "{report:#?}"
+    );
+}

@@ -70,6 +70,21 @@ kind = "cpu"
 waited_on_s = 1.0
 reason = "..."
 
+[demand]
+clients_waited = true
+serving_threads = 2
+serving_processes = 2
+serving_state = "sleep"
+serving_share = 0.98
+
+[[demand.listeners]]
+address = "127.0.0.1:8802"
+samples = 30
+mean_queued = 18.0
+max_queued = 18
+queued_share = 1.0
+pids = [1, 2]
+
 [[devices]]
 device = "vda"
 major_minor = "254:0"

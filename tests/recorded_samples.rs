@@ -27,7 +27,9 @@
 //! node_atomics_wait_server (`Atomics.wait` for 30 ms), node_awaiting_server (awaiting a 30 ms
 //! setTimeout), one-line `http.createServer` programs with the handlers of
 //! examples/node/line_server.js; asyncio_subprocess_run_server
-//! (examples/python/sleepy_server.py in its subprocess mode).
+//! (examples/python/sleepy_server.py in its subprocess mode). Attached for 1 s:
+//! python_sync_server_at_capacity (examples/python/sync_server.py with its two worker
+//! processes, under 16 reconnecting clients of examples/python/load_generator.py).
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
@@ -585,4 +587,47 @@ fn subprocess_run_in_a_coroutine_blocks_the_asyncio_loop() {
     assert!(event_loop.blocked_share > 0.9, "{event_loop:?}");
     assert_eq!(event_loop.blocked_by[0].0, "ipc", "{event_loop:?}");
     assert_eq!(advice.situation, "blocked_event_loop");
+}
+
+#[test]
+fn a_sync_server_whose_clients_queue_is_at_capacity_not_idle() {
+    let (findings, advice) = advised("python_sync_server_at_capacity");
+    let demand = findings.demand.as_ref().unwrap();
+    assert!(demand.clients_waited, "{demand:#?}");
+    let listener = demand.most_queued().unwrap();
+    // 16 clients, 2 in service: 14 wait at every read.
+    assert_eq!(listener.mean_queued, 14.0, "{listener:?}");
+    assert_eq!(listener.max_queued, 14, "{listener:?}");
+    assert_eq!(listener.queued_share, 1.0, "{listener:?}");
+    assert_eq!(
+        listener.pids.len(),
+        3,
+        "the master and its two workers: {listener:?}"
+    );
+    let serving = demand.serving.as_ref().unwrap();
+    assert_eq!((serving.threads, serving.processes), (2, 2), "{serving:?}");
+    assert_eq!(
+        serving.state,
+        CodeState::Wait(WaitKind::Sleep),
+        "{serving:?}"
+    );
+    // Their waits are the work: not idle.
+    assert_eq!(findings.verdict.class, WorkloadClass::IoBound);
+    assert_eq!(advice.situation, "server_at_capacity");
+    assert_eq!(advice.model, Model::Threads);
+    let reason = &advice.reasons[0];
+    assert!(reason.contains("14.0 connections"), "{reason}");
+    assert!(
+        reason.contains("sleep at handle (sync_server.py:"),
+        "{reason}"
+    );
+    assert_eq!(advice.expected.measure.name(), "capacity");
+}
+
+#[test]
+fn a_recording_without_listeners_has_no_demand() {
+    // Recorded before listeners were read: the asyncio server waited for clients.
+    let (findings, advice) = advised("asyncio_idle_server");
+    assert!(findings.demand.is_none());
+    assert_eq!(advice.situation, "idle");
 }

@@ -1,7 +1,9 @@
-"""A load generator for a line server: `python3 load_generator.py HOST:PORT [CLIENTS] [SECONDS]`.
+"""A load generator for a line server: `python3 load_generator.py HOST:PORT [CLIENTS] [SECONDS] [reconnect]`.
 
 CLIENTS connections each send a line and wait for its answer, again and again, for SECONDS;
-then it prints `rps = N` (answers per second over all connections)."""
+then it prints `rps = N` (answers per second over all connections). With `reconnect`, each
+client opens a new connection for every line (a server that answers one request per
+connection, as HTTP/1.0 does, such as examples/python/sync_server.py)."""
 import asyncio
 import sys
 import time
@@ -9,6 +11,7 @@ import time
 host, port = sys.argv[1].rsplit(":", 1)
 clients = int(sys.argv[2]) if len(sys.argv) > 2 else 20
 seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 3
+reconnect = len(sys.argv) > 4 and sys.argv[4] == "reconnect"
 
 
 async def client(deadline, counts):
@@ -19,6 +22,9 @@ async def client(deadline, counts):
         if not await reader.readline():
             break
         counts[0] += 1
+        if reconnect:
+            writer.close()
+            reader, writer = await asyncio.open_connection(host, int(port))
     writer.close()
 
 

@@ -61,6 +61,7 @@ pub fn recommend(findings: &Findings, profile: &Profile) -> Recommendation {
         wall_sync_s: findings.wall.disk_sync_ns / 1e9,
         other_load_cores: findings.other_load_cores,
         code: findings.code.as_ref(),
+        demand: findings.demand.as_ref(),
     };
     let advice = if findings.phases_disagree {
         advise_phases(&input, &findings.phases)
@@ -225,7 +226,7 @@ fn advise(input: &AdviceInput) -> Advice {
                     .as_deref()
                     .map_or_else(|| chosen.change().to_string(), |c| fill(c, &values)),
             },
-            measure: if input.attached {
+            measure: if input.attached || chosen.measures_capacity() {
                 Measure::Capacity
             } else {
                 Measure::Wall
@@ -536,6 +537,7 @@ mod tests {
             wall_sync_s: 0.0,
             other_load_cores: None,
             code,
+            demand: None,
         })
     }
 

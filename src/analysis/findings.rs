@@ -11,6 +11,7 @@ use super::accountant::{Accountant, TimeSplit, WaitDetail};
 use super::bottleneck::Bottleneck;
 use super::code::{CodeFindings, CodeState};
 use super::contention::{serialized_threads, SerializedThreads};
+use super::demand::Demand;
 use super::limits::{self, Limits};
 use super::phases::{self, Phase};
 use super::structure::Concurrency;
@@ -198,6 +199,9 @@ pub struct Findings {
     /// Where in the code the time of the states that matter went (`None` when no process's
     /// stacks were to be read: not Python, or `--no-stacks`).
     pub code: Option<CodeFindings>,
+    /// The accept queues of the tree's TCP listeners, and whether clients waited at them
+    /// (`None` when it held no listener).
+    pub demand: Option<Demand>,
     /// The runtime of the process that used the most CPU (or the one asked for).
     pub runtime: Runtime,
     /// Busiest first.
@@ -242,6 +246,8 @@ pub fn analyse_ticks(
     let mut verdict = classify_with(&unscaled_wall, sampling.samples, &profile.thresholds);
     let phases = phases::detect(&accountant.timeline, span_ns);
     let phases_disagree = qualify_verdict(&mut verdict, &sampling, &phases);
+    let demand = analyser.demand.conclude(accountant);
+    served_waits_are_work(&mut verdict, demand.as_ref());
     let bottleneck_verdict = bottleneck.as_ref().and_then(|b| {
         let waits_on_it = matches!(verdict.dominant_wait, Some(WaitKind::Ipc | WaitKind::Child));
         // A process outside the tree was not measured: there is no own time to classify.
@@ -298,6 +304,7 @@ pub fn analyse_ticks(
         bottleneck_verdict,
         event_loop_runtime,
         code,
+        demand,
         processes,
         threads,
         runtime,
@@ -319,6 +326,16 @@ fn qualify_verdict(verdict: &mut Verdict, sampling: &SamplerStats, phases: &[Pha
         verdict.class = WorkloadClass::Mixed;
     }
     phases_disagree
+}
+
+/// A server whose clients queued at its listener is not idle, whatever its threads waited
+/// on: the waits of the threads that served (a handler's sleep, its call to a database) were
+/// the work the clients waited for. An `idle` verdict becomes `io-bound` then (its shares
+/// stay as measured).
+fn served_waits_are_work(verdict: &mut Verdict, demand: Option<&Demand>) {
+    if verdict.class == WorkloadClass::Idle && demand.is_some_and(|d| d.clients_waited) {
+        verdict.class = WorkloadClass::IoBound;
+    }
 }
 
 /// Cores used on average over the wall time, and cores wanted (used, plus the time spent

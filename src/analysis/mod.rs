@@ -4,6 +4,7 @@ pub mod accountant;
 pub mod bottleneck;
 pub mod code;
 pub mod contention;
+pub mod demand;
 pub mod devices;
 pub mod event_loop;
 pub mod findings;
@@ -19,6 +20,7 @@ pub mod wait_kind;
 use accountant::Accountant;
 use bottleneck::BottleneckTracker;
 use code::CodeTracker;
+use demand::DemandTracker;
 use devices::DeviceTracker;
 use event_loop::LoopTracker;
 use structure::StructureTracker;
@@ -42,6 +44,8 @@ pub struct TickAnalyser {
     pub code: CodeTracker,
     /// The disks behind the files the tree waited on, and how busy they were meanwhile.
     pub devices: DeviceTracker,
+    /// The accept queues of the tree's listeners.
+    pub demand: DemandTracker,
 }
 
 impl TickAnalyser {
@@ -91,6 +95,7 @@ impl TickSink for TickAnalyser {
         self.thread_timeline
             .ingest(snapshot, self.accountant.intervals());
         self.devices.ingest(snapshot, &self.accountant.last_tick);
+        self.demand.ingest(snapshot);
     }
 
     fn recent(&mut self, span_ns: f64) -> RecentActivity {

@@ -72,6 +72,7 @@ pub fn assemble(
             reason: b.reason(),
         }),
         code: findings.code.as_ref().map(code_section),
+        demand: findings.demand.as_ref().map(demand_section),
         devices: findings.limits.devices.iter().map(device_section).collect(),
         sampling: sampling_section(mode, &sampling, findings),
         timeline: TimelineSection {
@@ -389,4 +390,28 @@ fn run_sections(runs: &[StateRun]) -> Vec<StateRunSection> {
             state: run.state.name().to_string(),
         })
         .collect()
+}
+
+/// The listeners' accept queues, rounded for the report.
+fn demand_section(demand: &crate::analysis::demand::Demand) -> super::DemandSection {
+    let serving = demand.serving.as_ref();
+    super::DemandSection {
+        clients_waited: demand.clients_waited,
+        serving_threads: serving.map(|s| s.threads),
+        serving_processes: serving.map(|s| s.processes),
+        serving_state: serving.map(|s| s.state.name().to_string()),
+        serving_share: serving.map(|s| round3(s.share)),
+        listeners: demand
+            .listeners
+            .iter()
+            .map(|l| super::ListenerSection {
+                address: l.address.clone(),
+                samples: l.samples,
+                mean_queued: round3(l.mean_queued),
+                max_queued: l.max_queued,
+                queued_share: round3(l.queued_share),
+                pids: l.pids.clone(),
+            })
+            .collect(),
+    }
 }

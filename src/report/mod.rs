@@ -41,6 +41,9 @@ pub struct Report {
     /// Where in the code the time went (absent when no process's stacks were to be read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<CodeSection>,
+    /// The accept queues of the tree's TCP listeners (absent when it held none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demand: Option<DemandSection>,
     /// The devices behind the files the program waited on, and how busy they were.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<DeviceSection>,
@@ -347,6 +350,39 @@ pub struct ConcurrencySection {
     pub busy_processes: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_loop: Option<EventLoopSection>,
+}
+
+/// Whether clients waited at the tree's listeners: their accept queues over the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DemandSection {
+    /// At some listener, connections were queued in at least half of the samples, one or
+    /// more on average.
+    pub clients_waited: bool,
+    /// Threads (and their processes) of the listeners' processes that served, what they
+    /// mostly did ("cpu" or a wait kind) and its share of their time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_threads: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_processes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_share: Option<f64>,
+    pub listeners: Vec<ListenerSection>,
+}
+
+/// One listening address and its accept queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListenerSection {
+    pub address: String,
+    /// Reads of its accept queue (about every 200 ms).
+    pub samples: u64,
+    /// Connections waiting to be accepted: on average, at most, and the share of the samples
+    /// with at least one.
+    pub mean_queued: f64,
+    pub max_queued: u32,
+    pub queued_share: f64,
+    pub pids: Vec<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

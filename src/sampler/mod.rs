@@ -8,6 +8,7 @@ pub mod cgroups;
 pub mod discovery;
 pub mod diskstats;
 pub mod fd_resolver;
+pub mod listeners;
 pub mod loops;
 pub mod mounts;
 pub mod observation;
@@ -284,6 +285,7 @@ fn sample_until_stopped<S: TickSink>(
         }
         reader.read_threads(&mut snapshot, stopping);
         reader.read_cgroups(&mut snapshot);
+        reader.read_listeners(&mut snapshot);
         if let Some(stacks) = stacks.as_mut() {
             stacks.tick(&mut snapshot, stopping);
         }

@@ -50,6 +50,21 @@ pub struct TickSnapshot {
     /// The busy-time counters of every disk behind those devices (/proc/diskstats).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disks: Vec<DiskSample>,
+    /// The accept queue of every TCP listener the tree holds, at the ticks they were read
+    /// (about every 200 ms while it holds one; see `sampler::listeners`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<ListenerSample>,
+}
+
+/// A TCP listening socket of the tree and the connections waiting in its accept queue.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ListenerSample {
+    /// Its local address ("127.0.0.1:8802", "[::]:80").
+    pub address: String,
+    /// Connections established and not yet accepted (`rx_queue` of a LISTEN socket).
+    pub queued: u32,
+    /// The tree's processes that hold it, sorted.
+    pub pids: Vec<i32>,
 }
 
 /// A filesystem's device (the st_dev of its files, from mountinfo) and the disk whose busy
@@ -173,6 +188,7 @@ impl TickSnapshot {
         self.stacks = None;
         self.new_devices.clear();
         self.disks.clear();
+        self.listeners.clear();
     }
 }
 

@@ -228,32 +228,53 @@ fn bracketed(text: &str, prefix: &str) -> Option<u64> {
 /// Every connected Unix socket of this network namespace and its peer, by inode, from one
 /// sock_diag dump.
 fn dump_unix_peers() -> std::io::Result<HashMap<u64, u64>> {
+    let mut socket = sock_diag_socket()?;
+    let mut peers = HashMap::new();
+    let request = SockDiagMessage::UnixRequest(UnixRequest {
+        state_flags: StateFlags::all(),
+        inode: 0,
+        show_flags: ShowFlags::PEER,
+        cookie: [0xff; 8],
+    });
+    sock_diag_dump(&mut socket, request, |answer| {
+        if let SockDiagMessage::UnixResponse(response) = answer {
+            let inode = u64::from(response.header.inode);
+            for nla in &response.nlas {
+                if let Nla::Peer(peer) = nla {
+                    peers.insert(inode, u64::from(*peer));
+                }
+            }
+        }
+    })?;
+    Ok(peers)
+}
+
+/// A sock_diag netlink socket, connected to the kernel.
+pub fn sock_diag_socket() -> std::io::Result<Socket> {
     let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;
+    Ok(socket)
+}
+
+/// Sends one dump request on `socket` and hands each answer to `each`, until the dump ends.
+pub fn sock_diag_dump(
+    socket: &mut Socket,
+    request: SockDiagMessage,
+    mut each: impl FnMut(&SockDiagMessage),
+) -> std::io::Result<()> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-    let mut packet = NetlinkMessage::new(
-        header,
-        SockDiagMessage::UnixRequest(UnixRequest {
-            state_flags: StateFlags::all(),
-            inode: 0,
-            show_flags: ShowFlags::PEER,
-            cookie: [0xff; 8],
-        })
-        .into(),
-    );
+    let mut packet = NetlinkMessage::new(header, request.into());
     packet.finalize();
-    let mut request = vec![0; packet.buffer_len()];
-    packet.serialize(&mut request[..]);
-    socket.send(&request[..], 0)?;
-
-    let mut peers = HashMap::new();
+    let mut bytes = vec![0; packet.buffer_len()];
+    packet.serialize(&mut bytes[..]);
+    socket.send(&bytes[..], 0)?;
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
         let size = socket.recv(&mut &mut buffer[..], 0)?;
         if size == 0 {
-            return Ok(peers);
+            return Ok(());
         }
         let mut offset = 0;
         while offset < size {
@@ -261,15 +282,8 @@ fn dump_unix_peers() -> std::io::Result<HashMap<u64, u64>> {
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             let length = message.header.length as usize;
             match message.payload {
-                NetlinkPayload::InnerMessage(SockDiagMessage::UnixResponse(response)) => {
-                    let inode = u64::from(response.header.inode);
-                    for nla in &response.nlas {
-                        if let Nla::Peer(peer) = nla {
-                            peers.insert(inode, u64::from(*peer));
-                        }
-                    }
-                }
-                NetlinkPayload::Done(_) => return Ok(peers),
+                NetlinkPayload::InnerMessage(answer) => each(&answer),
+                NetlinkPayload::Done(_) => return Ok(()),
                 NetlinkPayload::Error(error) => {
                     return Err(std::io::Error::other(format!("sock_diag: {error:?}")))
                 }

@@ -13,6 +13,7 @@ use syscalls::Sysno;
 use super::cgroups::CgroupReader;
 use super::discovery::{parse_parent_and_start, Discovery, ProcScan};
 use super::fd_resolver::{FdResolver, ProcessFiles, WaitTargets};
+use super::listeners::ListenerReader;
 use super::loops::LoopScanner;
 use super::observation::{
     FdKind, OutsidePeer, ProcessCpu, ProcessInfo, Sighting, Stopper, SyscallState,
@@ -368,6 +369,7 @@ pub struct TreeReader {
     scan: ProcScan,
     cgroups: CgroupReader,
     loops: LoopScanner,
+    listeners: ListenerReader,
     resolver: FdResolver,
     stops: Stops,
     /// Reads of executables for Go's build info, on helper threads.
@@ -432,6 +434,7 @@ impl TreeReader {
             scan: ProcScan::default(),
             cgroups: CgroupReader::default(),
             loops: LoopScanner::default(),
+            listeners: ListenerReader::default(),
             resolver: FdResolver::default(),
             stops: Stops::default(),
             go_reads: Offload::new("concadvise-exe"),
@@ -506,6 +509,12 @@ impl TreeReader {
     /// The throttling counters of the cgroups with a CPU quota the tree runs under.
     pub fn read_cgroups(&mut self, snapshot: &mut TickSnapshot) {
         self.cgroups.read(snapshot);
+    }
+
+    /// The accept queues of the tree's TCP listeners, when they are due (see `listeners`).
+    pub fn read_listeners(&mut self, snapshot: &mut TickSnapshot) {
+        self.listeners
+            .read(self.processes.keys().copied(), snapshot);
     }
 
     pub fn discovery(&self) -> Discovery {
@@ -1034,11 +1043,13 @@ impl TreeReader {
     fn drop_ended_processes(&mut self) {
         let live_pids: FxHashSet<i32> = self.threads.values().map(|t| t.pid).collect();
         let loops = &mut self.loops;
+        let listeners = &mut self.listeners;
         let unlisted_gone = &mut self.unlisted_gone;
         self.processes.retain(|pid, process| {
             let live = live_pids.contains(pid);
             if !live {
                 loops.forget(*pid);
+                listeners.forget(*pid);
                 *unlisted_gone += process.unlisted;
             }
             live

@@ -243,7 +243,42 @@ fn rps(output: &Output) -> f64 {
 /// for 4 s, attached to for 2 s of it: the report, its path, and the requests per second the
 /// clients got.
 pub fn line_server_under_load(dir: &Path, mode: &str, server: &[String]) -> (Report, PathBuf, f64) {
-    let port_file = dir.join(format!("{mode}.port"));
+    line_server_under(dir, mode, server, Load::persistent(20))
+}
+
+/// The clients of examples/python/load_generator.py: how many, and whether each opens a new
+/// connection for every line (a server that answers one request per connection).
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    pub clients: u32,
+    pub reconnect: bool,
+}
+
+impl Load {
+    pub fn persistent(clients: u32) -> Load {
+        Load {
+            clients,
+            reconnect: false,
+        }
+    }
+
+    pub fn reconnecting(clients: u32) -> Load {
+        Load {
+            clients,
+            reconnect: true,
+        }
+    }
+}
+
+/// `line_server_under_load` with the load given.
+pub fn line_server_under(
+    dir: &Path,
+    mode: &str,
+    server: &[String],
+    load: Load,
+) -> (Report, PathBuf, f64) {
+    let tag = format!("{mode}-{}", load.clients);
+    let port_file = dir.join(format!("{tag}.port"));
     let mut server = std::process::Command::new(&server[0])
         .args(&server[1..])
         .arg(&port_file)
@@ -263,12 +298,17 @@ pub fn line_server_under_load(dir: &Path, mode: &str, server: &[String]) -> (Rep
     };
     let load = std::process::Command::new(python3())
         .arg(example("python/load_generator.py"))
-        .args([format!("127.0.0.1:{port}"), "20".into(), "4".into()])
+        .args([
+            format!("127.0.0.1:{port}"),
+            load.clients.to_string(),
+            "4".into(),
+        ])
+        .args(load.reconnect.then_some("reconnect"))
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1000));
-    let report_path = dir.join(format!("{mode}.toml"));
+    let report_path = dir.join(format!("{tag}.toml"));
     let attached = concadvise()
         .args(["attach", "-q", "--duration", "2s", "--report"])
         .arg(&report_path)

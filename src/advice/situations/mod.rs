@@ -19,6 +19,7 @@ mod lock_contention;
 mod mixed;
 mod network_fs;
 mod sequential_processes;
+mod server_at_capacity;
 mod stopped;
 mod sync_bound;
 
@@ -26,6 +27,7 @@ use super::expected::{amdahl, Band, Estimate};
 use crate::analysis::bottleneck::Bottleneck;
 use crate::analysis::code::{CodeFindings, CodeState, Hotspot};
 use crate::analysis::contention::SerializedThreads;
+use crate::analysis::demand::Demand;
 use crate::analysis::findings::{ProcessFinding, WaitCompute};
 use crate::analysis::limits::Limits;
 use crate::analysis::phases::Phase;
@@ -83,6 +85,8 @@ pub struct AdviceInput<'a> {
     pub other_load_cores: Option<f64>,
     /// Where in the code the time went, when stacks were read.
     pub code: Option<&'a CodeFindings>,
+    /// The accept queues of the tree's listeners, when it held any.
+    pub demand: Option<&'a Demand>,
 }
 
 impl<'a> AdviceInput<'a> {
@@ -247,6 +251,11 @@ pub trait Situation: Sync {
     fn fallback(&self) -> &'static str {
         "cpu_bound"
     }
+    /// Whether what the change buys is measured as capacity (load served) even when the
+    /// program was run rather than attached to (a server's clients queued).
+    fn measures_capacity(&self) -> bool {
+        false
+    }
     /// What that change is expected to buy (see `advice::expected`), given the sizing.
     fn expected(&self, _input: &AdviceInput, _sizing: &Sizing) -> Estimate {
         Estimate::Unavailable(
@@ -334,12 +343,14 @@ pub fn overlapped_io(input: &AdviceInput, sizing: &Sizing, now: f64, peer: &str)
 }
 
 /// Every situation, most specific first; `mixed` applies to anything and comes last.
-static RANKED: [&dyn Situation; 20] = [
+static RANKED: [&dyn Situation; 22] = [
     &stopped::Stopped,
     &blocked_event_loop::BlockedEventLoop,
     &cpu_quota::CpuQuota,
     &sync_bound::SyncBound,
     &disk_saturated::DiskSaturated,
+    &server_at_capacity::ServerAtCapacity::CPU,
+    &server_at_capacity::ServerAtCapacity::WAITING,
     &idle::Idle,
     &already_parallel::AlreadyParallel,
     &gil_contention::GilContention,
