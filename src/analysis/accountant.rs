@@ -813,12 +813,17 @@ impl ThreadAccount {
 
     /// What this thread's wait of `kind` was mostly on, if known.
     pub fn main_detail(&self, kind: WaitKind) -> Option<&WaitDetail> {
-        self.details
-            .iter()
-            .filter(|(k, _, _)| *k == kind)
-            .max_by(|a, b| a.2.total_cmp(&b.2))
-            .map(|(_, detail, _)| detail)
+        main_detail(&self.details, kind)
     }
+}
+
+/// Of wait time by what it was on, by kind: what the waits of `kind` were mostly on.
+pub fn main_detail(details: &[(WaitKind, WaitDetail, f64)], kind: WaitKind) -> Option<&WaitDetail> {
+    details
+        .iter()
+        .filter(|(k, _, _)| *k == kind)
+        .max_by(|a, b| a.2.total_cmp(&b.2))
+        .map(|(_, detail, _)| detail)
 }
 
 /// Adds `ns` to the time of `what` (who stopped a thread, the mount of a file...).

@@ -135,11 +135,7 @@ impl ThreadFinding {
 
     /// What its waits of `kind` were on, mostly.
     pub fn main_detail(&self, kind: WaitKind) -> Option<&WaitDetail> {
-        self.details
-            .iter()
-            .filter(|(k, _, _)| *k == kind)
-            .max_by(|a, b| a.2.total_cmp(&b.2))
-            .map(|(_, detail, _)| detail)
+        super::accountant::main_detail(&self.details, kind)
     }
 }
 

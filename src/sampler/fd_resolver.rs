@@ -886,6 +886,12 @@ mod tests {
         );
     }
 
+    /// The inode of this process's socket `fd`.
+    fn socket_inode(fd: i32) -> u64 {
+        let link = fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+        bracketed_number(&link.to_string_lossy(), "socket:[").unwrap()
+    }
+
     #[test]
     fn sockets_are_told_by_their_protocol_and_the_tables() {
         use std::os::fd::AsRawFd;
@@ -903,16 +909,12 @@ mod tests {
         // Both ends of the pair are this process's: a wake-up channel, not a conversation.
         assert_eq!(kind(unix.as_raw_fd()), FdKind::SelfPipe);
         // The protocol comes from the socket itself, checked to be that socket.
-        let inode = |fd: i32| {
-            let link = fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
-            bracketed_number(&link.to_string_lossy(), "socket:[").unwrap()
-        };
         let fd = unix.as_raw_fd();
         assert_eq!(
-            socket_protocol(pid, fd, inode(fd)).as_deref(),
+            socket_protocol(pid, fd, socket_inode(fd)).as_deref(),
             Some("UNIX-STREAM")
         );
-        assert_eq!(socket_protocol(pid, fd, inode(fd) + 1), None);
+        assert_eq!(socket_protocol(pid, fd, socket_inode(fd) + 1), None);
     }
 
     #[test]
@@ -932,17 +934,13 @@ mod tests {
         assert_eq!(kind(accepted.as_raw_fd()), FdKind::SelfPipe);
         assert_eq!(kind(ours.as_raw_fd()), FdKind::SelfPipe);
         // ...and the kinds the tables give, before that check:
-        let inode = |fd: i32| {
-            let link = fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
-            bracketed_number(&link.to_string_lossy(), "socket:[").unwrap()
-        };
         let (tables, _) = read_socket_tables(pid);
         assert_eq!(
-            tables.get(&inode(accepted.as_raw_fd())),
+            tables.get(&socket_inode(accepted.as_raw_fd())),
             Some(&FdKind::UnixAccepted)
         );
         assert_eq!(
-            tables.get(&inode(ours.as_raw_fd())),
+            tables.get(&socket_inode(ours.as_raw_fd())),
             Some(&FdKind::UnixSocket),
             "a client's end has no path"
         );

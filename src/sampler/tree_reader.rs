@@ -1740,19 +1740,24 @@ mod tests {
     /// take turns, or one would see the other's.
     static MANY_FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+    /// A reader of the process `target` runs, following its children.
+    fn reader_of(target: &Blocked) -> TreeReader {
+        let pid = target.0.id() as i32;
+        let start_ticks = process_start_ticks(pid, &mut Vec::new()).unwrap();
+        TreeReader::new(
+            Scope::Process { pid, start_ticks },
+            Instant::now(),
+            Discovery::Children,
+        )
+    }
+
     #[test]
     fn past_the_descriptor_budget_every_thread_is_still_followed() {
         let _turn = MANY_FILES
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let target = blocked_threads(200);
-        let pid = target.0.id() as i32;
-        let start_ticks = process_start_ticks(pid, &mut Vec::new()).unwrap();
-        let mut reader = TreeReader::new(
-            Scope::Process { pid, start_ticks },
-            Instant::now(),
-            Discovery::Children,
-        );
+        let mut reader = reader_of(&target);
         // Room for 40 descriptors, of which this test process's others take some.
         let held_before = open_files();
         reader.set_budget(DescriptorBudget::with_limit(held_before + 40));
@@ -1790,13 +1795,7 @@ mod tests {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let target = blocked_threads(400);
-        let pid = target.0.id() as i32;
-        let start_ticks = process_start_ticks(pid, &mut Vec::new()).unwrap();
-        let mut reader = TreeReader::new(
-            Scope::Process { pid, start_ticks },
-            Instant::now(),
-            Discovery::Children,
-        );
+        let mut reader = reader_of(&target);
         // A 1 ms tick leaves half a millisecond for new threads, and at least 64 a tick.
         reader.set_period(Duration::from_millis(1));
         let mut snapshot = TickSnapshot::default();
