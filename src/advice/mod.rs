@@ -745,6 +745,32 @@ mod tests {
     }
 
     #[test]
+    fn a_sync_per_record_with_its_journal_s_unlinks_is_sync_bound_but_few_syncs_are_not() {
+        use crate::analysis::limits::Syncs;
+        let disk = verdict(10.0, &[(WaitKind::Disk, 90.0)]);
+        // A quarter syncs and 40 % deleting the journal (a `discard` mount), 1500 commits.
+        let journal = |syncs| Limits {
+            syncs: Some(Syncs {
+                sync_s: 0.45,
+                disk_s: 1.8,
+                metadata_s: 0.72,
+                syncs,
+            }),
+            ..Limits::default()
+        };
+        let advice = advise_with(&disk, "native", 0.1, &journal(1500), None);
+        assert_eq!(advice.situation, "sync_bound");
+        assert!(
+            advice.reasons[0].contains("0.72 s (40%) went creating, renaming or deleting files"),
+            "{:?}",
+            advice.reasons
+        );
+        // Ten syncs in 2 s are not one per record: the file work is the program's own.
+        let advice = advise_with(&disk, "native", 0.1, &journal(10), None);
+        assert_ne!(advice.situation, "sync_bound");
+    }
+
+    #[test]
     fn syncs_to_a_saturated_disk_stay_sync_bound_and_say_the_disk_is_saturated() {
         use crate::analysis::limits::Syncs;
         let disk = verdict(10.0, &[(WaitKind::Disk, 90.0)]);
@@ -752,6 +778,7 @@ mod tests {
             syncs: Some(Syncs {
                 sync_s: 1.6,
                 disk_s: 1.8,
+                metadata_s: 0.0,
                 syncs: 400,
             }),
             ..disk_limits(0.95, 3.0, 1.0)

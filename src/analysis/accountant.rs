@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::throttling::{allowances, ThreadNs, Throttling};
 use super::timeline::Timeline;
-use super::wait_kind::{classify, is_sync, WaitKind};
+use super::wait_kind::{classify, is_file_metadata_change, is_sync, WaitKind};
 use crate::sampler::observation::{
     FileMount, ProcessCpu, ProcessInfo, Sighting, Stopper, ThreadObservation, ThreadState,
     TickSnapshot,
@@ -23,6 +23,8 @@ pub struct TimeSplit {
     pub waits_ns: [f64; WaitKind::COUNT],
     /// The part of the disk wait spent in syncs (counted in `waits_ns` as disk too).
     pub disk_sync_ns: f64,
+    /// The part spent creating, renaming, truncating or deleting files (disk too).
+    pub disk_metadata_ns: f64,
 }
 
 impl TimeSplit {
@@ -46,6 +48,7 @@ impl TimeSplit {
         self.cpu_ns += other.cpu_ns;
         self.runqueue_ns += other.runqueue_ns;
         self.disk_sync_ns += other.disk_sync_ns;
+        self.disk_metadata_ns += other.disk_metadata_ns;
         for (mine, theirs) in self.waits_ns.iter_mut().zip(other.waits_ns) {
             *mine += theirs;
         }
@@ -126,6 +129,8 @@ struct Wait {
     kind: WaitKind,
     /// A disk wait that was a sync (fsync, O_SYNC write...).
     sync: bool,
+    /// A disk wait that changed a file's metadata (unlink, rename, a file created...).
+    metadata: bool,
     /// What it was on, when the sampler knew.
     detail: Option<WaitDetail>,
 }
@@ -135,6 +140,7 @@ impl Wait {
         Wait {
             kind,
             sync: false,
+            metadata: false,
             detail: None,
         }
     }
@@ -596,6 +602,7 @@ fn wait_of(observation: &ThreadObservation, previous: Option<Wait>) -> Option<Wa
             kind.map(|kind| Wait {
                 kind,
                 sync: kind == WaitKind::Disk && is_sync(state),
+                metadata: kind == WaitKind::Disk && is_file_metadata_change(state),
                 detail,
             })
         }
@@ -793,6 +800,9 @@ impl ThreadAccount {
         if wait.sync {
             split.disk_sync_ns += ns;
         }
+        if wait.metadata {
+            split.disk_metadata_ns += ns;
+        }
         let Some(detail) = &wait.detail else { return };
         match detail {
             WaitDetail::StoppedBy(by) => add_to(&mut self.stopped_now, by, ns),
@@ -872,6 +882,7 @@ pub fn wall_split(tick_ns: f64, interval: &TimeSplit, busy_ns: f64) -> TimeSplit
     let disk = interval.wait(WaitKind::Disk);
     if disk > 0.0 {
         wall.disk_sync_ns = wall.wait(WaitKind::Disk) * interval.disk_sync_ns / disk;
+        wall.disk_metadata_ns = wall.wait(WaitKind::Disk) * interval.disk_metadata_ns / disk;
     }
     wall
 }

@@ -29,6 +29,8 @@ pub struct Syncs {
     /// Thread-seconds of sync waits (part of the disk wait) and of all disk waits.
     pub sync_s: f64,
     pub disk_s: f64,
+    /// Thread-seconds of disk waits creating, renaming or deleting files (a journal's).
+    pub metadata_s: f64,
     /// About how many syncs blocked: the times the syncing threads were scheduled back onto a
     /// CPU around them (each sync that blocks ends in one), so an upper-bound estimate.
     pub syncs: u64,
@@ -38,6 +40,16 @@ impl Syncs {
     pub fn share(&self) -> f64 {
         if self.disk_s > 0.0 {
             self.sync_s / self.disk_s
+        } else {
+            0.0
+        }
+    }
+
+    /// The share of the disk wait that was syncs or file metadata changes: with one sync
+    /// per record, the commits' whole disk cost.
+    pub fn commit_share(&self) -> f64 {
+        if self.disk_s > 0.0 {
+            (self.sync_s + self.metadata_s) / self.disk_s
         } else {
             0.0
         }
@@ -88,6 +100,7 @@ pub fn conclude(accountant: &Accountant, breakdown: &TimeSplit, devices: &Device
     let syncs = (breakdown.disk_sync_ns > 0.0).then(|| Syncs {
         sync_s: breakdown.disk_sync_ns / 1e9,
         disk_s: breakdown.wait(WaitKind::Disk) / 1e9,
+        metadata_s: breakdown.disk_metadata_ns / 1e9,
         syncs: accountant.sync_switches,
     });
     Limits {

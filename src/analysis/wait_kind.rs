@@ -239,6 +239,26 @@ pub fn is_sync(state: &ThreadState) -> bool {
     }
 }
 
+/// Whether a disk wait changes a file's metadata: creates, renames, truncates, links or
+/// deletes a file or directory. Around syncs this is each commit's own file work (SQLite's
+/// rollback journal created and deleted per transaction, a save's temporary file renamed
+/// over the old one), which grouping the commits removes with the syncs.
+pub fn is_file_metadata_change(state: &ThreadState) -> bool {
+    use Sysno::*;
+    /// O_CREAT | O_TRUNC.
+    const CREATES: u64 = 0o100 | 0o1000;
+    let SyscallState::Blocked { call, args } = &state.syscall else {
+        return false;
+    };
+    match call {
+        unlink | unlinkat | rename | renameat | renameat2 | truncate | ftruncate | fallocate
+        | mkdir | mkdirat | rmdir | link | linkat | symlink | symlinkat | creat => true,
+        open => args[1] & CREATES != 0,
+        openat => args[2] & CREATES != 0,
+        _ => false,
+    }
+}
+
 /// poll with nfds = 0, or select with no descriptor sets, is a sleep.
 fn watches_nothing(call: Sysno, args: &[u64; 6]) -> bool {
     use Sysno::*;
@@ -358,6 +378,19 @@ mod tests {
             mount: None,
             stopped_by: None,
         }
+    }
+
+    #[test]
+    fn deleting_renaming_and_creating_files_change_metadata_but_opening_one_does_not() {
+        let call = |call, args| is_file_metadata_change(&blocked('D', call, args, vec![]));
+        assert!(call(Sysno::unlink, [0; 6]));
+        assert!(call(Sysno::renameat2, [0; 6]));
+        assert!(call(Sysno::ftruncate, [0; 6]));
+        // openat(dirfd, path, O_RDWR | O_CREAT) creates; O_RDWR alone only opens.
+        assert!(call(Sysno::openat, [0, 0, 0o102, 0, 0, 0]));
+        assert!(!call(Sysno::openat, [0, 0, 0o2, 0, 0, 0]));
+        assert!(!call(Sysno::fdatasync, [0; 6]));
+        assert!(!call(Sysno::pwrite64, [0; 6]));
     }
 
     #[test]

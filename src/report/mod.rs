@@ -167,6 +167,9 @@ pub struct StateSeconds {
     /// The part of disk_s spent in syncs (fsync, fdatasync, O_SYNC writes...).
     #[serde(default)]
     pub disk_sync_s: f64,
+    /// The part of disk_s spent creating, renaming, truncating or deleting files.
+    #[serde(default)]
+    pub disk_metadata_s: f64,
     pub network_s: f64,
     /// Files of network filesystems (NFS, SMB, a network FUSE...).
     #[serde(default)]
@@ -219,6 +222,7 @@ impl StateSeconds {
             throttled_s: w(WaitKind::Throttled),
             disk_s: w(WaitKind::Disk),
             disk_sync_s: s(split.disk_sync_ns),
+            disk_metadata_s: s(split.disk_metadata_ns),
             network_s: w(WaitKind::Network),
             network_fs_s: w(WaitKind::NetworkFs),
             ipc_s: w(WaitKind::Ipc),
@@ -257,7 +261,7 @@ impl StateSeconds {
     }
 
     /// (name, seconds) for cpu, runqueue and every wait kind, in report order (disk_sync_s
-    /// is part of disk_s, not a state of its own).
+    /// and disk_metadata_s are parts of disk_s, not states of their own).
     pub fn states(&self) -> Vec<(&'static str, f64)> {
         let mut states = vec![("cpu", self.cpu_s), ("runqueue", self.runqueue_s)];
         states.extend(WaitKind::ALL.map(|kind| (kind.name(), self.wait_s(kind))));

@@ -392,6 +392,15 @@ pub fn pct(share: f64) -> String {
     format!("{:.0}%", share * 100.0)
 }
 
+/// A short duration for people: "12 ms", "0.4 ms", "26 µs".
+pub fn short_duration(seconds: f64) -> String {
+    if seconds >= 0.001 {
+        format!("{:.1} ms", seconds * 1000.0)
+    } else {
+        format!("{:.0} µs", seconds * 1e6)
+    }
+}
+
 pub fn round2(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }

@@ -1,9 +1,11 @@
 //! `sync_bound`: disk time that is mostly waiting for syncs, one per write or transaction.
 //!
 //! ## What it detects
-//! An I/O-bound run whose disk wait is at least half syncs (or a third, at 50 syncs a second
-//! or more): fsync, fdatasync, sync_file_range, msync, or writes to a descriptor opened with
-//! O_SYNC or O_DSYNC.
+//! An I/O-bound run whose disk wait is at least half syncs: fsync, fdatasync,
+//! sync_file_range, msync, or writes to a descriptor opened with O_SYNC or O_DSYNC. At 50
+//! syncs a second or more (one per record), a third is enough, or half with the files each
+//! commit creates, renames or deletes around its syncs (SQLite's rollback journal: on a
+//! filesystem mounted with `discard` its unlink waits for the device too).
 //!
 //! ## Why it matters
 //! Each sync waits for the device to confirm the data is durable: a few milliseconds on a
@@ -21,7 +23,7 @@
 //! commit groups of them, relax the durability where it is not needed (`PRAGMA synchronous`),
 //! or write with O_DIRECT and flush once.
 
-use super::{pct, AdviceInput, Situation, Sizing};
+use super::{pct, short_duration, AdviceInput, Situation, Sizing};
 use crate::advice::expected::{Band, Estimate};
 use crate::analysis::verdict::WorkloadClass;
 use crate::analysis::wait_kind::WaitKind;
@@ -51,8 +53,9 @@ impl Situation for SyncBound {
             input.verdict.class == WorkloadClass::IoBound
                 && input.verdict.dominant_wait == Some(WaitKind::Disk)
                 && (syncs.share() >= MOSTLY_SYNCS
-                    || (syncs.share() >= MANY_SYNCS_SHARE
-                        && syncs.syncs as f64 >= MANY_SYNCS_PER_S * input.wall_s))
+                    || (syncs.syncs as f64 >= MANY_SYNCS_PER_S * input.wall_s
+                        && (syncs.share() >= MANY_SYNCS_SHARE
+                            || syncs.commit_share() >= MOSTLY_SYNCS)))
         })
     }
 
@@ -62,17 +65,27 @@ impl Situation for SyncBound {
         };
         let count = if syncs.syncs > 0 {
             format!(
-                ", up to about {} of them ({:.0} a second, {:.1} ms each at least)",
+                ", up to about {} of them ({:.0} a second, {} each at least)",
                 syncs.syncs,
                 syncs.syncs as f64 / input.wall_s.max(f64::MIN_POSITIVE),
-                1000.0 * syncs.sync_s / syncs.syncs as f64
+                short_duration(syncs.sync_s / syncs.syncs as f64)
+            )
+        } else {
+            String::new()
+        };
+        let files = if syncs.metadata_s >= 0.01 * syncs.disk_s.max(f64::MIN_POSITIVE) {
+            format!(
+                "; another {:.2} s ({}) went creating, renaming or deleting files around them \
+                 (a journal's, a temporary file's)",
+                syncs.metadata_s,
+                pct(syncs.metadata_s / syncs.disk_s)
             )
         } else {
             String::new()
         };
         format!(
             "{} of {} was spent waiting on the disk, and {:.2} s of the {:.2} s of disk wait \
-             ({}) were syncs (fsync, fdatasync, O_SYNC writes){count}: each waits for the device \
+             ({}) were syncs (fsync, fdatasync, O_SYNC writes){count}{files}: each waits for the device \
              to make the data durable, so the number of syncs, not the amount of data or of \
              concurrency, sets the time.",
             pct(input.verdict.shares.io),
