@@ -115,6 +115,27 @@ pub fn user_frame(frames: &[StackFrame], runtime_dirs: &[String]) -> Option<usiz
         .or((!frames.is_empty()).then_some(0))
 }
 
+/// Where event loops wait for their descriptors, as (file suffix, function): a stack whose
+/// innermost frame is one of these is a loop in its poller, whatever the sampler saw of the
+/// thread at the tick (the stack is read a little later, and a loop is known only after a few
+/// ticks). uvloop's loop is C: its innermost Python frame is asyncio.run's.
+const POLLERS: [(&str, &str); 5] = [
+    ("/selectors.py", "select"),
+    ("/asyncio/base_events.py", "_run_once"),
+    ("/asyncio/base_events.py", "run_forever"),
+    ("/asyncio/runners.py", "run"),
+    ("/trio/_core/_io_epoll.py", "get_events"),
+];
+
+/// Whether a stack (innermost first) is an event loop waiting in its poller.
+pub fn in_poller(frames: &[StackFrame]) -> bool {
+    frames.first().is_some_and(|frame| {
+        POLLERS
+            .iter()
+            .any(|(file, function)| frame.function == *function && frame.file.ends_with(file))
+    })
+}
+
 /// "checksum (hotlib.py:12)": a frame as people read it.
 pub fn label(frame: &StackFrame) -> String {
     let base = frame.file.rsplit('/').next().unwrap_or(&frame.file);
@@ -365,7 +386,7 @@ impl CodeTracker {
         let user = self.interner.frame(&stack.frames[user]);
         let key = SampleKey {
             blocked: false,
-            polling: asked.polling,
+            polling: asked.polling || (asked.state != CPU && in_poller(&stack.frames)),
             state: asked.state,
             user,
             stack: self.interner.stack(&stack.frames),
@@ -902,6 +923,50 @@ mod tests {
             code.frame_between(PID, PID, 500 * TICK_NS, 600 * TICK_NS),
             None
         );
+    }
+
+    #[test]
+    fn a_loop_seen_in_its_poller_by_its_stack_names_no_function_before_the_loop_is_known() {
+        // No loop is known to the tracker (too early in the run): the stack alone says the
+        // thread waits in asyncio's selector, and asyncio.run's caller is no code to fix.
+        let loops = LoopTracker::default();
+        let mut tracker = CodeTracker::default();
+        let polling = vec![
+            frame("select", &format!("{STDLIB}selectors.py"), 468),
+            frame(
+                "_run_once",
+                &format!("{STDLIB}asyncio/base_events.py"),
+                1898,
+            ),
+            frame("<module>", "/srv/app/client.py", 29),
+        ];
+        let fetch = vec![
+            frame("recv_into", &format!("{STDLIB}socket.py"), 12),
+            frame("fetch", "/srv/app/client.py", 14),
+        ];
+        for n in 0..100u64 {
+            let back = n.checked_sub(1).map(|asked| {
+                (
+                    asked * TICK_NS,
+                    if asked % 2 == 0 {
+                        polling.clone()
+                    } else {
+                        fetch.clone()
+                    },
+                )
+            });
+            tick(&mut tracker, &loops, n, Some(WaitKind::Network), back);
+        }
+        let code = tracker
+            .conclude(&loops, &[CodeState::Wait(WaitKind::Network)])
+            .unwrap();
+        let named: Vec<&str> = code
+            .of_state(CodeState::Wait(WaitKind::Network))
+            .map(|h| h.function.as_str())
+            .collect();
+        assert_eq!(named, ["fetch"]);
+        assert!(in_poller(&polling));
+        assert!(!in_poller(&fetch));
     }
 
     #[test]
