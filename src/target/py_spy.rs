@@ -54,8 +54,10 @@ pub const DENIED: &str = "ptrace access denied: attach as the process's user (wh
 pub struct PySpySource {
     profiles: ProfileSet,
     processes: HashMap<i32, Followed>,
-    attach: Option<Sender<(ProcessInfo, Waker)>>,
+    attach: Option<Sender<(ProcessInfo, u64, Waker)>>,
     attached: (Sender<Attached>, Receiver<Attached>),
+    /// Attaches asked for so far (numbers each one).
+    attempts: u64,
     /// CPU time the attach thread spent, ns, and how much of it was reported.
     attach_cpu_ns: Arc<AtomicU64>,
     reported_attach_cpu_ns: u64,
@@ -63,7 +65,13 @@ pub struct PySpySource {
 }
 
 enum Followed {
-    Attaching { start_ticks: u64 },
+    /// `attempt` tells this attach's result from an earlier one's for the same process (a
+    /// process followed again after an exec, whose first attach may end after the second
+    /// began).
+    Attaching {
+        start_ticks: u64,
+        attempt: u64,
+    },
     Reading(Box<Reader>),
 }
 
@@ -78,6 +86,7 @@ struct Reader {
 struct Attached {
     pid: i32,
     start_ticks: u64,
+    attempt: u64,
     /// The reader and the note saying it is followed; or why not (`None`: it is not CPython
     /// after all, or it is gone, which needs no note).
     result: Result<(Reader, StackNote), Option<String>>,
@@ -90,6 +99,7 @@ impl PySpySource {
             processes: HashMap::new(),
             attach: None,
             attached: mpsc::channel(),
+            attempts: 0,
             attach_cpu_ns: Arc::new(AtomicU64::new(0)),
             reported_attach_cpu_ns: 0,
             notes: Vec::new(),
@@ -97,21 +107,22 @@ impl PySpySource {
     }
 
     /// The attach thread's request channel, started at the first process.
-    fn attacher(&mut self) -> Option<&Sender<(ProcessInfo, Waker)>> {
+    fn attacher(&mut self) -> Option<&Sender<(ProcessInfo, u64, Waker)>> {
         if self.attach.is_none() {
-            let (requests, inbox) = mpsc::channel::<(ProcessInfo, Waker)>();
+            let (requests, inbox) = mpsc::channel::<(ProcessInfo, u64, Waker)>();
             let results = self.attached.0.clone();
             let cpu = Arc::clone(&self.attach_cpu_ns);
             std::thread::Builder::new()
                 .name("stacks-attach".into())
                 .spawn(move || {
-                    for (info, waker) in inbox {
+                    for (info, attempt, waker) in inbox {
                         let before = thread_cpu_ns();
                         let result = attach(&info);
                         cpu.fetch_add(thread_cpu_ns().saturating_sub(before), Ordering::Relaxed);
                         let attached = Attached {
                             pid: info.pid,
                             start_ticks: info.start_ticks,
+                            attempt,
                             result,
                         };
                         if results.send(attached).is_err() {
@@ -198,10 +209,17 @@ impl StackSource for PySpySource {
             return;
         }
         let start_ticks = info.start_ticks;
+        self.attempts += 1;
+        let attempt = self.attempts;
         if let Some(attacher) = self.attacher() {
-            if attacher.send((info, waker)).is_ok() {
-                self.processes
-                    .insert(pid, Followed::Attaching { start_ticks });
+            if attacher.send((info, attempt, waker)).is_ok() {
+                self.processes.insert(
+                    pid,
+                    Followed::Attaching {
+                        start_ticks,
+                        attempt,
+                    },
+                );
                 self.notes.push(StackNote::Attaching { pid });
             }
         }
@@ -230,10 +248,11 @@ impl StackSource for PySpySource {
         while let Ok(attached) = self.attached.1.try_recv() {
             let current = matches!(
                 self.processes.get(&attached.pid),
-                Some(Followed::Attaching { start_ticks }) if *start_ticks == attached.start_ticks
+                Some(Followed::Attaching { start_ticks, attempt })
+                    if *start_ticks == attached.start_ticks && *attempt == attached.attempt
             );
             if !current {
-                // Forgotten, or exec'd into another program meanwhile.
+                // Forgotten, exec'd into another program meanwhile, or followed again.
                 continue;
             }
             match attached.result {
@@ -305,13 +324,17 @@ fn attach(info: &ProcessInfo) -> Result<(Reader, StackNote), Option<String>> {
             "CPython {version}: {STACK_READER} reads {STACK_READER_RANGE}"
         )));
     }
-    let deadline = Instant::now() + ATTACH_DEADLINE;
+    let started = Instant::now();
+    let deadline = started + ATTACH_DEADLINE;
     let mut wait = FIRST_RETRY;
     let config = config();
+    let mut tries = 0u32;
+    let mut last_error: Option<anyhow::Error> = None;
     loop {
         if !same_process(pid, info.start_ticks) {
-            return Err(None);
+            return Err(ended_while_attaching(started, tries, last_error.as_ref()));
         }
+        tries += 1;
         let error = match PythonSpy::new(pid, &config) {
             Ok(mut spy) => match spy.get_stack_traces() {
                 Ok(_) => break Ok(reader(spy, info)),
@@ -324,16 +347,37 @@ fn attach(info: &ProcessInfo) -> Result<(Reader, StackNote), Option<String>> {
         }
         if Instant::now() + wait > deadline {
             if !same_process(pid, info.start_ticks) {
-                return Err(None);
+                return Err(ended_while_attaching(started, tries, Some(&error)));
             }
             return Err(Some(format!(
                 "{SOURCE} could not find a running interpreter in it within {} s: {error:#}",
                 ATTACH_DEADLINE.as_secs()
             )));
         }
+        last_error = Some(error);
         std::thread::sleep(wait);
         wait = (wait * 2).min(LONGEST_RETRY);
     }
+}
+
+/// A process that ended before its interpreter could be read: nothing to say of one that
+/// lived only moments (a short-lived child), the tries and the last error of one that was
+/// tried for a while (what kept the reader from it).
+fn ended_while_attaching(
+    started: Instant,
+    tries: u32,
+    last_error: Option<&anyhow::Error>,
+) -> Option<String> {
+    /// A process tried for less than this needs no note.
+    const WORTH_A_NOTE: Duration = Duration::from_millis(250);
+    let tried = started.elapsed();
+    (tried >= WORTH_A_NOTE).then(|| {
+        let last = last_error.map_or(String::new(), |error| format!("; the last: {error:#}"));
+        format!(
+            "it ended while {SOURCE} was still attaching ({tries} tries over {} ms{last})",
+            tried.as_millis()
+        )
+    })
 }
 
 fn reader(spy: PythonSpy, info: &ProcessInfo) -> (Reader, StackNote) {
