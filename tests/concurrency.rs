@@ -290,8 +290,9 @@ fn node_servers_blocked_by_exec_sync_or_computing_are_blocked_loops_and_one_awai
     );
     let found = served_by_main_thread(&report);
     assert!(found.blocked_share < 0.3, "{found:?}");
-    // 20 clients, 30 ms each, overlapped: far more than the 33 a second of a blocked loop.
-    assert!(rps > 150.0, "{rps}");
+    // 20 clients, 30 ms each, overlapped: far more than the 33 a second of a blocked loop
+    // (about 600 on a quiet machine; three times a blocked loop's on a loaded one).
+    assert!(rps > 100.0, "{rps}");
 }
 
 #[test]

@@ -167,11 +167,20 @@ pub struct LoopTracker {
 const DOMINANT: f64 = 0.8;
 /// ...and is busy at least this share of the wall time, to be taken for its loop thread.
 const DOMINANT_BUSY: f64 = 0.3;
-/// A thread that ran less than this share of its time, and less than this share of what the
-/// process's most running thread ran, was parked (V8's and the JVM's idle workers on their
-/// futexes, woken now and then for nothing much), not busy.
+/// A thread other than the process's main one that ran less than this share of its time was
+/// parked (V8's and the JVM's idle workers on their futexes, woken now and then for nothing
+/// much), not busy; the main thread (where Node's and asyncio's loops run), only when it also
+/// ran less than this share of what the process's most running thread ran. A main thread
+/// blocked in execSync runs as little as its helpers: judged against it, they were busy.
 const PARKED_CPU_SHARE: f64 = 0.01;
 const PARKED_OF_MOST_CPU: f64 = 0.25;
+
+/// Whether a thread was parked (see `PARKED_CPU_SHARE`) given its time, whether it is its
+/// process's main thread, and the CPU of the process's thread that ran most.
+fn parked(time: &TimeSplit, main_thread: bool, most_cpu: f64) -> bool {
+    time.cpu_ns < PARKED_CPU_SHARE * time.total_ns()
+        && (!main_thread || time.cpu_ns < PARKED_OF_MOST_CPU * most_cpu)
+}
 
 impl LoopTracker {
     pub fn ingest(&mut self, snapshot: &TickSnapshot, tick: &TickIntervals) {
@@ -316,9 +325,7 @@ impl LoopTracker {
         let busy = |thread: &ThreadAccount, most_cpu: f64| {
             let time = &thread.time;
             let total = time.total_ns();
-            let parked = time.cpu_ns < PARKED_CPU_SHARE * total
-                && time.cpu_ns < PARKED_OF_MOST_CPU * most_cpu;
-            if parked {
+            if parked(time, thread.tid == thread.pid, most_cpu) {
                 return 0.0;
             }
             total - time.wait(WaitKind::EventWait) - time.wait(WaitKind::Input)
@@ -678,6 +685,22 @@ mod tests {
         t.serving = Some(Poller::Instance(3));
         assert!(t.is_nested(&polling(epoll_pwait, 25, &child_pipes, 2), None));
         assert!(!t.is_nested(&polling(epoll_pwait, 3, &loop_set, 5), None));
+    }
+
+    #[test]
+    fn helpers_that_barely_ran_are_parked_beside_a_main_thread_blocked_in_exec_sync() {
+        // As measured (attach 2 s, Node blocked in execSync under load): the main thread ran
+        // 23 ms and waited on the child's pipes, a V8 helper ran 7 ms on its futex.
+        let ms = 1e6;
+        let main = TimeSplit::with_waits(23.0 * ms, &[(WaitKind::Ipc, 1915.0 * ms)]);
+        let helper = TimeSplit::with_waits(7.0 * ms, &[(WaitKind::Lock, 1986.0 * ms)]);
+        assert!(!parked(&main, true, 23.0 * ms));
+        assert!(parked(&helper, false, 23.0 * ms));
+        // A main thread parked on a futex beside a helper that computes is parked too.
+        let computing = TimeSplit::with_waits(900.0 * ms, &[(WaitKind::Lock, 1000.0 * ms)]);
+        let main_parked = TimeSplit::with_waits(7.0 * ms, &[(WaitKind::Lock, 1986.0 * ms)]);
+        assert!(parked(&main_parked, true, 900.0 * ms));
+        assert!(!parked(&computing, false, 900.0 * ms));
     }
 
     #[test]
