@@ -30,6 +30,8 @@
 //! (examples/python/sleepy_server.py in its subprocess mode). Attached for 1 s:
 //! python_sync_server_at_capacity (examples/python/sync_server.py with its two worker
 //! processes, under 16 reconnecting clients of examples/python/load_generator.py).
+//! Attached for 2 s: uvicorn_healthy_server (uvicorn 0.54 from PyPI, an ASGI handler awaiting
+//! a 20 ms asyncio.sleep, under `wrk -t2 -c20`: 915 requests a second, its loop 7% busy).
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
@@ -622,6 +624,25 @@ fn a_sync_server_whose_clients_queue_is_at_capacity_not_idle() {
         "{reason}"
     );
     assert_eq!(advice.expected.measure.name(), "capacity");
+}
+
+#[test]
+fn a_healthy_uvicorn_server_under_load_is_an_event_loop_with_room_to_spare() {
+    // Its callbacks are short and spread out: no tick was busy, and the loop is still the
+    // program's shape.
+    let (findings, advice) = advised("uvicorn_healthy_server");
+    assert_eq!(findings.concurrency.structure.name(), "event_loop");
+    let event_loop = findings.concurrency.event_loop.as_ref().unwrap();
+    assert!(event_loop.peers >= 15, "{event_loop:?}");
+    assert!(event_loop.blocked_share < 0.1, "{event_loop:?}");
+    assert_eq!(findings.verdict.class, WorkloadClass::Idle);
+    assert_eq!(advice.model, Model::None);
+    assert_eq!(advice.situation, "idle");
+    assert!(
+        advice.reasons[0].contains("has room for more load"),
+        "{:?}",
+        advice.reasons
+    );
 }
 
 #[test]

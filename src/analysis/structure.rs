@@ -175,10 +175,14 @@ impl StructureTracker {
             .sum();
         let program_work_ns = work_ns + others_cpu_ns;
         let non_idle_ns = work_ns + found.polling_io_s * 1e9;
+        // No busy tick at all: a loop whose callbacks are short and spread out (a server
+        // with room to spare) is still the program's shape when it does its work.
+        let no_busy_tick = self.busy_ns <= 0.0 && work_ns > 0.0;
         work_ns >= LOOP_WORK * program_work_ns
             && (multiplexing_share >= HOLDS
                 || self.share(non_idle_ns) >= LOOP_HOLDS
-                || found.never_polled)
+                || found.never_polled
+                || no_busy_tick)
     }
 
     /// The structure of the whole run, from the shares of the busy time each shape held.

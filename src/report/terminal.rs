@@ -297,7 +297,7 @@ fn structure_line(report: &Report) -> Option<String> {
         if concurrency.structure == "event_loop" {
             line.push_str(&format!(" ({name} pid {})", event_loop.pid));
         }
-        line.push_str(&format!(", {:.1} in flight", concurrency.in_flight));
+        line.push_str(&in_flight(concurrency.in_flight));
         // Worth a word when it is a real part of the run (the share is of the loop's busy
         // time, which is small when it mostly waits: 0.1 s of 0.5 s is 20%).
         let blocked_s = event_loop.blocked_s;
@@ -309,9 +309,19 @@ fn structure_line(report: &Report) -> Option<String> {
             ));
         }
     } else {
-        line.push_str(&format!(", {:.1} in flight", concurrency.in_flight));
+        line.push_str(&in_flight(concurrency.in_flight));
     }
     Some(line)
+}
+
+/// ", 9.6 in flight"; nothing when nothing was (a server's loop whose requests wait on
+/// timers, or a program that only computes): "0.0 in flight" reads as a fault.
+fn in_flight(in_flight: f64) -> String {
+    if in_flight >= 0.05 {
+        format!(", {in_flight:.1} in flight")
+    } else {
+        String::new()
+    }
 }
 
 /// One bar per state with a share of the wall time worth showing.
