@@ -126,6 +126,24 @@ struct ProfileFile {
     #[serde(default)]
     thresholds: Option<ThresholdOverrides>,
     advice: BTreeMap<String, Spanned<AdviceFile>>,
+    #[serde(default)]
+    tools: Vec<ToolFile>,
+}
+
+/// A program people run rather than write (xz, gzip, sort), with its own way to use more
+/// cores.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolFile {
+    executables: Vec<String>,
+    how: String,
+}
+
+/// See `ToolFile`: the executables' name patterns and what to do instead of writing threads.
+#[derive(Debug, Clone)]
+pub struct Tool {
+    pub executables: Vec<glob::Pattern>,
+    pub how: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,6 +210,8 @@ pub struct Profile {
     pub traits: RuntimeTraits,
     pub thresholds: Thresholds,
     pub advice: BTreeMap<String, SituationAdvice>,
+    /// Tools with their own parallel option, for a CPU-bound run that is one of them.
+    pub tools: Vec<Tool>,
     /// The TOML text, for `profiles show`.
     pub text: String,
 }
@@ -202,6 +222,13 @@ impl Profile {
         self.advice
             .get(situation)
             .or_else(|| self.advice.get(fallback))
+    }
+
+    /// The tool whose executable this is ("xz", from its command's first word), if any.
+    pub fn tool(&self, program: &str) -> Option<&Tool> {
+        self.tools
+            .iter()
+            .find(|tool| tool.executables.iter().any(|p| p.matches(program)))
     }
 }
 
@@ -462,6 +489,14 @@ pub fn parse(text: &str, file: &str, source: &str) -> Result<Profile, Error> {
     let executables = checker.patterns(&raw.detect.executables, "detect.executables")?;
     let libraries = checker.patterns(&raw.detect.libraries, "detect.libraries")?;
     let thresholds = checker.thresholds(raw.thresholds)?;
+    let mut tools = Vec::new();
+    for (index, tool) in raw.tools.iter().enumerate() {
+        tools.push(Tool {
+            executables: checker
+                .patterns(&tool.executables, &format!("tools[{index}].executables"))?,
+            how: tool.how.clone(),
+        });
+    }
     let mut advice = BTreeMap::new();
     for (situation, entry) in &raw.advice {
         advice.insert(situation.clone(), checker.situation(situation, entry)?);
@@ -483,6 +518,7 @@ pub fn parse(text: &str, file: &str, source: &str) -> Result<Profile, Error> {
         traits: raw.runtime,
         thresholds,
         advice,
+        tools,
         text: text.to_string(),
     })
 }

@@ -178,7 +178,7 @@ fn in_a_pipeline_the_compressor_is_the_stage_the_others_wait_on() {
     // What to change is that stage, a tool with a threads option, not the code around it.
     let recommendation = &report.recommendation;
     assert!(
-        recommendation.how.starts_with("Give xz more cores"),
+        recommendation.how.starts_with("Give xz more cores: xz -T0"),
         "{recommendation:?}"
     );
 }

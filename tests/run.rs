@@ -31,6 +31,37 @@ fn single_threaded_cpu_loop_is_cpu_bound_on_one_core() {
 }
 
 #[test]
+fn a_cpu_bound_tool_with_its_own_threads_option_is_told_that_option_first() {
+    let _lock = timing_lock();
+    let dir = scratch_dir();
+    // 5 MB of pseudo-random letters: about a second of xz -6 on one core.
+    let input = dir.path().join("input.txt");
+    let text: String = (0..5_000_000u64)
+        .map(|i| {
+            let x = i.wrapping_mul(6364136223846793005).rotate_left(17) ^ (i >> 3);
+            char::from(b'A' + (x % 26) as u8)
+        })
+        .collect();
+    std::fs::write(&input, text).unwrap();
+    let input = input.display().to_string();
+    let (report, output) = run_measured(&[], &["xz", "-6", "-T1", "-k", "-f", &input]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(report.verdict.class, "cpu-bound", "{:?}", report.breakdown);
+    assert_eq!(report.recommendation.situation, "cpu_bound");
+    let how = &report.recommendation.how;
+    assert!(
+        how.starts_with("xz has its own way to use more cores: xz -T0"),
+        "{how}"
+    );
+    // Threads in code of one's own stay the alternative.
+    let first = &report.recommendation.alternatives[0];
+    assert!(
+        first.starts_with("if xz is your own code: A thread pool"),
+        "{first}"
+    );
+}
+
+#[test]
 fn sleep_is_idle_with_sleep_the_dominant_wait() {
     let _lock = timing_lock();
     let (report, _) = run_measured(&[], &["sleep", "2"]);

@@ -208,7 +208,7 @@ fn advise(input: &AdviceInput) -> Advice {
     reasons.extend(entry.reasons.iter().map(|r| fill(r, &values)));
     reasons.extend(sizing_text);
     add_caveats(input, situation, &mut reasons);
-    let (how, alternatives) = how_and_alternatives(input, &entry, code, &values);
+    let (how, alternatives) = how_and_alternatives(input, situation, &entry, code, &values);
     Advice {
         model: entry.model,
         situation,
@@ -291,9 +291,11 @@ fn add_caveats(input: &AdviceInput, situation: &str, reasons: &mut Vec<String>) 
 }
 
 /// What to do (the profile's advice, then the code's) and the alternatives; for a pipeline
-/// waiting on a single-core stage, giving that stage more cores comes first.
+/// waiting on a single-core stage, giving that stage more cores comes first, and for a
+/// CPU-bound tool with its own parallel option (xz -T0), that option.
 fn how_and_alternatives(
     input: &AdviceInput,
+    situation: &str,
     entry: &SituationAdvice,
     code: Option<situations::CodeAdvice>,
     values: &[(&str, String)],
@@ -308,13 +310,35 @@ fn how_and_alternatives(
     // often a tool with a threads option rather than code of one's own.
     if let Some(stage) = one_core_stage(input) {
         alternatives.insert(0, format!("if {stage} is your own code: {how}"));
-        how = format!(
-            "Give {stage} more cores: its own threads option if it has one (xz -T0, zstd -T0, \
-             pigz instead of gzip, sort --parallel=N), or split its input among several copies \
-             of it."
-        );
+        how = match input.profile.tool(&stage) {
+            Some(tool) => format!("Give {stage} more cores: {}", tool.how),
+            None => format!(
+                "Give {stage} more cores: its own threads option if it has one (xz -T0, zstd \
+                 -T0, pigz instead of gzip, sort --parallel=N), or split its input among \
+                 several copies of it."
+            ),
+        };
+    } else if let Some((program, tool)) = busy_tool(input).filter(|_| situation == "cpu_bound") {
+        alternatives.insert(0, format!("if {program} is your own code: {how}"));
+        how = format!("{program} has its own way to use more cores: {}", tool.how);
     }
     (how, alternatives)
+}
+
+/// Most of the CPU is one process's this share of it, at least...
+const ONE_PROCESS_CPU: f64 = 0.8;
+
+/// ...and that process is a tool the profile knows (xz, gzip, sort): its name and the tool.
+fn busy_tool<'a>(input: &AdviceInput<'a>) -> Option<(String, &'a crate::profile::Tool)> {
+    let total: f64 = input.processes.iter().map(|p| p.cpu_s).sum();
+    let busiest = input
+        .processes
+        .iter()
+        .max_by(|a, b| a.cpu_s.total_cmp(&b.cpu_s))
+        .filter(|p| p.cpu_s > 0.0 && p.cpu_s >= ONE_PROCESS_CPU * total)?;
+    let program = crate::analysis::bottleneck::program_name(&busiest.command)?;
+    let tool = input.profile.tool(program)?;
+    Some((program.to_string(), tool))
 }
 
 /// Why the program waited for a CPU: its own threads wanting more cores than there are, or
