@@ -645,6 +645,33 @@ mod tests {
     }
 
     #[test]
+    fn network_waits_at_a_module_s_top_level_are_to_become_a_function_before_a_pool() {
+        let waiting = verdict(2.0, &[(WaitKind::Network, 98.0)]);
+        let waiting_in = |function: &str, line| {
+            let state = CodeState::Wait(WaitKind::Network);
+            CodeFindings::of_hotspots(vec![hotspot(state, function, "/srv/client.py", line)])
+        };
+        let named = waiting_in("fetch", 7);
+        let advice = advise_with_code(&waiting, "python", 0.02, Some(&named));
+        assert!(
+            advice.how.contains("pool.map(fetch, items)"),
+            "{}",
+            advice.how
+        );
+        let script = waiting_in("<module>", 5);
+        let advice = advise_with_code(&waiting, "python", 0.02, Some(&script));
+        assert!(
+            advice
+                .how
+                .contains("which runs at the top level of its module: move the code of one call")
+                && !advice.how.contains("<module> at once")
+                && !advice.how.contains("pool.map(<module>"),
+            "{}",
+            advice.how
+        );
+    }
+
+    #[test]
     fn cpu_bound_is_processes_under_a_gil_and_threads_without() {
         let v = verdict(98.0, &[(WaitKind::Sleep, 2.0)]);
         let python = advise_for(&v, "python", 0.98);

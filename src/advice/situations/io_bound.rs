@@ -20,7 +20,8 @@
 
 use super::disk_saturated::{held_to_disk, sizing_held_to_disk};
 use super::{
-    hotspots_named, io_sizing, overlapped_io, pct, AdviceInput, CodeAdvice, Situation, Sizing,
+    hotspots_named, io_sizing, overlapped_io, pct, unnamed_code, AdviceInput, CodeAdvice,
+    Situation, Sizing,
 };
 use crate::advice::expected::Estimate;
 use crate::analysis::code::CodeState;
@@ -100,7 +101,16 @@ impl Situation for IoBound {
         } else {
             format!(" (innermost: {})", top.innermost)
         };
-        let how = if input.is_python() {
+        let unnamed = unnamed_code(&top.function).filter(|_| input.is_python());
+        let how = if let Some(where_it_runs) = unnamed {
+            format!(
+                "The waits to overlap are those of {}, which runs {where_it_runs}: move the \
+                 code of one call (one request, one query) into a function, then run several \
+                 calls of it at once (asyncio.gather over an async version of it, or \
+                 pool.map(function, items) on a ThreadPoolExecutor).",
+                top.place()
+            )
+        } else if input.is_python() {
             format!(
                 "The waits to overlap are those of {}: run several calls of {} at once \
                  (asyncio.gather over an async version of it, or pool.map({}, items) on a \

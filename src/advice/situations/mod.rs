@@ -179,20 +179,13 @@ pub fn parallel_code(input: &AdviceInput) -> Option<CodeAdvice> {
     let hotspots = input.hotspots(CodeState::Cpu);
     let top = hotspots.first()?;
     let place = top.place();
-    // Code at a module's top level (or in a lambda, a comprehension) is no function a pool
-    // can be handed: it has to become one first.
-    let unnamed = top.function.starts_with('<');
-    let how = if input.is_python() && unnamed {
+    let how = if let Some(where_it_runs) = unnamed_code(&top.function).filter(|_| input.is_python())
+    {
         let pool = if input.has_gil() {
             "the process pool (processes receive it by pickling: its arguments and results \
              must pickle too)"
         } else {
             "the pool's threads"
-        };
-        let where_it_runs = match top.function.as_str() {
-            "<module>" => "at the top level of its module",
-            "<lambda>" => "in a lambda",
-            _ => "in a comprehension or generator",
         };
         format!(
             "Start with {place}: that code runs {where_it_runs}, not in a function of its \
@@ -386,6 +379,18 @@ pub fn names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = RANKED.iter().map(|s| s.name()).collect();
     names.dedup();
     names
+}
+
+/// Where code that is no function runs ("at the top level of its module"), for Python's
+/// `<module>`, `<lambda>`, `<listcomp>`...: a pool cannot be handed it, it has to become a
+/// function first. `None` for a named function.
+pub fn unnamed_code(function: &str) -> Option<&'static str> {
+    let place = match function {
+        "<module>" => "at the top level of its module",
+        "<lambda>" => "in a lambda",
+        _ => "in a comprehension or generator",
+    };
+    function.starts_with('<').then_some(place)
 }
 
 pub fn pct(share: f64) -> String {
