@@ -81,11 +81,16 @@ impl Situation for CpuQuota {
 
     fn expected(&self, input: &AdviceInput, _sizing: &Sizing) -> Estimate {
         let cores = input.limits.quota.as_ref().map_or(1.0, |q| q.cores);
+        // The CPU more workers cost to start and to switch (a quarter of the run's at one
+        // core: x0.8) takes longer under a quota of less than a core: 1/cores as long.
+        let unchanged = Band::unchanged();
+        let low = 1.0 / (1.0 + (1.0 / unchanged.low - 1.0) / cores.clamp(0.1, 1.0));
         Estimate::band(
-            Band::unchanged().widened_for(input),
+            Band::new(unchanged.speedup, low, unchanged.high).widened_for(input),
             format!(
                 "the cgroup may use {cores:.2} cores and uses them: more workers share the same \
-                 quota and pay a little for switching"
+                 quota and pay a little for starting and switching, stretched by a quota under \
+                 one core"
             ),
         )
     }
