@@ -32,6 +32,8 @@
 //! processes, under 16 reconnecting clients of examples/python/load_generator.py).
 //! Attached for 2 s: uvicorn_healthy_server (uvicorn 0.54 from PyPI, an ASGI handler awaiting
 //! a 20 ms asyncio.sleep, under `wrk -t2 -c20`: 915 requests a second, its loop 7% busy).
+//! Attached for 1.5 s: postgres_backends_under_pgbench (PostgreSQL 15's postmaster, its four
+//! backends serving `pgbench -c 4 -j 2` over a Unix socket, 9100 transactions a second).
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
@@ -643,6 +645,27 @@ fn a_healthy_uvicorn_server_under_load_is_an_event_loop_with_room_to_spare() {
         "{:?}",
         advice.reasons
     );
+}
+
+#[test]
+fn postgres_backends_each_on_its_connection_are_processes_not_a_blocked_event_loop() {
+    // Each backend polls its one client socket (and the postmaster's pipe): four workers of
+    // one server on the two cores, not an event loop blocked by its queries.
+    let (findings, advice) = advised("postgres_backends_under_pgbench");
+    assert_eq!(findings.concurrency.structure.name(), "processes");
+    assert!(
+        findings.concurrency.busy_processes >= 4,
+        "{:?}",
+        findings.concurrency
+    );
+    // The one loop is the postmaster's, polling its listeners, idle: no backend is one.
+    let event_loop = findings.concurrency.event_loop.as_ref().unwrap();
+    assert!(event_loop.blocked_share < 0.1, "{event_loop:?}");
+    let postmaster = findings.processes.iter().map(|p| p.pid).min().unwrap();
+    assert_eq!(event_loop.pid, postmaster, "{event_loop:?}");
+    assert_eq!(findings.verdict.class, WorkloadClass::CpuBound);
+    assert_eq!(advice.situation, "already_parallel");
+    assert_eq!(advice.model, Model::None);
 }
 
 #[test]

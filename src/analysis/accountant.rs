@@ -1169,6 +1169,7 @@ mod tests {
             fd_sync: false,
             peers: Vec::new(),
             stopped_by,
+            served: None,
         }
     }
 }

@@ -209,7 +209,7 @@ impl LoopTracker {
                 Some(state)
                     if is_multiplexing(state) && !thread.is_nested(state, serving_epoll) =>
                 {
-                    if thread.serving.is_none() && state.fds.iter().any(|fd| fd.is_served()) {
+                    if thread.serving.is_none() && state.serves_many() {
                         thread.serving = Some(Poller::of(state));
                     }
                     if state.watched > thread.max_watched {
@@ -300,7 +300,8 @@ impl LoopTracker {
                 .cmp(&serves(&a.1))
                 .then(b.1.non_idle_ns().total_cmp(&a.1.non_idle_ns()))
         });
-        let best = loops.into_iter().next();
+        let workers = per_process_workers(&loops);
+        let best = loops.into_iter().next().filter(|_| !workers);
         if let Some((&(pid, tid), thread)) = &best {
             if thread.serving.is_some() {
                 return Some(thread.conclusion(pid, tid, count));
@@ -388,6 +389,23 @@ impl LoopTracker {
         }
         found
     }
+}
+
+/// A poller's thread doing at least this share of the busiest one's work is its peer...
+const PEER_WORKER_SHARE: f64 = 0.5;
+
+/// ...and the busiest of `loops` (sorted, serving first) serves no listener nor several
+/// connections, while another process's thread polls with work like it: each process serves
+/// its own connection (a PostgreSQL backend, a prefork worker), workers of one server rather
+/// than one program's event loop.
+fn per_process_workers(loops: &[(&(i32, i32), ThreadLoop)]) -> bool {
+    let Some((&(pid, _), best)) = loops.first() else {
+        return false;
+    };
+    best.serving.is_none()
+        && loops.iter().skip(1).any(|(&(other, _), thread)| {
+            other != pid && thread.non_idle_ns() >= PEER_WORKER_SHARE * best.non_idle_ns()
+        })
 }
 
 impl ThreadLoop {

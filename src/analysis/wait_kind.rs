@@ -377,6 +377,7 @@ mod tests {
             peers: Vec::new(),
             mount: None,
             stopped_by: None,
+            served: None,
         }
     }
 
@@ -503,6 +504,7 @@ mod tests {
             peers: Vec::new(),
             mount: None,
             stopped_by: None,
+            served: None,
         };
         assert_eq!(classify(&state), Some(WaitKind::Paging));
     }
@@ -520,6 +522,7 @@ mod tests {
             peers: Vec::new(),
             mount: None,
             stopped_by: None,
+            served: None,
         };
         assert_eq!(classify(&state), Some(WaitKind::Unknown));
         state.letter = 'D';

@@ -175,6 +175,8 @@ pub struct WaitTargets {
     /// For a set (epoll, poll, select): its size, and how many lead to a peer.
     pub watched: u32,
     pub watched_peers: u32,
+    /// How many of the descriptors are served ones (listeners, connections, network sockets).
+    pub served: u32,
     /// A write to a regular file opened with O_SYNC or O_DSYNC.
     pub fd_sync: bool,
     /// A single descriptor waited on that is a pipe or a socket: its kind and inode, to find
@@ -247,6 +249,7 @@ impl FdResolver {
             }
             resolved += 1;
             peers += u32::from(leads_to_peer(kind));
+            targets.served += u32::from(kind.is_served());
             if !targets.kinds.contains(&kind) {
                 targets.kinds.push(kind);
             }

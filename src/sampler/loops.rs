@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use syscalls::Sysno;
 
 use super::fd_resolver::{FdResolver, ProcessFiles};
-use super::observation::{ProcessPoll, TickSnapshot};
+use super::observation::{serves_many, ProcessPoll, TickSnapshot};
 
 /// Each process's instance is looked at again this often...
 const PERIOD: Duration = Duration::from_secs(1);
@@ -94,7 +94,7 @@ fn look(
         watched: targets.watched,
         peers: targets.watched_peers,
         epfd: Some(epfd),
-        serves: targets.kinds.iter().any(|kind| kind.is_served()),
+        serves: serves_many(&targets.kinds, Some(targets.served)),
     })
 }
 

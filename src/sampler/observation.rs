@@ -130,9 +130,9 @@ pub struct ProcessPoll {
     /// Its descriptor number (absent in recordings made before it was kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epfd: Option<i32>,
-    /// It holds a listener, accepted connections or network sockets (`FdKind::is_served`):
+    /// It holds a listener, or two connections or network sockets or more (`serves_many`):
     /// the poller the program serves from, as opposed to one a runtime keeps for itself or
-    /// makes for a moment (on a child's pipes).
+    /// makes for a moment (on a child's pipes), or a worker's on its one connection.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub serves: bool,
 }
@@ -289,6 +289,21 @@ pub struct ThreadState {
     /// Who stopped the thread, when it was stopped (state T or t, or a frozen cgroup).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_by: Option<Stopper>,
+    /// How many of the descriptors waited on are served ones (`FdKind::is_served`; absent
+    /// in recordings made before it was counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served: Option<u32>,
+}
+
+/// See `ThreadState::serves_many`; without a count (older recordings), any served descriptor.
+pub fn serves_many(kinds: &[FdKind], served: Option<u32>) -> bool {
+    let listens = kinds
+        .iter()
+        .any(|kind| matches!(kind, FdKind::TcpListener | FdKind::UnixListener));
+    match served {
+        Some(count) => listens || count >= 2,
+        None => kinds.iter().any(|kind| kind.is_served()),
+    }
 }
 
 fn is_zero(value: &u32) -> bool {
@@ -296,6 +311,13 @@ fn is_zero(value: &u32) -> bool {
 }
 
 impl ThreadState {
+    /// Whether the set it waits on serves many: a listener (every client to come), or two
+    /// connections or more. A process that serves one connection from its poller (a
+    /// PostgreSQL backend, a prefork worker) is one worker of many, not an event loop.
+    pub fn serves_many(&self) -> bool {
+        serves_many(&self.fds, self.served)
+    }
+
     pub fn running() -> Self {
         ThreadState {
             letter: 'R',
@@ -308,6 +330,7 @@ impl ThreadState {
             peers: Vec::new(),
             mount: None,
             stopped_by: None,
+            served: None,
         }
     }
 }

@@ -1358,6 +1358,7 @@ fn read_wait_state(
         peers: Vec::new(),
         mount: targets.mount,
         stopped_by: None,
+        served: Some(targets.served),
     };
     (state, targets.conversation)
 }
