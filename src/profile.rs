@@ -137,6 +137,10 @@ struct ProfileFile {
 struct ToolFile {
     executables: Vec<String>,
     how: String,
+    /// "cpu" (the default): its option for more cores, for a CPU-bound run; "io": its option
+    /// for more at once, for an I/O-bound one (a load generator's clients).
+    #[serde(default)]
+    when: Option<String>,
 }
 
 /// See `ToolFile`: the executables' name patterns and what to do instead of writing threads.
@@ -144,6 +148,8 @@ struct ToolFile {
 pub struct Tool {
     pub executables: Vec<glob::Pattern>,
     pub how: String,
+    /// For an I/O-bound run (else a CPU-bound one).
+    pub for_io: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -225,10 +231,10 @@ impl Profile {
     }
 
     /// The tool whose executable this is ("xz", from its command's first word), if any.
-    pub fn tool(&self, program: &str) -> Option<&Tool> {
-        self.tools
-            .iter()
-            .find(|tool| tool.executables.iter().any(|p| p.matches(program)))
+    pub fn tool(&self, program: &str, for_io: bool) -> Option<&Tool> {
+        self.tools.iter().find(|tool| {
+            tool.for_io == for_io && tool.executables.iter().any(|p| p.matches(program))
+        })
     }
 }
 
@@ -491,10 +497,22 @@ pub fn parse(text: &str, file: &str, source: &str) -> Result<Profile, Error> {
     let thresholds = checker.thresholds(raw.thresholds)?;
     let mut tools = Vec::new();
     for (index, tool) in raw.tools.iter().enumerate() {
+        let for_io = match tool.when.as_deref() {
+            None | Some("cpu") => false,
+            Some("io") => true,
+            Some(other) => {
+                return Err(checker.fail(
+                    find(text, other),
+                    &format!("tools[{index}].when"),
+                    format!("unknown {other:?} (expected \"cpu\" or \"io\")"),
+                ))
+            }
+        };
         tools.push(Tool {
             executables: checker
                 .patterns(&tool.executables, &format!("tools[{index}].executables"))?,
             how: tool.how.clone(),
+            for_io,
         });
     }
     let mut advice = BTreeMap::new();
@@ -597,6 +615,24 @@ mod tests {
         let python = set.get("python").unwrap();
         assert!(python.traits.gil);
         assert_eq!(python.advice["cpu_bound"].model, Model::Multiprocessing);
+    }
+
+    #[test]
+    fn tools_are_found_by_executable_for_cpu_or_io_and_a_bad_when_is_an_error() {
+        let set = ProfileSet::built_in().unwrap();
+        let native = set.get("native").unwrap();
+        assert!(native.tool("xz", false).unwrap().how.contains("-T0"));
+        assert!(native.tool("sha256sum", false).is_some());
+        assert!(native.tool("pgbench", true).unwrap().how.contains("-c N"));
+        assert!(native.tool("pgbench", false).is_none());
+        assert!(native.tool("xz", true).is_none());
+        assert!(native.tool("myprog", false).is_none());
+        let text = native.text.replacen("when = \"io\"", "when = \"disk\"", 1);
+        let error = parse(&text, "native.toml", "test").unwrap_err().to_string();
+        assert!(
+            error.contains("tools[") && error.contains("when") && error.contains("\"disk\""),
+            "{error}"
+        );
     }
 
     #[test]

@@ -310,7 +310,7 @@ fn how_and_alternatives(
     // often a tool with a threads option rather than code of one's own.
     if let Some(stage) = one_core_stage(input) {
         alternatives.insert(0, format!("if {stage} is your own code: {how}"));
-        how = match input.profile.tool(&stage) {
+        how = match input.profile.tool(&stage, false) {
             Some(tool) => format!("Give {stage} more cores: {}", tool.how),
             None => format!(
                 "Give {stage} more cores: its own threads option if it has one (xz -T0, zstd \
@@ -321,8 +321,29 @@ fn how_and_alternatives(
     } else if let Some((program, tool)) = busy_tool(input).filter(|_| situation == "cpu_bound") {
         alternatives.insert(0, format!("if {program} is your own code: {how}"));
         how = format!("{program} has its own way to use more cores: {}", tool.how);
+    } else if let Some((program, tool)) =
+        io_tool(input).filter(|_| IO_SITUATIONS.contains(&situation))
+    {
+        alternatives.insert(0, format!("if {program} is your own code: {how}"));
+        how = format!(
+            "{program} has its own way to run more at once: {}",
+            tool.how
+        );
     }
     (how, alternatives)
+}
+
+/// The serial I/O situations a tool's own option answers.
+const IO_SITUATIONS: [&str; 3] = ["io_network", "io_ipc", "io_disk"];
+
+/// The first of the tree's processes (most CPU first) that is an I/O tool the profile knows
+/// (pgbench, curl): its name and the tool.
+fn io_tool<'a>(input: &AdviceInput<'a>) -> Option<(String, &'a crate::profile::Tool)> {
+    input.processes.iter().find_map(|process| {
+        let program = crate::analysis::bottleneck::program_name(&process.command)?;
+        let tool = input.profile.tool(program, true)?;
+        Some((program.to_string(), tool))
+    })
 }
 
 /// Most of the CPU is one process's this share of it, at least...
@@ -337,7 +358,7 @@ fn busy_tool<'a>(input: &AdviceInput<'a>) -> Option<(String, &'a crate::profile:
         .max_by(|a, b| a.cpu_s.total_cmp(&b.cpu_s))
         .filter(|p| p.cpu_s > 0.0 && p.cpu_s >= ONE_PROCESS_CPU * total)?;
     let program = crate::analysis::bottleneck::program_name(&busiest.command)?;
-    let tool = input.profile.tool(program)?;
+    let tool = input.profile.tool(program, false)?;
     Some((program.to_string(), tool))
 }
 
