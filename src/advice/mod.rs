@@ -205,6 +205,7 @@ fn advise(input: &AdviceInput) -> Advice {
     if situation != "disk_saturated" {
         reasons.extend(situations::device_reason(input));
     }
+    reasons.extend(situations::discard_reason(input));
     reasons.extend(entry.reasons.iter().map(|r| fill(r, &values)));
     reasons.extend(sizing_text);
     add_caveats(input, situation, &mut reasons);
@@ -746,6 +747,7 @@ mod tests {
                 unmeasured: None,
                 mounts: vec!["/data".into()],
                 filesystem: "ext4".into(),
+                discard: false,
                 wait_s: 1.8,
                 share: 0.9,
                 measured: Some(DiskMeasure {
@@ -840,6 +842,26 @@ mod tests {
         // Ten syncs in 2 s are not one per record: the file work is the program's own.
         let advice = advise_with(&disk, "native", 0.1, &journal(10), None);
         assert_ne!(advice.situation, "sync_bound");
+    }
+
+    #[test]
+    fn deleting_files_on_a_disk_mounted_with_discard_names_the_option_and_fstrim() {
+        let disk = verdict(10.0, &[(WaitKind::Disk, 90.0)]);
+        let mut limits = disk_limits(0.3, 1.0, 1.0);
+        limits.disk_s = 1.8;
+        limits.file_metadata_s = 0.6;
+        let said = |limits: &Limits| {
+            advise_with(&disk, "native", 0.1, limits, None)
+                .reasons
+                .iter()
+                .any(|r| r.contains("/data (ext4) is mounted with discard") && r.contains("fstrim"))
+        };
+        assert!(!said(&limits), "no discard, no word of it");
+        limits.devices[0].discard = true;
+        assert!(said(&limits));
+        // A few deletes among many reads: not worth a word.
+        limits.file_metadata_s = 0.1;
+        assert!(!said(&limits));
     }
 
     #[test]

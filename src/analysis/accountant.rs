@@ -1162,6 +1162,7 @@ mod tests {
                     source: "server:/export".into(),
                     device: if network { "0:53" } else { "8:1" }.into(),
                     network,
+                    discard: false,
                 })
             }),
             watched: 0,

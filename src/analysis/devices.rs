@@ -37,6 +37,8 @@ pub struct DeviceUse {
     pub mounts: Vec<String>,
     /// The filesystem type of the first of them.
     pub filesystem: String,
+    /// One of them is mounted with online discard (see `FileMount::discard`).
+    pub discard: bool,
     /// Thread-seconds of the program's disk waits on it, and their share of all its disk wait.
     pub wait_s: f64,
     pub share: f64,
@@ -234,6 +236,7 @@ impl DeviceTracker {
                 .first()
                 .map(|(m, _)| m.fs_type.clone())
                 .unwrap_or_default(),
+            discard: mounts.iter().any(|(mount, _)| mount.discard),
             mounts: points,
             wait_s: wait_ns / 1e9,
             share: if disk_wait_ns > 0.0 {
@@ -286,6 +289,7 @@ mod tests {
             source: String::new(),
             device: device.into(),
             network: false,
+            discard: false,
         })
     }
 

@@ -62,6 +62,9 @@ pub struct Limits {
     pub syncs: Option<Syncs>,
     /// The devices the program's disk waits were on, most waited first.
     pub devices: Vec<DeviceUse>,
+    /// Thread-seconds of disk wait, and of the part changing files' metadata (unlink...).
+    pub disk_s: f64,
+    pub file_metadata_s: f64,
 }
 
 /// A device holds "the" disk wait when at least this share of it was on its files.
@@ -107,5 +110,7 @@ pub fn conclude(accountant: &Accountant, breakdown: &TimeSplit, devices: &Device
         quota,
         syncs,
         devices: devices.conclude(breakdown.wait(WaitKind::Disk)),
+        disk_s: breakdown.wait(WaitKind::Disk) / 1e9,
+        file_metadata_s: breakdown.disk_metadata_ns / 1e9,
     }
 }

@@ -331,6 +331,7 @@ mod tests {
             source: source.into(),
             device: device.into(),
             network: false,
+            discard: false,
         }
     }
 

@@ -176,10 +176,19 @@ pub fn parse_mountinfo(text: &str) -> Vec<Arc<Mount>> {
                     source,
                     device: info.majmin,
                     network: class == FsClass::Network,
+                    discard: online_discard(&info.super_options)
+                        || online_discard(&info.mount_options),
                 }),
             })
         })
         .collect()
+}
+
+/// Whether mount options ask for online discard: ext4's and XFS's `discard`, btrfs's
+/// `discard=sync` (its `discard=async` trims in the background).
+fn online_discard(options: &std::collections::HashMap<String, Option<String>>) -> bool {
+    matches!(options.get("discard"), Some(None))
+        || matches!(options.get("discard"), Some(Some(v)) if v == "sync")
 }
 
 /// mountinfo writes space, tab, newline and backslash in paths as octal escapes (`\040`).
@@ -416,6 +425,21 @@ mod tests {
         assert!(!FsClass::Fuse.may_touch());
         assert!(FsClass::Local.may_touch());
         assert!(mounts.iter().all(|m| !m.named.network));
+    }
+
+    #[test]
+    fn online_discard_is_read_from_the_options_and_background_discard_is_not() {
+        let mounts = parse_mountinfo(
+            "29 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw,discard,resv_strict\n\
+             30 29 254:16 / /data rw,relatime shared:2 - btrfs /dev/vdb rw,discard=async,space_cache=v2\n\
+             31 29 254:32 / /sync rw,relatime shared:3 - btrfs /dev/vdc rw,discard=sync\n\
+             32 29 254:48 / /plain rw,relatime shared:4 - xfs /dev/vdd rw,attr2,inode64\n",
+        );
+        let discard = |point| at(&mounts, point).named.discard;
+        assert!(discard("/"));
+        assert!(!discard("/data"));
+        assert!(discard("/sync"));
+        assert!(!discard("/plain"));
     }
 
     #[test]

@@ -351,6 +351,10 @@ pub struct FileMount {
     /// A network filesystem: NFS, SMB, Ceph, 9p, GlusterFS, Lustre, or FUSE of a network kind.
     #[serde(default)]
     pub network: bool,
+    /// Mounted with online discard (`discard`, `discard=sync`): deleting a file's blocks
+    /// waits for the device to trim them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub discard: bool,
 }
 
 /// Who or what stopped a thread.

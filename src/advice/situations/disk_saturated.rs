@@ -151,6 +151,38 @@ fn device_ceiling(input: &AdviceInput, measured: &DiskMeasure) -> f64 {
 /// whose dominant wait is the disk: that it was saturated (the advice still stands, as fewer
 /// syncs mean less work for it), or that it was busy only with the program's own requests,
 /// which is not saturation.
+/// Deleting, truncating and renaming files took at least this share of the disk wait...
+const METADATA_SHARE: f64 = 0.2;
+/// ...and the disk wait at least this share of the wall time (thread-seconds).
+const DISK_SHARE_OF_WALL: f64 = 0.05;
+
+/// When deleting files waited on a device mounted with online discard: the mount option, and
+/// a periodic fstrim instead.
+pub fn discard_reason(input: &AdviceInput) -> Option<String> {
+    let limits = input.limits;
+    let heavy = limits.file_metadata_s >= METADATA_SHARE * limits.disk_s
+        && limits.disk_s >= DISK_SHARE_OF_WALL * input.wall_s
+        && limits.file_metadata_s > 0.0;
+    let device = limits
+        .devices
+        .iter()
+        .find(|d| d.discard)
+        .filter(|_| heavy)?;
+    let mount = device
+        .mounts
+        .first()
+        .map_or("its filesystem", String::as_str);
+    Some(format!(
+        "{:.2} s of the {:.2} s of disk wait went creating, deleting, truncating or renaming \
+         files, and {mount} ({}) is mounted with discard: each deleted file's blocks are \
+         trimmed on the device before the call returns. A periodic fstrim (systemd's \
+         fstrim.timer) instead of the mount option takes that wait off the program; fewer \
+         files created and deleted (a temporary directory in memory, a journal that is kept) \
+         does too.",
+        limits.file_metadata_s, limits.disk_s, device.filesystem
+    ))
+}
+
 pub fn device_reason(input: &AdviceInput) -> Option<String> {
     if input.verdict.dominant_wait != Some(WaitKind::Disk) {
         return None;

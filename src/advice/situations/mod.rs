@@ -36,7 +36,7 @@ use crate::analysis::verdict::Verdict;
 use crate::profile::Profile;
 use crate::sampler::SamplerStats;
 use crate::target::runtime::Runtime;
-pub use disk_saturated::device_reason;
+pub use disk_saturated::{device_reason, discard_reason};
 
 /// Target utilisation of a core in the pool-size formula.
 pub const UTILISATION: f64 = 0.8;
